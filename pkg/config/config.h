@@ -1,0 +1,76 @@
+/* rollgate's configuration: defaults < YAML file < ROLLGATE_* environment < flags, every
+ * key defined once in a table (config.c), then validated as a whole. */
+#ifndef RG_CONFIG_H
+#define RG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err/err.h"
+#include "log/log.h"
+
+/* migrations.target "latest" */
+#define RG_TARGET_LATEST INT64_MAX
+
+enum rg_lease_mode { RG_LEASE_AUTO, RG_LEASE_KUBERNETES, RG_LEASE_NONE };
+enum rg_on_newer { RG_ON_NEWER_WARN, RG_ON_NEWER_FAIL };
+
+/* Durations are milliseconds; 0 means "no limit" where a key allows it. */
+struct rg_config {
+    struct {
+        char *url;           /* secret; NULL: libpq's PG* variables apply */
+        char *url_file;      /* read into url at load */
+        char *password_file; /* read into password at load */
+        char *password;      /* secret; from password_file, never from the YAML or env */
+        char *schema;
+        int64_t connect_timeout_ms;
+        int64_t connect_retry_ms;
+        int64_t lock_timeout_ms;
+        int64_t lock_retries;
+        int64_t statement_timeout_ms;
+    } database;
+    struct {
+        char *dir;
+        int64_t target; /* RG_TARGET_LATEST or a version >= 0 */
+        bool auto_migrate;
+        enum rg_on_newer on_newer_schema;
+        bool allow_out_of_order;
+    } migrations;
+    struct {
+        enum rg_lease_mode mode;
+        char *name;
+        char *namespace_;
+        char *identity;
+        int64_t duration_ms;
+        int64_t renew_deadline_ms;
+        int64_t retry_period_ms;
+        int64_t wait_timeout_ms;
+    } lease;
+    struct {
+        enum rg_log_format format;
+        enum rg_log_level level;
+    } log;
+    int64_t timeout_ms;
+    char *termination_log;
+    char *config_file; /* the file that was read, or NULL */
+};
+
+/* A value given on the command line: key is the YAML path ("migrations.dir"), flag the
+ * flag's spelling for error messages ("--dir"). */
+struct rg_config_flag {
+    const char *key;
+    const char *flag;
+    const char *value;
+};
+
+/* Fills cfg from all sources. file: --config's value or NULL (then ROLLGATE_CONFIG, then
+ * /etc/rollgate/config.yaml when present). env: a NULL-terminated environment (environ
+ * in production, a fixed array in tests). On error cfg is freed and err says where:
+ * "config.yaml:12:3: lease.duration: ..." or "env ROLLGATE_LEASE_DURATION: ..." or
+ * "flag --timeout: ...", with code RG_ECONFIG. */
+int rg_config_load(struct rg_config *cfg, const char *file, char *const *env,
+                   const struct rg_config_flag *flags, size_t nflags, struct rg_err *err) RG_WUR;
+void rg_config_free(struct rg_config *cfg);
+
+#endif

@@ -1,0 +1,64 @@
+/* The migration run: compare the files with the history, then apply what is pending. It
+ * includes no libpq, libcurl or libyaml: everything outside comes through ports.h. */
+#ifndef RG_ENGINE_H
+#define RG_ENGINE_H
+
+#include "engine/ports.h"
+
+enum rg_item_state {
+    RG_ITEM_APPLIED,  /* in the history, checksum matches */
+    RG_ITEM_PENDING,  /* file not yet in the history */
+    RG_ITEM_CHANGED,  /* applied, but the file's checksum differs (drift) */
+    RG_ITEM_MISSING,  /* applied, no file, below this image's newest version */
+    RG_ITEM_UNKNOWN,  /* applied, no file, above this image's newest version (newer image) */
+    RG_ITEM_FAILED,   /* a no-transaction migration left failed or running */
+};
+
+struct rg_plan_item {
+    int64_t version;
+    const char *title;                 /* from the file, else from the history */
+    enum rg_item_state state;
+    const struct rg_migration *file;   /* NULL for MISSING / UNKNOWN */
+    const struct rg_history_row *row;  /* NULL for PENDING */
+    bool out_of_order;                 /* pending but below the newest applied version */
+};
+
+struct rg_plan {
+    struct rg_plan_item *items; /* by version */
+    size_t n;
+    int64_t current;   /* highest applied version, 0 when none */
+    int64_t latest;    /* highest version this image has, 0 when none */
+    size_t pending, changed, missing, unknown, failed, out_of_order;
+};
+
+/* Compares files and history (both borrowed for the plan's life). */
+void rg_plan_build(struct rg_plan *plan, const struct rg_source *src, const struct rg_history *h);
+void rg_plan_free(struct rg_plan *plan);
+
+const char *rg_item_state_name(enum rg_item_state s);
+
+struct rg_migrate_opts {
+    int64_t target; /* RG_TARGET_LATEST (INT64_MAX) for all */
+    bool fail_on_newer;
+    bool allow_out_of_order;
+    const char *applied_by;
+    int64_t lock_timeout_ms;
+    int64_t statement_timeout_ms;
+};
+
+struct rg_migrate_result {
+    size_t applied;     /* by this run */
+    size_t already;     /* found applied by another run at the lock */
+    int64_t from, to;   /* schema version before and after */
+    size_t unknown;     /* versions in the database this image lacks */
+};
+
+/* Brings the database up to opts->target. Checks before changing anything: drift
+ * (RG_ECONFLICT naming both checksums), a failed or running no-transaction migration
+ * (RG_ECONFLICT), versions newer than the image with fail_on_newer (RG_ECONFLICT),
+ * a pending version below the newest applied without allow_out_of_order (RG_EFILES). */
+int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
+                      const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
+                      struct rg_err *err) RG_WUR;
+
+#endif
