@@ -21,16 +21,19 @@ struct rg_directives {
 };
 
 struct rg_migration {
-    int64_t version;       /* > 0 */
-    char *title;           /* "create_users" from 0001_create_users.up.sql */
-    char *up_path;         /* path of the up file, as opened */
-    char *up_name;         /* its base name, for messages */
-    char *up_sql;          /* NUL-terminated contents */
+    int64_t version; /* > 0 */
+    char *title;     /* "create_users" from 0001_create_users.up.sql */
+    char *up_path;   /* path of the up file, as opened */
+    char *up_name;   /* its base name, for messages */
+    char *up_sql;    /* NUL-terminated contents */
     size_t up_len;
-    char checksum[65];     /* hex SHA-256 of the up file's bytes */
-    char *down_path;       /* NULL when there is no down file */
-    char *down_sql;        /* NULL when there is no down file */
+    char checksum[65]; /* hex SHA-256 of the up file's bytes */
+    char *down_path;   /* NULL when there is no down file */
+    char *down_sql;    /* NULL when there is no down file */
     struct rg_directives directives;
+    /* The down file's own header: a rollback of CREATE INDEX CONCURRENTLY needs
+     * no-transaction too. Zero when there is no down file. */
+    struct rg_directives down_directives;
 };
 
 struct rg_source {
@@ -51,7 +54,7 @@ void rg_source_free(struct rg_source *src);
 /* The migration with this version, or NULL. */
 const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t version);
 
-/* Hex SHA-256 of buf into out[65]. */
+/* Hex SHA-256 of buf into out[65]. Aborts if OpenSSL cannot digest at all (no memory). */
 void rg_source_checksum(const void *buf, size_t len, char out[65]);
 
 #endif

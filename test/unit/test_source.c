@@ -1,1 +1,619 @@
 #include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "source/source.h"
+
+static char tmp[] = "/tmp/rg_source_XXXXXX";
+
+static void remove_tree(const char *path)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *de;
+
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        d = opendir(path);
+        if (d) {
+            while ((de = readdir(d)) != NULL) {
+                char child[4096];
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                    continue;
+                snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+                remove_tree(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void setup(void)
+{
+    cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+    remove_tree(tmp);
+}
+
+TestSuite(source, .init = setup, .fini = teardown);
+
+static void write_bytes(const char *name, const char *data, size_t len)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    f = fopen(path, "wb");
+    cr_assert_not_null(f, "create %s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    write_bytes(name, text, strlen(text));
+}
+
+static void make_dir(const char *name)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    cr_assert_eq(mkdir(path, 0700), 0);
+}
+
+/* Loads tmp and expects success. */
+static void load_ok(struct rg_source *src)
+{
+    struct rg_err err = {0};
+
+    cr_assert_eq(rg_source_load(tmp, src, &err), 0, "load failed: %s", err.msg);
+}
+
+/* Loads tmp, expects RG_EFILES with every given fragment in the message, and a source left
+ * empty. */
+static void load_fails(const char *frag1, const char *frag2)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    memset(&src, 0xAB, sizeof(src));
+    cr_assert_eq(rg_source_load(tmp, &src, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "code %d: %s", err.code, err.msg);
+    cr_assert_not_null(strstr(err.msg, frag1), "\"%s\" not in: %s", frag1, err.msg);
+    if (frag2)
+        cr_assert_not_null(strstr(err.msg, frag2), "\"%s\" not in: %s", frag2, err.msg);
+    cr_assert_null(src.items);
+    cr_assert_eq(src.n, 0);
+    rg_source_free(&src);
+}
+
+/* tmp + "/" + name, the way messages must name a file. */
+static const char *in_tmp(const char *name)
+{
+    static char bufs[2][4096];
+    static int which;
+
+    which = !which;
+    snprintf(bufs[which], sizeof(bufs[which]), "%s/%s", tmp, name);
+    return bufs[which];
+}
+
+Test(source, orders_versions_numerically_with_leading_zeros_and_timestamps)
+{
+    struct rg_source src;
+
+    write_file("20240101120000_stamped.up.sql", "SELECT 4;");
+    write_file("10_ten.up.sql", "SELECT 3;");
+    write_file("0002_two.up.sql", "SELECT 2;");
+    write_file("0001_one.up.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 4);
+    cr_assert_eq(src.items[0].version, 1);
+    cr_assert_eq(src.items[1].version, 2);
+    cr_assert_eq(src.items[2].version, 10);
+    cr_assert_eq(src.items[3].version, 20240101120000LL);
+    cr_assert_str_eq(src.items[0].title, "one");
+    cr_assert_str_eq(src.items[2].title, "ten");
+    cr_assert_str_eq(src.items[3].title, "stamped");
+    cr_assert_str_eq(src.dir, tmp);
+    rg_source_free(&src);
+}
+
+Test(source, pairs_up_and_down_files)
+{
+    struct rg_source src;
+
+    write_file("0001_users.up.sql", "CREATE TABLE users();");
+    write_file("0001_users.down.sql", "DROP TABLE users;");
+    write_file("0002_orders.up.sql", "CREATE TABLE orders();");
+    load_ok(&src);
+    cr_assert_eq(src.n, 2);
+    cr_assert_str_eq(src.items[0].up_name, "0001_users.up.sql");
+    cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_users.up.sql"));
+    cr_assert_str_eq(src.items[0].up_sql, "CREATE TABLE users();");
+    cr_assert_eq(src.items[0].up_len, strlen("CREATE TABLE users();"));
+    cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_users.down.sql"));
+    cr_assert_str_eq(src.items[0].down_sql, "DROP TABLE users;");
+    cr_assert_null(src.items[1].down_path);
+    cr_assert_null(src.items[1].down_sql);
+    cr_assert_str_eq(src.items[1].up_sql, "CREATE TABLE orders();");
+    rg_source_free(&src);
+}
+
+Test(source, title_may_hold_underscores_and_dashes)
+{
+    struct rg_source src;
+
+    write_file("0003_add_user_email-index.up.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 1);
+    cr_assert_eq(src.items[0].version, 3);
+    cr_assert_str_eq(src.items[0].title, "add_user_email-index");
+    rg_source_free(&src);
+}
+
+Test(source, joins_a_trailing_slash_dir_without_doubling_it)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+    char dir[4096];
+
+    snprintf(dir, sizeof(dir), "%s/", tmp);
+    write_file("0001_a.up.sql", "SELECT 1;");
+    cr_assert_eq(rg_source_load(dir, &src, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_a.up.sql"));
+    cr_assert_str_eq(src.dir, dir);
+    rg_source_free(&src);
+}
+
+Test(source, checksum_of_known_strings)
+{
+    char out[65];
+
+    rg_source_checksum("", 0, out);
+    cr_assert_str_eq(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    rg_source_checksum("abc", 3, out);
+    cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+Test(source, checksum_covers_the_up_files_exact_bytes)
+{
+    struct rg_source src;
+
+    write_file("0001_a.up.sql", "abc");
+    write_file("0001_a.down.sql", "something else");
+    write_file("0002_b.up.sql", "abc\n");
+    load_ok(&src);
+    cr_assert_str_eq(src.items[0].checksum,
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cr_assert_str_neq(src.items[1].checksum, src.items[0].checksum);
+    rg_source_free(&src);
+}
+
+Test(source, empty_directory_has_no_migrations)
+{
+    struct rg_source src;
+
+    load_ok(&src);
+    cr_assert_eq(src.n, 0);
+    cr_assert_null(rg_source_find(&src, 1));
+    rg_source_free(&src);
+}
+
+Test(source, skips_files_that_are_not_sql_and_dotfiles)
+{
+    struct rg_source src;
+
+    write_file("README.md", "docs");
+    write_file(".keep", "");
+    write_file(".hidden.sql", "not a migration name");
+    write_file("notes.txt", "x");
+    write_file("0001_a.up.sql.bak", "x");
+    write_file("0001_a.up.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 1);
+    cr_assert_eq(src.items[0].version, 1);
+    rg_source_free(&src);
+}
+
+Test(source, skips_subdirectories)
+{
+    struct rg_source src;
+
+    make_dir("data");
+    write_file("data/seed.sql", "INSERT 1;");
+    write_file("data/not-a-migration-name.sql", "x");
+    write_file("0001_a.up.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 1);
+    rg_source_free(&src);
+}
+
+Test(source, loads_thousands_of_files)
+{
+    struct rg_source src;
+    char name[64];
+
+    for (int v = 1; v <= 1500; v++) {
+        snprintf(name, sizeof(name), "%05d_m%d.up.sql", v, v);
+        write_file(name, "SELECT 1;");
+        if (v % 2 == 0) {
+            snprintf(name, sizeof(name), "%05d_m%d.down.sql", v, v);
+            write_file(name, "SELECT 2;");
+        }
+    }
+    load_ok(&src);
+    cr_assert_eq(src.n, 1500);
+    for (size_t i = 0; i < src.n; i++) {
+        cr_assert_eq(src.items[i].version, (int64_t)i + 1);
+        cr_assert_eq(src.items[i].down_sql != NULL, (i + 1) % 2 == 0);
+    }
+    rg_source_free(&src);
+}
+
+Test(source, rejects_a_name_that_is_not_a_migration)
+{
+    write_file("12-foo.sql", "SELECT 1;");
+    load_fails(in_tmp("12-foo.sql"), "not a migration file name (expected NNNN_title.up.sql");
+}
+
+Test(source, rejects_flyway_names_for_now)
+{
+    write_file("V1__init.sql", "SELECT 1;");
+    load_fails(in_tmp("V1__init.sql"), "not a migration file name");
+}
+
+Test(source, rejects_a_name_without_up_or_down)
+{
+    write_file("0001_init.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_init.sql"), "not a migration file name");
+}
+
+Test(source, rejects_a_name_without_title)
+{
+    write_file("0001.up.sql", "SELECT 1;");
+    load_fails(in_tmp("0001.up.sql"), "no title");
+}
+
+Test(source, rejects_an_empty_title)
+{
+    write_file("0001_.up.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_.up.sql"), "no title");
+}
+
+Test(source, rejects_a_title_with_other_characters)
+{
+    write_file("0001_add.users.up.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_add.users.up.sql"), "title may hold only");
+}
+
+Test(source, rejects_version_zero)
+{
+    write_file("0000_zero.up.sql", "SELECT 1;");
+    load_fails(in_tmp("0000_zero.up.sql"), "greater than 0");
+}
+
+Test(source, rejects_a_negative_or_signed_version)
+{
+    write_file("-1_neg.up.sql", "SELECT 1;");
+    load_fails(in_tmp("-1_neg.up.sql"), "not a migration file name");
+}
+
+Test(source, rejects_a_version_over_int64)
+{
+    write_file("9223372036854775808_big.up.sql", "SELECT 1;");
+    load_fails(in_tmp("9223372036854775808_big.up.sql"), "out of range");
+}
+
+Test(source, accepts_the_largest_int64_version)
+{
+    struct rg_source src;
+
+    write_file("9223372036854775807_max.up.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.items[0].version, INT64_MAX);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_two_up_files_for_one_version)
+{
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("1_b.up.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_a.up.sql"), in_tmp("1_b.up.sql"));
+}
+
+Test(source, rejects_two_down_files_for_one_version)
+{
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("0001_a.down.sql", "SELECT 1;");
+    write_file("1_a.down.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_a.down.sql"), in_tmp("1_a.down.sql"));
+}
+
+Test(source, rejects_a_down_file_without_up_file)
+{
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("0002_b.down.sql", "SELECT 1;");
+    load_fails(in_tmp("0002_b.down.sql"), "without an up file");
+}
+
+Test(source, rejects_up_and_down_with_different_titles)
+{
+    write_file("0002_add_users.up.sql", "SELECT 1;");
+    write_file("0002_add_user.down.sql", "SELECT 1;");
+    load_fails(in_tmp("0002_add_users.up.sql"), in_tmp("0002_add_user.down.sql"));
+}
+
+Test(source, rejects_a_file_over_the_size_cap)
+{
+    char path[4096];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/0001_dump.up.sql", tmp);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    /* Sparse: costs no disk, but fstat sees the size. */
+    cr_assert_eq(ftruncate(fd, RG_SOURCE_MAX_FILE + 1), 0);
+    close(fd);
+    load_fails(in_tmp("0001_dump.up.sql"), "16777217 bytes");
+}
+
+Test(source, accepts_a_file_exactly_at_the_size_cap)
+{
+    struct rg_source src;
+    char path[4096];
+    char *sql;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/0001_big.up.sql", tmp);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    sql = malloc(RG_SOURCE_MAX_FILE);
+    cr_assert_not_null(sql);
+    memset(sql, ' ', RG_SOURCE_MAX_FILE);
+    cr_assert_eq(write(fd, sql, RG_SOURCE_MAX_FILE), RG_SOURCE_MAX_FILE);
+    free(sql);
+    close(fd);
+    load_ok(&src);
+    cr_assert_eq(src.items[0].up_len, (size_t)RG_SOURCE_MAX_FILE);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_a_down_file_over_the_size_cap)
+{
+    char path[4096];
+    int fd;
+
+    write_file("0001_a.up.sql", "SELECT 1;");
+    snprintf(path, sizeof(path), "%s/0001_a.down.sql", tmp);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, RG_SOURCE_MAX_FILE + 1), 0);
+    close(fd);
+    load_fails(in_tmp("0001_a.down.sql"), "limit");
+}
+
+Test(source, rejects_a_nul_byte)
+{
+    write_bytes("0001_a.up.sql", "SELECT 1;\nSELECT\0 2;", 20);
+    load_fails(in_tmp("0001_a.up.sql"), ":2: file contains a NUL byte");
+}
+
+Test(source, rejects_a_directory_named_like_a_migration)
+{
+    make_dir("0005_x.up.sql");
+    load_fails(in_tmp("0005_x.up.sql"), "not a regular file");
+}
+
+Test(source, rejects_a_dangling_symlink)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/0005_x.up.sql", tmp);
+    cr_assert_eq(symlink("/nonexistent/rollgate/target.sql", path), 0);
+    load_fails(in_tmp("0005_x.up.sql"), "No such file or directory");
+}
+
+Test(source, follows_a_symlink_to_a_file_as_configmap_volumes_use)
+{
+    struct rg_source src;
+    char path[4096];
+
+    make_dir("..data");
+    write_file("..data/0001_a.up.sql", "SELECT 1;");
+    snprintf(path, sizeof(path), "%s/0001_a.up.sql", tmp);
+    cr_assert_eq(symlink("..data/0001_a.up.sql", path), 0);
+    load_ok(&src);
+    cr_assert_eq(src.n, 1);
+    cr_assert_str_eq(src.items[0].up_sql, "SELECT 1;");
+    rg_source_free(&src);
+}
+
+Test(source, rejects_a_missing_directory)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+    char dir[4096];
+
+    snprintf(dir, sizeof(dir), "%s/nope", tmp);
+    cr_assert_eq(rg_source_load(dir, &src, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert_not_null(strstr(err.msg, dir), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "No such file or directory"), "%s", err.msg);
+}
+
+Test(source, rejects_a_path_that_is_not_a_directory)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+    char dir[4096];
+
+    write_file("plain", "x");
+    snprintf(dir, sizeof(dir), "%s/plain", tmp);
+    cr_assert_eq(rg_source_load(dir, &src, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert_not_null(strstr(err.msg, dir), "%s", err.msg);
+    cr_assert_not_null(strstr(err.msg, "Not a directory"), "%s", err.msg);
+}
+
+Test(source, parses_all_three_directives)
+{
+    struct rg_source src;
+
+    write_file("0001_idx.up.sql", "\n"
+                                  "-- Adds the index without blocking writes.\n"
+                                  "-- rollgate:no-transaction\r\n"
+                                  "\n"
+                                  "  --   rollgate:lock-timeout=2s  \n"
+                                  "--rollgate:statement-timeout=10m\n"
+                                  "CREATE INDEX CONCURRENTLY i ON t (c);\n");
+    write_file("0002_plain.up.sql", "-- just a comment\nSELECT 1;\n");
+    load_ok(&src);
+    cr_assert(src.items[0].directives.no_transaction);
+    cr_assert_eq(src.items[0].directives.lock_timeout_ms, 2000);
+    cr_assert_eq(src.items[0].directives.statement_timeout_ms, 600000);
+    cr_assert_not(src.items[1].directives.no_transaction);
+    cr_assert_eq(src.items[1].directives.lock_timeout_ms, 0);
+    cr_assert_eq(src.items[1].directives.statement_timeout_ms, 0);
+    rg_source_free(&src);
+}
+
+Test(source, reads_directives_under_a_utf8_bom)
+{
+    struct rg_source src;
+
+    write_file("0001_a.up.sql", "\xEF\xBB\xBF-- rollgate:no-transaction\nSELECT 1;\n");
+    load_ok(&src);
+    cr_assert(src.items[0].directives.no_transaction);
+    rg_source_free(&src);
+}
+
+Test(source, ignores_directives_after_the_first_statement)
+{
+    struct rg_source src;
+
+    write_file("0001_a.up.sql", "-- rollgate:lock-timeout=1s\n"
+                                "SELECT 1;\n"
+                                "-- rollgate:no-transaction\n"
+                                "-- rollgate:bogus\n"
+                                "SELECT 2;\n");
+    load_ok(&src);
+    cr_assert_eq(src.items[0].directives.lock_timeout_ms, 1000);
+    cr_assert_not(src.items[0].directives.no_transaction);
+    rg_source_free(&src);
+}
+
+Test(source, parses_down_file_directives)
+{
+    struct rg_source src;
+
+    write_file("0001_a.up.sql", "-- rollgate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t(c);");
+    write_file("0001_a.down.sql", "-- rollgate:no-transaction\nDROP INDEX CONCURRENTLY i;");
+    write_file("0002_b.up.sql", "SELECT 1;");
+    write_file("0002_b.down.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert(src.items[0].down_directives.no_transaction);
+    cr_assert_not(src.items[1].down_directives.no_transaction);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_an_unknown_directive_with_file_and_line)
+{
+    write_file("0003_x.up.sql", "-- fine\n-- rollgate:foo\nSELECT 1;\n");
+    load_fails(in_tmp("0003_x.up.sql:2: unknown directive \"rollgate:foo\""),
+               "(known: no-transaction, lock-timeout=, statement-timeout=)");
+}
+
+Test(source, rejects_an_unknown_directive_in_a_down_file)
+{
+    write_file("0003_x.up.sql", "SELECT 1;\n");
+    write_file("0003_x.down.sql", "-- rollgate:no-transactions\nSELECT 1;\n");
+    load_fails(in_tmp("0003_x.down.sql:1: unknown directive"), NULL);
+}
+
+Test(source, rejects_a_bad_duration_with_file_and_line)
+{
+    write_file("0004_x.up.sql", "\n\n-- rollgate:lock-timeout=2 seconds\nSELECT 1;\n");
+    load_fails(in_tmp("0004_x.up.sql:3:"), "bad duration \"2 seconds\"");
+}
+
+Test(source, rejects_a_zero_timeout)
+{
+    write_file("0004_x.up.sql", "-- rollgate:statement-timeout=0\nSELECT 1;\n");
+    load_fails(in_tmp("0004_x.up.sql:1:"), "greater than 0");
+}
+
+Test(source, rejects_a_timeout_postgres_cannot_take)
+{
+    write_file("0004_x.up.sql", "-- rollgate:lock-timeout=1000h\nSELECT 1;\n");
+    load_fails(in_tmp("0004_x.up.sql:1:"), "more than PostgreSQL accepts");
+}
+
+Test(source, rejects_a_timeout_without_value)
+{
+    write_file("0004_x.up.sql", "-- rollgate:lock-timeout\nSELECT 1;\n");
+    load_fails(in_tmp("0004_x.up.sql:1:"), "needs a value");
+}
+
+Test(source, rejects_no_transaction_with_a_value)
+{
+    write_file("0004_x.up.sql", "-- rollgate:no-transaction=true\nSELECT 1;\n");
+    load_fails(in_tmp("0004_x.up.sql:1:"), "takes no value");
+}
+
+Test(source, rejects_a_directive_given_twice)
+{
+    write_file("0004_x.up.sql", "-- rollgate:lock-timeout=1s\n-- rollgate:lock-timeout=5s\n");
+    load_fails(in_tmp("0004_x.up.sql:2:"), "given twice");
+}
+
+Test(source, finds_by_version)
+{
+    struct rg_source src;
+    const struct rg_migration *m;
+
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("0003_c.up.sql", "SELECT 3;");
+    write_file("0007_g.up.sql", "SELECT 7;");
+    write_file("20240101120000_t.up.sql", "SELECT 8;");
+    load_ok(&src);
+    m = rg_source_find(&src, 7);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(m->title, "g");
+    m = rg_source_find(&src, 1);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(m->title, "a");
+    m = rg_source_find(&src, 20240101120000LL);
+    cr_assert_not_null(m);
+    cr_assert_str_eq(m->title, "t");
+    cr_assert_null(rg_source_find(&src, 0));
+    cr_assert_null(rg_source_find(&src, 2));
+    cr_assert_null(rg_source_find(&src, 8));
+    cr_assert_null(rg_source_find(&src, INT64_MAX));
+    rg_source_free(&src);
+}
+
+Test(source, free_accepts_null_and_a_zeroed_source)
+{
+    struct rg_source src = {0};
+
+    rg_source_free(NULL);
+    rg_source_free(&src);
+    rg_source_free(&src);
+    cr_assert_null(src.items);
+    cr_assert_null(rg_source_find(NULL, 1));
+}
