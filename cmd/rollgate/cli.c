@@ -1,1 +1,212 @@
-typedef int rg_placeholder_;
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+enum {
+    OPT_CONFIG = 256,
+    OPT_DATABASE_URL,
+    OPT_DIR,
+    OPT_TARGET,
+    OPT_LEASE_MODE,
+    OPT_LOG_FORMAT,
+    OPT_LOG_LEVEL,
+    OPT_TIMEOUT,
+    OPT_OUTPUT,
+    OPT_EXIT_CODE,
+    OPT_VERSION,
+};
+
+static const struct option options[] = {
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"database-url", required_argument, NULL, OPT_DATABASE_URL},
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"target", required_argument, NULL, OPT_TARGET},
+    {"lease-mode", required_argument, NULL, OPT_LEASE_MODE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"output", required_argument, NULL, OPT_OUTPUT},
+    {"exit-code", no_argument, NULL, OPT_EXIT_CODE},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Flags that set a configuration key: they go through the configuration's own setter. */
+static const struct {
+    int opt;
+    const char *key;
+    const char *flag;
+} config_flags[] = {
+    {OPT_DATABASE_URL, "database.url", "--database-url"},
+    {OPT_DIR, "migrations.dir", "--dir"},
+    {OPT_TARGET, "migrations.target", "--target"},
+    {OPT_LEASE_MODE, "lease.mode", "--lease-mode"},
+    {OPT_LOG_FORMAT, "log.format", "--log-format"},
+    {OPT_LOG_LEVEL, "log.level", "--log-level"},
+    {OPT_TIMEOUT, "timeout", "--timeout"},
+};
+
+static const struct {
+    enum rg_command command;
+    const char *name;
+    const char *usage;
+} commands[] = {
+    {RG_CMD_MIGRATE, "migrate",
+     "Usage: rollgate migrate [--target VERSION|latest] [global options]\n"
+     "\n"
+     "Apply the pending migrations, in version order, each in its own transaction with\n"
+     "its history row. Exits 0 when the schema is current (nothing to do is success).\n"
+     "With migrations.autoMigrate false (ROLLGATE_AUTO_MIGRATE=false) it logs one line\n"
+     "and exits 0 without touching the database.\n"},
+    {RG_CMD_STATUS, "status",
+     "Usage: rollgate status [--output text|json] [--exit-code] [global options]\n"
+     "\n"
+     "Show each migration: applied, pending, changed (drift), missing (applied, file\n"
+     "gone), unknown (applied by a newer image), failed.\n"
+     "  --output text|json   result format on stdout (default text)\n"
+     "  --exit-code          exit 11 when something is pending, 5 when something\n"
+     "                       changed or failed, else 0\n"},
+    {RG_CMD_VERSION, "version",
+     "Usage: rollgate version [--output text|json] [global options]\n"
+     "\n"
+     "Print the database's current schema version (0 when nothing is applied).\n"
+     "  --output text|json   result format on stdout (default text)\n"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char global_usage[] =
+    "Global options (flags > ROLLGATE_* environment > config file > defaults):\n"
+    "  --config FILE              YAML configuration (default /etc/rollgate/config.yaml)\n"
+    "  --database-url URL         PostgreSQL URL (else libpq's PG* variables)\n"
+    "  --dir DIR                  migrations directory (default /migrations)\n"
+    "  --target VERSION|latest    migrate up to this version\n"
+    "  --lease-mode auto|kubernetes|none\n"
+    "  --log-format auto|json|text\n"
+    "  --log-level debug|info|warn|error\n"
+    "  --timeout DURATION         stop the run after this long (e.g. 10m)\n"
+    "  -h, --help                 this help (also per command)\n"
+    "  --version                  print rollgate's version\n";
+
+void rg_cli_usage(FILE *out, enum rg_command command)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (commands[i].command == command) {
+            fprintf(out, "%s\n%s", commands[i].usage, global_usage);
+            return;
+        }
+    }
+    fputs("Usage: rollgate [global options] COMMAND [options]\n"
+          "\n"
+          "Bring a PostgreSQL schema to the version this release needs, exactly once.\n"
+          "\n"
+          "Commands:\n"
+          "  migrate   apply pending migrations\n"
+          "  status    show applied and pending migrations\n"
+          "  version   print the database's schema version\n"
+          "\n",
+          out);
+    fputs(global_usage, out);
+    fputs("\nExit codes: 0 ok, 1 internal, 2 usage, 3 configuration, 4 migration files,\n"
+          "5 history conflict, 6 migration failed, 7 database unavailable, 8 lease or\n"
+          "timeout, 9 Kubernetes API unavailable, 10 Kubernetes API refused, 11 pending\n"
+          "(status --exit-code), 128+N stopped by signal N.\n",
+          out);
+}
+
+static int set_command(struct rg_cli *cli, const char *name, struct rg_err *err)
+{
+    if (cli->command != RG_CMD_NONE) {
+        rg_err_set(err, RG_EUSAGE, "unexpected argument \"%s\" after command %s", name,
+                   cli->command_name);
+        return -1;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            cli->command = commands[i].command;
+            cli->command_name = commands[i].name;
+            return 0;
+        }
+    }
+    rg_err_set(err, RG_EUSAGE, "unknown command \"%s\" (commands: migrate, status, version)", name);
+    return -1;
+}
+
+int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
+{
+    int c;
+
+    memset(cli, 0, sizeof(*cli));
+    optind = 1;
+    opterr = 0;
+    /* "-" first: operands come back in order as option 1, so options may stand before or
+     * after the command without GNU getopt reordering argv. */
+    while ((c = getopt_long(argc, argv, "-:h", options, NULL)) != -1) {
+        switch (c) {
+        case 1:
+            if (set_command(cli, optarg, err) < 0)
+                return -1;
+            break;
+        case 'h':
+            cli->help = true;
+            break;
+        case OPT_VERSION:
+            cli->version = true;
+            break;
+        case OPT_CONFIG:
+            cli->config_file = optarg;
+            break;
+        case OPT_OUTPUT:
+            cli->output_given = true;
+            if (strcmp(optarg, "text") == 0) {
+                cli->output = RG_OUTPUT_TEXT;
+            } else if (strcmp(optarg, "json") == 0) {
+                cli->output = RG_OUTPUT_JSON;
+            } else {
+                rg_err_set(err, RG_EUSAGE, "--output: \"%s\" is not text or json", optarg);
+                return -1;
+            }
+            break;
+        case OPT_EXIT_CODE:
+            cli->exit_code = true;
+            break;
+        case ':':
+            rg_err_set(err, RG_EUSAGE, "option %s needs a value", argv[optind - 1]);
+            return -1;
+        case '?':
+            rg_err_set(err, RG_EUSAGE, "unknown option %s", argv[optind - 1]);
+            return -1;
+        default:
+            for (size_t i = 0; i < sizeof(config_flags) / sizeof(config_flags[0]); i++) {
+                if (config_flags[i].opt != c)
+                    continue;
+                if (cli->nflags == RG_CLI_MAX_FLAGS) {
+                    rg_err_set(err, RG_EUSAGE, "too many options");
+                    return -1;
+                }
+                cli->flags[cli->nflags].key = config_flags[i].key;
+                cli->flags[cli->nflags].flag = config_flags[i].flag;
+                cli->flags[cli->nflags].value = optarg;
+                cli->nflags++;
+            }
+            break;
+        }
+    }
+    if (cli->help || cli->version)
+        return 0;
+    if (cli->command == RG_CMD_NONE) {
+        rg_err_set(err, RG_EUSAGE, "no command given (commands: migrate, status, version)");
+        return -1;
+    }
+    if (cli->exit_code && cli->command != RG_CMD_STATUS) {
+        rg_err_set(err, RG_EUSAGE, "--exit-code applies only to status");
+        return -1;
+    }
+    if (cli->output_given && cli->command == RG_CMD_MIGRATE) {
+        rg_err_set(err, RG_EUSAGE, "--output applies only to status and version");
+        return -1;
+    }
+    return 0;
+}

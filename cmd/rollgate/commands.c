@@ -1,1 +1,177 @@
-typedef int rg_placeholder_;
+#include "commands.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine.h"
+#include "log/log.h"
+#include "output.h"
+#include "pg/pg.h"
+#include "signals.h"
+#include "source/source.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Lease modes other than none arrive with the Kubernetes lease; until then the database
+ * fence (the advisory transaction lock) is what serializes runs. */
+static int check_lease_mode(const struct rg_config *cfg, struct rg_err *err)
+{
+    if (cfg->lease.mode == RG_LEASE_KUBERNETES) {
+        rg_err_set(err, RG_ECONFIG,
+                   "lease.mode: kubernetes is not available in this build (use auto or none)");
+        return -1;
+    }
+    return 0;
+}
+
+static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *store,
+                                struct rg_err *err)
+{
+    struct rg_pg_opts o = {
+        .url = cfg->database.url,
+        .password = cfg->database.password,
+        .schema = cfg->database.schema,
+        .connect_timeout_ms = cfg->database.connect_timeout_ms,
+        .connect_retry_ms = cfg->database.connect_retry_ms,
+        .lock_retries = cfg->database.lock_retries,
+    };
+    struct rg_pg *pg = rg_pg_new(&o);
+
+    rg_signals_attach(pg);
+    if (rg_pg_connect(pg, err) < 0) {
+        rg_signals_attach(NULL);
+        rg_pg_free(pg);
+        return NULL;
+    }
+    rg_pg_store(pg, store);
+    return pg;
+}
+
+static void close_store(struct rg_pg *pg)
+{
+    rg_signals_attach(NULL);
+    rg_pg_free(pg);
+}
+
+int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                   struct rg_err *err)
+{
+    struct rg_source src = {0};
+    struct rg_store store;
+    struct rg_pg *pg = NULL;
+    struct rg_migrate_result res;
+    struct rg_migrate_opts opts = {
+        .target = cfg->migrations.target,
+        .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
+        .allow_out_of_order = cfg->migrations.allow_out_of_order,
+        .applied_by = cfg->lease.identity,
+        .lock_timeout_ms = cfg->database.lock_timeout_ms,
+        .statement_timeout_ms = cfg->database.statement_timeout_ms,
+    };
+    int64_t start = now_ms();
+    int ret = -1;
+
+    (void)cli;
+    if (!cfg->migrations.auto_migrate) {
+        snprintf(summary, n,
+                 "migrate: skipped, auto-migrate is off (migrations.autoMigrate=false); the "
+                 "database was not touched");
+        return 0;
+    }
+    if (check_lease_mode(cfg, err) < 0)
+        goto out;
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+        goto out;
+    RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s",
+            cfg->migrations.dir, src.n, cfg->lease.identity);
+    pg = open_store(cfg, &store, err);
+    if (!pg)
+        goto out;
+    if (rg_engine_migrate(&store, &src, &opts, &res, err) < 0)
+        goto out;
+    if (res.applied)
+        snprintf(summary, n,
+                 "migrate: applied %zu migration%s in %" PRId64 "ms, schema at version %" PRId64
+                 " (was %" PRId64 ")",
+                 res.applied, res.applied == 1 ? "" : "s", now_ms() - start, res.to, res.from);
+    else
+        snprintf(summary, n, "migrate: nothing to do, schema at version %" PRId64 "%s", res.to,
+                 res.already ? " (applied by another run)" : "");
+    ret = 0;
+out:
+    close_store(pg);
+    rg_source_free(&src);
+    return ret;
+}
+
+int rg_cmd_status(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                  struct rg_err *err)
+{
+    struct rg_source src = {0};
+    struct rg_history h = {0};
+    struct rg_plan plan = {0};
+    struct rg_store store;
+    struct rg_pg *pg = NULL;
+    int ret = -1;
+
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+        goto out;
+    pg = open_store(cfg, &store, err);
+    if (!pg)
+        goto out;
+    if (store.read_history(store.ctx, &h, err) < 0)
+        goto out;
+    rg_plan_build(&plan, &src, &h);
+    rg_output_status(stdout, &plan, cli->output);
+    snprintf(summary, n,
+             "status: schema at version %" PRId64 ", image latest %" PRId64
+             ", %zu pending, %zu changed, %zu failed",
+             plan.current, plan.latest, plan.pending, plan.changed, plan.failed);
+    ret = 0;
+    if (cli->exit_code && (plan.changed || plan.failed)) {
+        rg_err_set(err, RG_ECONFLICT, "%s", summary);
+        ret = -1;
+    } else if (cli->exit_code && plan.pending) {
+        rg_err_set(err, RG_EPENDING, "%s", summary);
+        ret = -1;
+    }
+out:
+    rg_plan_free(&plan);
+    rg_history_free(&h);
+    close_store(pg);
+    rg_source_free(&src);
+    return ret;
+}
+
+int rg_cmd_version(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                   struct rg_err *err)
+{
+    struct rg_history h = {0};
+    struct rg_store store;
+    struct rg_pg *pg;
+    int64_t version = 0;
+
+    pg = open_store(cfg, &store, err);
+    if (!pg)
+        return -1;
+    if (store.read_history(store.ctx, &h, err) < 0) {
+        close_store(pg);
+        return -1;
+    }
+    for (size_t i = 0; i < h.n; i++)
+        if (h.rows[i].state == RG_ROW_APPLIED && h.rows[i].version > version)
+            version = h.rows[i].version;
+    rg_output_version(stdout, version, cli->output);
+    snprintf(summary, n, "version: schema at version %" PRId64, version);
+    rg_history_free(&h);
+    close_store(pg);
+    return 0;
+}

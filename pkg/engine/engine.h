@@ -6,28 +6,28 @@
 #include "engine/ports.h"
 
 enum rg_item_state {
-    RG_ITEM_APPLIED,  /* in the history, checksum matches */
-    RG_ITEM_PENDING,  /* file not yet in the history */
-    RG_ITEM_CHANGED,  /* applied, but the file's checksum differs (drift) */
-    RG_ITEM_MISSING,  /* applied, no file, below this image's newest version */
-    RG_ITEM_UNKNOWN,  /* applied, no file, above this image's newest version (newer image) */
-    RG_ITEM_FAILED,   /* a no-transaction migration left failed or running */
+    RG_ITEM_APPLIED, /* in the history, checksum matches */
+    RG_ITEM_PENDING, /* file not yet in the history */
+    RG_ITEM_CHANGED, /* applied, but the file's checksum differs (drift) */
+    RG_ITEM_MISSING, /* applied, no file, below this image's newest version */
+    RG_ITEM_UNKNOWN, /* applied, no file, above this image's newest version (newer image) */
+    RG_ITEM_FAILED,  /* a no-transaction migration left failed or running */
 };
 
 struct rg_plan_item {
     int64_t version;
-    const char *title;                 /* from the file, else from the history */
+    const char *title; /* from the file, else from the history */
     enum rg_item_state state;
-    const struct rg_migration *file;   /* NULL for MISSING / UNKNOWN */
-    const struct rg_history_row *row;  /* NULL for PENDING */
-    bool out_of_order;                 /* pending but below the newest applied version */
+    const struct rg_migration *file;  /* NULL for MISSING / UNKNOWN */
+    const struct rg_history_row *row; /* NULL for PENDING */
+    bool out_of_order;                /* pending but below the newest applied version */
 };
 
 struct rg_plan {
     struct rg_plan_item *items; /* by version */
     size_t n;
-    int64_t current;   /* highest applied version, 0 when none */
-    int64_t latest;    /* highest version this image has, 0 when none */
+    int64_t current; /* highest applied version, 0 when none */
+    int64_t latest;  /* highest version this image has, 0 when none */
     size_t pending, changed, missing, unknown, failed, out_of_order;
 };
 
@@ -47,10 +47,10 @@ struct rg_migrate_opts {
 };
 
 struct rg_migrate_result {
-    size_t applied;     /* by this run */
-    size_t already;     /* found applied by another run at the lock */
-    int64_t from, to;   /* schema version before and after */
-    size_t unknown;     /* versions in the database this image lacks */
+    size_t applied;   /* by this run */
+    size_t already;   /* found applied by another run at the lock */
+    int64_t from, to; /* schema version before and after */
+    size_t unknown;   /* versions in the database this image lacks */
 };
 
 /* Brings the database up to opts->target. Checks before changing anything: drift

@@ -25,7 +25,7 @@ struct rg_history_row {
 };
 
 struct rg_history {
-    bool exists; /* the history table exists */
+    bool exists;                 /* the history table exists */
     struct rg_history_row *rows; /* sorted by version */
     size_t n;
 };

@@ -1,0 +1,34 @@
+/* The command line: global options, the command, its own options. */
+#ifndef RG_CLI_H
+#define RG_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config/config.h"
+#include "err/err.h"
+
+enum rg_command { RG_CMD_NONE, RG_CMD_MIGRATE, RG_CMD_STATUS, RG_CMD_VERSION };
+enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
+
+#define RG_CLI_MAX_FLAGS 8
+
+struct rg_cli {
+    enum rg_command command;
+    const char *command_name;
+    const char *config_file;
+    struct rg_config_flag flags[RG_CLI_MAX_FLAGS];
+    size_t nflags;
+    bool help;
+    bool version;
+    enum rg_output output;
+    bool output_given;
+    bool exit_code;
+};
+
+/* Fills cli from argv (borrowed). Errors are RG_EUSAGE. */
+int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err) RG_WUR;
+/* The usage of one command, or the general one for RG_CMD_NONE. */
+void rg_cli_usage(FILE *out, enum rg_command command);
+
+#endif

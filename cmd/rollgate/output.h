@@ -1,0 +1,13 @@
+/* Command results on stdout, as text for people or JSON for scripts. */
+#ifndef RG_OUTPUT_H
+#define RG_OUTPUT_H
+
+#include <stdio.h>
+
+#include "cli.h"
+#include "engine/engine.h"
+
+void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output format);
+void rg_output_version(FILE *out, int64_t version, enum rg_output format);
+
+#endif

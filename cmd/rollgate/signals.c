@@ -1,0 +1,90 @@
+#include "signals.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "log/log.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rg_pg *attached;
+static atomic_int received;
+static atomic_bool timed_out;
+static sigset_t watched;
+static int64_t run_timeout_ms;
+
+static void stop_run(void)
+{
+    pthread_mutex_lock(&lock);
+    if (attached)
+        rg_pg_cancel(attached);
+    pthread_mutex_unlock(&lock);
+}
+
+static void *watch(void *arg)
+{
+    struct timespec wait = {.tv_sec = run_timeout_ms / 1000,
+                            .tv_nsec = (long)(run_timeout_ms % 1000) * 1000000};
+    (void)arg;
+
+    for (;;) {
+        int sig =
+            run_timeout_ms ? sigtimedwait(&watched, NULL, &wait) : sigwaitinfo(&watched, NULL);
+        if (sig < 0 && errno == EINTR)
+            continue;
+        if (sig < 0 && errno == EAGAIN) {
+            atomic_store(&timed_out, true);
+            RG_WARN("run timeout reached, stopping");
+            stop_run();
+            return NULL;
+        }
+        if (sig > 0) {
+            /* The first signal decides the exit status; later ones only cancel again. */
+            int none = 0;
+            atomic_compare_exchange_strong(&received, &none, sig);
+            RG_WARN("signal received, cancelling the running statement" RG_F "signal=%d", sig);
+            stop_run();
+            /* After a signal, the timeout no longer matters. */
+            run_timeout_ms = 0;
+        }
+    }
+    return NULL;
+}
+
+void rg_signals_start(int64_t timeout_ms)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+
+    run_timeout_ms = timeout_ms;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &watched, NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_create(&t, &attr, watch, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+void rg_signals_attach(struct rg_pg *pg)
+{
+    pthread_mutex_lock(&lock);
+    attached = pg;
+    /* A signal may have come before there was anything to cancel. */
+    if (pg && (atomic_load(&received) || atomic_load(&timed_out)))
+        rg_pg_cancel(pg);
+    pthread_mutex_unlock(&lock);
+}
+
+int rg_signals_received(void)
+{
+    return atomic_load(&received);
+}
+
+bool rg_signals_timed_out(void)
+{
+    return atomic_load(&timed_out);
+}

@@ -1,0 +1,19 @@
+/* SIGTERM/SIGINT and the run's timeout, handled on a thread of their own so the main
+ * thread can be inside libpq when they arrive. */
+#ifndef RG_SIGNALS_H
+#define RG_SIGNALS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pg/pg.h"
+
+/* Blocks the signals in every thread and starts the watcher; timeout_ms 0: none. */
+void rg_signals_start(int64_t timeout_ms);
+/* The connection to cancel when a signal or the timeout comes (NULL: none). */
+void rg_signals_attach(struct rg_pg *pg);
+/* The signal received, or 0. */
+int rg_signals_received(void);
+bool rg_signals_timed_out(void);
+
+#endif

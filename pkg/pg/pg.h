@@ -1,0 +1,41 @@
+/* The PostgreSQL store: the only user of libpq. Implements the engine's store port. */
+#ifndef RG_PG_H
+#define RG_PG_H
+
+#include <stdint.h>
+
+#include "engine/ports.h"
+#include "err/err.h"
+
+struct rg_pg;
+
+struct rg_pg_opts {
+    const char *url;      /* NULL or "": libpq's PG* environment variables apply */
+    const char *password; /* NULL: from the URL, PGPASSWORD or ~/.pgpass */
+    const char *schema;
+    int64_t connect_timeout_ms; /* one attempt */
+    int64_t connect_retry_ms;   /* all attempts; 0: one attempt */
+    int64_t lock_retries;       /* extra tries of a migration that hit lock_timeout */
+};
+
+/* Only remembers the options: rg_pg_cancel works from the moment this returns. */
+struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts);
+void rg_pg_free(struct rg_pg *pg);
+
+/* Connects, retrying with backoff until connect_retry_ms has passed (RG_EDATABASE with
+ * libpq's last message), or until cancelled (RG_ESIGNAL). A malformed URL is RG_ECONFIG. */
+int rg_pg_connect(struct rg_pg *pg, struct rg_err *err) RG_WUR;
+
+/* The engine's store port backed by this connection. */
+void rg_pg_store(struct rg_pg *pg, struct rg_store *store);
+
+/* Safe to call from another thread at any time: cancels the running statement (PQcancel)
+ * and makes every later call fail with RG_ESIGNAL, so the run unwinds with its
+ * transaction rolled back. */
+void rg_pg_cancel(struct rg_pg *pg);
+
+/* 1-based line and column of a 1-based character position in sql (PostgreSQL counts
+ * characters, not bytes). Returns -1 when pos is outside sql. */
+int rg_pg_position(const char *sql, long pos, long *line, long *col);
+
+#endif
