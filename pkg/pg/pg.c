@@ -16,7 +16,8 @@
 #define SQLSTATE_UNDEFINED_TABLE "42P01"
 #define SQLSTATE_UNDEFINED_SCHEMA "3F000"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
-#define SQLSTATE_QUERY_CANCELED "57014"
+/* CREATE INDEX CONCURRENTLY, VACUUM... cannot run inside a transaction block. */
+#define SQLSTATE_ACTIVE_SQL_TRANSACTION "25001"
 
 struct rg_pg {
     struct rg_pg_opts opts;
@@ -378,6 +379,8 @@ static void migration_error(const struct rg_migration *m, const PGresult *res, s
     append(err, "", msg ? msg : "unknown error");
     append(err, " (detail: ", PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
     append(err, " (hint: ", PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+    if (state && strcmp(state, SQLSTATE_ACTIVE_SQL_TRANSACTION) == 0)
+        append(err, " (hint: ", "mark the file -- rollgate:no-transaction");
     append(err, "", "; rolled back");
 }
 

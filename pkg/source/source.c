@@ -14,6 +14,7 @@
 
 #include "duration/duration.h"
 #include "err/mem.h"
+#include "source/sql.h"
 
 #define EXPECTED_NAME "expected NNNN_title.up.sql or NNNN_title.down.sql"
 #define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout="
@@ -463,11 +464,16 @@ static int load_migration(const char *dir, const struct entry *up, const struct 
     }
     if (parse_directives(m.up_path, m.up_sql, m.up_len, &m.directives, err) != 0)
         goto out;
+    if (!m.directives.no_transaction && rg_sql_unwrap(m.up_sql, m.up_len, m.up_path, err) != 0)
+        goto out;
     if (down) {
         m.down_path = join_path(dir, down->name);
         if (read_file(m.down_path, &m.down_sql, &down_len, err) != 0)
             goto out;
         if (parse_directives(m.down_path, m.down_sql, down_len, &m.down_directives, err) != 0)
+            goto out;
+        if (!m.down_directives.no_transaction &&
+            rg_sql_unwrap(m.down_sql, down_len, m.down_path, err) != 0)
             goto out;
     }
     *out = m;

@@ -25,7 +25,7 @@ struct rg_migration {
     char *title;     /* "create_users" from 0001_create_users.up.sql */
     char *up_path;   /* path of the up file, as opened */
     char *up_name;   /* its base name, for messages */
-    char *up_sql;    /* NUL-terminated contents */
+    char *up_sql;    /* NUL-terminated contents; a BEGIN/COMMIT wrapper blanked (sql.h) */
     size_t up_len;
     char checksum[65]; /* hex SHA-256 of the up file's bytes */
     char *down_path;   /* NULL when there is no down file */
