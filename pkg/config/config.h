@@ -10,6 +10,9 @@
 #include "err/err.h"
 #include "log/log.h"
 
+/* Read when neither --config nor ROLLGATE_CONFIG names a file, and only when present. */
+#define RG_CONFIG_DEFAULT_FILE "/etc/rollgate/config.yaml"
+
 /* migrations.target "latest" */
 #define RG_TARGET_LATEST INT64_MAX
 
@@ -40,8 +43,8 @@ struct rg_config {
     struct {
         enum rg_lease_mode mode;
         char *name;
-        char *namespace_;
-        char *identity;
+        char *namespace_; /* "": the service account's namespace */
+        char *identity;   /* never empty after load: POD_NAME, else the host name */
         int64_t duration_ms;
         int64_t renew_deadline_ms;
         int64_t retry_period_ms;
@@ -66,9 +69,13 @@ struct rg_config_flag {
 
 /* Fills cfg from all sources. file: --config's value or NULL (then ROLLGATE_CONFIG, then
  * /etc/rollgate/config.yaml when present). env: a NULL-terminated environment (environ
- * in production, a fixed array in tests). On error cfg is freed and err says where:
+ * in production, a fixed array in tests; getenv is never used). cfg need not be
+ * initialised: it is overwritten, not freed first. Unknown ROLLGATE_* variables are logged
+ * (RG_WARN), not refused, except Kubernetes service variables, which are ignored.
+ * On error cfg is freed and err says where:
  * "config.yaml:12:3: lease.duration: ..." or "env ROLLGATE_LEASE_DURATION: ..." or
- * "flag --timeout: ...", with code RG_ECONFIG. */
+ * "flag --timeout: ...", with code RG_ECONFIG (RG_EINTERNAL for a flag whose key is not
+ * in the table: a bug in the command-line parser). */
 int rg_config_load(struct rg_config *cfg, const char *file, char *const *env,
                    const struct rg_config_flag *flags, size_t nflags, struct rg_err *err) RG_WUR;
 void rg_config_free(struct rg_config *cfg);

@@ -52,18 +52,25 @@ int rg_duration_parse(const char *s, int64_t *ms)
 
 void rg_duration_format(int64_t ms, char *buf, size_t n)
 {
+    /* The magnitude as unsigned, so a negative value (INT64_MIN too) prints as one sign in
+     * front ("-1h30m") instead of a sign on every unit ("-1h-30m"). */
+    uint64_t left = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
     size_t o = 0;
 
+    if (n == 0)
+        return;
     if (ms == 0) {
         snprintf(buf, n, "0s");
         return;
     }
     buf[0] = '\0';
+    if (ms < 0)
+        o += (size_t)snprintf(buf, n, "-");
     for (size_t u = 0; u < NUNITS && o < n; u++) {
-        int64_t q = ms / units[u].ms;
+        uint64_t q = left / (uint64_t)units[u].ms;
         if (q == 0)
             continue;
-        o += (size_t)snprintf(buf + o, n - o, "%lld%s", (long long)q, units[u].unit);
-        ms -= q * units[u].ms;
+        o += (size_t)snprintf(buf + o, n - o, "%llu%s", (unsigned long long)q, units[u].unit);
+        left -= q * (uint64_t)units[u].ms;
     }
 }
