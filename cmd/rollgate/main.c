@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -41,6 +42,14 @@ static void write_termination_log(const char *path, const char *line)
         RG_DEBUG("termination log not written" RG_F "path=%s" RG_F "error=%s", path,
                  strerror(errno));
     close(fd);
+}
+
+/* Before the configuration has loaded (a usage or configuration error), the environment is
+ * the one source of terminationLog that can be trusted. */
+static const char *early_termination_log(void)
+{
+    const char *path = getenv("ROLLGATE_TERMINATION_LOG");
+    return path ? path : DEFAULT_TERMINATION_LOG;
 }
 
 static int finish(const char *command, const char *termination_log, const char *summary,
@@ -85,7 +94,7 @@ int main(int argc, char **argv)
     rg_log_setup(RG_LOG_FORMAT_AUTO, RG_LOG_INFO, stderr);
     if (rg_cli_parse(argc, argv, &cli, &err) < 0) {
         rg_err_prefix(&err, "usage (see rollgate --help)");
-        return finish(cli.command_name ? cli.command_name : "rollgate", DEFAULT_TERMINATION_LOG, "",
+        return finish(cli.command_name ? cli.command_name : "rollgate", early_termination_log(), "",
                       &err);
     }
     if (cli.help) {
@@ -97,7 +106,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rg_config_load(&cfg, cli.config_file, environ, cli.flags, cli.nflags, &err) < 0)
-        return finish(cli.command_name, DEFAULT_TERMINATION_LOG, "", &err);
+        return finish(cli.command_name, early_termination_log(), "", &err);
     rg_log_setup(cfg.log.format, cfg.log.level, stderr);
     rg_signals_start(cfg.timeout_ms);
 
