@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 for tests and demos.
+#   scripts/pg.sh start DIR   initdb into DIR/data, start on a free 127.0.0.1 port, wait until
+#                             ready, write DIR/port and DIR/pid, print the connection URL
+#   scripts/pg.sh stop DIR    stop the server started in DIR and remove DIR
+# As root the server runs as `nobody` (initdb and postgres refuse root).
+set -euo pipefail
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+die() {
+    echo "pg.sh: $*" >&2
+    exit 1
+}
+
+usage() {
+    echo "usage: $0 start|stop DIR" >&2
+    exit 2
+}
+
+[ $# -eq 2 ] || usage
+cmd=$1
+dir=$2
+
+# Runs a command as the server's owner: nobody when we are root, else ourselves.
+as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+start() {
+    [ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 in $PGBIN (run scripts/deps.sh)"
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ ! -e "$dir/data" ] || die "$dir/data exists already"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown "$(id -u nobody):$(id -g nobody)" "$dir"
+        as_owner test -w "$dir" -a -x "$dir" ||
+            die "$dir is not reachable by nobody (a parent directory is closed); use a directory under /tmp"
+    fi
+    chmod 700 "$dir"
+    cd "$dir" # the server's owner may not be allowed into the caller's directory
+
+    as_owner "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync \
+        --no-instructions --locale=C -E UTF8 >"$dir/initdb.log" 2>&1 ||
+        {
+            cat "$dir/initdb.log" >&2
+            die "initdb failed"
+        }
+    # Trust, and only from 127.0.0.1: the socket directory is private to the owner anyway.
+    cat >"$dir/data/pg_hba.conf" <<HBA
+host all all 127.0.0.1/32 trust
+HBA
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+fsync = off
+full_page_writes = off
+max_connections = 200
+logging_collector = off
+log_min_messages = warning
+log_line_prefix = '%m [%p] %d '
+CONF
+
+    # Probe for a port nothing listens on, then let the server bind it; if another
+    # process took it in between, the start fails and the next port is tried.
+    local port attempt
+    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    for attempt in $(seq 1 20); do
+        port=$(((port - 20000 + 1 + RANDOM % 97) % 40000 + 20000))
+        port_in_use "$port" && continue
+        if as_owner "$PGBIN/pg_ctl" start -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+            -o "-p $port" >>"$dir/pg_ctl.log" 2>&1; then
+            local ready=0
+            for _ in $(seq 1 120); do
+                if "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
+                    ready=1
+                    break
+                fi
+                sleep 0.5
+            done
+            [ "$ready" -eq 1 ] || {
+                tail -n 50 "$dir/postgres.log" >&2 || true
+                die "PostgreSQL did not become ready on port $port"
+            }
+            echo "$port" >"$dir/port"
+            head -n 1 "$dir/data/postmaster.pid" >"$dir/pid"
+            echo "postgresql://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+            return 0
+        fi
+        echo "pg.sh: start on port $port failed (attempt $attempt), trying another" >&2
+    done
+    tail -n 50 "$dir/postgres.log" >&2 || true
+    die "could not start PostgreSQL"
+}
+
+stop() {
+    [ -d "$dir" ] || return 0
+    dir=$(cd "$dir" && pwd)
+    cd /
+    local pid=""
+    [ -f "$dir/pid" ] && pid=$(cat "$dir/pid")
+    if [ -z "$pid" ] && [ -f "$dir/data/postmaster.pid" ]; then
+        pid=$(head -n 1 "$dir/data/postmaster.pid")
+    fi
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        as_owner "$PGBIN/pg_ctl" stop -D "$dir/data" -m fast -w -t 30 >/dev/null 2>&1 || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -rf "$dir"
+}
+
+case "$cmd" in
+start) start ;;
+stop) stop ;;
+*) usage ;;
+esac

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The test command: build with sanitizers, run every unit test, then the integration tests
+# against a throwaway PostgreSQL. Ends with one line "N passed, N failed" for CI.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build="build-test"
+
+passed=0
+failed=0
+pgdir=""
+logs=$(mktemp -d)
+
+finish() {
+    local rc=$?
+    set +e
+    if [ -n "$pgdir" ]; then
+        "$root/scripts/pg.sh" stop "$pgdir"
+    fi
+    rm -rf "$logs"
+    # A step that failed before any test could count it (deps, build, PostgreSQL) is a failure.
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        failed=1
+    fi
+    echo "$passed passed, $failed failed"
+    if [ "$rc" -eq 0 ] && [ "$failed" -ne 0 ]; then
+        rc=1
+    fi
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Adds a Criterion run's "Synthesis" counts to the totals; a run that died before printing
+# it counts as one failure. Returns non-zero when the run failed.
+count() {
+    local log=$1 status=$2 line p f
+    line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'Synthesis: Tested:' | tail -n 1 || true)
+    if [ -z "$line" ]; then
+        failed=$((failed + 1))
+        return 1
+    fi
+    p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
+    f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        failed=$((failed + 1))
+    fi
+    [ "$status" -eq 0 ] && [ "$f" -eq 0 ]
+}
+
+scripts/deps.sh
+cmake -S . -B "$build" -DRG_SANITIZE=ON -DRG_TESTS=ON >"$logs/cmake.log" 2>&1 || {
+    cat "$logs/cmake.log" >&2
+    exit 1
+}
+cmake --build "$build" -j "$(nproc)" >&2
+
+ok=1
+shopt -s nullglob
+units=("$build"/unit_*)
+[ "${#units[@]}" -gt 0 ] || {
+    echo "test.sh: no unit test binaries in $build" >&2
+    exit 1
+}
+for t in "${units[@]}"; do
+    [ -x "$t" ] || continue
+    echo "== $(basename "$t")" >&2
+    status=0
+    "$t" 2>&1 | tee "$logs/unit.log" >&2 || status=$?
+    count "$logs/unit.log" "$status" || ok=0
+done
+
+pgdir=$(mktemp -d)
+url=$(scripts/pg.sh start "$pgdir")
+echo "== integration_tests (PostgreSQL at $url)" >&2
+status=0
+RG_TEST_PG_URL=$url RG_TEST_BIN="$root/$build/rollgate" "$build/integration_tests" 2>&1 |
+    tee "$logs/integration.log" >&2 || status=$?
+if ! count "$logs/integration.log" "$status"; then
+    ok=0
+    echo "== integration tests failed; last 200 lines of $pgdir/postgres.log:" >&2
+    tail -n 200 "$pgdir/postgres.log" >&2 || true
+fi
+
+[ "$ok" -eq 1 ]
