@@ -16,6 +16,8 @@
 #define SQLSTATE_UNDEFINED_TABLE "42P01"
 #define SQLSTATE_UNDEFINED_SCHEMA "3F000"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+/* Raised by rollgate itself when the re-check under the lock finds the version applied. */
+#define SQLSTATE_ALREADY_APPLIED "RG001"
 /* CREATE INDEX CONCURRENTLY, VACUUM... cannot run inside a transaction block. */
 #define SQLSTATE_ACTIVE_SQL_TRANSACTION "25001"
 
@@ -364,8 +366,10 @@ static void append(struct rg_err *err, const char *label, const char *text)
              *label == ' ' ? ")" : "");
 }
 
-/* The failed statement's place in the file and the server's own words. */
-static void migration_error(const struct rg_migration *m, const PGresult *res, struct rg_err *err)
+/* The failed statement's place in the file and the server's own words. offset: how many
+ * characters of rollgate's own SQL stand before the file's in the query sent. */
+static void migration_error(const struct rg_migration *m, const PGresult *res, long offset,
+                            struct rg_err *err)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -373,7 +377,7 @@ static void migration_error(const struct rg_migration *m, const PGresult *res, s
     char where[64] = "";
     long line, col;
 
-    if (pos && rg_pg_position(m->up_sql, strtol(pos, NULL, 10), &line, &col) == 0)
+    if (pos && rg_pg_position(m->up_sql, strtol(pos, NULL, 10) - offset, &line, &col) == 0)
         snprintf(where, sizeof(where), ":%ld:%ld", line, col);
     rg_err_set(err, RG_EMIGRATION, "%s%s: ERROR %s: ", m->up_path, where, state ? state : "XX000");
     append(err, "", msg ? msg : "unknown error");
@@ -392,101 +396,95 @@ static char *literal(struct rg_pg *pg, const char *s)
     return copy;
 }
 
-/* One attempt: lock, re-check, run, record, commit. Returns 1 when the migration hit its
- * lock_timeout (and was rolled back), so the caller may try again. */
+/* Makes earlier commits of this run that skipped the WAL flush durable: a transaction
+ * that has an id commits with a flush, and the flush covers all WAL before it. */
+static int flush(struct rg_pg *pg, struct rg_err *err)
+{
+    PGresult *res = run(pg, "BEGIN; SELECT txid_current(); COMMIT", PGRES_COMMAND_OK, err);
+    if (!res)
+        return -1;
+    PQclear(res);
+    pg->unflushed = false;
+    return 0;
+}
+
+/* One attempt, in one round trip: lock, re-check, run, record, commit. Returns 1 when the
+ * migration hit its lock_timeout (and was rolled back), so the caller may try again. */
 static int apply_once(struct rg_pg *pg, const struct rg_apply *a, enum rg_apply_outcome *outcome,
                       int64_t *duration_ms, struct rg_err *err)
 {
     const struct rg_migration *m = a->m;
     PGresult *res = NULL;
-    char *sql = NULL, *title = NULL, *sum = NULL, *down = NULL, *by = NULL;
-    int64_t start;
+    char *head = NULL, *tail = NULL, *sql = NULL, *title = NULL, *sum = NULL, *down = NULL,
+         *by = NULL;
+    const char *state;
+    int64_t start = now_ms();
     int ret = -1;
-
-    /* Waiting for the lock must not be cut short by a timeout set for the server or role:
-     * the run that holds it may be applying a long migration. */
-    sql = rg_asprintf("BEGIN;"
-                      "SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0;"
-                      "SELECT pg_advisory_xact_lock(%" PRId64 ");"
-                      "SET LOCAL lock_timeout = %" PRId64 ";"
-                      "SET LOCAL statement_timeout = %" PRId64 ";"
-                      "SET LOCAL synchronous_commit = %s;"
-                      "SELECT count(*) FROM %s WHERE kind = 'schema' AND version = %" PRId64,
-                      pg->lock_key, a->lock_timeout_ms, a->statement_timeout_ms,
-                      a->durable ? "on" : "off", pg->table, m->version);
-    res = run(pg, sql, PGRES_TUPLES_OK, err);
-    if (!res)
-        goto out;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
-        *outcome = RG_APPLY_ALREADY;
-        /* Earlier commits of this run were not flushed; this, the last step, must make
-         * them durable: a transaction with an id commits with a flush. */
-        if (a->durable && pg->unflushed) {
-            PQclear(res);
-            res = run(pg, "SELECT txid_current(); COMMIT", PGRES_COMMAND_OK, err);
-            if (!res)
-                goto out;
-            pg->unflushed = false;
-        }
-        ret = 0;
-        goto out;
-    }
-    PQclear(res);
-
-    start = now_ms();
-    if (is_cancelled(pg, err))
-        goto out;
-    res = PQexec(pg->conn, m->up_sql);
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (atomic_load(&pg->cancelled)) {
-            is_cancelled(pg, err);
-        } else if (state && strcmp(state, SQLSTATE_LOCK_NOT_AVAILABLE) == 0) {
-            migration_error(m, res, err);
-            ret = 1;
-        } else {
-            migration_error(m, res, err);
-        }
-        goto out;
-    }
-    if (!res || PQstatus(pg->conn) != CONNECTION_OK) {
-        char line[400];
-        one_line(line, sizeof(line), PQerrorMessage(pg->conn));
-        rg_err_set(err, RG_EDATABASE, "%s: connection lost: %s", m->up_path, line);
-        goto out;
-    }
-    if (PQtransactionStatus(pg->conn) != PQTRANS_INTRANS) {
-        /* The file ended the transaction itself (COMMIT or ROLLBACK in it). */
-        rg_err_set(err, RG_EMIGRATION,
-                   "%s: the file ends the transaction rollgate runs it in (remove its "
-                   "BEGIN/COMMIT, or mark it -- rollgate:no-transaction); its effects may "
-                   "be committed without a history row: check the schema",
-                   m->up_path);
-        goto out;
-    }
-    PQclear(res);
-    *duration_ms = now_ms() - start;
 
     title = literal(pg, m->title);
     sum = literal(pg, m->checksum);
     down = m->down_sql ? literal(pg, m->down_sql) : rg_strdup("NULL");
     by = literal(pg, a->applied_by ? a->applied_by : "");
-    free(sql);
-    sql = rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
-                      "duration_ms, rollgate_version, state) VALUES ('schema', %" PRId64
-                      ", %s, %s, %s, %s, %" PRId64 ", '%s', 'applied'); COMMIT",
-                      pg->table, m->version, title, sum, down, by, *duration_ms, RG_VERSION);
-    res = run(pg, sql, PGRES_COMMAND_OK, err);
-    if (!res) {
-        rg_err_prefix(err, "%s: recording it in %s", m->up_path, pg->table);
+    /* Waiting for the lock must not be cut short by a timeout set for the server or role:
+     * the run that holds it may be applying a long migration. Once it is held, the
+     * version is checked again: another run may have applied it meanwhile. The file's
+     * own SQL follows, then its history row and the commit. Sent as one query, the whole
+     * attempt costs one round trip; a transaction-control statement in the file, which
+     * would break this, was refused when the file was read (sql.h). */
+    head = rg_asprintf(
+        "BEGIN;SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
+        "SELECT pg_advisory_xact_lock(%" PRId64 ");"
+        "DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE kind = 'schema' AND version = %" PRId64
+        ") THEN RAISE EXCEPTION 'already applied' USING ERRCODE = '" SQLSTATE_ALREADY_APPLIED
+        "'; END IF; END$rg$;"
+        "SET LOCAL lock_timeout = %" PRId64 ";SET LOCAL statement_timeout = %" PRId64 ";"
+        "SET LOCAL synchronous_commit = %s;"
+        "SELECT set_config('rollgate.started', clock_timestamp()::text, true);\n",
+        pg->lock_key, pg->table, m->version, a->lock_timeout_ms, a->statement_timeout_ms,
+        a->durable ? "on" : "off");
+    /* The newline ends a trailing -- comment in the file. */
+    tail = rg_asprintf(
+        "\n;INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, duration_ms, "
+        "rollgate_version, state) VALUES ('schema', %" PRId64 ", %s, %s, %s, %s, "
+        "(extract(epoch FROM clock_timestamp() - "
+        "current_setting('rollgate.started')::timestamptz) * 1000)::bigint, '%s', 'applied');"
+        "COMMIT",
+        pg->table, m->version, title, sum, down, by, RG_VERSION);
+    sql = rg_asprintf("%s%s%s", head, m->up_sql, tail);
+
+    if (is_cancelled(pg, err))
         goto out;
+    res = PQexec(pg->conn, sql);
+    *duration_ms = now_ms() - start;
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0) {
+        pg->unflushed = !a->durable;
+        *outcome = RG_APPLY_DONE;
+        ret = 0;
+    } else if (state && strcmp(state, SQLSTATE_ALREADY_APPLIED) == 0) {
+        *outcome = RG_APPLY_ALREADY;
+        rollback(pg);
+        ret = a->durable && pg->unflushed ? flush(pg, err) : 0;
+    } else if (atomic_load(&pg->cancelled)) {
+        is_cancelled(pg, err);
+    } else if (PQstatus(pg->conn) != CONNECTION_OK || !res) {
+        char line[400];
+        one_line(line, sizeof(line), PQerrorMessage(pg->conn));
+        rg_err_set(err, RG_EDATABASE, "%s: connection lost: %s", m->up_path, line);
+    } else if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        migration_error(m, res, (long)strlen(head), err);
+        if (strcmp(state ? state : "", SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
+            ret = 1;
+    } else {
+        /* COMMIT answered ROLLBACK, or the query ended some other way. */
+        rg_err_set(err, RG_EMIGRATION, "%s: not committed (server said %s); rolled back",
+                   m->up_path, PQcmdStatus(res));
     }
-    pg->unflushed = !a->durable;
-    *outcome = RG_APPLY_DONE;
-    ret = 0;
 out:
     rollback(pg);
     PQclear(res);
+    free(head);
+    free(tail);
     free(sql);
     free(title);
     free(sum);
@@ -512,8 +510,8 @@ static int apply(void *ctx, const struct rg_apply *a, enum rg_apply_outcome *out
         /* Queued behind a long transaction: step aside so live traffic is not blocked
          * behind our DDL, then try again. */
         RG_WARN("lock not available within lock_timeout, retrying" RG_F "file=%s" RG_F
-                "attempt=%" PRId64 RG_F "retry_in_ms=%" PRId64,
-                a->m->up_name, attempt + 1, backoff);
+                "attempt=%" PRId64 RG_F "retry_in_ms=%" PRId64 RG_F "error=%s",
+                a->m->up_name, attempt + 1, backoff, err->msg);
         nap(pg, backoff);
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
     }

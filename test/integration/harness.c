@@ -546,6 +546,19 @@ bool h_proc_alive(struct h_proc *p)
     return !p->reaped;
 }
 
+bool h_proc_wait_stderr(struct h_proc *p, const char *needle, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        bool alive = h_proc_alive(p);
+        if (p->err.p && strstr(p->err.p, needle))
+            return true;
+        if (!alive || now_ms() > deadline)
+            return false;
+        pump(&p, 1, 50);
+    }
+}
+
 static void wait_all(struct h_proc **procs, size_t n)
 {
     int64_t deadline = now_ms() + H_RUN_GUARD_MS;

@@ -79,6 +79,9 @@ struct h_proc *h_start(const char *const *argv, const char *const *env);
 pid_t h_proc_pid(const struct h_proc *p);
 /* Drains whatever the process has written so far; true while it is still running. */
 bool h_proc_alive(struct h_proc *p);
+/* Waits until the process's stderr so far contains needle (true), or it ends or
+ * timeout_ms passes (false). */
+bool h_proc_wait_stderr(struct h_proc *p, const char *needle, int timeout_ms);
 /* Waits for the process to end and collects it. */
 struct h_result h_wait(struct h_proc *p);
 

@@ -1,0 +1,121 @@
+/* What keeps a migration from hurting a live database or leaving it half changed: lock
+ * timeouts with retries, the run's timeout, and files that try to control the
+ * transaction rollgate runs them in. */
+#include <criterion/criterion.h>
+
+#include <libpq-fe.h>
+#include <string.h>
+
+#include "harness.h"
+
+TestSuite(safety, .init = h_setup, .fini = h_teardown);
+
+#define MIGRATE_ENV_WITH(...) H_ENV(h_env_url(), h_env_dir(), __VA_ARGS__)
+
+/* A live transaction that has read the table: DDL on it must wait until it ends. */
+static PGconn *hold_reader_lock(const char *table)
+{
+    PGconn *c = PQconnectdb(h_db_url());
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, h_fmt("BEGIN; SELECT * FROM %s", table));
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    return c;
+}
+
+static void release(PGconn *c)
+{
+    PQclear(PQexec(c, "COMMIT"));
+    PQfinish(c);
+}
+
+Test(safety, ddl_blocked_by_a_live_transaction_is_retried_and_applies_once_it_ends)
+{
+    h_query("CREATE TABLE busy (id int)");
+    h_migration(1, "add_column",
+                "-- rollgate:lock-timeout=100ms\nALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *reader = hold_reader_lock("busy");
+
+    struct h_proc *p =
+        h_start(H_ARGS("migrate"), MIGRATE_ENV_WITH("ROLLGATE_DATABASE_LOCK_RETRIES=50"));
+    bool retried = h_proc_wait_stderr(p, "retrying", 120 * 1000);
+    release(reader);
+    struct h_result r = h_wait(p);
+
+    cr_assert(retried, "no retry was logged\n%s", h_describe(&r));
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "55P03");
+    cr_assert_eq(h_query_int("SELECT count(*) FROM information_schema.columns "
+                             "WHERE table_name = 'busy' AND column_name = 'x'"),
+                 1);
+    cr_assert_eq(h_count_rows("public.rollgate_migrations"), 1);
+}
+
+Test(safety, lock_retries_running_out_exits_6_with_nothing_applied)
+{
+    h_query("CREATE TABLE busy (id int)");
+    h_migration(1, "add_column",
+                "-- rollgate:lock-timeout=100ms\nALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *reader = hold_reader_lock("busy");
+
+    struct h_result r =
+        h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("ROLLGATE_DATABASE_LOCK_RETRIES=1"));
+    release(reader);
+
+    h_assert_exit(r, 6);
+    h_assert_has(r, r.err, "gave up after 2 tries");
+    h_assert_has(r, r.err, "0001_add_column.up.sql");
+    h_assert_has(r, r.err, "55P03");
+    cr_assert_eq(h_query_int("SELECT count(*) FROM information_schema.columns "
+                             "WHERE table_name = 'busy' AND column_name = 'x'"),
+                 0);
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 0);
+}
+
+Test(safety, run_timeout_cancels_the_running_migration_and_exits_8)
+{
+    h_migration(1, "first", "CREATE TABLE first (id int);\n", NULL);
+    h_migration(2, "slow", "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);\n", NULL);
+
+    struct h_result r = h_run(H_ARGS("migrate", "--timeout", "2s"), MIGRATE_ENV_WITH("X=1"));
+
+    h_assert_exit(r, 8);
+    h_assert_has(r, r.termlog, "timeout");
+    cr_assert(h_table_exists("first"));
+    cr_assert_not(h_table_exists("slow"), "the timed-out migration was not rolled back");
+    cr_assert_str_eq(h_query("SELECT string_agg(version::text, ',') FROM "
+                             "public.rollgate_migrations"),
+                     "1");
+}
+
+Test(safety, a_file_wrapped_in_its_own_begin_commit_applies_as_one_migration)
+{
+    h_migration(1, "wrapped",
+                "BEGIN;\nCREATE TABLE w (id int);\nINSERT INTO w VALUES (1);\nCOMMIT;\n", NULL);
+    h_migration(2, "broken_wrapped", "BEGIN;\nCREATE TABLE w2 (id int);\nSELEC 1;\nCOMMIT;\n",
+                NULL);
+
+    struct h_result r = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+
+    /* The second fails inside rollgate's transaction, at its own line, and leaves nothing. */
+    h_assert_exit(r, 6);
+    h_assert_has(r, r.err, "0002_broken_wrapped.up.sql:3:1");
+    cr_assert_eq(h_count_rows("w"), 1);
+    cr_assert_not(h_table_exists("w2"));
+    cr_assert_str_eq(h_query("SELECT string_agg(version::text, ',') FROM "
+                             "public.rollgate_migrations"),
+                     "1");
+}
+
+Test(safety, a_commit_part_way_through_a_file_is_refused_before_anything_runs)
+{
+    h_migration(1, "fine", "CREATE TABLE fine (id int);\n", NULL);
+    h_migration(2, "sneaky", "CREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n", NULL);
+
+    struct h_result r = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.err, "0002_sneaky.up.sql:2: COMMIT");
+    cr_assert_not(h_table_exists("fine"), "a file was run although the set was invalid");
+    cr_assert_not(h_table_exists("a"));
+}
