@@ -44,7 +44,7 @@ void rg_err_clear(struct rg_err *err)
     err->msg[0] = '\0';
 }
 
-static const struct {
+static const struct code_info {
     enum rg_code code;
     const char *name;
     int retryable;
@@ -64,28 +64,26 @@ static const struct {
     {RG_ESIGNAL, "signal", 1},
 };
 
-int rg_err_exit_status(enum rg_code code, int signo)
+/* An unknown code is a bug, and reads as the internal error. */
+static const struct code_info *info(enum rg_code code)
 {
-    if (code == RG_ESIGNAL)
-        return 128 + signo;
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         if (codes[i].code == code)
-            return (int)code;
-    return RG_EINTERNAL;
+            return &codes[i];
+    return &codes[1];
+}
+
+int rg_err_exit_status(enum rg_code code, int signo)
+{
+    return code == RG_ESIGNAL ? 128 + signo : (int)info(code)->code;
 }
 
 const char *rg_err_code_name(enum rg_code code)
 {
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (codes[i].code == code)
-            return codes[i].name;
-    return "internal";
+    return info(code)->name;
 }
 
 int rg_err_retryable(enum rg_code code)
 {
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (codes[i].code == code)
-            return codes[i].retryable;
-    return 0;
+    return info(code)->retryable;
 }
