@@ -192,6 +192,23 @@ Test(config, url_file_supplies_the_database_url)
     cr_assert(h_table_exists("a"));
 }
 
+Test(config, without_a_url_libpq_pg_variables_apply)
+{
+    one_migration();
+    const char *hostport = h_db_hostport();
+    const char *colon = strrchr(hostport, ':');
+    cr_assert_not_null(colon);
+
+    struct h_result r =
+        h_run(H_ARGS("migrate"),
+              H_ENV(h_env_dir(), h_fmt("PGHOST=%.*s", (int)(colon - hostport), hostport),
+                    h_fmt("PGPORT=%s", colon + 1), "PGUSER=postgres",
+                    h_fmt("PGDATABASE=%s", h_db_name()), "PGSSLMODE=disable"));
+
+    h_assert_exit(r, 0);
+    cr_assert(h_table_exists("a"));
+}
+
 Test(config, precedence_is_flags_over_env_over_yaml)
 {
     one_migration();
