@@ -17,6 +17,11 @@
 #include "source/sql.h"
 
 #define EXPECTED_NAME "expected NNNN_title.up.sql or NNNN_title.down.sql"
+#define EXPECTED_FLYWAY "expected V<version>__title.sql or U<version>__title.sql"
+#define EXPECTED_REPEATABLE "expected R__title.sql"
+#define EXPECTED_ANY                                                                               \
+    "expected NNNN_title.up.sql or NNNN_title.down.sql, V<version>__title.sql or "                 \
+    "U<version>__title.sql, or R__title.sql"
 #define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout="
 /* PostgreSQL keeps lock_timeout and statement_timeout in an int of milliseconds: a larger
  * value would only fail later, in the middle of a run, when the SET is sent. */
@@ -25,10 +30,14 @@
  * whole line of SQL pasted after "rollgate:". */
 #define DIRECTIVE_SHOWN 64
 
+/* golang-migrate's NNNN_title.up.sql, Flyway's V1__title.sql, or Flyway's R__title.sql. */
+enum style { STYLE_GOLANG, STYLE_FLYWAY, STYLE_REPEATABLE };
+
 /* One *.sql name from the directory, parsed. The name is owned by the names array. */
 struct entry {
     const char *name;
-    int64_t version;
+    enum style style;
+    int64_t version; /* 0 for a repeatable */
     bool down;
     const char *title; /* points into name */
     size_t title_len;
@@ -52,23 +61,65 @@ static bool ends_with(const char *s, size_t len, const char *suffix)
     return len >= n && memcmp(s + len - n, suffix, n) == 0;
 }
 
-static bool is_title_char(char c)
+static bool is_digit(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
+    return c >= '0' && c <= '9';
 }
 
-/* golang-migrate's NNNN_title.up.sql / NNNN_title.down.sql. Every other *.sql name is an
- * error rather than skipped: a typo would otherwise silently drop a migration. */
-static int parse_name(const char *dir, const char *name, struct entry *e, struct rg_err *err)
+static bool is_title_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
+}
+
+/* A title: [A-Za-z0-9_-]+. It becomes part of the history and of log lines, where blanks
+ * and dots would only make names ambiguous. */
+static int check_title(const char *path, const char *title, size_t len, const char *expected,
+                       struct rg_err *err)
+{
+    if (len == 0) {
+        rg_err_set(err, RG_EFILES, "%s: migration file name has no title (%s)", path, expected);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!is_title_char(title[i])) {
+            rg_err_set(err, RG_EFILES,
+                       "%s: not a migration file name: the title may hold only letters, digits, "
+                       "'_' and '-' (%s)",
+                       path, expected);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The decimal digits at s (s[0] is one) as a version, *end past them. strtoll alone would
+ * also take leading blanks and a sign, hence the caller's digit check. */
+static int parse_version(const char *path, const char *s, int64_t *v, const char **end,
+                         struct rg_err *err)
+{
+    char *e = NULL;
+    long long x;
+
+    errno = 0;
+    x = strtoll(s, &e, 10);
+    *end = e;
+    if (errno == ERANGE) {
+        rg_err_set(err, RG_EFILES,
+                   "%s: version %.*s is out of range (a positive 64-bit integer, at most %lld)",
+                   path, (int)(e - s), s, (long long)INT64_MAX);
+        return -1;
+    }
+    *v = (int64_t)x;
+    return 0;
+}
+
+/* golang-migrate's NNNN_title.up.sql / NNNN_title.down.sql. */
+static int parse_golang(const char *path, const char *name, struct entry *e, struct rg_err *err)
 {
     size_t len = strlen(name), stem_len;
-    const char *title;
-    char *end = NULL, *path = NULL;
-    long long v;
-    int rc = -1;
+    const char *end;
+    int64_t v;
 
-    path = join_path(dir, name);
     if (ends_with(name, len, ".up.sql")) {
         e->down = false;
         stem_len = len - strlen(".up.sql");
@@ -76,58 +127,137 @@ static int parse_name(const char *dir, const char *name, struct entry *e, struct
         e->down = true;
         stem_len = len - strlen(".down.sql");
     } else {
-        rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_NAME ")", path);
-        goto out;
+        rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_ANY ")", path);
+        return -1;
     }
-    /* strtoll alone would also take leading blanks and a sign. */
-    if (name[0] < '0' || name[0] > '9') {
-        rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_NAME ")", path);
-        goto out;
+    if (!is_digit(name[0])) {
+        rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_ANY ")", path);
+        return -1;
     }
-    errno = 0;
-    v = strtoll(name, &end, 10);
-    if (errno == ERANGE) {
-        rg_err_set(err, RG_EFILES,
-                   "%s: version %.*s is out of range (a positive 64-bit integer, at most %lld)",
-                   path, (int)(end - name), name, (long long)INT64_MAX);
-        goto out;
-    }
+    if (parse_version(path, name, &v, &end, err) != 0)
+        return -1;
     if ((size_t)(end - name) == stem_len) {
         rg_err_set(err, RG_EFILES, "%s: migration file name has no title (" EXPECTED_NAME ")",
                    path);
-        goto out;
+        return -1;
     }
     if (*end != '_') {
         rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_NAME ")", path);
-        goto out;
+        return -1;
     }
     if (v <= 0) {
         rg_err_set(err, RG_EFILES, "%s: version must be greater than 0 (" EXPECTED_NAME ")", path);
-        goto out;
+        return -1;
     }
-    title = end + 1;
-    if (title == name + stem_len) {
-        rg_err_set(err, RG_EFILES, "%s: migration file name has no title (" EXPECTED_NAME ")",
+    e->style = STYLE_GOLANG;
+    e->version = v;
+    e->title = end + 1;
+    e->title_len = (size_t)(name + stem_len - e->title);
+    return check_title(path, e->title, e->title_len, EXPECTED_NAME, err);
+}
+
+/* Flyway's V<version>__title.sql (up) / U<version>__title.sql (down). */
+static int parse_flyway(const char *path, const char *name, struct entry *e, struct rg_err *err)
+{
+    const char *stem_end = name + strlen(name) - strlen(".sql"), *end, *sep;
+    int64_t v;
+
+    if (!is_digit(name[1])) {
+        rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_FLYWAY ")", path);
+        return -1;
+    }
+    if (parse_version(path, name + 1, &v, &end, err) != 0)
+        return -1;
+    if (end == stem_end) {
+        rg_err_set(err, RG_EFILES, "%s: migration file name has no title (" EXPECTED_FLYWAY ")",
                    path);
-        goto out;
+        return -1;
     }
-    for (const char *c = title; c < name + stem_len; c++) {
-        if (!is_title_char(*c)) {
-            rg_err_set(err, RG_EFILES,
-                       "%s: not a migration file name: the title may hold only letters, digits, "
-                       "'_' and '-' (" EXPECTED_NAME ")",
-                       path);
-            goto out;
-        }
+    /* Flyway orders V1.1 (or V1_1) between V1 and V2; rollgate keeps versions in a bigint
+     * history column, so such a file would have no place in it. */
+    if (*end == '.' || (end[0] == '_' && is_digit(end[1]))) {
+        sep = strstr(name + 1, "__");
+        if (!sep || sep > stem_end)
+            sep = stem_end;
+        rg_err_set(err, RG_EFILES,
+                   "%s: version %.*s is not an integer: versions must be integers (V2__title.sql, "
+                   "not V1.1__title.sql)",
+                   path, (int)(sep - name - 1), name + 1);
+        return -1;
     }
-    e->name = name;
-    e->version = (int64_t)v;
-    e->title = title;
-    e->title_len = (size_t)(name + stem_len - title);
-    rc = 0;
-out:
+    if (end[0] != '_' || end[1] != '_') {
+        rg_err_set(err, RG_EFILES,
+                   "%s: not a migration file name: two '_' follow the version (" EXPECTED_FLYWAY
+                   ")",
+                   path);
+        return -1;
+    }
+    if (v <= 0) {
+        rg_err_set(err, RG_EFILES, "%s: version must be greater than 0 (" EXPECTED_FLYWAY ")",
+                   path);
+        return -1;
+    }
+    e->style = STYLE_FLYWAY;
+    e->version = v;
+    e->down = name[0] == 'U';
+    e->title = end + 2;
+    e->title_len = (size_t)(stem_end - e->title);
+    return check_title(path, e->title, e->title_len, EXPECTED_FLYWAY, err);
+}
+
+/* Flyway's R__title.sql. */
+static int parse_repeatable(const char *path, const char *name, struct entry *e, struct rg_err *err)
+{
+    size_t stem_len = strlen(name) - strlen(".sql");
+
+    if (stem_len < 3 || memcmp(name, "R__", 3) != 0) {
+        rg_err_set(err, RG_EFILES, "%s: not a migration file name (" EXPECTED_REPEATABLE ")", path);
+        return -1;
+    }
+    e->style = STYLE_REPEATABLE;
+    e->title = name + 3;
+    e->title_len = stem_len - 3;
+    return check_title(path, e->title, e->title_len, EXPECTED_REPEATABLE, err);
+}
+
+/* A *.sql name in the migrations directory, by its first character: Flyway's prefixes are
+ * upper case letters, golang-migrate's versions digits. Every *.sql name that fits none is
+ * an error rather than skipped: a typo would otherwise silently drop a migration. */
+static int parse_name(const char *dir, const char *name, struct entry *e, struct rg_err *err)
+{
+    char *path = join_path(dir, name);
+    int rc;
+
+    *e = (struct entry){.name = name};
+    if (name[0] == 'V' || name[0] == 'U')
+        rc = parse_flyway(path, name, e, err);
+    else if (name[0] == 'R')
+        rc = parse_repeatable(path, name, e, err);
+    else
+        rc = parse_golang(path, name, e, err);
     free(path);
     return rc;
+}
+
+/* data/NAME.sql: no naming rules but the characters before .sql, so that the name, which
+ * is recorded in the history, reads the same everywhere. */
+static int check_data_name(const char *dir, const char *name, struct rg_err *err)
+{
+    size_t stem_len = strlen(name) - strlen(".sql");
+    char *path;
+
+    for (size_t i = 0; i < stem_len; i++) {
+        if (!is_title_char(name[i]) && name[i] != '.') {
+            path = join_path(dir, name);
+            rg_err_set(err, RG_EFILES,
+                       "%s: not a data migration name: the part before .sql may hold only "
+                       "letters, digits, '_', '-' and '.'",
+                       path);
+            free(path);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Hex SHA-256; -1 only when OpenSSL cannot digest at all (no memory, no provider). */
@@ -362,6 +492,12 @@ static int parse_directives(const char *path, const char *sql, size_t len, struc
     return 0;
 }
 
+int rg_source_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
+                         struct rg_err *err)
+{
+    return parse_directives(path, sql, len, d, err);
+}
+
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -381,18 +517,27 @@ static int cmp_entries(const void *a, const void *b)
 }
 
 /* The *.sql names in dir, sorted so that errors come out the same whatever order readdir
- * gives. Dotfiles are skipped: among them are the ..data links of a ConfigMap volume. */
-static int list_dir(const char *dir, char ***names, size_t *count, struct rg_err *err)
+ * gives. Dotfiles are skipped: among them are the ..data links of a ConfigMap volume. For
+ * data/ (data set): a missing directory is an empty one, and subdirectories are skipped
+ * (stat follows links, as ConfigMap volumes link every file). */
+static int list_dir(const char *dir, bool data, char ***names, size_t *count, struct rg_err *err)
 {
+    const char *what = data ? "data migrations directory" : "migrations directory";
     DIR *d = NULL;
     char **list = NULL;
     size_t n = 0, cap = 0;
+    struct stat st;
     int rc = -1;
 
+    *names = NULL;
+    *count = 0;
     d = opendir(dir);
+    /* A dangling data link is not an absent data/: its migrations would be skipped
+     * without a word. */
+    if (!d && data && errno == ENOENT && lstat(dir, &st) != 0)
+        return 0;
     if (!d) {
-        rg_err_set(err, RG_EFILES, "%s: cannot open migrations directory: %s", dir,
-                   strerror(errno));
+        rg_err_set(err, RG_EFILES, "%s: cannot open %s: %s", dir, what, strerror(errno));
         goto out;
     }
     for (;;) {
@@ -403,14 +548,17 @@ static int list_dir(const char *dir, char ***names, size_t *count, struct rg_err
         de = readdir(d);
         if (!de) {
             if (errno) {
-                rg_err_set(err, RG_EFILES, "%s: cannot read migrations directory: %s", dir,
-                           strerror(errno));
+                rg_err_set(err, RG_EFILES, "%s: cannot read %s: %s", dir, what, strerror(errno));
                 goto out;
             }
             break;
         }
         len = strlen(de->d_name);
         if (de->d_name[0] == '.' || !ends_with(de->d_name, len, ".sql"))
+            continue;
+        /* Anything else that is not a regular file (a dangling link, a FIFO) is left for
+         * read_file to refuse by name. */
+        if (data && fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -431,6 +579,35 @@ out:
     free(list);
     if (d)
         closedir(d);
+    return rc;
+}
+
+/* Reads a file to run: its bytes, its checksum (when one is wanted), its directives, and a
+ * BEGIN/COMMIT wrapper blanked unless the file runs outside a transaction. The checksum
+ * is taken before the blanking: it describes the file as written. */
+static int read_sql(const char *path, char **sql, size_t *len, char *checksum,
+                    struct rg_directives *d, struct rg_err *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    if (read_file(path, &buf, &n, err) != 0)
+        goto out;
+    if (checksum && sha256_hex(buf, n, checksum) != 0) {
+        rg_err_set(err, RG_EINTERNAL, "%s: OpenSSL could not compute SHA-256", path);
+        goto out;
+    }
+    if (parse_directives(path, buf, n, d, err) != 0)
+        goto out;
+    if (!d->no_transaction && rg_sql_unwrap(buf, n, path, err) != 0)
+        goto out;
+    *sql = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
     return rc;
 }
 
@@ -456,24 +633,11 @@ static int load_migration(const char *dir, const struct entry *up, const struct 
     m.title = rg_strndup(up->title, up->title_len);
     m.up_name = rg_strdup(up->name);
     m.up_path = join_path(dir, up->name);
-    if (read_file(m.up_path, &m.up_sql, &m.up_len, err) != 0)
-        goto out;
-    if (sha256_hex(m.up_sql, m.up_len, m.checksum) != 0) {
-        rg_err_set(err, RG_EINTERNAL, "%s: OpenSSL could not compute SHA-256", m.up_path);
-        goto out;
-    }
-    if (parse_directives(m.up_path, m.up_sql, m.up_len, &m.directives, err) != 0)
-        goto out;
-    if (!m.directives.no_transaction && rg_sql_unwrap(m.up_sql, m.up_len, m.up_path, err) != 0)
+    if (read_sql(m.up_path, &m.up_sql, &m.up_len, m.checksum, &m.directives, err) != 0)
         goto out;
     if (down) {
         m.down_path = join_path(dir, down->name);
-        if (read_file(m.down_path, &m.down_sql, &down_len, err) != 0)
-            goto out;
-        if (parse_directives(m.down_path, m.down_sql, down_len, &m.down_directives, err) != 0)
-            goto out;
-        if (!m.down_directives.no_transaction &&
-            rg_sql_unwrap(m.down_sql, down_len, m.down_path, err) != 0)
+        if (read_sql(m.down_path, &m.down_sql, &down_len, NULL, &m.down_directives, err) != 0)
             goto out;
     }
     *out = m;
@@ -484,23 +648,76 @@ out:
     return rc;
 }
 
+static void script_free(struct rg_script *s)
+{
+    free(s->name);
+    free(s->path);
+    free(s->sql);
+}
+
+/* A repeatable or data script: file in dir, recorded under name. */
+static int load_script(const char *dir, const char *file, const char *name, size_t name_len,
+                       struct rg_script *out, struct rg_err *err)
+{
+    struct rg_script s = {0};
+    int rc = -1;
+
+    s.name = rg_strndup(name, name_len);
+    s.path = join_path(dir, file);
+    if (read_sql(s.path, &s.sql, &s.len, s.checksum, &s.directives, err) != 0)
+        goto out;
+    *out = s;
+    s = (struct rg_script){0};
+    rc = 0;
+out:
+    script_free(&s);
+    return rc;
+}
+
+static int cmp_scripts(const void *a, const void *b)
+{
+    return strcmp(((const struct rg_script *)a)->name, ((const struct rg_script *)b)->name);
+}
+
+/* The file name a version's up file would have in the style of e (a down file). */
+static char *expected_up(const struct entry *e)
+{
+    if (e->style == STYLE_FLYWAY)
+        return rg_asprintf("V%.*s__%.*s.sql", (int)(e->title - 2 - e->name - 1), e->name + 1,
+                           (int)e->title_len, e->title);
+    return rg_asprintf("%.*s_%.*s.up.sql", (int)(e->title - 1 - e->name), e->name,
+                       (int)e->title_len, e->title);
+}
+
 /* Pairs the sorted entries into migrations: one up file per version, at most one down file
- * with the same title, no down file alone. */
+ * with the same title, no down file alone, one naming style per version. */
 static int build(const char *dir, const struct entry *ents, size_t n, struct rg_source *src,
                  struct rg_err *err)
 {
-    char *a = NULL, *b = NULL;
+    char *a = NULL, *b = NULL, *c = NULL;
     int rc = -1;
 
     for (size_t i = 0; i < n;) {
         const struct entry *up = &ents[i], *down = NULL;
         size_t j = i + 1;
 
+        /* Checked first: with both styles present, "two up files" or "no up file" would
+         * hide that the two files are one migration written twice. */
+        for (size_t k = i + 1; k < n && ents[k].version == up->version; k++) {
+            if (ents[k].style != up->style) {
+                a = join_path(dir, up->name);
+                b = join_path(dir, ents[k].name);
+                rg_err_set(err, RG_EFILES,
+                           "%s and %s: version %lld is named in both golang-migrate and Flyway "
+                           "style; use one naming style per version",
+                           a, b, (long long)up->version);
+                goto out;
+            }
+        }
         if (up->down) {
             a = join_path(dir, up->name);
-            rg_err_set(err, RG_EFILES,
-                       "%s: down migration without an up file (expected %.*s_%.*s.up.sql)", a,
-                       (int)(up->title - 1 - up->name), up->name, (int)up->title_len, up->title);
+            c = expected_up(up);
+            rg_err_set(err, RG_EFILES, "%s: down migration without an up file (expected %s)", a, c);
             goto out;
         }
         if (j < n && ents[j].version == up->version && !ents[j].down) {
@@ -539,30 +756,86 @@ static int build(const char *dir, const struct entry *ents, size_t n, struct rg_
 out:
     free(a);
     free(b);
+    free(c);
+    return rc;
+}
+
+/* R__title.sql files, named by title. Sorted once loaded: by file name, R__a-b.sql would
+ * come before R__a.sql ('-' < '.'), by name after. */
+static int load_repeatables(const char *dir, const struct entry *reps, size_t n,
+                            struct rg_source *src, struct rg_err *err)
+{
+    src->repeatable = rg_calloc(n, sizeof(*src->repeatable));
+    for (size_t i = 0; i < n; i++) {
+        if (load_script(dir, reps[i].name, reps[i].title, reps[i].title_len,
+                        &src->repeatable[src->nrepeatable], err) != 0)
+            return -1;
+        src->nrepeatable++;
+    }
+    if (n > 1)
+        qsort(src->repeatable, n, sizeof(*src->repeatable), cmp_scripts);
+    return 0;
+}
+
+/* The .sql files of dir/data, named by file name, in list_dir's byte-wise order. */
+static int load_data(const char *dir, struct rg_source *src, struct rg_err *err)
+{
+    char *data_dir = NULL, **names = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    data_dir = join_path(dir, "data");
+    if (list_dir(data_dir, true, &names, &n, err) != 0)
+        goto out;
+    src->data = rg_calloc(n, sizeof(*src->data));
+    for (size_t i = 0; i < n; i++) {
+        if (check_data_name(data_dir, names[i], err) != 0)
+            goto out;
+        if (load_script(data_dir, names[i], names[i], strlen(names[i]), &src->data[src->ndata],
+                        err) != 0)
+            goto out;
+        src->ndata++;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(data_dir);
     return rc;
 }
 
 int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
 {
     struct rg_source s = {0};
-    struct entry *ents = NULL;
+    struct entry *ents = NULL, *reps = NULL, e;
     char **names = NULL;
-    size_t n = 0;
+    size_t n = 0, nents = 0, nreps = 0;
     int rc = -1;
 
     *src = (struct rg_source){0};
-    if (list_dir(dir, &names, &n, err) != 0)
+    if (list_dir(dir, false, &names, &n, err) != 0)
         goto out;
     ents = rg_calloc(n, sizeof(*ents));
-    for (size_t i = 0; i < n; i++)
-        if (parse_name(dir, names[i], &ents[i], err) != 0)
+    reps = rg_calloc(n, sizeof(*reps));
+    for (size_t i = 0; i < n; i++) {
+        if (parse_name(dir, names[i], &e, err) != 0)
             goto out;
-    if (n > 1)
-        qsort(ents, n, sizeof(*ents), cmp_entries);
+        if (e.style == STYLE_REPEATABLE)
+            reps[nreps++] = e;
+        else
+            ents[nents++] = e;
+    }
+    if (nents > 1)
+        qsort(ents, nents, sizeof(*ents), cmp_entries);
     s.dir = rg_strdup(dir);
     /* Every version has an up entry, so n entries never make more than n migrations. */
-    s.items = rg_calloc(n, sizeof(*s.items));
-    if (build(dir, ents, n, &s, err) != 0)
+    s.items = rg_calloc(nents, sizeof(*s.items));
+    if (build(dir, ents, nents, &s, err) != 0)
+        goto out;
+    if (load_repeatables(dir, reps, nreps, &s, err) != 0)
+        goto out;
+    if (load_data(dir, &s, err) != 0)
         goto out;
     *src = s;
     s = (struct rg_source){0};
@@ -570,6 +843,7 @@ int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
 out:
     rg_source_free(&s);
     free(ents);
+    free(reps);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -583,6 +857,12 @@ void rg_source_free(struct rg_source *src)
     for (size_t i = 0; i < src->n; i++)
         migration_free(&src->items[i]);
     free(src->items);
+    for (size_t i = 0; i < src->nrepeatable; i++)
+        script_free(&src->repeatable[i]);
+    free(src->repeatable);
+    for (size_t i = 0; i < src->ndata; i++)
+        script_free(&src->data[i]);
+    free(src->data);
     free(src->dir);
     *src = (struct rg_source){0};
 }

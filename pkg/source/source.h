@@ -22,7 +22,7 @@ struct rg_directives {
 
 struct rg_migration {
     int64_t version; /* > 0 */
-    char *title;     /* "create_users" from 0001_create_users.up.sql */
+    char *title;     /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
     char *up_path;   /* path of the up file, as opened */
     char *up_name;   /* its base name, for messages */
     char *up_sql;    /* NUL-terminated contents; a BEGIN/COMMIT wrapper blanked (sql.h) */
@@ -36,23 +36,60 @@ struct rg_migration {
     struct rg_directives down_directives;
 };
 
+/* A script known by name rather than version: R__title.sql (run again when its checksum
+ * changes) or data/NAME.sql (run on every migrate). */
+struct rg_script {
+    char *name; /* the key recorded in the history: the title for R__title.sql, the file
+                   name for data/ (e.g. "0001_seed.sql") */
+    char *path; /* as opened, for messages */
+    char *sql;  /* NUL-terminated; BEGIN/COMMIT wrapper blanked like up files */
+    size_t len;
+    char checksum[65];
+    struct rg_directives directives;
+};
+
 struct rg_source {
     char *dir;
     struct rg_migration *items; /* sorted by version, ascending, no duplicates */
     size_t n;
+    struct rg_script *repeatable; /* R__title.sql, sorted by name (strcmp) */
+    size_t nrepeatable;
+    struct rg_script *data; /* data/NAME.sql, sorted by name (strcmp, byte-wise) */
+    size_t ndata;
 };
 
-/* Loads every migration in dir. Errors (code RG_EFILES) name the file: a missing or
- * unreadable directory or file, a name that is not NNNN_title.up.sql / .down.sql, a
- * version that is not a positive 64-bit integer, two files for one version, a down file
- * without its up file, a file over RG_SOURCE_MAX_FILE, an unknown or malformed
- * -- rollgate: directive. Files that are not *.sql (README.md, .keep) and subdirectories
- * (data/, handled elsewhere) are skipped. */
+/* Loads every migration in dir:
+ *  - versioned: golang-migrate's NNNN_title.up.sql with optional NNNN_title.down.sql, or
+ *    Flyway's V<n>__title.sql with optional U<n>__title.sql. A version is a positive 64-bit
+ *    integer (leading zeros and timestamps are fine, Flyway's dotted V1.1 is not); a title
+ *    is [A-Za-z0-9_-]+. One version uses one naming style for its up and its down file.
+ *  - repeatable: R__title.sql, into repeatable, named by its title.
+ *  - data: every *.sql file directly in dir/data/ (which may be absent), into data, named
+ *    by its file name, whose part before .sql is [A-Za-z0-9_.-]+. Dotfiles, other files
+ *    and subdirectories in data/ are skipped.
+ * Every file is read whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), checksummed and
+ * its leading -- rollgate: directives parsed; down files are not checksummed. Unless
+ * marked no-transaction, a BEGIN; ... COMMIT; wrapper is blanked and other transaction
+ * control refused (rg_sql_unwrap).
+ * Errors (code RG_EFILES) name the file: a missing or unreadable directory or file, a
+ * *.sql name in dir that fits none of the forms above, a bad version or title, two up or
+ * two down files for one version, one version named in both styles, up and down files
+ * with different titles, a down file without its up file, a file over
+ * RG_SOURCE_MAX_FILE or holding a NUL byte, an unknown or malformed directive,
+ * transaction control other than a whole-file wrapper, a dir/data that is not a
+ * directory. In dir itself, names that do not end in .sql (README.md, .keep, data/) and
+ * dotfiles (a ConfigMap volume's ..data links) are skipped. On error *src is left empty. */
 int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
 void rg_source_free(struct rg_source *src);
 
 /* The migration with this version, or NULL. */
 const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t version);
+
+/* The -- rollgate: directives in the leading comment lines of sql, parsed as
+ * rg_source_load parses a file's: for SQL that comes from elsewhere, such as a down
+ * migration kept in the history. Errors (RG_EFILES) name path:line. */
+int rg_source_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
+                         struct rg_err *err) RG_WUR;
 
 /* Hex SHA-256 of buf into out[65]. Aborts if OpenSSL cannot digest at all (no memory). */
 void rg_source_checksum(const void *buf, size_t len, char out[65]);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "err/mem.h"
+
 enum txn { TXN_NONE, TXN_BEGIN, TXN_COMMIT, TXN_OTHER };
 
 /* A top-level statement: where it starts and ends (its ';' included) and what it does to
@@ -117,27 +119,21 @@ static enum txn classify(const struct stmt *st)
     return TXN_NONE;
 }
 
-/* What the scan needs to decide: the first and last statements, and the first few that
- * control the transaction. */
-struct found {
-    struct stmt first, last;
-    size_t count;
-    struct stmt txn[3];
-    size_t ntxn;
-};
-
-static void statement_done(struct found *f, struct stmt *cur, size_t end)
+/* The statement in cur ends at end: finish it and hand it on. */
+static void statement_done(struct stmt *cur, size_t end,
+                           void (*on_stmt)(const struct stmt *st, void *ctx), void *ctx)
 {
     cur->end = end;
     cur->txn = classify(cur);
-    if (f->count++ == 0)
-        f->first = *cur;
-    f->last = *cur;
-    if (cur->txn != TXN_NONE && f->ntxn < sizeof(f->txn) / sizeof(f->txn[0]))
-        f->txn[f->ntxn++] = *cur;
+    on_stmt(cur, ctx);
 }
 
-static void scan_statements(const char *sql, size_t len, struct found *f)
+/* Calls on_stmt for each top-level statement, in order. A statement starts at its first
+ * byte that is neither blank nor comment, so comments between statements and a lone ';'
+ * make none. This is the only lexer: rg_sql_unwrap and rg_sql_statements differ only in
+ * what they do with each statement. */
+static void scan_statements(const char *sql, size_t len,
+                            void (*on_stmt)(const struct stmt *st, void *ctx), void *ctx)
 {
     struct scan sc = {sql, len, 0, 1};
     struct stmt cur = {0};
@@ -145,7 +141,6 @@ static void scan_statements(const char *sql, size_t len, struct found *f)
     int words = 0, atomic = 0;
     char prev[24] = "";
 
-    memset(f, 0, sizeof(*f));
     while (sc.i < sc.n) {
         char c = sc.s[sc.i];
         if (isspace((unsigned char)c)) {
@@ -175,7 +170,7 @@ static void scan_statements(const char *sql, size_t len, struct found *f)
         }
         if (c == ';' && atomic == 0) {
             advance(&sc);
-            statement_done(f, &cur, sc.i);
+            statement_done(&cur, sc.i, on_stmt, ctx);
             in_stmt = false;
         } else if (c == '\'' || c == '"') {
             skip_quoted(&sc, c, false);
@@ -210,7 +205,7 @@ static void scan_statements(const char *sql, size_t len, struct found *f)
         }
     }
     if (in_stmt)
-        statement_done(f, &cur, sc.n);
+        statement_done(&cur, sc.n, on_stmt, ctx);
 }
 
 static void blank(char *sql, const struct stmt *st)
@@ -220,12 +215,32 @@ static void blank(char *sql, const struct stmt *st)
             sql[i] = ' ';
 }
 
+/* What unwrapping needs to decide: the first and last statements, and the first few that
+ * control the transaction. */
+struct found {
+    struct stmt first, last;
+    size_t count;
+    struct stmt txn[3];
+    size_t ntxn;
+};
+
+static void found_add(const struct stmt *st, void *ctx)
+{
+    struct found *f = ctx;
+
+    if (f->count++ == 0)
+        f->first = *st;
+    f->last = *st;
+    if (st->txn != TXN_NONE && f->ntxn < sizeof(f->txn) / sizeof(f->txn[0]))
+        f->txn[f->ntxn++] = *st;
+}
+
 int rg_sql_unwrap(char *sql, size_t len, const char *path, struct rg_err *err)
 {
-    struct found f;
+    struct found f = {0};
     const struct stmt *bad;
 
-    scan_statements(sql, len, &f);
+    scan_statements(sql, len, found_add, &f);
     if (f.ntxn == 0)
         return 0;
     if (f.ntxn == 2 && f.txn[0].txn == TXN_BEGIN && f.txn[0].start == f.first.start &&
@@ -241,4 +256,29 @@ int rg_sql_unwrap(char *sql, size_t len, const char *path, struct rg_err *err)
                "file may not control it (a whole-file BEGIN; ... COMMIT; wrapper is accepted)",
                path, bad->line, bad->word[0], *bad->word[1] ? " " : "", bad->word[1]);
     return -1;
+}
+
+struct stmt_list {
+    struct rg_sql_stmt *items;
+    size_t n, cap;
+};
+
+static void list_add(const struct stmt *st, void *ctx)
+{
+    struct stmt_list *l = ctx;
+
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->items = rg_realloc(l->items, l->cap * sizeof(*l->items));
+    }
+    l->items[l->n++] = (struct rg_sql_stmt){st->start, st->end, st->line};
+}
+
+size_t rg_sql_statements(const char *sql, size_t len, struct rg_sql_stmt **out)
+{
+    struct stmt_list l = {0};
+
+    scan_statements(sql, len, list_add, &l);
+    *out = l.items;
+    return l.n;
 }

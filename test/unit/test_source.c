@@ -98,7 +98,19 @@ static void load_fails(const char *frag1, const char *frag2)
         cr_assert_not_null(strstr(err.msg, frag2), "\"%s\" not in: %s", frag2, err.msg);
     cr_assert_null(src.items);
     cr_assert_eq(src.n, 0);
+    cr_assert_null(src.repeatable);
+    cr_assert_eq(src.nrepeatable, 0);
+    cr_assert_null(src.data);
+    cr_assert_eq(src.ndata, 0);
     rg_source_free(&src);
+}
+
+static void remove_file(const char *name)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    cr_assert_eq(unlink(path), 0, "unlink %s", path);
 }
 
 /* tmp + "/" + name, the way messages must name a file. */
@@ -269,12 +281,6 @@ Test(source, rejects_a_name_that_is_not_a_migration)
 {
     write_file("12-foo.sql", "SELECT 1;");
     load_fails(in_tmp("12-foo.sql"), "not a migration file name (expected NNNN_title.up.sql");
-}
-
-Test(source, rejects_flyway_names_for_now)
-{
-    write_file("V1__init.sql", "SELECT 1;");
-    load_fails(in_tmp("V1__init.sql"), "not a migration file name");
 }
 
 Test(source, rejects_a_name_without_up_or_down)
@@ -616,4 +622,421 @@ Test(source, free_accepts_null_and_a_zeroed_source)
     rg_source_free(&src);
     cr_assert_null(src.items);
     cr_assert_null(rg_source_find(NULL, 1));
+}
+
+/* Flyway names */
+
+Test(source, loads_flyway_pairs_sorted_among_golang_names)
+{
+    struct rg_source src;
+
+    write_file("V10__ten.sql", "SELECT 10;");
+    write_file("0003_three.up.sql", "SELECT 3;");
+    write_file("V2__two.sql", "abc");
+    write_file("U2__two.sql", "DROP TABLE two;");
+    write_file("0001_one.up.sql", "SELECT 1;");
+    write_file("0001_one.down.sql", "SELECT -1;");
+    write_file("V0020__padded.sql", "SELECT 20;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 5);
+    cr_assert_eq(src.items[0].version, 1);
+    cr_assert_eq(src.items[1].version, 2);
+    cr_assert_eq(src.items[2].version, 3);
+    cr_assert_eq(src.items[3].version, 10);
+    cr_assert_eq(src.items[4].version, 20);
+    cr_assert_str_eq(src.items[1].title, "two");
+    cr_assert_str_eq(src.items[1].up_name, "V2__two.sql");
+    cr_assert_str_eq(src.items[1].up_path, in_tmp("V2__two.sql"));
+    cr_assert_str_eq(src.items[1].up_sql, "abc");
+    cr_assert_str_eq(src.items[1].checksum,
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cr_assert_str_eq(src.items[1].down_path, in_tmp("U2__two.sql"));
+    cr_assert_str_eq(src.items[1].down_sql, "DROP TABLE two;");
+    cr_assert_str_eq(src.items[0].down_sql, "SELECT -1;");
+    cr_assert_null(src.items[3].down_sql);
+    cr_assert_str_eq(src.items[3].title, "ten");
+    cr_assert_str_eq(src.items[4].title, "padded");
+    cr_assert_eq(src.nrepeatable, 0);
+    rg_source_free(&src);
+}
+
+Test(source, parses_flyway_file_directives_and_unwraps_them)
+{
+    struct rg_source src;
+
+    write_file("V1__idx.sql", "-- rollgate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t(c);");
+    write_file("U1__idx.sql", "-- rollgate:lock-timeout=3s\nBEGIN;\nDROP INDEX i;\nCOMMIT;\n");
+    load_ok(&src);
+    cr_assert(src.items[0].directives.no_transaction);
+    cr_assert_eq(src.items[0].down_directives.lock_timeout_ms, 3000);
+    cr_assert_str_eq(src.items[0].down_sql,
+                     "-- rollgate:lock-timeout=3s\n      \nDROP INDEX i;\n       \n");
+    rg_source_free(&src);
+}
+
+Test(source, rejects_one_version_as_golang_up_and_flyway_up)
+{
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("V1__a.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_a.up.sql"), in_tmp("V1__a.sql"));
+    load_fails("use one naming style per version", NULL);
+}
+
+Test(source, rejects_a_golang_up_with_a_flyway_down)
+{
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("U1__a.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_a.up.sql"), in_tmp("U1__a.sql"));
+    load_fails("use one naming style per version", NULL);
+}
+
+Test(source, rejects_a_flyway_up_with_a_golang_down)
+{
+    write_file("V1__a.sql", "SELECT 1;");
+    write_file("1_a.down.sql", "SELECT 1;");
+    load_fails(in_tmp("1_a.down.sql"), in_tmp("V1__a.sql"));
+    load_fails("use one naming style per version", NULL);
+}
+
+Test(source, rejects_a_flyway_down_next_to_a_golang_pair)
+{
+    write_file("0001_a.up.sql", "SELECT 1;");
+    write_file("0001_a.down.sql", "SELECT 1;");
+    write_file("U1__a.sql", "SELECT 1;");
+    load_fails(in_tmp("0001_a.up.sql"), in_tmp("U1__a.sql"));
+    load_fails("use one naming style per version", NULL);
+}
+
+Test(source, rejects_a_dotted_flyway_version)
+{
+    write_file("V1.1__x.sql", "SELECT 1;");
+    load_fails(in_tmp("V1.1__x.sql"), "versions must be integers");
+    load_fails("version 1.1 is not an integer", NULL);
+    remove_file("V1.1__x.sql");
+    write_file("V1_1__x.sql", "SELECT 1;");
+    load_fails(in_tmp("V1_1__x.sql"), "versions must be integers");
+    remove_file("V1_1__x.sql");
+    write_file("U2.5__x.sql", "SELECT 1;");
+    load_fails(in_tmp("U2.5__x.sql"), "versions must be integers");
+}
+
+Test(source, rejects_malformed_flyway_names)
+{
+    static const struct {
+        const char *name, *frag;
+    } cases[] = {
+        {"V0__zero.sql", "greater than 0"},
+        {"V9223372036854775808__big.sql", "out of range"},
+        {"V__x.sql", "not a migration file name (expected V<version>__title.sql"},
+        {"V-1__x.sql", "not a migration file name"},
+        {"V1_x.sql", "two '_' follow the version"},
+        {"V1.sql", "no title"},
+        {"V1__.sql", "no title"},
+        {"V1__add.users.sql", "title may hold only"},
+        {"V1__a b.sql", "title may hold only"},
+        {"v1__lower.sql", "not a migration file name (expected NNNN_title.up.sql"},
+        {"B1__baseline.sql", "R__title.sql"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_file(cases[i].name, "SELECT 1;");
+        load_fails(in_tmp(cases[i].name), cases[i].frag);
+        remove_file(cases[i].name);
+    }
+}
+
+Test(source, accepts_the_largest_int64_flyway_version)
+{
+    struct rg_source src;
+
+    write_file("V9223372036854775807__max.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.items[0].version, INT64_MAX);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_a_flyway_down_without_up)
+{
+    write_file("V1__a.sql", "SELECT 1;");
+    write_file("U03__b.sql", "SELECT 1;");
+    load_fails(in_tmp("U03__b.sql"), "without an up file (expected V03__b.sql)");
+}
+
+Test(source, rejects_two_flyway_ups_for_one_version)
+{
+    write_file("V1__a.sql", "SELECT 1;");
+    write_file("V01__b.sql", "SELECT 1;");
+    load_fails(in_tmp("V01__b.sql"), in_tmp("V1__a.sql"));
+    load_fails("two up migrations for version 1", NULL);
+}
+
+Test(source, rejects_flyway_up_and_down_with_different_titles)
+{
+    write_file("V1__a.sql", "SELECT 1;");
+    write_file("U1__b.sql", "SELECT 1;");
+    load_fails(in_tmp("V1__a.sql"), in_tmp("U1__b.sql"));
+    load_fails("different titles", NULL);
+}
+
+/* Repeatable migrations */
+
+Test(source, loads_repeatables_by_title_with_checksum)
+{
+    struct rg_source src;
+
+    write_file("R__views.sql", "abc");
+    write_file("R__a-b.sql", "SELECT 2;");
+    write_file("R__a.sql", "SELECT 1;");
+    write_file("0001_t.up.sql", "SELECT 0;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 1);
+    cr_assert_eq(src.nrepeatable, 3);
+    /* By name, not file name: R__a-b.sql sorts before R__a.sql. */
+    cr_assert_str_eq(src.repeatable[0].name, "a");
+    cr_assert_str_eq(src.repeatable[1].name, "a-b");
+    cr_assert_str_eq(src.repeatable[2].name, "views");
+    cr_assert_str_eq(src.repeatable[0].path, in_tmp("R__a.sql"));
+    cr_assert_str_eq(src.repeatable[0].sql, "SELECT 1;");
+    cr_assert_eq(src.repeatable[0].len, strlen("SELECT 1;"));
+    cr_assert_str_eq(src.repeatable[2].checksum,
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cr_assert_eq(src.ndata, 0);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_bad_repeatable_names)
+{
+    static const struct {
+        const char *name, *frag;
+    } cases[] = {
+        {"R__my.view.sql", "title may hold only"},
+        {"R__my view.sql", "title may hold only"},
+        {"R__.sql", "no title"},
+        {"R_x.sql", "not a migration file name (expected R__title.sql)"},
+        {"R1__x.sql", "not a migration file name"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_file(cases[i].name, "SELECT 1;");
+        load_fails(in_tmp(cases[i].name), cases[i].frag);
+        remove_file(cases[i].name);
+    }
+}
+
+Test(source, parses_repeatable_directives_and_unwraps_it)
+{
+    static const char a[] =
+        "-- rollgate:statement-timeout=1m\nBEGIN;\nCREATE VIEW v AS SELECT 1;\nEND;";
+    struct rg_source src;
+    char written[65];
+
+    write_file("R__a.sql", a);
+    write_file("R__b.sql", "-- rollgate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;");
+    load_ok(&src);
+    cr_assert_eq(src.repeatable[0].directives.statement_timeout_ms, 60000);
+    cr_assert_not(src.repeatable[0].directives.no_transaction);
+    cr_assert_str_eq(src.repeatable[0].sql,
+                     "-- rollgate:statement-timeout=1m\n      \nCREATE VIEW v AS SELECT 1;\n    ");
+    /* The checksum is of the file as written, not as blanked. */
+    rg_source_checksum(a, strlen(a), written);
+    cr_assert_str_eq(src.repeatable[0].checksum, written);
+    /* A no-transaction file is run as written. */
+    cr_assert(src.repeatable[1].directives.no_transaction);
+    cr_assert_str_eq(src.repeatable[1].sql,
+                     "-- rollgate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;");
+    rg_source_free(&src);
+}
+
+Test(source, rejects_a_bad_directive_in_a_repeatable)
+{
+    write_file("R__v.sql", "-- rollgate:lock-timeout=soon\nSELECT 1;");
+    load_fails(in_tmp("R__v.sql:1:"), "bad duration");
+}
+
+/* Data migrations */
+
+Test(source, loads_data_files_in_byte_order)
+{
+    struct rg_source src;
+
+    make_dir("data");
+    write_file("data/b.sql", "SELECT 'b';");
+    write_file("data/B.sql", "SELECT 'B';");
+    write_file("data/a.sql", "abc");
+    write_file("data/9_x.sql", "SELECT 9;");
+    write_file("data/10_x.sql", "SELECT 10;");
+    write_file("data/2024.01-seed.sql", "SELECT 2024;");
+    write_file("0001_t.up.sql", "SELECT 0;");
+    load_ok(&src);
+    cr_assert_eq(src.n, 1);
+    cr_assert_eq(src.nrepeatable, 0);
+    cr_assert_eq(src.ndata, 6);
+    cr_assert_str_eq(src.data[0].name, "10_x.sql");
+    cr_assert_str_eq(src.data[1].name, "2024.01-seed.sql");
+    cr_assert_str_eq(src.data[2].name, "9_x.sql");
+    cr_assert_str_eq(src.data[3].name, "B.sql");
+    cr_assert_str_eq(src.data[4].name, "a.sql");
+    cr_assert_str_eq(src.data[5].name, "b.sql");
+    cr_assert_str_eq(src.data[4].path, in_tmp("data/a.sql"));
+    cr_assert_str_eq(src.data[4].sql, "abc");
+    cr_assert_eq(src.data[4].len, 3);
+    cr_assert_str_eq(src.data[4].checksum,
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cr_assert_str_eq(src.data[3].sql, "SELECT 'B';");
+    rg_source_free(&src);
+}
+
+Test(source, data_skips_other_files_dotfiles_and_subdirectories)
+{
+    struct rg_source src;
+
+    make_dir("data");
+    make_dir("data/nested");
+    make_dir("data/dir.sql");
+    make_dir("data/..2024_01_01");
+    write_file("data/nested/deep.sql", "SELECT 1;");
+    write_file("data/dir.sql/x.sql", "SELECT 1;");
+    write_file("data/README.md", "docs");
+    write_file("data/seed.sql.bak", "x");
+    write_file("data/.hidden.sql", "x");
+    write_file("data/..2024_01_01/seed.sql", "SELECT 1;");
+    write_file("data/seed.sql", "SELECT 1;");
+    load_ok(&src);
+    cr_assert_eq(src.ndata, 1);
+    cr_assert_str_eq(src.data[0].name, "seed.sql");
+    rg_source_free(&src);
+}
+
+Test(source, data_follows_configmap_style_links)
+{
+    struct rg_source src;
+    char path[4096];
+
+    make_dir("..real");
+    write_file("..real/seed.sql", "SELECT 1;");
+    snprintf(path, sizeof(path), "%s/data", tmp);
+    cr_assert_eq(symlink("..real", path), 0);
+    load_ok(&src);
+    cr_assert_eq(src.ndata, 1);
+    cr_assert_str_eq(src.data[0].path, in_tmp("data/seed.sql"));
+    rg_source_free(&src);
+}
+
+Test(source, missing_or_empty_data_directory_is_fine)
+{
+    struct rg_source src;
+
+    write_file("0001_t.up.sql", "SELECT 0;");
+    load_ok(&src);
+    cr_assert_eq(src.ndata, 0);
+    cr_assert_eq(src.n, 1);
+    rg_source_free(&src);
+    make_dir("data");
+    load_ok(&src);
+    cr_assert_eq(src.ndata, 0);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_a_data_path_that_is_not_a_directory)
+{
+    write_file("data", "x");
+    load_fails(in_tmp("data"), "Not a directory");
+}
+
+Test(source, rejects_a_dangling_data_link)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/data", tmp);
+    cr_assert_eq(symlink("/nonexistent/rollgate/data", path), 0);
+    load_fails(in_tmp("data"), "cannot open data migrations directory");
+}
+
+Test(source, rejects_a_bad_data_name)
+{
+    static const char *const bad[] = {"data/my seed.sql", "data/a+b.sql", "data/seed\xC3\xA9.sql"};
+
+    make_dir("data");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_file(bad[i], "SELECT 1;");
+        load_fails(in_tmp(bad[i]), "not a data migration name");
+        remove_file(bad[i]);
+    }
+}
+
+Test(source, rejects_a_dangling_link_in_data)
+{
+    char path[4096];
+
+    make_dir("data");
+    snprintf(path, sizeof(path), "%s/data/seed.sql", tmp);
+    cr_assert_eq(symlink("/nonexistent/rollgate/seed.sql", path), 0);
+    load_fails(in_tmp("data/seed.sql"), "No such file or directory");
+}
+
+Test(source, parses_data_directives_and_blanks_its_wrapper)
+{
+    struct rg_source src;
+
+    make_dir("data");
+    write_file("data/01_seed.sql", "-- Seed rows.\nBEGIN;\nINSERT INTO t VALUES (1) ON CONFLICT DO "
+                                   "NOTHING;\nCOMMIT;\n");
+    write_file("data/02_idx.sql", "-- rollgate:no-transaction\n"
+                                  "-- rollgate:lock-timeout=500ms\n"
+                                  "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (c);\n");
+    load_ok(&src);
+    cr_assert_eq(src.ndata, 2);
+    cr_assert_str_eq(src.data[0].sql, "-- Seed rows.\n      \nINSERT INTO t VALUES (1) ON CONFLICT "
+                                      "DO NOTHING;\n       \n");
+    cr_assert_not(src.data[0].directives.no_transaction);
+    cr_assert(src.data[1].directives.no_transaction);
+    cr_assert_eq(src.data[1].directives.lock_timeout_ms, 500);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_bad_directives_and_transaction_control_in_data)
+{
+    make_dir("data");
+    write_file("data/a.sql", "-- rollgate:nope\nSELECT 1;");
+    load_fails(in_tmp("data/a.sql:1: unknown directive"), NULL);
+    remove_file("data/a.sql");
+    write_file("data/a.sql", "SELECT 1;\nCOMMIT;\nSELECT 2;");
+    load_fails(in_tmp("data/a.sql:2: COMMIT"), NULL);
+    remove_file("data/a.sql");
+    write_bytes("data/a.sql", "SELECT\0 1;", 10);
+    load_fails(in_tmp("data/a.sql:1: file contains a NUL byte"), NULL);
+}
+
+Test(source, rejects_a_data_file_over_the_size_cap)
+{
+    char path[4096];
+    int fd;
+
+    make_dir("data");
+    snprintf(path, sizeof(path), "%s/data/dump.sql", tmp);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, RG_SOURCE_MAX_FILE + 1), 0);
+    close(fd);
+    load_fails(in_tmp("data/dump.sql"), "16777217 bytes");
+}
+
+Test(source, parses_directives_of_sql_from_elsewhere)
+{
+    struct rg_directives d;
+    struct rg_err err = {0};
+    const char *ok = "-- rollgate:no-transaction\n-- rollgate:lock-timeout=2s\nDROP INDEX i;";
+    const char *bad = "\n-- rollgate:lock-timeout=never\nSELECT 1;";
+
+    memset(&d, 0xAB, sizeof(d));
+    cr_assert_eq(rg_source_directives("history of version 3", ok, strlen(ok), &d, &err), 0, "%s",
+                 err.msg);
+    cr_assert(d.no_transaction);
+    cr_assert_eq(d.lock_timeout_ms, 2000);
+    cr_assert_eq(d.statement_timeout_ms, 0);
+    cr_assert_eq(rg_source_directives("history of version 3", bad, strlen(bad), &d, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert_not_null(
+        strstr(err.msg, "history of version 3:2: rollgate:lock-timeout: bad duration"), "%s",
+        err.msg);
 }
