@@ -1,6 +1,8 @@
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -28,7 +30,7 @@ static const struct option options[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"exit-code", no_argument, NULL, OPT_EXIT_CODE},
-    {"version", no_argument, NULL, OPT_VERSION},
+    {"version", optional_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -73,6 +75,29 @@ static const struct {
      "\n"
      "Print the database's current schema version (0 when nothing is applied).\n"
      "  --output text|json   result format on stdout (default text)\n"},
+    {RG_CMD_VALIDATE, "validate",
+     "Usage: rollgate validate [global options]\n"
+     "\n"
+     "Check the migration files: names, duplicate versions, directives, down files,\n"
+     "transaction control. When a database is configured and reachable (one attempt),\n"
+     "also check them against its history: drift, failed marks, versions this image\n"
+     "lacks, out-of-order versions. Exits 0, 4 (files) or 5 (history).\n"},
+    {RG_CMD_BASELINE, "baseline",
+     "Usage: rollgate baseline --version N [global options]\n"
+     "\n"
+     "Adopt an existing database: record every migration up to version N as applied\n"
+     "without running it. Refused (exit 5) when rollgate's history already has rows.\n"},
+    {RG_CMD_NEW, "new",
+     "Usage: rollgate new NAME [--dir DIR]\n"
+     "\n"
+     "Write the next NNNN_NAME.up.sql and NNNN_NAME.down.sql into the migrations\n"
+     "directory and print their paths. NAME: letters, digits, '_' and '-'.\n"},
+    {RG_CMD_REPAIR, "repair",
+     "Usage: rollgate repair [--version N] [global options]\n"
+     "\n"
+     "After a no-transaction migration failed part way and you have undone what it did\n"
+     "by hand, clear its failed mark (all of them without --version) so that the next\n"
+     "migrate runs it again.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -82,13 +107,15 @@ static const char global_usage[] =
     "  --config FILE              YAML configuration (default /etc/rollgate/config.yaml)\n"
     "  --database-url URL         PostgreSQL URL (else libpq's PG* variables)\n"
     "  --dir DIR                  migrations directory (default /migrations)\n"
-    "  --target VERSION|latest    migrate up to this version\n"
+    "  --target VERSION|latest    migrate up to this version; below the current one,\n"
+    "                             roll back to it with down migrations\n"
     "  --lease-mode auto|kubernetes|none\n"
     "  --log-format auto|json|text\n"
     "  --log-level debug|info|warn|error\n"
     "  --timeout DURATION         stop the run after this long (e.g. 10m)\n"
     "  -h, --help                 this help (also per command)\n"
-    "  --version                  print rollgate's version\n";
+    "  --version                  print rollgate's version (after baseline or repair:\n"
+    "                             the version to act on)\n";
 
 void rg_cli_usage(FILE *out, enum rg_command command)
 {
@@ -103,9 +130,13 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           "Bring a PostgreSQL schema to the version this release needs, exactly once.\n"
           "\n"
           "Commands:\n"
-          "  migrate   apply pending migrations\n"
+          "  migrate   apply pending migrations (or roll back to --target)\n"
           "  status    show applied and pending migrations\n"
           "  version   print the database's schema version\n"
+          "  validate  check the migration files (and the history, when reachable)\n"
+          "  baseline  adopt an existing database at --version N\n"
+          "  new       write the next migration's up and down files\n"
+          "  repair    clear a failed no-transaction migration's mark\n"
           "\n",
           out);
     fputs(global_usage, out);
@@ -116,26 +147,60 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           out);
 }
 
-static int set_command(struct rg_cli *cli, const char *name, struct rg_err *err)
+static bool takes_version(const struct rg_cli *cli)
 {
+    return cli->command == RG_CMD_BASELINE || cli->command == RG_CMD_REPAIR;
+}
+
+static int parse_version(struct rg_cli *cli, const char *arg, struct rg_err *err)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end || v <= 0) {
+        rg_err_set(err, RG_EUSAGE, "--version: \"%s\" is not a positive version number", arg);
+        return -1;
+    }
+    cli->at_version = v;
+    return 0;
+}
+
+/* An operand: the command, or the value a command takes (new NAME, or the N of
+ * baseline/repair --version N). */
+static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, struct rg_err *err)
+{
+    if (*version_pending) {
+        *version_pending = false;
+        return parse_version(cli, arg, err);
+    }
+    if (cli->command == RG_CMD_NEW && !cli->name) {
+        cli->name = arg;
+        return 0;
+    }
     if (cli->command != RG_CMD_NONE) {
-        rg_err_set(err, RG_EUSAGE, "unexpected argument \"%s\" after command %s", name,
+        rg_err_set(err, RG_EUSAGE, "unexpected argument \"%s\" after command %s", arg,
                    cli->command_name);
         return -1;
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {
-        if (strcmp(commands[i].name, name) == 0) {
+        if (strcmp(commands[i].name, arg) == 0) {
             cli->command = commands[i].command;
             cli->command_name = commands[i].name;
             return 0;
         }
     }
-    rg_err_set(err, RG_EUSAGE, "unknown command \"%s\" (commands: migrate, status, version)", name);
+    rg_err_set(err, RG_EUSAGE,
+               "unknown command \"%s\" (commands: migrate, status, version, validate, baseline, "
+               "new, repair)",
+               arg);
     return -1;
 }
 
 int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
 {
+    bool version_pending = false;
     int c;
 
     memset(cli, 0, sizeof(*cli));
@@ -146,14 +211,20 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
     while ((c = getopt_long(argc, argv, "-:h", options, NULL)) != -1) {
         switch (c) {
         case 1:
-            if (set_command(cli, optarg, err) < 0)
+            if (operand(cli, optarg, &version_pending, err) < 0)
                 return -1;
             break;
         case 'h':
             cli->help = true;
             break;
         case OPT_VERSION:
-            cli->version = true;
+            /* After baseline or repair, --version names the version to act on. */
+            if (!takes_version(cli))
+                cli->version = true;
+            else if (optarg && parse_version(cli, optarg, err) < 0)
+                return -1;
+            else
+                version_pending = !optarg;
             break;
         case OPT_CONFIG:
             cli->config_file = optarg;
@@ -197,14 +268,26 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
     if (cli->help || cli->version)
         return 0;
     if (cli->command == RG_CMD_NONE) {
-        rg_err_set(err, RG_EUSAGE, "no command given (commands: migrate, status, version)");
+        rg_err_set(err, RG_EUSAGE, "no command given (see rollgate --help)");
+        return -1;
+    }
+    if (version_pending) {
+        rg_err_set(err, RG_EUSAGE, "--version needs a value after %s", cli->command_name);
+        return -1;
+    }
+    if (cli->command == RG_CMD_BASELINE && !cli->at_version) {
+        rg_err_set(err, RG_EUSAGE, "baseline needs --version N");
+        return -1;
+    }
+    if (cli->command == RG_CMD_NEW && !cli->name) {
+        rg_err_set(err, RG_EUSAGE, "new needs a NAME");
         return -1;
     }
     if (cli->exit_code && cli->command != RG_CMD_STATUS) {
         rg_err_set(err, RG_EUSAGE, "--exit-code applies only to status");
         return -1;
     }
-    if (cli->output_given && cli->command == RG_CMD_MIGRATE) {
+    if (cli->output_given && cli->command != RG_CMD_STATUS && cli->command != RG_CMD_VERSION) {
         rg_err_set(err, RG_EUSAGE, "--output applies only to status and version");
         return -1;
     }

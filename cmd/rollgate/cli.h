@@ -3,12 +3,22 @@
 #define RG_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/config.h"
 #include "err/err.h"
 
-enum rg_command { RG_CMD_NONE, RG_CMD_MIGRATE, RG_CMD_STATUS, RG_CMD_VERSION };
+enum rg_command {
+    RG_CMD_NONE,
+    RG_CMD_MIGRATE,
+    RG_CMD_STATUS,
+    RG_CMD_VERSION,
+    RG_CMD_VALIDATE,
+    RG_CMD_BASELINE,
+    RG_CMD_NEW,
+    RG_CMD_REPAIR,
+};
 enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
 
 #define RG_CLI_MAX_FLAGS 8
@@ -24,6 +34,8 @@ struct rg_cli {
     enum rg_output output;
     bool output_given;
     bool exit_code;
+    int64_t at_version; /* baseline --version N (required), repair --version N (0: all) */
+    const char *name;   /* new NAME */
 };
 
 /* Fills cli from argv (borrowed). Errors are RG_EUSAGE. */

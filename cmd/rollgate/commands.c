@@ -42,6 +42,7 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
         .connect_timeout_ms = cfg->database.connect_timeout_ms,
         .connect_retry_ms = cfg->database.connect_retry_ms,
         .lock_retries = cfg->database.lock_retries,
+        .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
     struct rg_pg *pg = rg_pg_new(&o);
 
@@ -75,6 +76,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .applied_by = cfg->lease.identity,
         .lock_timeout_ms = cfg->database.lock_timeout_ms,
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
+        .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
     int64_t start = now_ms();
     int ret = -1;
@@ -97,14 +99,20 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         goto out;
     if (rg_engine_migrate(&store, &src, &opts, &res, err) < 0)
         goto out;
-    if (res.applied)
+    if (res.applied || res.reverted)
         snprintf(summary, n,
-                 "migrate: applied %zu migration%s in %" PRId64 "ms, schema at version %" PRId64
-                 " (was %" PRId64 ")",
-                 res.applied, res.applied == 1 ? "" : "s", now_ms() - start, res.to, res.from);
+                 "migrate: %s %zu migration%s and ran %zu script%s in %" PRId64
+                 "ms, schema at version %" PRId64 " (was %" PRId64 ")%s",
+                 res.reverted ? "rolled back" : "applied", res.applied + res.reverted,
+                 res.applied + res.reverted == 1 ? "" : "s", res.scripts,
+                 res.scripts == 1 ? "" : "s", now_ms() - start, res.to, res.from,
+                 res.adopted ? ", adopted from golang-migrate" : "");
     else
-        snprintf(summary, n, "migrate: nothing to do, schema at version %" PRId64 "%s", res.to,
-                 res.already ? " (applied by another run)" : "");
+        snprintf(summary, n,
+                 "migrate: no migration to %s, schema at version %" PRId64 "%s; ran %zu script%s",
+                 opts.target < res.from ? "roll back" : "apply", res.to,
+                 res.already ? " (done by another run)" : "", res.scripts,
+                 res.scripts == 1 ? "" : "s");
     ret = 0;
 out:
     close_store(pg);
@@ -174,4 +182,105 @@ int rg_cmd_version(const struct rg_cli *cli, const struct rg_config *cfg, char *
     rg_history_free(&h);
     close_store(pg);
     return 0;
+}
+
+/* The files alone always; against the history too when a database answers the first
+ * attempt, since validate runs where a database may well not be (CI, a laptop). */
+int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                    struct rg_err *err)
+{
+    struct rg_config once = *cfg;
+    struct rg_source src = {0};
+    struct rg_history h = {0};
+    struct rg_plan plan = {0};
+    struct rg_store store;
+    struct rg_pg *pg = NULL;
+    struct rg_err conn_err = {0};
+    struct rg_migrate_opts opts = {
+        .target = cfg->migrations.target,
+        .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
+        .allow_out_of_order = cfg->migrations.allow_out_of_order,
+    };
+    int ret = -1;
+
+    (void)cli;
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+        goto out;
+    once.database.connect_retry_ms = 0;
+    pg = open_store(&once, &store, &conn_err);
+    if (!pg) {
+        if (conn_err.code == RG_ESIGNAL || conn_err.code == RG_ECONFIG) {
+            *err = conn_err;
+            goto out;
+        }
+        RG_WARN("database not reachable: checked the files only" RG_F "error=%s", conn_err.msg);
+        snprintf(summary, n,
+                 "validate: %zu migrations, %zu repeatable, %zu data scripts are valid (files "
+                 "only: no database reachable)",
+                 src.n, src.nrepeatable, src.ndata);
+        ret = 0;
+        goto out;
+    }
+    if (store.read_history(store.ctx, &h, err) < 0)
+        goto out;
+    rg_plan_build(&plan, &src, &h);
+    if (rg_engine_check(&plan, &opts, true, err) < 0)
+        goto out;
+    snprintf(summary, n,
+             "validate: %zu migrations, %zu repeatable, %zu data scripts are valid and match "
+             "the history (schema at version %" PRId64 ", %zu pending)",
+             src.n, src.nrepeatable, src.ndata, plan.current, plan.pending);
+    ret = 0;
+out:
+    rg_plan_free(&plan);
+    rg_history_free(&h);
+    close_store(pg);
+    rg_source_free(&src);
+    return ret;
+}
+
+int rg_cmd_baseline(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                    struct rg_err *err)
+{
+    struct rg_source src = {0};
+    struct rg_store store;
+    struct rg_pg *pg = NULL;
+    size_t count = 0;
+    int ret = -1;
+
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+        goto out;
+    pg = open_store(cfg, &store, err);
+    if (!pg)
+        goto out;
+    if (rg_engine_baseline(&store, &src, cli->at_version, cfg->lease.identity, &count, err) < 0)
+        goto out;
+    snprintf(summary, n,
+             "baseline: recorded %zu migration%s up to version %" PRId64
+             " as applied without running them",
+             count, count == 1 ? "" : "s", cli->at_version);
+    ret = 0;
+out:
+    close_store(pg);
+    rg_source_free(&src);
+    return ret;
+}
+
+int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                  struct rg_err *err)
+{
+    struct rg_store store;
+    struct rg_pg *pg = open_store(cfg, &store, err);
+    size_t cleared = 0;
+    int ret = -1;
+
+    if (!pg)
+        return -1;
+    if (store.repair(store.ctx, cli->at_version, &cleared, err) == 0) {
+        snprintf(summary, n, "repair: cleared %zu failed mark%s%s", cleared,
+                 cleared == 1 ? "" : "s", cleared ? "; the next migrate runs them again" : "");
+        ret = 0;
+    }
+    close_store(pg);
+    return ret;
 }

@@ -120,6 +120,18 @@ int main(int argc, char **argv)
     case RG_CMD_VERSION:
         ret = rg_cmd_version(&cli, &cfg, summary, sizeof(summary), &err);
         break;
+    case RG_CMD_VALIDATE:
+        ret = rg_cmd_validate(&cli, &cfg, summary, sizeof(summary), &err);
+        break;
+    case RG_CMD_BASELINE:
+        ret = rg_cmd_baseline(&cli, &cfg, summary, sizeof(summary), &err);
+        break;
+    case RG_CMD_NEW:
+        ret = rg_cmd_new(&cli, &cfg, summary, sizeof(summary), &err);
+        break;
+    case RG_CMD_REPAIR:
+        ret = rg_cmd_repair(&cli, &cfg, summary, sizeof(summary), &err);
+        break;
     case RG_CMD_NONE:
         rg_err_set(&err, RG_EINTERNAL, "no command");
         break;

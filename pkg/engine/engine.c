@@ -7,16 +7,22 @@
 #include "err/mem.h"
 #include "log/log.h"
 
+static void free_rows(struct rg_history_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].title);
+        free(rows[i].applied_at);
+        free(rows[i].applied_by);
+    }
+    free(rows);
+}
+
 void rg_history_free(struct rg_history *h)
 {
     if (!h)
         return;
-    for (size_t i = 0; i < h->n; i++) {
-        free(h->rows[i].title);
-        free(h->rows[i].applied_at);
-        free(h->rows[i].applied_by);
-    }
-    free(h->rows);
+    free_rows(h->rows, h->n);
+    free_rows(h->scripts, h->nscripts);
     memset(h, 0, sizeof(*h));
 }
 
@@ -108,8 +114,8 @@ void rg_plan_free(struct rg_plan *plan)
 }
 
 /* Everything that must stop a run before it changes anything, most serious first. */
-static int check_plan(const struct rg_plan *plan, const struct rg_migrate_opts *opts,
-                      struct rg_err *err)
+int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *opts, bool up,
+                    struct rg_err *err)
 {
     for (size_t k = 0; k < plan->n; k++) {
         const struct rg_plan_item *it = &plan->items[k];
@@ -125,7 +131,8 @@ static int check_plan(const struct rg_plan *plan, const struct rg_migrate_opts *
             rg_err_set(err, RG_ECONFLICT,
                        "version %" PRId64 " (%s) is marked %s in the history: a "
                        "no-transaction migration stopped part way; check what it did, "
-                       "finish or undo it by hand, then run `rollgate repair`",
+                       "undo it by hand (e.g. DROP INDEX an invalid index), then run "
+                       "`rollgate repair` and migrate again",
                        it->version, it->title,
                        it->row->state == RG_ROW_RUNNING ? "running" : "failed");
             return -1;
@@ -138,7 +145,7 @@ static int check_plan(const struct rg_plan *plan, const struct rg_migrate_opts *
                    plan->current, plan->latest, plan->unknown);
         return -1;
     }
-    if (plan->out_of_order && !opts->allow_out_of_order) {
+    if (up && plan->out_of_order && !opts->allow_out_of_order) {
         for (size_t k = 0; k < plan->n; k++) {
             const struct rg_plan_item *it = &plan->items[k];
             if (it->state == RG_ITEM_PENDING && it->out_of_order && it->version <= opts->target) {
@@ -154,19 +161,281 @@ static int check_plan(const struct rg_plan *plan, const struct rg_migrate_opts *
     return 0;
 }
 
-/* The pending items this run applies, by version, up to the target. */
-static size_t count_todo(const struct rg_plan *plan, int64_t target)
-{
-    size_t n = 0;
-    for (size_t k = 0; k < plan->n; k++)
-        if (plan->items[k].state == RG_ITEM_PENDING && plan->items[k].version <= target)
-            n++;
-    return n;
-}
-
 static int64_t pick(int64_t directive, int64_t fallback)
 {
     return directive ? directive : fallback;
+}
+
+/* One run's steps, built before anything changes so that a missing piece (a down
+ * migration) stops the run while the database is untouched. */
+struct run {
+    const struct rg_store *store;
+    const struct rg_migrate_opts *opts;
+    struct rg_step *steps;
+    char **owned; /* down SQL read from the history, freed with the run */
+    size_t n, cap, nowned;
+};
+
+static struct rg_step *add_step(struct run *r, enum rg_action action, enum rg_kind kind)
+{
+    struct rg_step *s;
+
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->steps = rg_realloc(r->steps, r->cap * sizeof(*r->steps));
+    }
+    s = &r->steps[r->n++];
+    memset(s, 0, sizeof(*s));
+    s->action = action;
+    s->kind = kind;
+    s->applied_by = r->opts->applied_by;
+    return s;
+}
+
+static void free_run(struct run *r)
+{
+    for (size_t i = 0; i < r->nowned; i++)
+        free(r->owned[i]);
+    free(r->owned);
+    free(r->steps);
+}
+
+static void plan_up(struct run *r, const struct rg_plan *plan)
+{
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct rg_plan_item *it = &plan->items[k];
+        const struct rg_migration *m = it->file;
+        struct rg_step *s;
+
+        if (it->state != RG_ITEM_PENDING || it->version > r->opts->target)
+            continue;
+        s = add_step(r, RG_ACT_APPLY, RG_KIND_SCHEMA);
+        s->version = m->version;
+        s->title = m->title;
+        s->path = m->up_path;
+        s->sql = m->up_sql;
+        s->checksum = m->checksum;
+        s->down_sql = m->down_sql;
+        s->directives = m->directives;
+    }
+}
+
+/* Down steps newest first, each with its SQL from the file or, failing that, from the
+ * history row; every version without either is named before anything runs. */
+static int plan_down(struct run *r, const struct rg_plan *plan, struct rg_err *err)
+{
+    char missing[256] = "";
+    size_t nmissing = 0;
+
+    for (size_t k = plan->n; k-- > 0;) {
+        const struct rg_plan_item *it = &plan->items[k];
+        const struct rg_migration *m = it->file;
+        struct rg_step *s;
+
+        if (!it->row || it->version <= r->opts->target)
+            continue;
+        if (!(m && m->down_sql) && !it->row->has_down) {
+            size_t used = strlen(missing);
+            snprintf(missing + used, sizeof(missing) - used, "%s%" PRId64, nmissing ? ", " : "",
+                     it->version);
+            nmissing++;
+            continue;
+        }
+        s = add_step(r, RG_ACT_REVERT, RG_KIND_SCHEMA);
+        s->version = it->version;
+        s->title = it->title;
+        if (m && m->down_sql) {
+            s->path = m->down_path;
+            s->sql = m->down_sql;
+            s->directives = m->down_directives;
+        }
+    }
+    if (nmissing) {
+        rg_err_set(err, RG_EFILES,
+                   "cannot roll back to version %" PRId64 ": no down migration for version%s %s "
+                   "(neither a .down.sql file in this image nor one stored in the history); "
+                   "nothing was changed",
+                   r->opts->target, nmissing == 1 ? "" : "s", missing);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills the down SQL of steps whose file this image lacks from their history rows. */
+static int load_stored_downs(struct run *r, struct rg_err *err)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct rg_step *s = &r->steps[i];
+        char *sql = NULL, *where;
+
+        if (s->action != RG_ACT_REVERT || s->sql)
+            continue;
+        if (r->store->read_down(r->store->ctx, s->version, &sql, err) < 0)
+            return -1;
+        where = rg_asprintf("history of version %" PRId64, s->version);
+        r->owned = rg_realloc(r->owned, (r->nowned + 2) * sizeof(*r->owned));
+        r->owned[r->nowned++] = sql;
+        r->owned[r->nowned++] = where;
+        if (!sql) {
+            rg_err_set(err, RG_EFILES, "%s: the stored down migration is gone", where);
+            return -1;
+        }
+        s->path = where;
+        s->sql = sql;
+        if (rg_source_directives(where, sql, strlen(sql), &s->directives, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const struct rg_history_row *find_script(const struct rg_history *h, enum rg_kind kind,
+                                                const char *name)
+{
+    for (size_t i = 0; i < h->nscripts; i++)
+        if (h->scripts[i].kind == kind && strcmp(h->scripts[i].title, name) == 0)
+            return &h->scripts[i];
+    return NULL;
+}
+
+static void add_script(struct run *r, enum rg_kind kind, const struct rg_script *sc)
+{
+    struct rg_step *s = add_step(r, RG_ACT_SCRIPT, kind);
+    s->title = sc->name;
+    s->path = sc->path;
+    s->sql = sc->sql;
+    s->checksum = sc->checksum;
+    s->directives = sc->directives;
+}
+
+/* Repeatable scripts whose recorded checksum differs, then every data script. */
+static void plan_scripts(struct run *r, const struct rg_source *src, const struct rg_history *h)
+{
+    for (size_t i = 0; i < src->nrepeatable; i++) {
+        const struct rg_script *sc = &src->repeatable[i];
+        const struct rg_history_row *row = find_script(h, RG_KIND_REPEATABLE, sc->name);
+        if (!row || strcmp(row->checksum, sc->checksum) != 0)
+            add_script(r, RG_KIND_REPEATABLE, sc);
+    }
+    for (size_t i = 0; i < src->ndata; i++)
+        add_script(r, RG_KIND_DATA, &src->data[i]);
+}
+
+static const char *step_label(const struct rg_step *s)
+{
+    static const char *labels[] = {"migration", "rollback", "repeatable", "data"};
+    if (s->action == RG_ACT_SCRIPT)
+        return labels[s->kind == RG_KIND_REPEATABLE ? 2 : 3];
+    return labels[s->action == RG_ACT_REVERT ? 1 : 0];
+}
+
+static int execute(struct run *r, struct rg_migrate_result *res, struct rg_err *err)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct rg_step *s = &r->steps[i];
+        enum rg_apply_outcome outcome;
+        int64_t ms = 0;
+
+        s->lock_timeout_ms = pick(s->directives.lock_timeout_ms, r->opts->lock_timeout_ms);
+        s->statement_timeout_ms =
+            pick(s->directives.statement_timeout_ms, r->opts->statement_timeout_ms);
+        s->durable = i + 1 == r->n;
+        RG_INFO("%s started" RG_F "version=%" PRId64 RG_F "title=%s", step_label(s), s->version,
+                s->title);
+        if (r->store->run(r->store->ctx, s, &outcome, &ms, err) < 0)
+            return -1;
+        if (outcome == RG_APPLY_ALREADY) {
+            res->already++;
+            if (s->action == RG_ACT_APPLY && s->version > res->to)
+                res->to = s->version;
+            RG_INFO("%s already done by another run" RG_F "version=%" PRId64 RG_F "title=%s",
+                    step_label(s), s->version, s->title);
+            continue;
+        }
+        RG_INFO("%s done" RG_F "version=%" PRId64 RG_F "title=%s" RG_F "duration_ms=%" PRId64,
+                step_label(s), s->version, s->title, ms);
+        if (s->action == RG_ACT_APPLY && s->version > res->to)
+            res->to = s->version;
+        if (s->action == RG_ACT_APPLY)
+            res->applied++;
+        else if (s->action == RG_ACT_REVERT)
+            res->reverted++;
+        else
+            res->scripts++;
+    }
+    return 0;
+}
+
+static int record_baseline(const struct rg_store *store, const struct rg_source *src,
+                           int64_t version, const char *applied_by, size_t *count,
+                           struct rg_err *err)
+{
+    const struct rg_migration **ms = rg_calloc(src->n, sizeof(*ms));
+    int ret;
+
+    *count = 0;
+    for (size_t i = 0; i < src->n && src->items[i].version <= version; i++)
+        ms[(*count)++] = &src->items[i];
+    ret = store->baseline(store->ctx, ms, *count, applied_by, err);
+    free(ms);
+    return ret;
+}
+
+/* golang-migrate's version becomes rollgate's history, before the first run. */
+static int adopt_legacy(const struct rg_store *store, const struct rg_source *src,
+                        const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
+                        struct rg_err *err)
+{
+    struct rg_legacy legacy = {0};
+    size_t count = 0;
+
+    if (store->read_legacy(store->ctx, &legacy, err) < 0)
+        return -1;
+    if (legacy.found && legacy.dirty) {
+        rg_err_set(err, RG_ECONFLICT,
+                   "golang-migrate's schema_migrations is dirty at version %" PRId64
+                   ": a migration failed part way under golang-migrate; fix the schema by hand "
+                   "and clear the dirty flag (migrate force %" PRId64 ") before adopting it",
+                   legacy.version, legacy.version);
+        return -1;
+    }
+    if (store->ensure_history(store->ctx, err) < 0)
+        return -1;
+    if (!legacy.found)
+        return 0;
+    if (record_baseline(store, src, legacy.version, opts->applied_by, &count, err) < 0)
+        return -1;
+    res->adopted = true;
+    RG_INFO("adopted golang-migrate's history: versions up to it are recorded as applied" RG_F
+            "version=%" PRId64 RG_F "recorded=%zu",
+            legacy.version, count);
+    return 0;
+}
+
+/* Reads the history and plans against it; waits first while another run's
+ * no-transaction migration is marked running, since it may well finish. */
+static int read_plan(const struct rg_store *store, const struct rg_source *src,
+                     const struct rg_migrate_opts *opts, struct rg_history *h, struct rg_plan *plan,
+                     struct rg_err *err)
+{
+    for (int round = 0;; round++) {
+        int64_t running = 0;
+
+        if (store->read_history(store->ctx, h, err) < 0)
+            return -1;
+        rg_plan_build(plan, src, h);
+        for (size_t k = 0; k < plan->n && !running; k++)
+            if (plan->items[k].row && plan->items[k].row->state == RG_ROW_RUNNING)
+                running = plan->items[k].version;
+        if (!running || round > 0)
+            return 0;
+        rg_plan_free(plan);
+        rg_history_free(h);
+        RG_INFO("another run's no-transaction migration is running; waiting for it" RG_F
+                "version=%" PRId64,
+                running);
+        if (store->wait_running(store->ctx, running, opts->wait_timeout_ms, err) < 0)
+            return -1;
+    }
 }
 
 int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
@@ -175,61 +444,57 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
 {
     struct rg_history h = {0};
     struct rg_plan plan = {0};
-    size_t todo, done = 0;
+    struct run r = {.store = store, .opts = opts};
+    bool up;
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
     if (store->read_history(store->ctx, &h, err) < 0)
         goto out;
-    if (!h.exists && store->ensure_history(store->ctx, err) < 0)
+    if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
-    rg_plan_build(&plan, src, &h);
+    rg_history_free(&h);
+    if (read_plan(store, src, opts, &h, &plan, err) < 0)
+        goto out;
     res->from = res->to = plan.current;
     res->unknown = plan.unknown;
-    if (check_plan(&plan, opts, err) < 0)
+    up = opts->target >= plan.current;
+    if (rg_engine_check(&plan, opts, up, err) < 0)
         goto out;
     if (plan.unknown)
         RG_WARN("the database has versions this image does not know; carrying on, as the "
                 "schema is meant to stay backward compatible" RG_F "current=%" PRId64 RG_F
                 "image_latest=%" PRId64 RG_F "unknown=%zu",
                 plan.current, plan.latest, plan.unknown);
-
-    todo = count_todo(&plan, opts->target);
-    for (size_t k = 0; k < plan.n; k++) {
-        const struct rg_plan_item *it = &plan.items[k];
-        enum rg_apply_outcome outcome;
-        int64_t ms = 0;
-        struct rg_apply a;
-
-        if (it->state != RG_ITEM_PENDING || it->version > opts->target)
-            continue;
-        done++;
-        a.m = it->file;
-        a.applied_by = opts->applied_by;
-        a.lock_timeout_ms = pick(it->file->directives.lock_timeout_ms, opts->lock_timeout_ms);
-        a.statement_timeout_ms =
-            pick(it->file->directives.statement_timeout_ms, opts->statement_timeout_ms);
-        a.durable = done == todo;
-        RG_INFO("migration started" RG_F "version=%" PRId64 RG_F "title=%s", it->version,
-                it->title);
-        if (store->apply(store->ctx, &a, &outcome, &ms, err) < 0)
-            goto out;
-        if (outcome == RG_APPLY_ALREADY) {
-            res->already++;
-            RG_INFO("migration already applied by another run" RG_F "version=%" PRId64,
-                    it->version);
-        } else {
-            res->applied++;
-            RG_INFO("migration applied" RG_F "version=%" PRId64 RG_F "title=%s" RG_F
-                    "duration_ms=%" PRId64,
-                    it->version, it->title, ms);
-        }
-        if (it->version > res->to)
-            res->to = it->version;
+    if (up) {
+        plan_up(&r, &plan);
+        /* Scripts are written for this image's schema: only a run that ends there runs them. */
+        if (opts->target >= plan.latest)
+            plan_scripts(&r, src, &h);
+    } else if (plan_down(&r, &plan, err) < 0 || load_stored_downs(&r, err) < 0) {
+        goto out;
+    }
+    if (execute(&r, res, err) < 0)
+        goto out;
+    if (!up) {
+        /* The highest version left applied, which the target need not name exactly. */
+        res->to = 0;
+        for (size_t k = 0; k < plan.n; k++)
+            if (plan.items[k].row && plan.items[k].version <= opts->target)
+                res->to = plan.items[k].version;
     }
     ret = 0;
 out:
+    free_run(&r);
     rg_plan_free(&plan);
     rg_history_free(&h);
     return ret;
+}
+
+int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,
+                       const char *applied_by, size_t *count, struct rg_err *err)
+{
+    return store->ensure_history(store->ctx, err) < 0
+               ? -1
+               : record_baseline(store, src, version, applied_by, count, err);
 }

@@ -38,27 +38,47 @@ void rg_plan_free(struct rg_plan *plan);
 const char *rg_item_state_name(enum rg_item_state s);
 
 struct rg_migrate_opts {
-    int64_t target; /* RG_TARGET_LATEST (INT64_MAX) for all */
+    int64_t target; /* RG_TARGET_LATEST (INT64_MAX) for all; below the current version: down */
     bool fail_on_newer;
     bool allow_out_of_order;
     const char *applied_by;
     int64_t lock_timeout_ms;
     int64_t statement_timeout_ms;
+    /* How long to wait for another run's no-transaction migration marked running. */
+    int64_t wait_timeout_ms;
 };
 
 struct rg_migrate_result {
-    size_t applied;   /* by this run */
-    size_t already;   /* found applied by another run at the lock */
+    size_t applied;   /* schema migrations applied by this run */
+    size_t reverted;  /* schema migrations rolled back by this run */
+    size_t already;   /* found done by another run at the lock */
+    size_t scripts;   /* repeatable and data scripts run */
     int64_t from, to; /* schema version before and after */
     size_t unknown;   /* versions in the database this image lacks */
+    bool adopted;     /* started from golang-migrate's schema_migrations */
 };
 
-/* Brings the database up to opts->target. Checks before changing anything: drift
- * (RG_ECONFLICT naming both checksums), a failed or running no-transaction migration
- * (RG_ECONFLICT), versions newer than the image with fail_on_newer (RG_ECONFLICT),
- * a pending version below the newest applied without allow_out_of_order (RG_EFILES). */
+/* What must stop a run before it changes anything, most serious first (see
+ * rg_engine_migrate); up: the run applies (out-of-order versions matter only then). */
+int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *opts, bool up,
+                    struct rg_err *err) RG_WUR;
+
+/* Brings the database to opts->target: up migrations in version order, or, with a target
+ * below the current version, down migrations newest first; then, when the schema ends at
+ * this image's newest version, changed repeatable scripts and every data script. Checks
+ * before changing anything: drift (RG_ECONFLICT naming both checksums), a failed
+ * no-transaction migration (RG_ECONFLICT), versions newer than the image with
+ * fail_on_newer (RG_ECONFLICT), a pending version below the newest applied without
+ * allow_out_of_order (RG_EFILES), a rollback without a down migration for every version
+ * it must undo (RG_EFILES, listing them). Where golang-migrate's schema_migrations exists
+ * and rollgate's history does not, starts from its version (RG_ECONFLICT when dirty). */
 int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
                       const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
                       struct rg_err *err) RG_WUR;
+
+/* Adopts an existing database: records every migration of src up to version as applied
+ * without running it. *count receives how many. Refuses when the history has rows. */
+int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,
+                       const char *applied_by, size_t *count, struct rg_err *err) RG_WUR;
 
 #endif

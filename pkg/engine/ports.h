@@ -12,13 +12,17 @@
 
 enum rg_row_state { RG_ROW_APPLIED, RG_ROW_RUNNING, RG_ROW_FAILED };
 
+/* What a history row records: a versioned schema migration, or a script known by name. */
+enum rg_kind { RG_KIND_SCHEMA, RG_KIND_REPEATABLE, RG_KIND_DATA };
+
 /* One row of the history table. */
 struct rg_history_row {
-    int64_t version;
-    char *title;
+    enum rg_kind kind;
+    int64_t version; /* 0 for scripts */
+    char *title;     /* the script's name for scripts */
     char checksum[65];
     enum rg_row_state state;
-    char *applied_at; /* as the database prints it */
+    char *applied_at; /* as the database prints it; for data scripts, the last run */
     char *applied_by;
     int64_t duration_ms;
     bool has_down; /* down SQL stored with the row */
@@ -26,23 +30,48 @@ struct rg_history_row {
 
 struct rg_history {
     bool exists;                 /* the history table exists */
-    struct rg_history_row *rows; /* sorted by version */
+    struct rg_history_row *rows; /* schema migrations, by version */
     size_t n;
+    struct rg_history_row *scripts; /* repeatable and data scripts, by kind then name */
+    size_t nscripts;
 };
 
 void rg_history_free(struct rg_history *h);
 
-struct rg_apply {
-    const struct rg_migration *m;
+/* What one step does to the database and its history. */
+enum rg_action {
+    RG_ACT_APPLY,  /* run an up migration; insert its row (if still absent) */
+    RG_ACT_REVERT, /* run a down migration; delete its row (if still present) */
+    RG_ACT_SCRIPT, /* run a repeatable (if its recorded checksum differs) or data script;
+                      insert or update its row */
+};
+
+struct rg_step {
+    enum rg_action action;
+    enum rg_kind kind;
+    int64_t version;      /* schema migrations; 0 for scripts */
+    const char *title;    /* schema title, or the script's name */
+    const char *path;     /* the file, for messages ("history of version N" when from the row) */
+    const char *sql;      /* what to run, NUL-terminated */
+    const char *checksum; /* recorded with APPLY and SCRIPT */
+    const char *down_sql; /* stored with an APPLY's row; NULL: none */
+    struct rg_directives directives;
     const char *applied_by;
     int64_t lock_timeout_ms;      /* 0: no limit */
     int64_t statement_timeout_ms; /* 0: no limit */
     /* false lets the commit return before its WAL is flushed: safe for all but the last
-     * migration of a run, because flushing the last commit flushes every earlier one. */
+     * step of a run, because flushing the last commit flushes every earlier one. */
     bool durable;
 };
 
 enum rg_apply_outcome { RG_APPLY_DONE, RG_APPLY_ALREADY };
+
+/* golang-migrate's schema_migrations table, for adopting a database it managed. */
+struct rg_legacy {
+    bool found;
+    int64_t version;
+    bool dirty;
+};
 
 struct rg_store {
     void *ctx;
@@ -50,13 +79,27 @@ struct rg_store {
     int (*read_history)(void *ctx, struct rg_history *h, struct rg_err *err);
     /* Creates the history table (and its schema) if missing; safe to race. */
     int (*ensure_history)(void *ctx, struct rg_err *err);
-    /* Runs one migration and writes its history row in one transaction, after taking the
-     * history table's advisory transaction lock and finding the version still pending
-     * (RG_APPLY_ALREADY otherwise, nothing run). A failure rolls back and says why
-     * (RG_EMIGRATION with file, line, SQLSTATE...; RG_EDATABASE when the connection
-     * broke; RG_ESIGNAL when cancelled). */
-    int (*apply)(void *ctx, const struct rg_apply *a, enum rg_apply_outcome *outcome,
-                 int64_t *duration_ms, struct rg_err *err);
+    /* One step, in one transaction with its history row, after taking the history table's
+     * advisory transaction lock and re-checking that the step is still to do
+     * (RG_APPLY_ALREADY otherwise, nothing run). A no-transaction step runs statement by
+     * statement between a "running" mark and its final row, and a failure leaves the row
+     * "failed". Errors: RG_EMIGRATION with file, line, SQLSTATE...; RG_EDATABASE when
+     * the connection broke; RG_ESIGNAL when cancelled. */
+    int (*run)(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
+               int64_t *duration_ms, struct rg_err *err);
+    /* The down SQL stored with schema version's row into *sql (allocated), or NULL. */
+    int (*read_down)(void *ctx, int64_t version, char **sql, struct rg_err *err);
+    /* Waits while version's row is "running" (a no-transaction migration of another run):
+     * 0 once it is not, RG_ECONFLICT when timeout_ms passes first. */
+    int (*wait_running)(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
+    int (*read_legacy)(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
+    /* Records these migrations as applied without running them, in one transaction under
+     * the lock; refuses (RG_ECONFLICT) when the history already has schema rows. */
+    int (*baseline)(void *ctx, const struct rg_migration *const *ms, size_t n,
+                    const char *applied_by, struct rg_err *err);
+    /* Deletes the rows left "failed" or "running" (version 0: all of them), so that those
+     * migrations run again; *cleared says how many. */
+    int (*repair)(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
 };
 
 #endif

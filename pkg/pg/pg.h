@@ -16,6 +16,7 @@ struct rg_pg_opts {
     int64_t connect_timeout_ms; /* one attempt */
     int64_t connect_retry_ms;   /* all attempts; 0: one attempt */
     int64_t lock_retries;       /* extra tries of a migration that hit lock_timeout */
+    int64_t wait_timeout_ms;    /* for another run's no-transaction migration */
 };
 
 /* Only remembers the options: rg_pg_cancel works from the moment this returns. */

@@ -14,8 +14,15 @@ struct fake {
     struct rg_history_row rows[MAX];
     size_t n;
     bool exists;
-    int64_t applied_order[MAX]; /* versions run, in order */
-    size_t napplied;
+    int64_t applied_order[MAX]; /* versions run, in order; a rollback as -version */
+    struct rg_step steps[MAX];
+    char sqls[MAX][96], paths[MAX][64];
+    size_t nsteps;
+    size_t waited, baselined;
+    struct rg_legacy legacy;
+    struct rg_history_row scripts[MAX];
+    const char *script_names[MAX];
+    size_t nscripts;
     int64_t taken_by_other; /* version another run applies just before us */
     int64_t fail_version;   /* apply of this version fails */
     bool durable[MAX];
@@ -45,6 +52,14 @@ static int fake_read(void *ctx, struct rg_history *h, struct rg_err *err)
         h->rows[i].applied_at = rg_strdup("now");
         h->rows[i].applied_by = rg_strdup("me");
     }
+    h->nscripts = f->nscripts;
+    h->scripts = rg_calloc(f->nscripts, sizeof(*h->scripts));
+    for (size_t i = 0; i < f->nscripts; i++) {
+        h->scripts[i] = f->scripts[i];
+        h->scripts[i].title = rg_strdup(f->script_names[i]);
+        h->scripts[i].applied_at = rg_strdup("now");
+        h->scripts[i].applied_by = rg_strdup("me");
+    }
     return 0;
 }
 
@@ -57,28 +72,103 @@ static int fake_ensure(void *ctx, struct rg_err *err)
     return 0;
 }
 
-static int fake_apply(void *ctx, const struct rg_apply *a, enum rg_apply_outcome *outcome,
-                      int64_t *ms, struct rg_err *err)
+static int fake_run(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome, int64_t *ms,
+                    struct rg_err *err)
 {
     struct fake *f = ctx;
     *ms = 1;
-    if (a->m->version == f->fail_version) {
-        rg_err_set(err, RG_EMIGRATION, "%s: boom", a->m->up_name);
+    if (s->version && s->version == f->fail_version) {
+        rg_err_set(err, RG_EMIGRATION, "%s: boom", s->path);
         return -1;
     }
-    if (a->m->version == f->taken_by_other) {
+    if (s->version && s->version == f->taken_by_other) {
         *outcome = RG_APPLY_ALREADY;
         return 0;
     }
-    f->durable[f->napplied] = a->durable;
-    f->applied_order[f->napplied++] = a->m->version;
+    f->durable[f->nsteps] = s->durable;
+    f->steps[f->nsteps] = *s;
+    /* The step's strings may be the run's own, freed when it returns. */
+    snprintf(f->sqls[f->nsteps], sizeof(f->sqls[0]), "%s", s->sql ? s->sql : "");
+    snprintf(f->paths[f->nsteps], sizeof(f->paths[0]), "%s", s->path ? s->path : "");
+    f->applied_order[f->nsteps++] = s->action == RG_ACT_REVERT ? -s->version : s->version;
     *outcome = RG_APPLY_DONE;
     return 0;
 }
 
+static int fake_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err)
+{
+    (void)ctx;
+    (void)err;
+    *sql = rg_asprintf("-- rollgate:lock-timeout=3s\nDROP TABLE t%lld;", (long long)version);
+    return 0;
+}
+
+static int fake_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)timeout_ms;
+    (void)err;
+    /* The other run finishes while we wait. */
+    for (size_t i = 0; i < f->n; i++)
+        if (f->rows[i].version == version)
+            f->rows[i].state = RG_ROW_APPLIED;
+    f->waited++;
+    return 0;
+}
+
+static int fake_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)err;
+    *legacy = f->legacy;
+    return 0;
+}
+
+static int fake_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
+                         const char *applied_by, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)applied_by;
+    if (f->n) {
+        rg_err_set(err, RG_ECONFLICT, "has history");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        add_row(f, ms[i]->version, ms[i]->checksum, RG_ROW_APPLIED);
+    f->baselined = n;
+    return 0;
+}
+
+static int fake_repair(void *ctx, int64_t version, size_t *cleared, struct rg_err *err)
+{
+    (void)ctx;
+    (void)version;
+    (void)err;
+    *cleared = 0;
+    return 0;
+}
+
+static void add_script_row(struct fake *f, enum rg_kind kind, const char *name, const char *sum)
+{
+    struct rg_history_row *r = &f->scripts[f->nscripts];
+    memset(r, 0, sizeof(*r));
+    r->kind = kind;
+    snprintf(r->checksum, sizeof(r->checksum), "%s", sum);
+    f->script_names[f->nscripts++] = name;
+}
+
 static struct fake fk;
-static struct rg_store store = {&fk, fake_read, fake_ensure, fake_apply};
+static struct rg_store store = {&fk,
+                                fake_read,
+                                fake_ensure,
+                                fake_run,
+                                fake_read_down,
+                                fake_wait_running,
+                                fake_read_legacy,
+                                fake_baseline,
+                                fake_repair};
 static struct rg_migration files[MAX];
+static struct rg_script reps[4], datas[4];
 static struct rg_source src;
 
 static void setup(void)
@@ -86,8 +176,12 @@ static void setup(void)
     rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_ERROR, stderr);
     memset(&fk, 0, sizeof(fk));
     memset(files, 0, sizeof(files));
+    memset(&src, 0, sizeof(src));
+    memset(reps, 0, sizeof(reps));
+    memset(datas, 0, sizeof(datas));
     src.items = files;
-    src.n = 0;
+    src.repeatable = reps;
+    src.data = datas;
 }
 
 static void add_file(int64_t version, const char *sum)
@@ -118,7 +212,7 @@ Test(engine, applies_pending_in_version_order_and_creates_history_first)
     add_file(10, "c");
     cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.ensure_calls, 1);
-    cr_assert_eq(fk.napplied, 3);
+    cr_assert_eq(fk.nsteps, 3);
     cr_assert_eq(fk.applied_order[0], 1);
     cr_assert_eq(fk.applied_order[1], 2);
     cr_assert_eq(fk.applied_order[2], 10);
@@ -154,7 +248,7 @@ Test(engine, skips_applied_and_stops_at_target)
     o.target = 3;
     cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0);
     cr_assert_eq(fk.ensure_calls, 0);
-    cr_assert_eq(fk.napplied, 2);
+    cr_assert_eq(fk.nsteps, 2);
     cr_assert_eq(fk.applied_order[0], 2);
     cr_assert_eq(fk.applied_order[1], 3);
     cr_assert_eq(res.from, 1);
@@ -187,7 +281,7 @@ Test(engine, drift_refuses_before_applying_anything_and_names_both_checksums)
     cr_assert_eq(err.code, RG_ECONFLICT);
     cr_assert(strstr(err.msg, "old-sum") && strstr(err.msg, "new-sum"), "%s", err.msg);
     cr_assert(strstr(err.msg, "dir/f.up.sql"), "%s", err.msg);
-    cr_assert_eq(fk.napplied, 0);
+    cr_assert_eq(fk.nsteps, 0);
 }
 
 Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
@@ -201,7 +295,7 @@ Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
     cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
     cr_assert(strstr(err.msg, "rollgate repair"), "%s", err.msg);
-    cr_assert_eq(fk.napplied, 0);
+    cr_assert_eq(fk.nsteps, 0);
 }
 
 Test(engine, newer_schema_warns_by_default_and_fails_when_asked)
@@ -249,7 +343,7 @@ Test(engine, a_failing_migration_stops_the_run_with_its_error)
     fk.fail_version = 2;
     cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_EMIGRATION);
-    cr_assert_eq(fk.napplied, 1);
+    cr_assert_eq(fk.nsteps, 1);
 }
 
 Test(engine, plan_classifies_every_state)
@@ -282,4 +376,177 @@ Test(engine, plan_classifies_every_state)
     cr_assert_str_eq(rg_item_state_name(plan.items[6].state), "unknown");
     rg_plan_free(&plan);
     rg_history_free(&h);
+}
+
+static void add_down(int64_t version, const char *sql)
+{
+    for (size_t i = 0; i < src.n; i++) {
+        if (files[i].version == version) {
+            files[i].down_sql = (char *)sql;
+            files[i].down_path = "dir/f.down.sql";
+        }
+    }
+}
+
+static void add_script(struct rg_script *list, size_t *n, const char *name, const char *sum)
+{
+    struct rg_script *sc = &list[(*n)++];
+    sc->name = (char *)name;
+    sc->path = (char *)name;
+    sc->sql = "SELECT 1;";
+    snprintf(sc->checksum, sizeof(sc->checksum), "%s", sum);
+}
+
+Test(engine, rollback_runs_downs_newest_first_from_the_file_or_else_the_history)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    add_down(2, "DROP TABLE b;");
+    add_down(3, "DROP TABLE c;");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    add_row(&fk, 4, "x", RG_ROW_APPLIED);
+    add_row(&fk, 5, "x", RG_ROW_APPLIED);
+    fk.rows[3].has_down = fk.rows[4].has_down = true; /* 4 and 5: this image lacks them */
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 4);
+    cr_assert_eq(fk.applied_order[0], -5);
+    cr_assert_eq(fk.applied_order[1], -4);
+    cr_assert_eq(fk.applied_order[2], -3);
+    cr_assert_eq(fk.applied_order[3], -2);
+    cr_assert_str_eq(fk.sqls[0], "-- rollgate:lock-timeout=3s\nDROP TABLE t5;");
+    cr_assert_str_eq(fk.paths[0], "history of version 5");
+    cr_assert_eq(fk.steps[0].lock_timeout_ms, 3000, "the stored SQL's directive applies");
+    cr_assert_str_eq(fk.sqls[2], "DROP TABLE c;");
+    cr_assert_eq(res.reverted, 4);
+    cr_assert_eq(res.from, 5);
+    cr_assert_eq(res.to, 1);
+    cr_assert(fk.durable[3] && !fk.durable[2]);
+}
+
+Test(engine, rollback_without_a_down_for_every_version_changes_nothing_and_lists_them)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    add_file(4, "d");
+    add_down(4, "DROP TABLE d;");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    add_row(&fk, 4, "d", RG_ROW_APPLIED);
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "versions 3, 2"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
+}
+
+Test(engine, scripts_run_after_the_schema_repeatables_only_when_changed)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_script(reps, &src.nrepeatable, "same", "s1");
+    add_script(reps, &src.nrepeatable, "changed", "new");
+    add_script(reps, &src.nrepeatable, "fresh", "f1");
+    add_script(datas, &src.ndata, "0001_seed.sql", "d1");
+    add_script_row(&fk, RG_KIND_REPEATABLE, "same", "s1");
+    add_script_row(&fk, RG_KIND_REPEATABLE, "changed", "old");
+    add_script_row(&fk, RG_KIND_DATA, "0001_seed.sql", "d1");
+    fk.exists = true;
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 4);
+    cr_assert_eq(fk.steps[0].action, RG_ACT_APPLY);
+    cr_assert_str_eq(fk.steps[1].title, "changed");
+    cr_assert_eq(fk.steps[1].kind, RG_KIND_REPEATABLE);
+    cr_assert_str_eq(fk.steps[2].title, "fresh");
+    cr_assert_str_eq(fk.steps[3].title, "0001_seed.sql");
+    cr_assert_eq(fk.steps[3].kind, RG_KIND_DATA);
+    cr_assert(fk.durable[3] && !fk.durable[0]);
+    cr_assert_eq(res.scripts, 3);
+}
+
+Test(engine, scripts_do_not_run_when_the_target_stops_short_of_this_images_schema)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_script(datas, &src.ndata, "seed.sql", "d1");
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(res.scripts, 0);
+}
+
+Test(engine, golang_migrate_history_is_adopted_then_the_rest_applied)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    fk.legacy = (struct rg_legacy){.found = true, .version = 2};
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert(res.adopted);
+    cr_assert_eq(fk.baselined, 2);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(fk.applied_order[0], 3);
+    cr_assert_eq(res.from, 2);
+}
+
+Test(engine, a_dirty_golang_migrate_history_is_refused_naming_its_version)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    fk.legacy = (struct rg_legacy){.found = true, .version = 7, .dirty = true};
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert(strstr(err.msg, "dirty at version 7"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(fk.baselined, 0);
+}
+
+Test(engine, another_runs_running_migration_is_waited_for_not_failed)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.waited, 1);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(fk.applied_order[0], 2);
+}
+
+Test(engine, baseline_records_files_up_to_the_version)
+{
+    size_t count;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(5, "e");
+    cr_assert_eq(rg_engine_baseline(&store, &src, 2, "me", &count, &err), 0, "%s", err.msg);
+    cr_assert_eq(count, 2);
+    cr_assert_eq(fk.ensure_calls, 1);
+    cr_assert_eq(fk.n, 2);
+    cr_assert_eq(rg_engine_baseline(&store, &src, 5, "me", &count, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
 }

@@ -1,0 +1,107 @@
+/* `rollgate new NAME`: the next migration's pair of files, numbered like the existing ones. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "err/mem.h"
+#include "source/source.h"
+
+/* Versions this long are timestamps (20240101120000): the next one is the time now. */
+#define TIMESTAMP_DIGITS 14
+
+static bool valid_name(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+static int write_new(const char *path, const char *text, struct rg_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ssize_t len = (ssize_t)strlen(text);
+
+    if (fd < 0 || write(fd, text, (size_t)len) != len) {
+        rg_err_set(err, RG_EFILES, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+/* The next version and how many digits to print it with. */
+static void next_version(const struct rg_source *src, int64_t *version, int *width)
+{
+    const struct rg_migration *last = src->n ? &src->items[src->n - 1] : NULL;
+    int digits = last ? (int)strspn(last->up_name, "0123456789") : 0;
+
+    *width = digits > 4 ? digits : 4;
+    *version = last ? last->version + 1 : 1;
+    if (digits >= TIMESTAMP_DIGITS) {
+        time_t now = time(NULL);
+        struct tm tm;
+        char buf[32];
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof(buf), "%Y%m%d%H%M%S", &tm);
+        if (strtoll(buf, NULL, 10) > last->version)
+            *version = strtoll(buf, NULL, 10);
+    }
+}
+
+int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+               struct rg_err *err)
+{
+    const char *dir = cfg->migrations.dir;
+    struct rg_source src = {0};
+    char *up = NULL, *down = NULL, *head = NULL;
+    int64_t version;
+    int width, ret = -1;
+
+    if (!valid_name(cli->name)) {
+        rg_err_set(err, RG_EUSAGE,
+                   "new: \"%s\" is not a migration name (letters, digits, '_', '-')", cli->name);
+        return -1;
+    }
+    /* A project's first migration may come before its directory. */
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        rg_err_set(err, RG_EFILES, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (rg_source_load(dir, &src, err) < 0)
+        goto out;
+    next_version(&src, &version, &width);
+    up = rg_asprintf("%s/%0*" PRId64 "_%s.up.sql", dir, width, version, cli->name);
+    down = rg_asprintf("%s/%0*" PRId64 "_%s.down.sql", dir, width, version, cli->name);
+    head = rg_asprintf(
+        "-- %s: runs in one transaction with its history row.\n"
+        "-- Directives: -- rollgate:lock-timeout=5s, -- rollgate:statement-timeout=1m,\n"
+        "-- -- rollgate:no-transaction (CREATE INDEX CONCURRENTLY).\n\n",
+        cli->name);
+    if (write_new(up, head, err) < 0)
+        goto out;
+    if (write_new(down, "-- Undoes the up migration; used by migrate --target.\n\n", err) < 0) {
+        unlink(up);
+        goto out;
+    }
+    printf("%s\n%s\n", up, down);
+    snprintf(summary, n, "new: wrote version %" PRId64 " (%s)", version, cli->name);
+    ret = 0;
+out:
+    rg_source_free(&src);
+    free(up);
+    free(down);
+    free(head);
+    return ret;
+}

@@ -1,0 +1,184 @@
+/* The history beyond applying: stored down SQL, waiting on another run's no-transaction
+ * migration, adopting a database (golang-migrate's table, a baseline) and repair. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err/mem.h"
+#include "log/log.h"
+#include "pg/internal.h"
+
+/* The first value of a one-row query, copied; NULL for no row or SQL NULL. */
+static int query_value(struct rg_pg *pg, const char *sql, char **value, struct rg_err *err)
+{
+    PGresult *res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
+
+    *value = NULL;
+    if (!res)
+        return -1;
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+        *value = rg_strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *q = rg_asprintf("SELECT down_sql FROM %s WHERE kind = 'schema' AND version = %" PRId64,
+                          pg->table, version);
+    int ret = query_value(pg, q, sql, err);
+    free(q);
+    return ret;
+}
+
+int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *q = rg_asprintf("SELECT state FROM %s WHERE kind = 'schema' AND version = %" PRId64,
+                          pg->table, version);
+    int64_t deadline = rg_pg_now_ms() + timeout_ms;
+    int ret = -1;
+
+    for (;;) {
+        char *state = NULL;
+        bool running;
+
+        if (query_value(pg, q, &state, err) < 0)
+            break;
+        running = state && strcmp(state, "running") == 0;
+        free(state);
+        if (!running) {
+            ret = 0;
+            break;
+        }
+        if (rg_pg_now_ms() >= deadline) {
+            rg_err_set(err, RG_ECONFLICT,
+                       "version %" PRId64 " is still marked running after %" PRId64
+                       "s: if the run that started it died, check what it did, undo it by "
+                       "hand, then run `rollgate repair`",
+                       version, timeout_ms / 1000);
+            break;
+        }
+        rg_pg_nap(pg, 1000);
+        if (rg_pg_is_cancelled(pg, err))
+            break;
+    }
+    free(q);
+    return ret;
+}
+
+int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    PGresult *res;
+
+    memset(legacy, 0, sizeof(*legacy));
+    if (rg_pg_is_cancelled(pg, err))
+        return -1;
+    /* golang-migrate keeps one row, in the schema its connection's search_path names. */
+    res = PQexec(pg->conn, "SELECT version, dirty FROM schema_migrations "
+                           "ORDER BY version DESC LIMIT 1");
+    if (rg_pg_state_is(res, SQLSTATE_UNDEFINED_TABLE)) {
+        PQclear(res);
+        return 0;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char line[400];
+        rg_pg_one_line(line, sizeof(line),
+                       res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
+        rg_err_set(err, RG_EDATABASE, "reading golang-migrate's schema_migrations: %s", line);
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) > 0) {
+        legacy->found = true;
+        legacy->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        legacy->dirty = PQgetvalue(res, 0, 1)[0] == 't';
+    }
+    PQclear(res);
+    return 0;
+}
+
+int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
+                   const char *applied_by, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *by = rg_pg_literal(pg, applied_by ? applied_by : "");
+    size_t cap = 1024, len;
+    char *sql = rg_malloc(cap);
+    PGresult *res;
+    int ret = -1;
+
+    len = (size_t)snprintf(sql, cap,
+                           "BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");"
+                           "DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE kind = 'schema') "
+                           "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = '" SQLSTATE_HAS_HISTORY
+                           "'; END IF; END$rg$;",
+                           pg->lock_key, pg->table);
+    for (size_t i = 0; i < n; i++) {
+        char *title = rg_pg_literal(pg, ms[i]->title);
+        char *down = ms[i]->down_sql ? rg_pg_literal(pg, ms[i]->down_sql) : rg_strdup("NULL");
+        char *row =
+            rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, "
+                        "applied_by, duration_ms, rollgate_version, state) VALUES "
+                        "('schema', %" PRId64 ", %s, '%s', %s, %s, 0, '%s', 'applied');",
+                        pg->table, ms[i]->version, title, ms[i]->checksum, down, by, RG_VERSION);
+        size_t rl = strlen(row);
+        if (len + rl + 16 > cap) {
+            cap = (len + rl + 16) * 2;
+            sql = rg_realloc(sql, cap);
+        }
+        memcpy(sql + len, row, rl + 1);
+        len += rl;
+        free(title);
+        free(down);
+        free(row);
+    }
+    memcpy(sql + len, "COMMIT", 7);
+    res = PQexec(pg->conn, sql);
+    if (rg_pg_state_is(res, SQLSTATE_HAS_HISTORY)) {
+        rg_err_set(err, RG_ECONFLICT,
+                   "the history already records applied migrations; baseline only adopts a "
+                   "database rollgate has not run on");
+    } else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        char line[400];
+        rg_pg_one_line(line, sizeof(line),
+                       res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
+        rg_err_set(err, rg_pg_is_cancelled(pg, err) ? RG_ESIGNAL : RG_EDATABASE,
+                   "recording the baseline: %s", line);
+    } else {
+        ret = 0;
+    }
+    rg_pg_rollback(pg);
+    PQclear(res);
+    free(sql);
+    free(by);
+    return ret;
+}
+
+int rg_pg_repair(void *ctx, int64_t version, size_t *cleared, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char only[64] = "";
+    char *sql;
+    PGresult *res;
+
+    if (version)
+        snprintf(only, sizeof(only), " AND version = %" PRId64, version);
+    sql = rg_asprintf("DELETE FROM %s WHERE kind = 'schema' AND state IN ('failed', 'running')%s "
+                      "RETURNING version",
+                      pg->table, only);
+    res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
+    free(sql);
+    if (!res)
+        return -1;
+    *cleared = (size_t)PQntuples(res);
+    for (int i = 0; i < PQntuples(res); i++)
+        RG_INFO("cleared the failed mark; the migration runs again on the next migrate" RG_F
+                "version=%s",
+                PQgetvalue(res, i, 0));
+    PQclear(res);
+    return 0;
+}

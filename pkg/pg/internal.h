@@ -1,0 +1,65 @@
+/* What pg.c, step.c and adopt.c share; nothing outside pkg/pg includes it. */
+#ifndef RG_PG_INTERNAL_H
+#define RG_PG_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "pg/pg.h"
+
+#define SQLSTATE_UNDEFINED_TABLE "42P01"
+#define SQLSTATE_UNDEFINED_SCHEMA "3F000"
+#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+/* CREATE INDEX CONCURRENTLY, VACUUM... cannot run inside a transaction block. */
+#define SQLSTATE_ACTIVE_SQL_TRANSACTION "25001"
+/* Raised by rollgate itself when the re-check under the lock finds the step done. */
+#define SQLSTATE_ALREADY_DONE "RG001"
+/* Raised by rollgate itself when another run's no-transaction step of the same version is
+ * under way. */
+#define SQLSTATE_IN_PROGRESS "RG003"
+/* Raised by rollgate itself when a baseline finds history already there. */
+#define SQLSTATE_HAS_HISTORY "RG002"
+
+struct rg_pg {
+    struct rg_pg_opts opts;
+    PGconn *conn;
+    /* Written once after connecting, read by the cancelling thread. */
+    _Atomic(PGcancel *) cancel;
+    atomic_bool cancelled;
+    char *table;      /* "schema".rollgate_migrations, quoted */
+    int64_t lock_key; /* advisory lock key derived from the table's name */
+    /* A commit made with synchronous_commit off that no durable commit has followed. */
+    bool unflushed;
+};
+
+int64_t rg_pg_now_ms(void);
+/* Sleeps up to ms in short steps so that a cancel is noticed promptly. */
+void rg_pg_nap(struct rg_pg *pg, int64_t ms);
+/* libpq's messages end with a newline and may span lines; logs want one line. */
+void rg_pg_one_line(char *dst, size_t n, const char *src);
+/* Sets err (RG_ESIGNAL) and returns true once the run has been cancelled. */
+bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err);
+/* Runs sql (one or more statements, simple protocol) and returns the last result, or
+ * NULL with err set (RG_EDATABASE, or RG_ESIGNAL when cancelled). */
+PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, struct rg_err *err);
+/* Ends an open or failed transaction; a no-op when idle or disconnected. */
+void rg_pg_rollback(struct rg_pg *pg);
+/* s as an SQL literal, allocated. */
+char *rg_pg_literal(struct rg_pg *pg, const char *s);
+/* Whether res failed with this SQLSTATE. */
+bool rg_pg_state_is(const PGresult *res, const char *state);
+
+/* step.c */
+int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
+                   int64_t *duration_ms, struct rg_err *err);
+
+/* adopt.c */
+int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);
+int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
+int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
+int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
+                   const char *applied_by, struct rg_err *err);
+int rg_pg_repair(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
+
+#endif

@@ -1,0 +1,384 @@
+/* One step of a run (an up or down migration, a repeatable or data script) and its
+ * history row, exactly once: in one transaction sent as one query, or, for a
+ * no-transaction file, statement by statement between a "running" mark and its row. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err/mem.h"
+#include "log/log.h"
+#include "pg/internal.h"
+#include "source/sql.h"
+
+/* Server-side, so that it excludes the wait for the lock. */
+#define DURATION_SQL                                                                               \
+    "(extract(epoch FROM clock_timestamp() - "                                                     \
+    "current_setting('rollgate.started')::timestamptz) * 1000)::bigint"
+
+static const char *kind_name(enum rg_kind kind)
+{
+    static const char *names[] = {"schema", "repeatable", "data"};
+    return names[kind];
+}
+
+/* The row's key, for WHERE clauses. */
+static char *row_key(struct rg_pg *pg, const struct rg_step *s)
+{
+    char *title = rg_pg_literal(pg, s->title);
+    char *key =
+        s->kind == RG_KIND_SCHEMA
+            ? rg_asprintf("kind = 'schema' AND version = %" PRId64, s->version)
+            : rg_asprintf("kind = '%s' AND version = 0 AND title = %s", kind_name(s->kind), title);
+    free(title);
+    return key;
+}
+
+/* Under the lock: raise RG001 when another run has done the step meanwhile, RG003 while
+ * another run's no-transaction migration of this version is under way. A data script has
+ * nothing to check: it runs on every migrate, by contract idempotent. */
+static char *recheck(struct rg_pg *pg, const struct rg_step *s, const char *key)
+{
+    char *sum, *sql;
+    const char *raise = "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = ";
+
+    if (s->action == RG_ACT_SCRIPT && s->kind == RG_KIND_DATA)
+        return rg_strdup("");
+    if (s->action == RG_ACT_SCRIPT) {
+        sum = rg_pg_literal(pg, s->checksum);
+        sql = rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND checksum = %s) "
+                          "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
+                          pg->table, key, sum, raise);
+        free(sum);
+        return sql;
+    }
+    return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND state = 'running') "
+                       "%s'" SQLSTATE_IN_PROGRESS "'; END IF; IF %s (SELECT 1 FROM %s WHERE %s%s) "
+                       "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
+                       pg->table, key, raise, s->action == RG_ACT_REVERT ? "NOT EXISTS" : "EXISTS",
+                       pg->table, key, s->action == RG_ACT_REVERT ? " AND state = 'applied'" : "",
+                       raise);
+}
+
+/* The statement that records the step done (state applied), its duration an SQL
+ * expression. */
+static char *record(struct rg_pg *pg, const struct rg_step *s, const char *key, const char *state,
+                    const char *duration)
+{
+    char *title, *sum, *down, *by, *sql;
+
+    if (s->action == RG_ACT_REVERT)
+        return rg_asprintf("DELETE FROM %s WHERE %s", pg->table, key);
+    title = rg_pg_literal(pg, s->title);
+    sum = rg_pg_literal(pg, s->checksum);
+    down = s->down_sql ? rg_pg_literal(pg, s->down_sql) : rg_strdup("NULL");
+    by = rg_pg_literal(pg, s->applied_by ? s->applied_by : "");
+    sql = rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
+                      "duration_ms, rollgate_version, state) VALUES ('%s', %" PRId64
+                      ", %s, %s, %s, %s, %s, '%s', '%s') ON CONFLICT (kind, version, title) DO "
+                      "UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), applied_by = "
+                      "EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, rollgate_version "
+                      "= EXCLUDED.rollgate_version, state = EXCLUDED.state",
+                      pg->table, kind_name(s->kind), s->version, title, sum, down, by, duration,
+                      RG_VERSION, state);
+    free(title);
+    free(sum);
+    free(down);
+    free(by);
+    return sql;
+}
+
+static void append(struct rg_err *err, const char *text)
+{
+    char line[200];
+    size_t used = strlen(err->msg);
+
+    rg_pg_one_line(line, sizeof(line), text);
+    snprintf(err->msg + used, sizeof(err->msg) - used, "%s", line);
+}
+
+/* The failed statement's place in the file and the server's own words. shift: characters
+ * of the file before the SQL that was sent, less those of rollgate's own SQL before it. */
+static void step_error(const struct rg_step *s, const PGresult *res, long shift,
+                       const char *outcome, struct rg_err *err)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+    const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+    char where[64] = "";
+    long line, col;
+
+    if (pos && rg_pg_position(s->sql, strtol(pos, NULL, 10) + shift, &line, &col) == 0)
+        snprintf(where, sizeof(where), ":%ld:%ld", line, col);
+    rg_err_set(err, RG_EMIGRATION, "%s%s: ERROR %s: ", s->path, where, state ? state : "XX000");
+    append(err, msg ? msg : "unknown error");
+    if (detail) {
+        append(err, " (detail: ");
+        append(err, detail);
+        append(err, ")");
+    }
+    if (hint) {
+        append(err, " (hint: ");
+        append(err, hint);
+        append(err, ")");
+    }
+    if (state && strcmp(state, SQLSTATE_ACTIVE_SQL_TRANSACTION) == 0)
+        append(err, " (hint: mark the file -- rollgate:no-transaction)");
+    append(err, outcome);
+}
+
+/* Sorts out how a query that ran a file's SQL ended. Returns 0 (done), 1 (hit
+ * lock_timeout: may be retried) or -1. (The step functions also return 2: another run is
+ * part way through the same version.) */
+static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res, long shift,
+                 const char *outcome, struct rg_err *err)
+{
+    if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK ||
+        PQresultStatus(res) == PGRES_EMPTY_QUERY)
+        return 0;
+    if (rg_pg_is_cancelled(pg, err))
+        return -1;
+    if (!res || PQstatus(pg->conn) != CONNECTION_OK) {
+        char line[400];
+        rg_pg_one_line(line, sizeof(line), PQerrorMessage(pg->conn));
+        rg_err_set(err, RG_EDATABASE, "%s: connection lost: %s", s->path, line);
+        return -1;
+    }
+    step_error(s, res, shift, outcome, err);
+    return rg_pg_state_is(res, SQLSTATE_LOCK_NOT_AVAILABLE) ? 1 : -1;
+}
+
+/* Makes earlier commits of this run that skipped the WAL flush durable: a transaction
+ * that has an id commits with a flush, and the flush covers all WAL before it. */
+static int flush(struct rg_pg *pg, struct rg_err *err)
+{
+    PGresult *res = rg_pg_exec(pg, "BEGIN; SELECT txid_current(); COMMIT", PGRES_COMMAND_OK, err);
+    if (!res)
+        return -1;
+    PQclear(res);
+    pg->unflushed = false;
+    return 0;
+}
+
+/* Begins a transaction holding the lock. Waiting for the lock must not be cut short by a
+ * timeout set for the server or role: the run that holds it may be applying a long
+ * migration. */
+static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const char *key)
+{
+    char *check = recheck(pg, s, key);
+    char *head = rg_asprintf("BEGIN;SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
+                             "SELECT pg_advisory_xact_lock(%" PRId64 ");%s",
+                             pg->lock_key, check);
+    free(check);
+    return head;
+}
+
+/* The whole step as one query: lock, re-check, the file, its row, commit. A
+ * transaction-control statement in the file, which would break this, was refused when the
+ * file was read (sql.h). */
+static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const char *key,
+                              enum rg_apply_outcome *outcome, struct rg_err *err)
+{
+    char *lock = locked_head(pg, s, key);
+    char *rec = record(pg, s, key, "applied", DURATION_SQL);
+    char *head =
+        rg_asprintf("%sSET LOCAL lock_timeout = %" PRId64 ";SET LOCAL statement_timeout = %" PRId64
+                    ";SET LOCAL synchronous_commit = %s;"
+                    "SELECT set_config('rollgate.started', clock_timestamp()::text, "
+                    "true);\n",
+                    lock, s->lock_timeout_ms, s->statement_timeout_ms, s->durable ? "on" : "off");
+    /* The newline ends a trailing -- comment in the file. */
+    char *sql = rg_asprintf("%s%s\n;%s;COMMIT", head, s->sql, rec);
+    PGresult *res = NULL;
+    int ret = -1;
+
+    if (rg_pg_is_cancelled(pg, err))
+        goto out;
+    res = PQexec(pg->conn, sql);
+    if (rg_pg_state_is(res, SQLSTATE_IN_PROGRESS)) {
+        ret = 2;
+        goto out;
+    }
+    if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE)) {
+        *outcome = RG_APPLY_ALREADY;
+        rg_pg_rollback(pg);
+        ret = s->durable && pg->unflushed ? flush(pg, err) : 0;
+        goto out;
+    }
+    ret = judge(pg, s, res, -(long)strlen(head), "; rolled back", err);
+    if (ret == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        rg_err_set(err, RG_EMIGRATION, "%s: not committed (the server said %s); rolled back",
+                   s->path, PQcmdStatus(res));
+        ret = -1;
+    }
+    if (ret == 0) {
+        pg->unflushed = !s->durable;
+        *outcome = RG_APPLY_DONE;
+    }
+out:
+    rg_pg_rollback(pg);
+    PQclear(res);
+    free(lock);
+    free(rec);
+    free(head);
+    free(sql);
+    return ret;
+}
+
+static long chars_before(const char *sql, size_t end)
+{
+    long n = 0;
+    for (size_t i = 0; i < end; i++)
+        n += ((unsigned char)sql[i] & 0xC0) != 0x80;
+    return n;
+}
+
+/* The file's statements one at a time, each its own transaction, as CREATE INDEX
+ * CONCURRENTLY needs. */
+static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char *failed_outcome,
+                          struct rg_err *err)
+{
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(s->sql, strlen(s->sql), &st);
+    char *set = rg_asprintf("SET lock_timeout = %" PRId64 "; SET statement_timeout = %" PRId64,
+                            s->lock_timeout_ms, s->statement_timeout_ms);
+    PGresult *res = rg_pg_exec(pg, set, PGRES_COMMAND_OK, err);
+    int ret = res ? 0 : -1;
+
+    PQclear(res);
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        char *one = rg_strndup(s->sql + st[i].start, st[i].end - st[i].start);
+        if (rg_pg_is_cancelled(pg, err)) {
+            ret = -1;
+        } else {
+            res = PQexec(pg->conn, one);
+            ret =
+                judge(pg, s, res, chars_before(s->sql, st[i].start), failed_outcome, err) ? -1 : 0;
+            PQclear(res);
+        }
+        free(one);
+    }
+    if (ret == 0) {
+        res = rg_pg_exec(pg, "RESET lock_timeout; RESET statement_timeout", PGRES_COMMAND_OK, err);
+        ret = res ? 0 : -1;
+        PQclear(res);
+    }
+    free(set);
+    free(st);
+    return ret;
+}
+
+/* Marks a schema row failed after its no-transaction SQL stopped part way; a later run
+ * then stops until `rollgate repair`. Best effort: the connection may be gone. */
+static void mark_failed(struct rg_pg *pg, const char *key)
+{
+    char *sql = rg_asprintf("UPDATE %s SET state = 'failed' WHERE %s", pg->table, key);
+    if (PQstatus(pg->conn) == CONNECTION_OK)
+        PQclear(PQexec(pg->conn, sql));
+    free(sql);
+}
+
+static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, const char *key,
+                                   enum rg_apply_outcome *outcome, int64_t start,
+                                   struct rg_err *err)
+{
+    char *lock = locked_head(pg, s, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
+    const char *outcome_msg = "; nothing was changed";
+    PGresult *res = NULL;
+    bool schema = s->kind == RG_KIND_SCHEMA;
+    int ret = -1;
+
+    /* The mark, committed under the lock before anything runs, is what other runs see. */
+    if (schema) {
+        mark = s->action == RG_ACT_APPLY
+                   ? record(pg, s, key, "running", "0")
+                   : rg_asprintf("UPDATE %s SET state = 'running' WHERE %s", pg->table, key);
+        outcome_msg = "; it ran outside a transaction and is now marked failed: check what it "
+                      "did, undo it by hand (an invalid index: DROP INDEX), then run `rollgate "
+                      "repair`";
+    }
+    sql = rg_asprintf("%s%s%sCOMMIT", lock, mark ? mark : "", mark ? ";" : "");
+    res = PQexec(pg->conn, sql);
+    if (rg_pg_state_is(res, SQLSTATE_IN_PROGRESS)) {
+        ret = 2;
+        goto out;
+    }
+    if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE)) {
+        *outcome = RG_APPLY_ALREADY;
+        ret = 0;
+        goto out;
+    }
+    if (judge(pg, s, res, 0, "", err) != 0)
+        goto out;
+    if (run_statements(pg, s, outcome_msg, err) < 0) {
+        if (schema)
+            mark_failed(pg, key);
+        goto out;
+    }
+    dur = rg_asprintf("%" PRId64, rg_pg_now_ms() - start);
+    rec = schema && s->action == RG_ACT_APPLY
+              ? rg_asprintf("UPDATE %s SET state = 'applied', applied_at = now(), duration_ms = "
+                            "%s WHERE %s",
+                            pg->table, dur, key)
+              : record(pg, s, key, "applied", dur);
+    PQclear(res);
+    res = rg_pg_exec(pg, rec, PGRES_COMMAND_OK, err);
+    if (!res) {
+        rg_err_prefix(err, "%s: ran, but recording it failed", s->path);
+        goto out;
+    }
+    *outcome = RG_APPLY_DONE;
+    ret = 0;
+out:
+    rg_pg_rollback(pg);
+    PQclear(res);
+    free(lock);
+    free(mark);
+    free(sql);
+    free(rec);
+    free(dur);
+    return ret;
+}
+
+int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
+                   int64_t *duration_ms, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *key = row_key(pg, s);
+    int64_t backoff = 1000;
+    int rc;
+
+    for (int64_t attempt = 0;; attempt++) {
+        int64_t start = rg_pg_now_ms();
+        rc = s->directives.no_transaction ? run_without_transaction(pg, s, key, outcome, start, err)
+                                          : run_in_transaction(pg, s, key, outcome, err);
+        *duration_ms = rg_pg_now_ms() - start;
+        if (rc == 2) {
+            /* Another run is part way through this version outside a transaction. */
+            if (rg_pg_wait_running(pg, s->version, pg->opts.wait_timeout_ms, err) < 0) {
+                rc = -1;
+                break;
+            }
+            attempt--;
+            continue;
+        }
+        if (rc <= 0)
+            break;
+        if (attempt >= pg->opts.lock_retries) {
+            rg_err_prefix(err, "gave up after %" PRId64 " tries", attempt + 1);
+            rc = -1;
+            break;
+        }
+        /* Queued behind a long transaction: step aside so live traffic is not blocked
+         * behind our DDL, then try again. */
+        RG_WARN("lock not available within lock_timeout, retrying" RG_F "file=%s" RG_F
+                "attempt=%" PRId64 RG_F "retry_in_ms=%" PRId64 RG_F "error=%s",
+                s->path, attempt + 1, backoff, err->msg);
+        rg_pg_nap(pg, backoff);
+        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+    }
+    free(key);
+    return rc;
+}
