@@ -146,8 +146,7 @@ int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
         char line[400];
         rg_pg_one_line(line, sizeof(line),
                        res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
-        rg_err_set(err, rg_pg_is_cancelled(pg, err) ? RG_ESIGNAL : RG_EDATABASE,
-                   "recording the baseline: %s", line);
+        rg_err_set(err, RG_EDATABASE, "recording the baseline: %s", line);
     } else {
         ret = 0;
     }
