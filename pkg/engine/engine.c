@@ -138,7 +138,8 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
             return -1;
         }
     }
-    if (plan->unknown && opts->fail_on_newer) {
+    /* A run rolling back below them is the one asked to undo the unknown versions. */
+    if (up && plan->unknown && opts->fail_on_newer) {
         rg_err_set(err, RG_ECONFLICT,
                    "the database is at version %" PRId64 " but this image knows only up to %" PRId64
                    " (%zu unknown versions) and migrations.onNewerSchema is fail",
@@ -366,7 +367,7 @@ static int execute(struct run *r, struct rg_migrate_result *res, struct rg_err *
 }
 
 static int record_baseline(const struct rg_store *store, const struct rg_source *src,
-                           int64_t version, const char *applied_by, size_t *count,
+                           int64_t version, const char *applied_by, bool adopting, size_t *count,
                            struct rg_err *err)
 {
     const struct rg_migration **ms = rg_calloc(src->n, sizeof(*ms));
@@ -375,7 +376,7 @@ static int record_baseline(const struct rg_store *store, const struct rg_source 
     *count = 0;
     for (size_t i = 0; i < src->n && src->items[i].version <= version; i++)
         ms[(*count)++] = &src->items[i];
-    ret = store->baseline(store->ctx, ms, *count, applied_by, err);
+    ret = store->baseline(store->ctx, ms, *count, applied_by, adopting, err);
     free(ms);
     return ret;
 }
@@ -398,11 +399,9 @@ static int adopt_legacy(const struct rg_store *store, const struct rg_source *sr
                    legacy.version, legacy.version);
         return -1;
     }
-    if (store->ensure_history(store->ctx, err) < 0)
-        return -1;
     if (!legacy.found)
-        return 0;
-    if (record_baseline(store, src, legacy.version, opts->applied_by, &count, err) < 0)
+        return store->ensure_history(store->ctx, err);
+    if (record_baseline(store, src, legacy.version, opts->applied_by, true, &count, err) < 0)
         return -1;
     res->adopted = true;
     RG_INFO("adopted golang-migrate's history: versions up to it are recorded as applied" RG_F
@@ -494,7 +493,5 @@ out:
 int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,
                        const char *applied_by, size_t *count, struct rg_err *err)
 {
-    return store->ensure_history(store->ctx, err) < 0
-               ? -1
-               : record_baseline(store, src, version, applied_by, count, err);
+    return record_baseline(store, src, version, applied_by, false, count, err);
 }

@@ -93,12 +93,14 @@ struct rg_store {
      * 0 once it is not, RG_ECONFLICT when timeout_ms passes first. */
     int (*wait_running)(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
     int (*read_legacy)(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
-    /* Records these migrations as applied without running them, in one transaction under
-     * the lock; refuses (RG_ECONFLICT) when the history already has schema rows. */
+    /* Creates the history table if missing and records these migrations as applied
+     * without running them, in one transaction under the lock. When the history already
+     * has schema rows: RG_ECONFLICT, or, adopting, nothing (another run adopted first). */
     int (*baseline)(void *ctx, const struct rg_migration *const *ms, size_t n,
-                    const char *applied_by, struct rg_err *err);
-    /* Deletes the rows left "failed" or "running" (version 0: all of them), so that those
-     * migrations run again; *cleared says how many. */
+                    const char *applied_by, bool adopting, struct rg_err *err);
+    /* Deletes the rows left "failed" (version 0: all of them; with a version, also one left
+     * "running" by a run that died), so that those migrations run again; *cleared says how
+     * many. */
     int (*repair)(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
 };
 

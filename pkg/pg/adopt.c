@@ -57,8 +57,8 @@ int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg
             rg_err_set(err, RG_ECONFLICT,
                        "version %" PRId64 " is still marked running after %" PRId64
                        "s: if the run that started it died, check what it did, undo it by "
-                       "hand, then run `rollgate repair`",
-                       version, timeout_ms / 1000);
+                       "hand, then run `rollgate repair --version %" PRId64 "`",
+                       version, timeout_ms / 1000, version);
             break;
         }
         rg_pg_nap(pg, 1000);
@@ -102,21 +102,25 @@ int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err)
 }
 
 int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
-                   const char *applied_by, struct rg_err *err)
+                   const char *applied_by, bool adopting, struct rg_err *err)
 {
     struct rg_pg *pg = ctx;
     char *by = rg_pg_literal(pg, applied_by ? applied_by : "");
-    size_t cap = 1024, len;
-    char *sql = rg_malloc(cap);
+    char *ddl = rg_pg_history_ddl(pg);
+    size_t cap, len;
+    char *sql;
     PGresult *res;
     int ret = -1;
 
-    len = (size_t)snprintf(sql, cap,
-                           "BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");"
-                           "DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE kind = 'schema') "
-                           "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = '" SQLSTATE_HAS_HISTORY
-                           "'; END IF; END$rg$;",
-                           pg->lock_key, pg->table);
+    /* The table and its rows appear in one transaction, so no racing run can find the
+     * table without the rows and start from version 0. */
+    sql = rg_asprintf("BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");%s"
+                      "DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE kind = 'schema') "
+                      "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = '" SQLSTATE_HAS_HISTORY
+                      "'; END IF; END$rg$;",
+                      pg->lock_key, ddl, pg->table);
+    len = strlen(sql);
+    cap = len + 1;
     for (size_t i = 0; i < n; i++) {
         char *title = rg_pg_literal(pg, ms[i]->title);
         char *down = ms[i]->down_sql ? rg_pg_literal(pg, ms[i]->down_sql) : rg_strdup("NULL");
@@ -138,7 +142,10 @@ int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
     }
     memcpy(sql + len, "COMMIT", 7);
     res = PQexec(pg->conn, sql);
-    if (rg_pg_state_is(res, SQLSTATE_HAS_HISTORY)) {
+    if (rg_pg_state_is(res, SQLSTATE_HAS_HISTORY) && adopting) {
+        /* Another run adopted the same history first. */
+        ret = 0;
+    } else if (rg_pg_state_is(res, SQLSTATE_HAS_HISTORY)) {
         rg_err_set(err, RG_ECONFLICT,
                    "the history already records applied migrations; baseline only adopts a "
                    "database rollgate has not run on");
@@ -154,6 +161,7 @@ int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
     PQclear(res);
     free(sql);
     free(by);
+    free(ddl);
     return ret;
 }
 
@@ -164,11 +172,15 @@ int rg_pg_repair(void *ctx, int64_t version, size_t *cleared, struct rg_err *err
     char *sql;
     PGresult *res;
 
+    /* A running mark may belong to a run still under way: only an operator who names the
+     * version (knowing that run is gone) clears one. */
     if (version)
-        snprintf(only, sizeof(only), " AND version = %" PRId64, version);
-    sql = rg_asprintf("DELETE FROM %s WHERE kind = 'schema' AND state IN ('failed', 'running')%s "
-                      "RETURNING version",
-                      pg->table, only);
+        snprintf(only, sizeof(only), "state IN ('failed', 'running') AND version = %" PRId64,
+                 version);
+    else
+        snprintf(only, sizeof(only), "state = 'failed'");
+    sql = rg_asprintf("DELETE FROM %s WHERE kind = 'schema' AND %s RETURNING version", pg->table,
+                      only);
     res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
     free(sql);
     if (!res)

@@ -47,6 +47,9 @@ PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, s
 void rg_pg_rollback(struct rg_pg *pg);
 /* s as an SQL literal, allocated. */
 char *rg_pg_literal(struct rg_pg *pg, const char *s);
+/* The statements that create the history table and its schema when missing, to run
+ * inside a transaction holding the lock. */
+char *rg_pg_history_ddl(struct rg_pg *pg);
 /* Whether res failed with this SQLSTATE. */
 bool rg_pg_state_is(const PGresult *res, const char *state);
 
@@ -59,7 +62,7 @@ int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);
 int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
 int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
 int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
-                   const char *applied_by, struct rg_err *err);
+                   const char *applied_by, bool adopting, struct rg_err *err);
 int rg_pg_repair(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
 
 #endif

@@ -301,19 +301,13 @@ out:
     return ret;
 }
 
-static int ensure_history(void *ctx, struct rg_err *err)
+char *rg_pg_history_ddl(struct rg_pg *pg)
 {
-    struct rg_pg *pg = ctx;
     const char *schema = pg->opts.schema ? pg->opts.schema : "public";
-    char *sql;
-    PGresult *res;
 
-    /* Under the advisory lock, so that racing first runs do not trip over each other's
-     * CREATE TABLE. The schema is created only when missing: CREATE SCHEMA IF NOT EXISTS
-     * would need the CREATE right on the database even when the schema exists. */
-    sql = rg_asprintf(
-        "BEGIN;"
-        "SELECT pg_advisory_xact_lock(%" PRId64 ");"
+    /* The schema is created only when missing: CREATE SCHEMA IF NOT EXISTS would need the
+     * CREATE right on the database even when the schema exists. */
+    return rg_asprintf(
         "DO $rg$ BEGIN IF to_regnamespace('\"%s\"') IS NULL THEN "
         "CREATE SCHEMA \"%s\"; END IF; END $rg$;"
         "CREATE TABLE IF NOT EXISTS %s ("
@@ -329,10 +323,21 @@ static int ensure_history(void *ctx, struct rg_err *err)
         " state text NOT NULL DEFAULT 'applied' CHECK (state IN ('running', 'applied', 'failed')),"
         " PRIMARY KEY (kind, version, title));"
         "CREATE UNIQUE INDEX IF NOT EXISTS rollgate_migrations_schema_version"
-        " ON %s (version) WHERE kind = 'schema';"
-        "COMMIT;",
-        pg->lock_key, schema, schema, pg->table, pg->table);
-    res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
+        " ON %s (version) WHERE kind = 'schema';",
+        schema, schema, pg->table, pg->table);
+}
+
+static int ensure_history(void *ctx, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *ddl = rg_pg_history_ddl(pg);
+    /* Under the advisory lock, so that racing first runs do not trip over each other's
+     * CREATE TABLE. */
+    char *sql =
+        rg_asprintf("BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT", pg->lock_key, ddl);
+    PGresult *res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
+
+    free(ddl);
     free(sql);
     if (!res) {
         rg_pg_rollback(pg);

@@ -315,6 +315,12 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
     if (run_statements(pg, s, outcome_msg, err) < 0) {
         if (schema)
             mark_failed(pg, key);
+        if (schema && err->code == RG_ESIGNAL)
+            rg_err_set(err, RG_ESIGNAL,
+                       "%s: stopped part way through a no-transaction migration, which is now "
+                       "marked failed: check what it did, undo it by hand, then run `rollgate "
+                       "repair`",
+                       s->path);
         goto out;
     }
     dur = rg_asprintf("%" PRId64, rg_pg_now_ms() - start);
@@ -327,6 +333,14 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
     res = rg_pg_exec(pg, rec, PGRES_COMMAND_OK, err);
     if (!res) {
         rg_err_prefix(err, "%s: ran, but recording it failed", s->path);
+        goto out;
+    }
+    if (schema && s->action == RG_ACT_APPLY && strcmp(PQcmdTuples(res), "1") != 0) {
+        rg_err_set(err, RG_ECONFLICT,
+                   "%s: ran, but its running mark was gone when it finished (was `rollgate "
+                   "repair` run meanwhile?): its effects are in place without a history row; "
+                   "record it with `rollgate baseline` or undo it by hand",
+                   s->path);
         goto out;
     }
     *outcome = RG_APPLY_DONE;
