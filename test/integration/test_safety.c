@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <string.h>
 
 #include "harness.h"
@@ -118,4 +119,86 @@ Test(safety, a_commit_part_way_through_a_file_is_refused_before_anything_runs)
     h_assert_has(r, r.err, "0002_sneaky.up.sql:2: COMMIT");
     cr_assert_not(h_table_exists("fine"), "a file was run although the set was invalid");
     cr_assert_not(h_table_exists("a"));
+}
+
+Test(safety, statement_timeout_directive_cancels_a_slow_migration_and_exits_6)
+{
+    h_migration(1, "slow",
+                "-- rollgate:statement-timeout=200ms\nCREATE TABLE s (id int);\nSELECT "
+                "pg_sleep(30);\n",
+                NULL);
+
+    struct h_result r = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+
+    h_assert_exit(r, 6);
+    h_assert_has(r, r.err, "57014");
+    h_assert_has(r, r.err, "0001_slow.up.sql");
+    cr_assert_not(h_table_exists("s"));
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 0);
+}
+
+Test(safety, live_queries_queued_behind_waiting_ddl_get_through_within_the_lock_timeout)
+{
+    h_query("CREATE TABLE busy (id int)");
+    h_query("INSERT INTO busy VALUES (1)");
+    h_migration(1, "add_column",
+                "-- rollgate:lock-timeout=100ms\nALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *reader = hold_reader_lock("busy");
+    struct h_proc *p =
+        h_start(H_ARGS("migrate"), MIGRATE_ENV_WITH("ROLLGATE_DATABASE_LOCK_RETRIES=100"));
+    cr_assert(h_proc_wait_stderr(p, "retrying", 120 * 1000), "no retry was logged");
+
+    /* A live query arriving now queues behind the ALTER's lock request whenever one is
+     * pending. With rollgate's 100ms lock timeout it gets through long before its own 10s
+     * limit; had the ALTER kept its place in the queue, it would fail. */
+    PGconn *live = PQconnectdb(h_db_url());
+    cr_assert_eq(PQstatus(live), CONNECTION_OK, "%s", PQerrorMessage(live));
+    for (int i = 0; i < 20; i++) {
+        PGresult *q = PQexec(live, "SET lock_timeout = '10s'; SELECT count(*) FROM busy");
+        cr_assert_eq(PQresultStatus(q), PGRES_TUPLES_OK, "a live query was blocked: %s",
+                     PQerrorMessage(live));
+        PQclear(q);
+    }
+    PQfinish(live);
+    release(reader);
+    struct h_result r = h_wait(p);
+    h_assert_exit(r, 0);
+}
+
+Test(safety, a_running_mark_left_by_a_killed_run_is_cleared_only_by_repair_naming_it)
+{
+    h_query("CREATE TABLE t (x int)");
+    /* A first run with nothing to do creates the history table the test polls. */
+    struct h_result first = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+    h_assert_exit(first, 0);
+    h_migration(1, "index",
+                "-- rollgate:no-transaction\nSELECT pg_sleep(2);\n"
+                "CREATE INDEX CONCURRENTLY t_x ON t (x);\n",
+                NULL);
+    struct h_proc *p = h_start(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+    bool running = h_wait_until("SELECT EXISTS (SELECT 1 FROM public.rollgate_migrations "
+                                "WHERE version = 1 AND state = 'running')",
+                                p, 120 * 1000);
+    cr_assert_eq(kill(h_proc_pid(p), SIGKILL), 0);
+    h_wait(p);
+    cr_assert(running, "the run never marked version 1 running");
+
+    struct h_result stuck =
+        h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("ROLLGATE_LEASE_WAIT_TIMEOUT=1s"));
+    h_assert_exit(stuck, 5);
+    h_assert_has(stuck, stuck.err, "repair --version 1");
+
+    struct h_result all = h_run(H_ARGS("repair"), MIGRATE_ENV_WITH("X=1"));
+    h_assert_exit(all, 0);
+    h_assert_has(all, all.termlog, "cleared 0");
+
+    struct h_result one = h_run(H_ARGS("repair", "--version", "1"), MIGRATE_ENV_WITH("X=1"));
+    h_assert_exit(one, 0);
+    h_assert_has(one, one.termlog, "cleared 1");
+
+    struct h_result again = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+    h_assert_exit(again, 0);
+    cr_assert_str_eq(h_query("SELECT indisvalid::text FROM pg_index WHERE indexrelid = "
+                             "'t_x'::regclass"),
+                     "true");
 }
