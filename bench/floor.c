@@ -10,7 +10,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s URL [SQL]\n", argv[0]);
         return 2;
     }
-    const char *sql = argc == 3 ? argv[2]
+    const char *sql = argc == 3
+                          ? argv[2]
                           : "SELECT version FROM rollgate_migrations ORDER BY version DESC LIMIT 1";
     PGconn *conn = PQconnectdb(argv[1]);
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -285,7 +285,8 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
                                    struct rg_err *err)
 {
     char *lock = locked_head(pg, s, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
-    const char *outcome_msg = "; nothing was changed";
+    const char *outcome_msg = "; the statements before it stay applied, and the script runs "
+                              "again from the start on the next migrate";
     PGresult *res = NULL;
     bool schema = s->kind == RG_KIND_SCHEMA;
     int ret = -1;
