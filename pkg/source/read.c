@@ -1,0 +1,293 @@
+/* Reading one migration file: size cap, NUL check, checksum, -- rollgate: directives, and
+ * the BEGIN/COMMIT wrapper (sql.h). */
+#include "source/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "duration/duration.h"
+#include "err/mem.h"
+#include "source/sql.h"
+
+#define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout="
+/* PostgreSQL keeps lock_timeout and statement_timeout in an int of milliseconds: a larger
+ * value would only fail later, in the middle of a run, when the SET is sent. */
+#define MAX_TIMEOUT_MS ((int64_t)INT_MAX)
+/* How much of an unknown directive goes into the message: enough to recognise it, not a
+ * whole line of SQL pasted after "rollgate:". */
+#define DIRECTIVE_SHOWN 64
+
+/* Hex SHA-256; -1 only when OpenSSL cannot digest at all (no memory, no provider). */
+static int sha256_hex(const void *buf, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+
+    out[0] = '\0';
+    if (EVP_Digest(buf, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
+        return -1;
+    for (unsigned int i = 0; i < md_len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    out[64] = '\0';
+    return 0;
+}
+
+void rg_source_checksum(const void *buf, size_t len, char out[65])
+{
+    /* The void signature leaves no error to return; an empty checksum would read as drift
+     * later, which is worse than stopping here. Only a broken OpenSSL gets this far. */
+    if (sha256_hex(buf, len, out) != 0) {
+        fputs("rollgate: OpenSSL could not compute SHA-256\n", stderr);
+        abort();
+    }
+}
+
+/* Reads the whole file, NUL-terminated. O_NONBLOCK keeps a FIFO named *.sql from hanging
+ * the open; fstat on the opened descriptor then refuses anything but a regular file. */
+static int read_file(const char *path, char **data, size_t *len, struct rg_err *err)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t size, got = 0;
+    int fd = -1, rc = -1;
+    char extra;
+    const char *nul;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        rg_err_set(err, RG_EFILES, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        rg_err_set(err, RG_EFILES, "%s: cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rg_err_set(err, RG_EFILES, "%s: cannot read: not a regular file", path);
+        goto out;
+    }
+    if (st.st_size > RG_SOURCE_MAX_FILE) {
+        rg_err_set(err, RG_EFILES,
+                   "%s: file is %lld bytes, over the %ld-byte limit for a migration (a data "
+                   "dump in the wrong place?)",
+                   path, (long long)st.st_size, RG_SOURCE_MAX_FILE);
+        goto out;
+    }
+    size = (size_t)st.st_size;
+    buf = rg_malloc(size + 1);
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rg_err_set(err, RG_EFILES, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break; /* shrank since fstat: what is there now is the file */
+        got += (size_t)n;
+    }
+    /* A file that grew past its fstat size is being written: its checksum would describe
+     * neither version, so refuse rather than apply half of it. */
+    if (got == size && read(fd, &extra, 1) > 0) {
+        rg_err_set(err, RG_EFILES, "%s: file changed while it was being read", path);
+        goto out;
+    }
+    buf[got] = '\0';
+    /* libpq takes the SQL as a C string: everything after a NUL would be silently lost. */
+    nul = memchr(buf, '\0', got);
+    if (nul) {
+        size_t line = 1;
+        for (const char *c = buf; c < nul; c++)
+            line += *c == '\n';
+        rg_err_set(err, RG_EFILES,
+                   "%s:%zu: file contains a NUL byte (at offset %zu); PostgreSQL cannot take it",
+                   path, line, (size_t)(nul - buf));
+        goto out;
+    }
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* A timeout directive's value: a duration, > 0, within what PostgreSQL accepts. */
+static int parse_timeout(const char *path, size_t line, const char *key, const char *value,
+                         int64_t *ms, struct rg_err *err)
+{
+    int64_t v = 0;
+
+    if (rg_duration_parse(value, &v) != 0) {
+        rg_err_set(err, RG_EFILES,
+                   "%s:%zu: rollgate:%s: bad duration \"%.*s\" (expected e.g. 500ms, 2s, 10m, "
+                   "1h30m)",
+                   path, line, key, DIRECTIVE_SHOWN, value);
+        return -1;
+    }
+    if (v <= 0) {
+        rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:%s: must be greater than 0", path, line, key);
+        return -1;
+    }
+    if (v > MAX_TIMEOUT_MS) {
+        rg_err_set(err, RG_EFILES,
+                   "%s:%zu: rollgate:%s: %s is more than PostgreSQL accepts (at most %lldms)", path,
+                   line, key, value, (long long)MAX_TIMEOUT_MS);
+        return -1;
+    }
+    *ms = v;
+    return 0;
+}
+
+/* text: what follows "rollgate:" on one comment line, blanks trimmed. */
+static int parse_directive(const char *path, size_t line, const char *text, size_t len,
+                           struct rg_directives *d, bool *seen, struct rg_err *err)
+{
+    static const char *const keys[] = {"no-transaction", "lock-timeout", "statement-timeout"};
+    char *copy = NULL;
+    const char *eq, *value = NULL;
+    size_t key_len, k;
+    int rc = -1;
+
+    copy = rg_strndup(text, len);
+    eq = strchr(copy, '=');
+    key_len = eq ? (size_t)(eq - copy) : len;
+    for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        if (strlen(keys[k]) == key_len && strncmp(copy, keys[k], key_len) == 0)
+            break;
+    if (k == sizeof(keys) / sizeof(keys[0])) {
+        rg_err_set(err, RG_EFILES,
+                   "%s:%zu: unknown directive \"rollgate:%.*s\" (" KNOWN_DIRECTIVES ")", path, line,
+                   DIRECTIVE_SHOWN, copy);
+        goto out;
+    }
+    /* A second occurrence is most likely a copy-paste leftover with another value: which
+     * one was meant cannot be guessed. */
+    if (seen[k]) {
+        rg_err_set(err, RG_EFILES, "%s:%zu: directive rollgate:%s given twice", path, line,
+                   keys[k]);
+        goto out;
+    }
+    seen[k] = true;
+    if (eq)
+        value = eq + 1;
+    if (k == 0) {
+        if (value) {
+            rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:no-transaction takes no value", path,
+                       line);
+            goto out;
+        }
+        d->no_transaction = true;
+    } else {
+        if (!value) {
+            rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:%s needs a value (rollgate:%s=2s)", path,
+                       line, keys[k], keys[k]);
+            goto out;
+        }
+        if (parse_timeout(path, line, keys[k], value,
+                          k == 1 ? &d->lock_timeout_ms : &d->statement_timeout_ms, err) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+/* Directives live in the leading comment lines only, so a "-- rollgate:" inside the SQL
+ * (a comment on a later statement, a string) never changes how the file runs. */
+static int parse_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
+                            struct rg_err *err)
+{
+    const char *p = sql, *end = sql + len;
+    bool seen[3] = {false, false, false};
+    size_t line = 1;
+
+    *d = (struct rg_directives){0};
+    /* Editors on Windows put a BOM first; it must not hide the directives under it. */
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;
+    for (; p < end; line++) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *s = p, *e;
+
+        if (!eol)
+            eol = end;
+        e = eol;
+        p = eol < end ? eol + 1 : end;
+        while (s < e && is_space(*s))
+            s++;
+        while (e > s && is_space(e[-1]))
+            e--;
+        if (s == e)
+            continue;
+        if (e - s < 2 || s[0] != '-' || s[1] != '-')
+            break; /* the first statement: the header is over */
+        s += 2;
+        while (s < e && is_space(*s))
+            s++;
+        if ((size_t)(e - s) < strlen("rollgate:") || memcmp(s, "rollgate:", 9) != 0)
+            continue; /* an ordinary comment */
+        s += strlen("rollgate:");
+        while (s < e && is_space(*s))
+            s++;
+        if (parse_directive(path, line, s, (size_t)(e - s), d, seen, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int rg_source_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
+                         struct rg_err *err)
+{
+    return parse_directives(path, sql, len, d, err);
+}
+
+/* Reads a file to run: its bytes, its checksum (when one is wanted), its directives, and a
+ * BEGIN/COMMIT wrapper blanked unless the file runs outside a transaction. The checksum
+ * is taken before the blanking: it describes the file as written. */
+int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,
+                       struct rg_directives *d, struct rg_err *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    if (read_file(path, &buf, &n, err) != 0)
+        goto out;
+    if (checksum && sha256_hex(buf, n, checksum) != 0) {
+        rg_err_set(err, RG_EINTERNAL, "%s: OpenSSL could not compute SHA-256", path);
+        goto out;
+    }
+    if (parse_directives(path, buf, n, d, err) != 0)
+        goto out;
+    if (!d->no_transaction && rg_sql_unwrap(buf, n, path, err) != 0)
+        goto out;
+    *sql = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
