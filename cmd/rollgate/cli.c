@@ -92,6 +92,13 @@ static const struct {
      "\n"
      "Write the next NNNN_NAME.up.sql and NNNN_NAME.down.sql into the migrations\n"
      "directory and print their paths. NAME: letters, digits, '_' and '-'.\n"},
+    {RG_CMD_WAIT, "wait",
+     "Usage: rollgate wait [--timeout D] [global options]\n"
+     "\n"
+     "Block until every schema migration this image knows is applied (for an init\n"
+     "container of pods that must not start on an older schema), then exit 0. Never\n"
+     "writes. Exit 8 when --timeout (default lease.waitTimeout) runs out, 5 on drift or\n"
+     "a failed migration.\n"},
     {RG_CMD_REPAIR, "repair",
      "Usage: rollgate repair [--version N] [global options]\n"
      "\n"
@@ -137,6 +144,7 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           "  baseline  adopt an existing database at --version N\n"
           "  new       write the next migration's up and down files\n"
           "  repair    clear a failed no-transaction migration's mark\n"
+          "  wait      block until the schema is current (never writes)\n"
           "\n",
           out);
     fputs(global_usage, out);
@@ -193,7 +201,7 @@ static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, s
     }
     rg_err_set(err, RG_EUSAGE,
                "unknown command \"%s\" (commands: migrate, status, version, validate, baseline, "
-               "new, repair)",
+               "new, repair, wait)",
                arg);
     return -1;
 }

@@ -18,6 +18,7 @@ enum rg_command {
     RG_CMD_BASELINE,
     RG_CMD_NEW,
     RG_CMD_REPAIR,
+    RG_CMD_WAIT,
 };
 enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
 

@@ -284,3 +284,75 @@ int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *s
     close_store(pg);
     return ret;
 }
+
+/* Sleeps in short steps so that a signal or the run's timeout ends the wait promptly. */
+static bool pause_ms(int64_t ms)
+{
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end) {
+        struct timespec step = {0, 50 * 1000000L};
+        if (rg_signals_received() || rg_signals_timed_out())
+            return false;
+        nanosleep(&step, NULL);
+    }
+    return true;
+}
+
+int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                struct rg_err *err)
+{
+    struct rg_source src = {0};
+    struct rg_store store;
+    struct rg_pg *pg = NULL;
+    struct rg_migrate_opts opts = {.target = RG_TARGET_LATEST};
+    int64_t start = now_ms();
+    /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
+     * lease.waitTimeout does. */
+    int64_t limit = cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms;
+    int ret = -1;
+
+    (void)cli;
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+        goto out;
+    pg = open_store(cfg, &store, err);
+    if (!pg)
+        goto out;
+    for (int round = 0;; round++) {
+        struct rg_history h = {0};
+        struct rg_plan plan = {0};
+        int rc = store.read_history(store.ctx, &h, err);
+        bool current;
+
+        if (rc == 0) {
+            rg_plan_build(&plan, &src, &h);
+            rc = rg_engine_check(&plan, &opts, false, err);
+        }
+        current = rc == 0 && plan.pending == 0;
+        if (current)
+            snprintf(summary, n,
+                     "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
+                     plan.current, now_ms() - start);
+        else if (rc == 0 && round == 0)
+            RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
+                    "pending=%zu",
+                    plan.current, plan.pending);
+        if (rc == 0 && !current && limit && now_ms() - start >= limit)
+            rg_err_set(err, RG_ELEASE,
+                       "the schema is still at version %" PRId64 " with %zu pending after "
+                       "lease.waitTimeout",
+                       plan.current, plan.pending);
+        rg_plan_free(&plan);
+        rg_history_free(&h);
+        if (rc < 0 || current || err->code == RG_ELEASE)
+            break;
+        if (!pause_ms(cfg->lease.retry_period_ms)) {
+            rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
+            break;
+        }
+    }
+    ret = err->code == RG_OK ? 0 : -1;
+out:
+    close_store(pg);
+    rg_source_free(&src);
+    return ret;
+}

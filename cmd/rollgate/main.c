@@ -129,6 +129,9 @@ int main(int argc, char **argv)
     case RG_CMD_NEW:
         ret = rg_cmd_new(&cli, &cfg, summary, sizeof(summary), &err);
         break;
+    case RG_CMD_WAIT:
+        ret = rg_cmd_wait(&cli, &cfg, summary, sizeof(summary), &err);
+        break;
     case RG_CMD_REPAIR:
         ret = rg_cmd_repair(&cli, &cfg, summary, sizeof(summary), &err);
         break;
