@@ -62,6 +62,28 @@ static void close_store(struct rg_pg *pg)
     rg_pg_free(pg);
 }
 
+/* The history and how the files compare with it: what status, validate and wait read. */
+struct view {
+    struct rg_history h;
+    struct rg_plan plan;
+};
+
+static int view_read(const struct rg_store *store, const struct rg_source *src, struct view *v,
+                     struct rg_err *err)
+{
+    memset(v, 0, sizeof(*v));
+    if (store->read_history(store->ctx, &v->h, err) < 0)
+        return -1;
+    rg_plan_build(&v->plan, src, &v->h);
+    return 0;
+}
+
+static void view_free(struct view *v)
+{
+    rg_plan_free(&v->plan);
+    rg_history_free(&v->h);
+}
+
 int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                    struct rg_err *err)
 {
@@ -124,8 +146,7 @@ int rg_cmd_status(const struct rg_cli *cli, const struct rg_config *cfg, char *s
                   struct rg_err *err)
 {
     struct rg_source src = {0};
-    struct rg_history h = {0};
-    struct rg_plan plan = {0};
+    struct view v = {0};
     struct rg_store store;
     struct rg_pg *pg = NULL;
     int ret = -1;
@@ -133,27 +154,23 @@ int rg_cmd_status(const struct rg_cli *cli, const struct rg_config *cfg, char *s
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     pg = open_store(cfg, &store, err);
-    if (!pg)
+    if (!pg || view_read(&store, &src, &v, err) < 0)
         goto out;
-    if (store.read_history(store.ctx, &h, err) < 0)
-        goto out;
-    rg_plan_build(&plan, &src, &h);
-    rg_output_status(stdout, &plan, cli->output);
+    rg_output_status(stdout, &v.plan, cli->output);
     snprintf(summary, n,
              "status: schema at version %" PRId64 ", image latest %" PRId64
              ", %zu pending, %zu changed, %zu failed",
-             plan.current, plan.latest, plan.pending, plan.changed, plan.failed);
+             v.plan.current, v.plan.latest, v.plan.pending, v.plan.changed, v.plan.failed);
     ret = 0;
-    if (cli->exit_code && (plan.changed || plan.failed)) {
+    if (cli->exit_code && (v.plan.changed || v.plan.failed)) {
         rg_err_set(err, RG_ECONFLICT, "%s", summary);
         ret = -1;
-    } else if (cli->exit_code && plan.pending) {
+    } else if (cli->exit_code && v.plan.pending) {
         rg_err_set(err, RG_EPENDING, "%s", summary);
         ret = -1;
     }
 out:
-    rg_plan_free(&plan);
-    rg_history_free(&h);
+    view_free(&v);
     close_store(pg);
     rg_source_free(&src);
     return ret;
@@ -191,8 +208,7 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
 {
     struct rg_config once = *cfg;
     struct rg_source src = {0};
-    struct rg_history h = {0};
-    struct rg_plan plan = {0};
+    struct view v = {0};
     struct rg_store store;
     struct rg_pg *pg = NULL;
     struct rg_err conn_err = {0};
@@ -221,19 +237,15 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
         ret = 0;
         goto out;
     }
-    if (store.read_history(store.ctx, &h, err) < 0)
-        goto out;
-    rg_plan_build(&plan, &src, &h);
-    if (rg_engine_check(&plan, &opts, true, err) < 0)
+    if (view_read(&store, &src, &v, err) < 0 || rg_engine_check(&v.plan, &opts, true, err) < 0)
         goto out;
     snprintf(summary, n,
              "validate: %zu migrations, %zu repeatable, %zu data scripts are valid and match "
              "the history (schema at version %" PRId64 ", %zu pending)",
-             src.n, src.nrepeatable, src.ndata, plan.current, plan.pending);
+             src.n, src.nrepeatable, src.ndata, v.plan.current, v.plan.pending);
     ret = 0;
 out:
-    rg_plan_free(&plan);
-    rg_history_free(&h);
+    view_free(&v);
     close_store(pg);
     rg_source_free(&src);
     return ret;
@@ -318,31 +330,28 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     if (!pg)
         goto out;
     for (int round = 0;; round++) {
-        struct rg_history h = {0};
-        struct rg_plan plan = {0};
-        int rc = store.read_history(store.ctx, &h, err);
+        struct view v;
+        int rc = view_read(&store, &src, &v, err);
+        const struct rg_plan *plan = &v.plan;
         bool current;
 
-        if (rc == 0) {
-            rg_plan_build(&plan, &src, &h);
-            rc = rg_engine_check(&plan, &opts, false, err);
-        }
-        current = rc == 0 && plan.pending == 0;
+        if (rc == 0)
+            rc = rg_engine_check(plan, &opts, false, err);
+        current = rc == 0 && plan->pending == 0;
         if (current)
             snprintf(summary, n,
                      "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
-                     plan.current, now_ms() - start);
+                     plan->current, now_ms() - start);
         else if (rc == 0 && round == 0)
             RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
                     "pending=%zu",
-                    plan.current, plan.pending);
+                    plan->current, plan->pending);
         if (rc == 0 && !current && limit && now_ms() - start >= limit)
             rg_err_set(err, RG_ELEASE,
                        "the schema is still at version %" PRId64 " with %zu pending after "
                        "lease.waitTimeout",
-                       plan.current, plan.pending);
-        rg_plan_free(&plan);
-        rg_history_free(&h);
+                       plan->current, plan->pending);
+        view_free(&v);
         if (rc < 0 || current || err->code == RG_ELEASE)
             break;
         if (!pause_ms(cfg->lease.retry_period_ms)) {

@@ -83,13 +83,23 @@ static int finish(const char *command, const char *termination_log, const char *
     return status;
 }
 
+typedef int (*handler)(const struct rg_cli *cli, const struct rg_config *cfg, char *summary,
+                       size_t n, struct rg_err *err);
+
+static const handler handlers[] = {
+    [RG_CMD_MIGRATE] = rg_cmd_migrate,   [RG_CMD_STATUS] = rg_cmd_status,
+    [RG_CMD_VERSION] = rg_cmd_version,   [RG_CMD_VALIDATE] = rg_cmd_validate,
+    [RG_CMD_BASELINE] = rg_cmd_baseline, [RG_CMD_NEW] = rg_cmd_new,
+    [RG_CMD_REPAIR] = rg_cmd_repair,     [RG_CMD_WAIT] = rg_cmd_wait,
+};
+
 int main(int argc, char **argv)
 {
     struct rg_cli cli;
     struct rg_config cfg = {0};
     struct rg_err err = {0};
     char summary[512] = "";
-    int ret = -1, status;
+    int ret, status;
 
     rg_log_setup(RG_LOG_FORMAT_AUTO, RG_LOG_INFO, stderr);
     if (rg_cli_parse(argc, argv, &cli, &err) < 0) {
@@ -110,35 +120,7 @@ int main(int argc, char **argv)
     rg_log_setup(cfg.log.format, cfg.log.level, stderr);
     rg_signals_start(cfg.timeout_ms);
 
-    switch (cli.command) {
-    case RG_CMD_MIGRATE:
-        ret = rg_cmd_migrate(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_STATUS:
-        ret = rg_cmd_status(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_VERSION:
-        ret = rg_cmd_version(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_VALIDATE:
-        ret = rg_cmd_validate(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_BASELINE:
-        ret = rg_cmd_baseline(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_NEW:
-        ret = rg_cmd_new(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_WAIT:
-        ret = rg_cmd_wait(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_REPAIR:
-        ret = rg_cmd_repair(&cli, &cfg, summary, sizeof(summary), &err);
-        break;
-    case RG_CMD_NONE:
-        rg_err_set(&err, RG_EINTERNAL, "no command");
-        break;
-    }
+    ret = handlers[cli.command](&cli, &cfg, summary, sizeof(summary), &err);
     if (ret == 0)
         rg_err_clear(&err);
     fflush(stdout);
