@@ -1,0 +1,76 @@
+/* A small client for the Kubernetes API: in-cluster (or kubeconfig) credentials, Leases
+ * (coordination.k8s.io/v1) and Events. The only user of libcurl. */
+#ifndef RG_KUBE_H
+#define RG_KUBE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err/err.h"
+
+#define RG_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+
+struct rg_kube;
+
+struct rg_kube_opts {
+    /* In-cluster: KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT (an IPv6 host is
+     * bracketed in the URL) and the service-account directory (token, ca.crt, namespace);
+     * the token is read again before every request, since bound tokens rotate. */
+    const char *host;
+    const char *port;
+    const char *sa_dir; /* NULL: RG_KUBE_SA_DIR */
+    /* Outside a cluster: a kubeconfig file (its current context; a token or a client
+     * certificate; the cluster's CA). Used when host is NULL. */
+    const char *kubeconfig;
+    int64_t request_timeout_ms; /* one HTTP request, connection included */
+    int64_t retry_budget_ms;    /* retries of one call (connection errors, 429, 5xx) */
+};
+
+/* Reads what the credentials need now (CA, namespace, kubeconfig), so a missing file fails
+ * here (RG_ECONFIG naming it), not in the middle of a run. TLS is always verified. */
+int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg_err *err) RG_WUR;
+void rg_kube_free(struct rg_kube *k);
+/* The service account's namespace (or the kubeconfig context's), "" when unknown. */
+const char *rg_kube_namespace(const struct rg_kube *k);
+/* Safe from another thread: makes retries stop and later calls fail with RG_ESIGNAL. */
+void rg_kube_cancel(struct rg_kube *k);
+/* HTTP requests sent so far (retries included), for logs and tests. */
+size_t rg_kube_requests(const struct rg_kube *k);
+
+/* A Lease as the algorithm sees it. Times are MicroTime ("2006-01-02T15:04:05.000000Z"). */
+struct rg_lease_record {
+    bool exists;
+    char holder[254]; /* spec.holderIdentity, "" when none */
+    int64_t duration_s; /* spec.leaseDurationSeconds */
+    char acquire_time[40];
+    char renew_time[40];
+    int64_t transitions; /* spec.leaseTransitions */
+    char resource_version[64]; /* metadata.resourceVersion, sent back on update */
+};
+
+/* Errors of the calls below: RG_EAPIDENIED for 401/403, RG_EAPI for anything else that
+ * retries could not mend, each carrying the Kubernetes Status message and reason;
+ * RG_ESIGNAL when cancelled. */
+
+/* rec->exists is false on 404. */
+int rg_kube_lease_get(struct rg_kube *k, const char *ns, const char *name,
+                      struct rg_lease_record *rec, struct rg_err *err) RG_WUR;
+/* Creates the Lease from want; *got is the stored object. Returns 1 (not an error) when
+ * it already exists (409). */
+int rg_kube_lease_create(struct rg_kube *k, const char *ns, const char *name,
+                         const struct rg_lease_record *want, struct rg_lease_record *got,
+                         struct rg_err *err) RG_WUR;
+/* Replaces the Lease's spec with want's, sending want->resource_version; *got is the
+ * stored object. Returns 1 (not an error) on 409: someone changed it first. */
+int rg_kube_lease_update(struct rg_kube *k, const char *ns, const char *name,
+                         const struct rg_lease_record *want, struct rg_lease_record *got,
+                         struct rg_err *err) RG_WUR;
+/* An Event about a Pod (type "Normal" or "Warning"); reason is CamelCase. */
+int rg_kube_event(struct rg_kube *k, const char *ns, const char *pod, const char *type,
+                  const char *reason, const char *message, struct rg_err *err) RG_WUR;
+
+/* Now as MicroTime, into buf (at least 32 bytes). */
+void rg_kube_microtime(char *buf, size_t n);
+
+#endif

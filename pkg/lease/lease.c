@@ -1,0 +1,1 @@
+typedef int rg_placeholder_;

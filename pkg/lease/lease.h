@@ -1,0 +1,70 @@
+/* Leader election on a Lease, as client-go's leaderelection does it, with the API and the
+ * clock injected: pkg/kube and the real clock in production, fakes in the unit tests. */
+#ifndef RG_LEASE_H
+#define RG_LEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err/err.h"
+#include "kube/kube.h"
+
+/* The Lease calls the algorithm needs; the same contracts as rg_kube_lease_*. */
+struct rg_lease_api {
+    void *ctx;
+    int (*get)(void *ctx, struct rg_lease_record *rec, struct rg_err *err);
+    int (*create)(void *ctx, const struct rg_lease_record *want, struct rg_lease_record *got,
+                  struct rg_err *err);
+    int (*update)(void *ctx, const struct rg_lease_record *want, struct rg_lease_record *got,
+                  struct rg_err *err);
+};
+
+struct rg_lease_clock {
+    void *ctx;
+    int64_t (*monotonic_ms)(void *ctx);           /* expiry is judged by this alone */
+    void (*microtime)(void *ctx, char *buf, size_t n); /* what goes into the record */
+};
+
+struct rg_lease_opts {
+    const char *identity;
+    int64_t duration_ms;
+    int64_t renew_deadline_ms;
+    int64_t retry_period_ms;
+};
+
+struct rg_lease {
+    struct rg_lease_api api;
+    struct rg_lease_clock clock;
+    struct rg_lease_opts opts;
+    struct rg_lease_record observed; /* the record as last read or written */
+    int64_t observed_at_ms;          /* monotonic time the record was last seen to change */
+    bool held;                       /* this process holds it, as of the last call */
+    int64_t renewed_at_ms;           /* monotonic time of the last successful renewal */
+};
+
+void rg_lease_init(struct rg_lease *l, const struct rg_lease_api *api,
+                   const struct rg_lease_clock *clock, const struct rg_lease_opts *opts);
+
+/* One attempt (client-go's tryAcquireOrRenew): create the Lease when absent; take it when
+ * its holder is empty or has not renewed it for its duration, as judged by this process's
+ * monotonic clock since it last saw the record change (never by the timestamps in it),
+ * incrementing leaseTransitions; renew it when already ours. A 409 means another process
+ * wrote first: *acquired false, not an error. */
+int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err) RG_WUR;
+
+/* Whether the observed holder (another process) may still hold it: its record changed
+ * less than its duration ago. */
+bool rg_lease_other_valid(const struct rg_lease *l);
+
+/* Monotonic ms until the observed holder's lease would expire if not renewed (0 when it
+ * already has). */
+int64_t rg_lease_expires_in(const struct rg_lease *l);
+
+/* Whether a leader that last renewed at renewed_at_ms is past the renew deadline. */
+bool rg_lease_renew_overdue(const struct rg_lease *l);
+
+/* Gives the Lease up (holderIdentity emptied, so the next waiter goes at once); a no-op
+ * when not held. */
+int rg_lease_release(struct rg_lease *l, struct rg_err *err) RG_WUR;
+
+#endif
