@@ -119,7 +119,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     pg = open_store(cfg, &store, err);
     if (!pg)
         goto out;
-    if (rg_engine_migrate(&store, &src, &opts, &res, err) < 0)
+    if (rg_engine_migrate(&store, NULL, &src, &opts, &res, err) < 0)
         goto out;
     if (res.applied || res.reverted)
         snprintf(summary, n,

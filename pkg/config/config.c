@@ -174,6 +174,10 @@ static const struct key keys[] = {
      AT(lease.renew_deadline_ms), "10s", .min = 1, .max = HOURS(1)},
     {"lease.retryPeriod", "ROLLGATE_LEASE_RETRY_PERIOD", T_DURATION, AT(lease.retry_period_ms),
      "2s", .min = 1, .max = HOURS(1)},
+    /* Where Kubernetes mounts the token, CA and namespace; tests point it elsewhere. */
+    {"lease.serviceAccountDir", "ROLLGATE_LEASE_SERVICE_ACCOUNT_DIR", T_STRING,
+     AT(lease.service_account_dir), "/var/run/secrets/kubernetes.io/serviceaccount",
+     .valid = is_nonempty, .accepts = "a directory path"},
     /* No "wait forever": a stuck init container is worse than a retryable exit. */
     {"lease.waitTimeout", "ROLLGATE_LEASE_WAIT_TIMEOUT", T_DURATION, AT(lease.wait_timeout_ms),
      "10m", .min = SECONDS(1), .max = HOURS(24)},

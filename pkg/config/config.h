@@ -45,6 +45,7 @@ struct rg_config {
         char *name;
         char *namespace_; /* "": the service account's namespace */
         char *identity;   /* never empty after load: POD_NAME, else the host name */
+        char *service_account_dir;
         int64_t duration_ms;
         int64_t renew_deadline_ms;
         int64_t retry_period_ms;

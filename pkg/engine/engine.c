@@ -437,14 +437,97 @@ static int read_plan(const struct rg_store *store, const struct rg_source *src,
     }
 }
 
-int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
-                      const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
-                      struct rg_err *err)
+/* A run's view of the database and the steps it would take from there. */
+struct pass {
+    struct rg_history h;
+    struct rg_plan plan;
+    struct run r;
+    bool up;
+};
+
+static void pass_free(struct pass *p)
+{
+    free_run(&p->r);
+    rg_plan_free(&p->plan);
+    rg_history_free(&p->h);
+}
+
+/* Reads the history and plans every step, changing nothing. */
+static int prepare(const struct rg_store *store, const struct rg_source *src,
+                   const struct rg_migrate_opts *opts, struct pass *p, struct rg_err *err)
+{
+    memset(p, 0, sizeof(*p));
+    p->r.store = store;
+    p->r.opts = opts;
+    if (read_plan(store, src, opts, &p->h, &p->plan, err) < 0)
+        return -1;
+    p->up = opts->target >= p->plan.current;
+    if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
+        return -1;
+    if (!p->up)
+        return plan_down(&p->r, &p->plan, err) < 0 ? -1 : load_stored_downs(&p->r, err);
+    plan_up(&p->r, &p->plan);
+    /* Scripts are written for this image's schema: only a run that ends there runs them. */
+    if (opts->target >= p->plan.latest)
+        plan_scripts(&p->r, src, &p->h);
+    return 0;
+}
+
+struct waiting {
+    const struct rg_store *store;
+    const struct rg_source *src;
+    const struct rg_migrate_opts *opts;
+};
+
+/* For a run waiting on the leader: whether schema or repeatable steps remain. Data
+ * scripts do not count: the leader's run has just run them. */
+static int work_left(void *arg, bool *left, struct rg_err *err)
+{
+    const struct waiting *w = arg;
+    struct pass p;
+    int ret = prepare(w->store, w->src, w->opts, &p, err);
+
+    *left = false;
+    for (size_t i = 0; ret == 0 && i < p.r.n; i++)
+        *left |= p.r.steps[i].kind != RG_KIND_DATA;
+    pass_free(&p);
+    return ret;
+}
+
+/* Leads: plans again (the database may have moved while this run waited), runs, and
+ * gives the lock up, reporting a lock lost meanwhile as such. */
+static int lead(const struct rg_lock *lock, const struct rg_store *store,
+                const struct rg_source *src, const struct rg_migrate_opts *opts, struct pass *p,
+                struct rg_migrate_result *res, struct rg_err *err)
+{
+    struct rg_err release_err = {0};
+    bool lost = false;
+    int rc;
+
+    pass_free(p);
+    rc = prepare(store, src, opts, p, err);
+    if (rc == 0)
+        rc = execute(&p->r, res, err);
+    if (lock->release(lock->ctx, rc == 0, &lost, &release_err) < 0)
+        RG_WARN("could not release the lease" RG_F "error=%s", release_err.msg);
+    if (lost) {
+        rg_err_set(err, RG_ELEASE,
+                   "lost the lease while leading (its renewal failed past the renew deadline, "
+                   "or another holder appeared): the running migration was cancelled and "
+                   "rolled back");
+        return -1;
+    }
+    return rc;
+}
+
+int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
+                      const struct rg_source *src, const struct rg_migrate_opts *opts,
+                      struct rg_migrate_result *res, struct rg_err *err)
 {
     struct rg_history h = {0};
-    struct rg_plan plan = {0};
-    struct run r = {.store = store, .opts = opts};
-    bool up;
+    struct pass p = {0};
+    struct waiting w = {store, src, opts};
+    enum rg_lock_outcome outcome = RG_LOCK_LEADER;
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
@@ -452,40 +535,39 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
         goto out;
     if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
-    rg_history_free(&h);
-    if (read_plan(store, src, opts, &h, &plan, err) < 0)
+    if (prepare(store, src, opts, &p, err) < 0)
         goto out;
-    res->from = res->to = plan.current;
-    res->unknown = plan.unknown;
-    up = opts->target >= plan.current;
-    if (rg_engine_check(&plan, opts, up, err) < 0)
-        goto out;
-    if (plan.unknown)
+    res->from = res->to = p.plan.current;
+    res->unknown = p.plan.unknown;
+    if (p.plan.unknown)
         RG_WARN("the database has versions this image does not know; carrying on, as the "
                 "schema is meant to stay backward compatible" RG_F "current=%" PRId64 RG_F
                 "image_latest=%" PRId64 RG_F "unknown=%zu",
-                plan.current, plan.latest, plan.unknown);
-    if (up) {
-        plan_up(&r, &plan);
-        /* Scripts are written for this image's schema: only a run that ends there runs them. */
-        if (opts->target >= plan.latest)
-            plan_scripts(&r, src, &h);
-    } else if (plan_down(&r, &plan, err) < 0 || load_stored_downs(&r, err) < 0) {
+                p.plan.current, p.plan.latest, p.plan.unknown);
+    if (p.r.n && lock && lock->acquire(lock->ctx, work_left, &w, &outcome, err) < 0)
+        goto out;
+    if (outcome == RG_LOCK_DONE_ELSEWHERE) {
+        res->elsewhere = true;
+        pass_free(&p);
+        if (prepare(store, src, opts, &p, err) < 0)
+            goto out;
+        res->to = p.plan.current;
+    } else if (p.r.n && lock) {
+        if (lead(lock, store, src, opts, &p, res, err) < 0)
+            goto out;
+    } else if (execute(&p.r, res, err) < 0) {
         goto out;
     }
-    if (execute(&r, res, err) < 0)
-        goto out;
-    if (!up) {
+    if (!p.up) {
         /* The highest version left applied, which the target need not name exactly. */
         res->to = 0;
-        for (size_t k = 0; k < plan.n; k++)
-            if (plan.items[k].row && plan.items[k].version <= opts->target)
-                res->to = plan.items[k].version;
+        for (size_t k = 0; k < p.plan.n; k++)
+            if (p.plan.items[k].row && p.plan.items[k].version <= opts->target)
+                res->to = p.plan.items[k].version;
     }
     ret = 0;
 out:
-    free_run(&r);
-    rg_plan_free(&plan);
+    pass_free(&p);
     rg_history_free(&h);
     return ret;
 }

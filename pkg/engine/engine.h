@@ -56,6 +56,7 @@ struct rg_migrate_result {
     int64_t from, to; /* schema version before and after */
     size_t unknown;   /* versions in the database this image lacks */
     bool adopted;     /* started from golang-migrate's schema_migrations */
+    bool elsewhere;   /* another run (the leader) did the work while this one waited */
 };
 
 /* What must stop a run before it changes anything, most serious first (see
@@ -63,7 +64,8 @@ struct rg_migrate_result {
 int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *opts, bool up,
                     struct rg_err *err) RG_WUR;
 
-/* Brings the database to opts->target: up migrations in version order, or, with a target
+/* Brings the database to opts->target (lock: NULL, or asked for once there is something to
+ * do, see ports.h): up migrations in version order, or, with a target
  * below the current version, down migrations newest first; then, when the schema ends at
  * this image's newest version, changed repeatable scripts and every data script. Checks
  * before changing anything: drift (RG_ECONFLICT naming both checksums), a failed
@@ -72,9 +74,9 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
  * allow_out_of_order (RG_EFILES), a rollback without a down migration for every version
  * it must undo (RG_EFILES, listing them). Where golang-migrate's schema_migrations exists
  * and rollgate's history does not, starts from its version (RG_ECONFLICT when dirty). */
-int rg_engine_migrate(const struct rg_store *store, const struct rg_source *src,
-                      const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
-                      struct rg_err *err) RG_WUR;
+int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
+                      const struct rg_source *src, const struct rg_migrate_opts *opts,
+                      struct rg_migrate_result *res, struct rg_err *err) RG_WUR;
 
 /* Adopts an existing database: records every migration of src up to version as applied
  * without running it. *count receives how many. Refuses when the history has rows. */

@@ -104,4 +104,25 @@ struct rg_store {
     int (*repair)(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
 };
 
+/* Coordination between runs beyond the database fence: the Kubernetes Lease in a cluster,
+ * nothing elsewhere (a NULL lock). Asked for only when a run has something to do, so the
+ * path every pod start takes when the schema is current makes no call at all. */
+enum rg_lock_outcome {
+    RG_LOCK_LEADER,         /* this run holds the lock and does the work */
+    RG_LOCK_DONE_ELSEWHERE, /* another run did it while this one waited */
+};
+
+struct rg_lock {
+    void *ctx;
+    /* Becomes the leader, or waits on the database while another run leads: work_left
+     * (the engine's) says whether schema or repeatable steps remain; once it says none,
+     * the lock returns RG_LOCK_DONE_ELSEWHERE without ever having led. */
+    int (*acquire)(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_err *err),
+                   void *arg, enum rg_lock_outcome *outcome, struct rg_err *err);
+    /* Gives the lock up after leading; *lost says whether it was lost while leading (its
+     * renewal failed or another holder appeared), in which case the running statement was
+     * cancelled. succeeded: how the run ended, for the record (Kubernetes Events). */
+    int (*release)(void *ctx, bool succeeded, bool *lost, struct rg_err *err);
+};
+
 #endif

@@ -151,6 +151,8 @@ Test(config, defaults_with_no_sources)
     cr_assert_eq(cfg.lease.renew_deadline_ms, 10000);
     cr_assert_eq(cfg.lease.retry_period_ms, 2000);
     cr_assert_eq(cfg.lease.wait_timeout_ms, 600000);
+    cr_assert_str_eq(cfg.lease.service_account_dir,
+                     "/var/run/secrets/kubernetes.io/serviceaccount");
     cr_assert_eq(cfg.log.format, RG_LOG_FORMAT_AUTO);
     cr_assert_eq(cfg.log.level, RG_LOG_INFO);
     cr_assert_eq(cfg.timeout_ms, 0);
@@ -622,7 +624,7 @@ Test(config, unknown_yaml_key_names_its_position_and_the_known_keys)
 {
     assert_yaml_fails("lease:\n  duration: 15s\n  durashun: 15s\n",
                       ":3:3: lease.durashun: unknown key (known keys: mode, name, namespace, "
-                      "identity, duration, renewDeadline, retryPeriod, waitTimeout)");
+                      "identity, duration, renewDeadline, retryPeriod, serviceAccountDir, waitTimeout)");
     assert_yaml_fails("# top\nlogs:\n  level: info\n",
                       ":2:1: logs: unknown key (known keys: database, migrations, lease, log, "
                       "timeout, terminationLog)");

@@ -160,6 +160,14 @@ static void add_script_row(struct fake *f, enum rg_kind kind, const char *name, 
     f->script_names[f->nscripts++] = name;
 }
 
+static bool fake_has_row(const struct fake *f, int64_t version)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->rows[i].version == version)
+            return true;
+    return false;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -213,7 +221,7 @@ Test(engine, applies_pending_in_version_order_and_creates_history_first)
     add_file(1, "a");
     add_file(2, "b");
     add_file(10, "c");
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.ensure_calls, 1);
     cr_assert_eq(fk.nsteps, 3);
     cr_assert_eq(fk.applied_order[0], 1);
@@ -232,7 +240,7 @@ Test(engine, only_the_last_commit_of_a_run_is_durable)
     add_file(1, "a");
     add_file(2, "b");
     add_file(3, "c");
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0);
     cr_assert_not(fk.durable[0]);
     cr_assert_not(fk.durable[1]);
     cr_assert(fk.durable[2]);
@@ -249,7 +257,7 @@ Test(engine, skips_applied_and_stops_at_target)
     add_file(4, "d");
     add_row(&fk, 1, "a", RG_ROW_APPLIED);
     o.target = 3;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0);
     cr_assert_eq(fk.ensure_calls, 0);
     cr_assert_eq(fk.nsteps, 2);
     cr_assert_eq(fk.applied_order[0], 2);
@@ -266,7 +274,7 @@ Test(engine, a_version_another_run_applied_first_is_counted_not_run)
     add_file(1, "a");
     add_file(2, "b");
     fk.taken_by_other = 1;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0);
     cr_assert_eq(res.already, 1);
     cr_assert_eq(res.applied, 1);
     cr_assert_eq(fk.applied_order[0], 2);
@@ -280,7 +288,7 @@ Test(engine, drift_refuses_before_applying_anything_and_names_both_checksums)
     add_file(1, "new-sum");
     add_file(2, "b");
     add_row(&fk, 1, "old-sum", RG_ROW_APPLIED);
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
     cr_assert(strstr(err.msg, "old-sum") && strstr(err.msg, "new-sum"), "%s", err.msg);
     cr_assert(strstr(err.msg, "dir/f.up.sql"), "%s", err.msg);
@@ -295,7 +303,7 @@ Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
     add_file(1, "a");
     add_file(2, "b");
     add_row(&fk, 1, "a", RG_ROW_FAILED);
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
     cr_assert(strstr(err.msg, "rollgate repair"), "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
@@ -309,11 +317,11 @@ Test(engine, newer_schema_warns_by_default_and_fails_when_asked)
     add_file(1, "a");
     add_row(&fk, 1, "a", RG_ROW_APPLIED);
     add_row(&fk, 2, "b", RG_ROW_APPLIED);
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(res.unknown, 1);
     cr_assert_eq(res.to, 2);
     o.fail_on_newer = true;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
 }
 
@@ -327,11 +335,11 @@ Test(engine, out_of_order_pending_is_refused_unless_allowed)
     add_file(3, "c");
     add_row(&fk, 1, "a", RG_ROW_APPLIED);
     add_row(&fk, 3, "c", RG_ROW_APPLIED);
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_EFILES);
     cr_assert(strstr(err.msg, "allowOutOfOrder"), "%s", err.msg);
     o.allow_out_of_order = true;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.applied_order[0], 2);
 }
 
@@ -344,7 +352,7 @@ Test(engine, a_failing_migration_stops_the_run_with_its_error)
     add_file(2, "b");
     add_file(3, "c");
     fk.fail_version = 2;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_EMIGRATION);
     cr_assert_eq(fk.nsteps, 1);
 }
@@ -417,7 +425,7 @@ Test(engine, rollback_runs_downs_newest_first_from_the_file_or_else_the_history)
     add_row(&fk, 5, "x", RG_ROW_APPLIED);
     fk.rows[3].has_down = fk.rows[4].has_down = true; /* 4 and 5: this image lacks them */
     o.target = 1;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.nsteps, 4);
     cr_assert_eq(fk.applied_order[0], -5);
     cr_assert_eq(fk.applied_order[1], -4);
@@ -448,7 +456,7 @@ Test(engine, rollback_without_a_down_for_every_version_changes_nothing_and_lists
     add_row(&fk, 3, "c", RG_ROW_APPLIED);
     add_row(&fk, 4, "d", RG_ROW_APPLIED);
     o.target = 1;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_EFILES);
     cr_assert(strstr(err.msg, "versions 3, 2"), "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
@@ -468,7 +476,7 @@ Test(engine, scripts_run_after_the_schema_repeatables_only_when_changed)
     add_script_row(&fk, RG_KIND_REPEATABLE, "changed", "old");
     add_script_row(&fk, RG_KIND_DATA, "0001_seed.sql", "d1");
     fk.exists = true;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.nsteps, 4);
     cr_assert_eq(fk.steps[0].action, RG_ACT_APPLY);
     cr_assert_str_eq(fk.steps[1].title, "changed");
@@ -489,7 +497,7 @@ Test(engine, scripts_do_not_run_when_the_target_stops_short_of_this_images_schem
     add_file(2, "b");
     add_script(datas, &src.ndata, "seed.sql", "d1");
     o.target = 1;
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.nsteps, 1);
     cr_assert_eq(res.scripts, 0);
 }
@@ -503,7 +511,7 @@ Test(engine, golang_migrate_history_is_adopted_then_the_rest_applied)
     add_file(2, "b");
     add_file(3, "c");
     fk.legacy = (struct rg_legacy){.found = true, .version = 2};
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert(res.adopted);
     cr_assert_eq(fk.baselined, 2);
     cr_assert_eq(fk.nsteps, 1);
@@ -518,7 +526,7 @@ Test(engine, a_dirty_golang_migrate_history_is_refused_naming_its_version)
     struct rg_err err = {0};
     add_file(1, "a");
     fk.legacy = (struct rg_legacy){.found = true, .version = 7, .dirty = true};
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), -1);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
     cr_assert(strstr(err.msg, "dirty at version 7"), "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
@@ -533,7 +541,7 @@ Test(engine, another_runs_running_migration_is_waited_for_not_failed)
     add_file(1, "a");
     add_file(2, "b");
     add_row(&fk, 1, "a", RG_ROW_RUNNING);
-    cr_assert_eq(rg_engine_migrate(&store, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.waited, 1);
     cr_assert_eq(fk.nsteps, 1);
     cr_assert_eq(fk.applied_order[0], 2);
@@ -551,4 +559,109 @@ Test(engine, baseline_records_files_up_to_the_version)
     cr_assert_eq(fk.n, 2);
     cr_assert_eq(rg_engine_baseline(&store, &src, 5, "me", &count, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
+}
+
+/* A lock whose other holder applies everything while this run waits, or which grants it. */
+struct fake_lock {
+    bool grant;
+    bool lose;
+    int acquired, released;
+    bool released_ok;
+    int polls;
+};
+
+static int fake_acquire(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_err *err),
+                        void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
+{
+    struct fake_lock *l = ctx;
+    bool left = true;
+    l->acquired++;
+    if (l->grant) {
+        *outcome = RG_LOCK_LEADER;
+        return 0;
+    }
+    /* The leader applies every file; the waiter notices on its next poll. */
+    for (size_t i = 0; i < src.n; i++)
+        if (!fake_has_row(&fk, files[i].version))
+            add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+    while (left) {
+        l->polls++;
+        if (work_left(arg, &left, err) < 0)
+            return -1;
+    }
+    *outcome = RG_LOCK_DONE_ELSEWHERE;
+    return 0;
+}
+
+static int fake_release(void *ctx, bool succeeded, bool *lost, struct rg_err *err)
+{
+    struct fake_lock *l = ctx;
+    (void)err;
+    l->released++;
+    l->released_ok = succeeded;
+    *lost = l->lose;
+    return 0;
+}
+
+Test(engine, nothing_to_do_never_asks_for_the_lock)
+{
+    struct fake_lock fl = {.grant = true};
+    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fl.acquired, 0);
+    cr_assert_eq(fl.released, 0);
+}
+
+Test(engine, the_leader_runs_the_steps_then_releases)
+{
+    struct fake_lock fl = {.grant = true};
+    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fl.acquired, 1);
+    cr_assert_eq(fl.released, 1);
+    cr_assert(fl.released_ok);
+    cr_assert_eq(res.applied, 2);
+}
+
+Test(engine, a_waiter_finds_the_work_done_elsewhere_and_runs_nothing)
+{
+    struct fake_lock fl = {.grant = false};
+    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_script(datas, &src.ndata, "seed.sql", "d1");
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(fk.nsteps, 0, "a waiter ran steps");
+    cr_assert_eq(res.to, 2);
+    cr_assert_eq(fl.released, 0);
+    cr_assert_geq(fl.polls, 1);
+}
+
+Test(engine, a_lease_lost_while_leading_is_exit_8_not_the_cancelled_statement)
+{
+    struct fake_lock fl = {.grant = true, .lose = true};
+    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    fk.fail_version = 1; /* the cancelled statement */
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ELEASE, "%s", err.msg);
+    cr_assert_eq(fl.released, 1);
+    cr_assert_not(fl.released_ok);
 }
