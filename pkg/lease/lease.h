@@ -21,7 +21,7 @@ struct rg_lease_api {
 
 struct rg_lease_clock {
     void *ctx;
-    int64_t (*monotonic_ms)(void *ctx);           /* expiry is judged by this alone */
+    int64_t (*monotonic_ms)(void *ctx);                /* expiry is judged by this alone */
     void (*microtime)(void *ctx, char *buf, size_t n); /* what goes into the record */
 };
 
@@ -35,11 +35,16 @@ struct rg_lease_opts {
 struct rg_lease {
     struct rg_lease_api api;
     struct rg_lease_clock clock;
-    struct rg_lease_opts opts;
+    struct rg_lease_opts opts; /* opts.identity points at identity below */
+    /* A copy, since arguments are borrowed for the call; as long as holderIdentity can be,
+     * so a holder we wrote compares equal when read back. Do not copy a struct rg_lease. */
+    char identity[sizeof(((struct rg_lease_record *)0)->holder)];
     struct rg_lease_record observed; /* the record as last read or written */
     int64_t observed_at_ms;          /* monotonic time the record was last seen to change */
-    bool held;                       /* this process holds it, as of the last call */
-    int64_t renewed_at_ms;           /* monotonic time of the last successful renewal */
+    bool held; /* this process holds it, as of the last call; a failed write or API error
+                * leaves it as it was (rg_lease_renew_overdue decides), seeing another
+                * holder clears it */
+    int64_t renewed_at_ms; /* monotonic time of the last successful renewal */
 };
 
 void rg_lease_init(struct rg_lease *l, const struct rg_lease_api *api,
@@ -52,6 +57,10 @@ void rg_lease_init(struct rg_lease *l, const struct rg_lease_api *api,
  * wrote first: *acquired false, not an error. */
 int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err) RG_WUR;
 
+/* How long to wait before the next attempt: the retry period stretched by a factor in
+ * [1, 1.2] picked by random (0 .. UINT32_MAX), so pods started together spread out. */
+int64_t rg_lease_jittered_retry_ms(const struct rg_lease *l, uint32_t random);
+
 /* Whether the observed holder (another process) may still hold it: its record changed
  * less than its duration ago. */
 bool rg_lease_other_valid(const struct rg_lease *l);
@@ -63,8 +72,10 @@ int64_t rg_lease_expires_in(const struct rg_lease *l);
 /* Whether a leader that last renewed at renewed_at_ms is past the renew deadline. */
 bool rg_lease_renew_overdue(const struct rg_lease *l);
 
-/* Gives the Lease up (holderIdentity emptied, so the next waiter goes at once); a no-op
- * when not held. */
+/* Gives the Lease up (holderIdentity emptied, leaseDurationSeconds 1, so the next waiter
+ * goes at once), from the observed record without reading it first; on a 409 reads it once
+ * and retries once if it is still ours. A no-op without any call when not held; held is
+ * false afterwards even on error. */
 int rg_lease_release(struct rg_lease *l, struct rg_err *err) RG_WUR;
 
 #endif
