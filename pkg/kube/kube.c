@@ -1,1 +1,281 @@
-typedef int rg_placeholder_;
+/* The client: in-cluster credentials (service-account token, CA, namespace), the API
+ * server's URL, and the cancel flag and request counter that other threads may touch. */
+#include "kube/internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err/mem.h"
+#include "log/log.h"
+
+/* Service-account files are a few KiB; anything bigger is not what we take it for. */
+#define MAX_FILE_BYTES (64 * 1024)
+/* DNS-1123 subdomain, the longest Kubernetes object name. */
+#define MAX_NAME_LEN 253
+
+/* The whole file, NUL-terminated; errors (with code) name the path. */
+static int read_small_file(const char *path, enum rg_code code, char **data, struct rg_err *err)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+    int fd = -1, rc = -1;
+
+    /* O_NONBLOCK: a FIFO in place of the file must not hang the start. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        rg_err_set(err, code, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        rg_err_set(err, code, "%s: cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rg_err_set(err, code, "%s: cannot read: not a regular file", path);
+        goto out;
+    }
+    buf = rg_malloc(MAX_FILE_BYTES + 1);
+    for (;;) {
+        ssize_t n = read(fd, buf + got, MAX_FILE_BYTES + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rg_err_set(err, code, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+        if (got > MAX_FILE_BYTES) {
+            rg_err_set(err, code, "%s: over the %d-byte limit for a service-account file", path,
+                       MAX_FILE_BYTES);
+            goto out;
+        }
+    }
+    buf[got] = '\0';
+    *data = buf;
+    buf = NULL;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc;
+}
+
+/* Trims whitespace at both ends in place (the kubelet writes no newline; people do). */
+static char *trim(char *s)
+{
+    size_t n;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int rg_kube_read_token(struct rg_kube *k, enum rg_code code, char **token, struct rg_err *err)
+{
+    char *data = NULL;
+    const char *t;
+    int rc = -1;
+
+    if (read_small_file(k->token_path, code, &data, err) != 0) {
+        rg_err_prefix(err, "service-account token");
+        goto out;
+    }
+    t = trim(data);
+    if (!*t) {
+        rg_err_set(err, code, "%s: service-account token file is empty", k->token_path);
+        goto out;
+    }
+    /* The token goes into a header line: a control character or a space would end it or
+     * smuggle another header in. The message never shows the token itself. */
+    for (const char *c = t; *c; c++) {
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c == 0x7f) {
+            rg_err_set(err, code,
+                       "%s: service-account token holds a character not allowed in an "
+                       "HTTP header (offset %zu)",
+                       k->token_path, (size_t)(c - t));
+            goto out;
+        }
+    }
+    rg_log_redact(t);
+    *token = rg_strdup(t);
+    rc = 0;
+out:
+    if (data) {
+        explicit_bzero(data, strlen(data));
+        free(data);
+    }
+    return rc;
+}
+
+int rg_kube_check_name(const char *what, const char *name, struct rg_err *err)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > MAX_NAME_LEN || !isalnum((unsigned char)name[0]) ||
+        !isalnum((unsigned char)name[n - 1]))
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(islower(c) || isdigit(c) || c == '-' || c == '.'))
+            goto bad;
+    }
+    return 0;
+bad:
+    rg_err_set(err, RG_ECONFIG,
+               "%s \"%.*s\": not a valid Kubernetes name (lower-case letters, digits, '-' and "
+               "'.', at most %d characters, starting and ending with a letter or digit)",
+               what, 64, name, MAX_NAME_LEN);
+    return -1;
+}
+
+/* https://host:port; KUBERNETES_SERVICE_HOST holds a bare IPv6 address on IPv6 clusters,
+ * which a URL must bracket. */
+static int base_url(const char *host, const char *port, char **url, struct rg_err *err)
+{
+    char *end = NULL;
+    long p;
+
+    if (!port || !*port)
+        port = "443";
+    errno = 0;
+    p = strtol(port, &end, 10);
+    if (errno != 0 || end == port || *end != '\0' || p < 1 || p > 65535) {
+        rg_err_set(err, RG_ECONFIG, "Kubernetes API port \"%.32s\": not a port number (1-65535)",
+                   port);
+        return -1;
+    }
+    for (const char *c = host; *c; c++) {
+        if (isspace((unsigned char)*c) || *c == '/' || *c == '@' || *c == '?' || *c == '#') {
+            rg_err_set(err, RG_ECONFIG, "Kubernetes API host \"%.64s\": not a host name or address",
+                       host);
+            return -1;
+        }
+    }
+    if (strchr(host, ':') && host[0] != '[')
+        *url = rg_asprintf("https://[%s]:%ld", host, p);
+    else
+        *url = rg_asprintf("https://%s:%ld", host, p);
+    return 0;
+}
+
+int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg_err *err)
+{
+    struct rg_kube *k = NULL;
+    char *ca = NULL, *ns = NULL, *token = NULL, *ns_path = NULL;
+    const char *dir = opts->sa_dir ? opts->sa_dir : RG_KUBE_SA_DIR;
+    int rc = -1;
+
+    *out = NULL;
+    if (!opts->host || !*opts->host) {
+        rg_err_set(err, RG_ECONFIG, "kubeconfig is not supported yet; run in a cluster");
+        goto out;
+    }
+    k = rg_calloc(1, sizeof(*k));
+    atomic_init(&k->cancelled, false);
+    atomic_init(&k->requests, 0);
+    if (base_url(opts->host, opts->port, &k->base_url, err) != 0)
+        goto out;
+    k->request_timeout_ms =
+        opts->request_timeout_ms > 0 ? opts->request_timeout_ms : RG_KUBE_REQUEST_TIMEOUT_MS;
+    k->retry_budget_ms =
+        opts->retry_budget_ms > 0 ? opts->retry_budget_ms : RG_KUBE_RETRY_BUDGET_MS;
+    k->jitter_seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)k;
+    k->ca_path = rg_asprintf("%s/ca.crt", dir);
+    k->token_path = rg_asprintf("%s/token", dir);
+    ns_path = rg_asprintf("%s/namespace", dir);
+
+    /* curl hands ca.crt to OpenSSL per connection; reading it now turns a missing or empty
+     * file into a configuration error at start instead of a TLS error in the middle. */
+    if (read_small_file(k->ca_path, RG_ECONFIG, &ca, err) != 0) {
+        rg_err_prefix(err, "service-account CA");
+        goto out;
+    }
+    if (!strstr(ca, "-----BEGIN CERTIFICATE-----")) {
+        rg_err_set(err, RG_ECONFIG, "%s: no PEM certificate in the service-account CA file",
+                   k->ca_path);
+        goto out;
+    }
+    if (rg_kube_read_token(k, RG_ECONFIG, &token, err) != 0)
+        goto out;
+    /* The namespace may be configured instead (lease.namespace): only its absence is fine. */
+    if (access(ns_path, F_OK) != 0 && errno == ENOENT) {
+        k->namespace = rg_strdup("");
+    } else {
+        if (read_small_file(ns_path, RG_ECONFIG, &ns, err) != 0) {
+            rg_err_prefix(err, "service-account namespace");
+            goto out;
+        }
+        k->namespace = rg_strdup(trim(ns));
+    }
+
+    /* Thread-safe in libcurl >= 7.84 and reference-counted: balanced in rg_kube_free. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        rg_err_set(err, RG_EINTERNAL, "libcurl could not initialise (TLS library)");
+        goto out;
+    }
+    k->curl_global = true;
+    k->curl = curl_easy_init();
+    if (!k->curl) {
+        rg_err_set(err, RG_EINTERNAL, "libcurl could not create a transfer handle");
+        goto out;
+    }
+    *out = k;
+    k = NULL;
+    rc = 0;
+out:
+    if (token) {
+        explicit_bzero(token, strlen(token));
+        free(token);
+    }
+    free(ca);
+    free(ns);
+    free(ns_path);
+    rg_kube_free(k);
+    return rc;
+}
+
+void rg_kube_free(struct rg_kube *k)
+{
+    if (!k)
+        return;
+    if (k->curl)
+        curl_easy_cleanup(k->curl);
+    if (k->curl_global)
+        curl_global_cleanup();
+    cJSON_Delete(k->lease);
+    free(k->base_url);
+    free(k->ca_path);
+    free(k->token_path);
+    free(k->namespace);
+    free(k);
+}
+
+const char *rg_kube_namespace(const struct rg_kube *k)
+{
+    return k->namespace;
+}
+
+void rg_kube_cancel(struct rg_kube *k)
+{
+    atomic_store(&k->cancelled, true);
+}
+
+size_t rg_kube_requests(const struct rg_kube *k)
+{
+    /* C11's atomic_load takes a non-const pointer; reading does not modify. */
+    return atomic_load(&((struct rg_kube *)k)->requests);
+}

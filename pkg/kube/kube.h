@@ -21,19 +21,26 @@ struct rg_kube_opts {
     const char *port;
     const char *sa_dir; /* NULL: RG_KUBE_SA_DIR */
     /* Outside a cluster: a kubeconfig file (its current context; a token or a client
-     * certificate; the cluster's CA). Used when host is NULL. */
+     * certificate; the cluster's CA). Used when host is NULL. Not supported yet: with host
+     * NULL, rg_kube_new fails (RG_ECONFIG). */
     const char *kubeconfig;
-    int64_t request_timeout_ms; /* one HTTP request, connection included */
-    int64_t retry_budget_ms;    /* retries of one call (connection errors, 429, 5xx) */
+    int64_t request_timeout_ms; /* one HTTP request, connection included; 0: the default */
+    int64_t retry_budget_ms;    /* retries of one call (connection errors, 429, 5xx); 0: the
+                                   default */
 };
 
-/* Reads what the credentials need now (CA, namespace, kubeconfig), so a missing file fails
- * here (RG_ECONFIG naming it), not in the middle of a run. TLS is always verified. */
+#define RG_KUBE_REQUEST_TIMEOUT_MS 5000
+#define RG_KUBE_RETRY_BUDGET_MS 30000
+
+/* Reads what the credentials need now (CA, token, namespace), so a missing file fails here
+ * (RG_ECONFIG naming it), not in the middle of a run; a missing namespace file only makes
+ * rg_kube_namespace "". TLS is always verified, against ca.crt alone. */
 int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg_err *err) RG_WUR;
 void rg_kube_free(struct rg_kube *k);
 /* The service account's namespace (or the kubeconfig context's), "" when unknown. */
 const char *rg_kube_namespace(const struct rg_kube *k);
-/* Safe from another thread: makes retries stop and later calls fail with RG_ESIGNAL. */
+/* Safe from another thread: stops retries and a request in flight (curl checks about once a
+ * second or sooner), and makes later calls fail with RG_ESIGNAL at once. */
 void rg_kube_cancel(struct rg_kube *k);
 /* HTTP requests sent so far (retries included), for logs and tests. */
 size_t rg_kube_requests(const struct rg_kube *k);
@@ -41,17 +48,22 @@ size_t rg_kube_requests(const struct rg_kube *k);
 /* A Lease as the algorithm sees it. Times are MicroTime ("2006-01-02T15:04:05.000000Z"). */
 struct rg_lease_record {
     bool exists;
-    char holder[254]; /* spec.holderIdentity, "" when none */
+    char holder[254];   /* spec.holderIdentity, "" when none */
     int64_t duration_s; /* spec.leaseDurationSeconds */
     char acquire_time[40];
     char renew_time[40];
-    int64_t transitions; /* spec.leaseTransitions */
+    int64_t transitions;       /* spec.leaseTransitions */
     char resource_version[64]; /* metadata.resourceVersion, sent back on update */
 };
 
 /* Errors of the calls below: RG_EAPIDENIED for 401/403, RG_EAPI for anything else that
  * retries could not mend, each carrying the Kubernetes Status message and reason;
- * RG_ESIGNAL when cancelled. */
+ * RG_ESIGNAL when cancelled; RG_ECONFIG for a namespace or name that is not a valid
+ * Kubernetes name (nothing is sent). Connection errors, timeouts, 429 and 5xx are retried,
+ * waiting 200 ms doubling to 5 s plus up to 25% jitter, or Retry-After when longer, while
+ * the next attempt would start within retry_budget_ms of the call's start; then RG_EAPI
+ * "Kubernetes API unavailable after N attempts: <the last error>". TLS verification
+ * failures are not retried. */
 
 /* rec->exists is false on 404. */
 int rg_kube_lease_get(struct rg_kube *k, const char *ns, const char *name,
@@ -62,7 +74,9 @@ int rg_kube_lease_create(struct rg_kube *k, const char *ns, const char *name,
                          const struct rg_lease_record *want, struct rg_lease_record *got,
                          struct rg_err *err) RG_WUR;
 /* Replaces the Lease's spec with want's, sending want->resource_version; *got is the
- * stored object. Returns 1 (not an error) on 409: someone changed it first. */
+ * stored object. Fields the record does not hold (labels, annotations, other spec fields)
+ * are sent back as last read by this client. Returns 1 (not an error) on 409 (someone
+ * changed it first) and on 404 (deleted since it was read): read it again. */
 int rg_kube_lease_update(struct rg_kube *k, const char *ns, const char *name,
                          const struct rg_lease_record *want, struct rg_lease_record *got,
                          struct rg_err *err) RG_WUR;

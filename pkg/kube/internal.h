@@ -1,0 +1,80 @@
+/* What kube.c, http.c, json.c, leases.c and events.c share; nothing outside pkg/kube
+ * includes it. */
+#ifndef RG_KUBE_INTERNAL_H
+#define RG_KUBE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "err/err.h"
+#include "kube/kube.h"
+
+struct rg_kube {
+    CURL *curl; /* one handle for the client's life: keeps the connection and TLS session */
+    bool curl_global;
+    char *base_url; /* https://host:port, an IPv6 host in brackets */
+    char *ca_path;
+    char *token_path;
+    char *namespace;
+    int64_t request_timeout_ms;
+    int64_t retry_budget_ms;
+    unsigned jitter_seed; /* rand_r state: the client is used by one thread at a time */
+    char curl_error[CURL_ERROR_SIZE];
+    /* The last Lease object the server returned, so an update sends back what it does not
+     * know about (labels, annotations, owner references, newer spec fields) as client-go's
+     * Update of the object it read does. */
+    cJSON *lease;
+    /* The only fields another thread touches. */
+    atomic_bool cancelled;
+    atomic_size_t requests;
+};
+
+/* A response the caller judges: 2xx, or a 4xx other than 401/403. */
+struct rg_kube_response {
+    long status;
+    char *body; /* NUL-terminated, "" when empty; owned */
+    size_t len;
+};
+
+void rg_kube_response_free(struct rg_kube_response *r);
+
+/* kube.c */
+/* The service-account token, trimmed; code is the error code when it cannot be read or
+ * is unusable (RG_ECONFIG at start, RG_EAPI for a request). Registered for redaction. */
+int rg_kube_read_token(struct rg_kube *k, enum rg_code code, char **token,
+                       struct rg_err *err) RG_WUR;
+/* Kubernetes object names and namespaces are DNS labels or subdomains: checking them keeps
+ * a path segment from being anything but one segment. */
+int rg_kube_check_name(const char *what, const char *name, struct rg_err *err) RG_WUR;
+
+/* http.c */
+/* One API call (path from "/api" or "/apis"), with the retries described in kube.h.
+ * Returns 0 with *resp for a status the caller must judge; -1 with err set otherwise:
+ * RG_EAPIDENIED (401/403), RG_EAPI, RG_ESIGNAL. payload may be NULL (no body). */
+int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const char *payload,
+                 struct rg_kube_response *resp, struct rg_err *err) RG_WUR;
+/* Sets err for an unexpected response, carrying the Kubernetes Status message and
+ * reason (or the start of a body that is no Status). */
+void rg_kube_status_error(struct rg_kube *k, enum rg_code code, const char *method,
+                          const char *path, const struct rg_kube_response *resp,
+                          struct rg_err *err);
+
+/* json.c: building and reading objects. cJSON reports out-of-memory as NULL; these abort
+ * instead, as rg_malloc does, so a request body is never sent with a field missing. */
+/* obj[key], made (or replaced by) an object when it is not one. */
+cJSON *rg_kube_json_object(cJSON *obj, const char *key);
+void rg_kube_json_set_string(cJSON *obj, const char *key, const char *value);
+void rg_kube_json_set_int(cJSON *obj, const char *key, int64_t value);
+cJSON *rg_kube_json_new(void);
+cJSON *rg_kube_json_copy(const cJSON *json);
+/* A new string; free with free(). */
+char *rg_kube_json_print(const cJSON *json);
+/* obj[key] when it is a string, else NULL (absent, null or another type). */
+const char *rg_kube_json_string(const cJSON *obj, const char *key);
+
+#endif
