@@ -1,7 +1,9 @@
 #include "log/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@ enum rg_log_level rg_log_threshold = RG_LOG_INFO;
 static FILE *out_stream;
 static bool as_json = true;
 static char *secrets[MAX_SECRETS];
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -31,22 +34,32 @@ void rg_log_setup(enum rg_log_format format, enum rg_log_level level, FILE *out)
 
 void rg_log_redact(const char *secret)
 {
+    int i;
+
     if (!secret || strlen(secret) < 4)
         return;
-    for (int i = 0; i < MAX_SECRETS; i++) {
-        if (secrets[i] && strcmp(secrets[i], secret) == 0)
-            return;
-        if (!secrets[i]) {
-            secrets[i] = rg_strdup(secret);
-            return;
-        }
+    pthread_mutex_lock(&secrets_lock);
+    for (i = 0; i < MAX_SECRETS && secrets[i]; i++)
+        if (strcmp(secrets[i], secret) == 0)
+            break;
+    if (i == MAX_SECRETS) {
+        /* Full: the last slot takes the newest, so the first secrets (the database's) stay
+         * and a rotating token is always the current one. */
+        i = MAX_SECRETS - 1;
+        free(secrets[i]);
+        secrets[i] = NULL;
     }
+    if (!secrets[i])
+        secrets[i] = rg_strdup(secret);
+    pthread_mutex_unlock(&secrets_lock);
 }
 
 void rg_log_scrub(char *dst, size_t n, const char *src)
 {
     size_t o = 0;
 
+    /* The renewal thread registers rotated tokens while other threads log. */
+    pthread_mutex_lock(&secrets_lock);
     while (*src && o + 1 < n) {
         size_t hit = 0;
         for (int i = 0; i < MAX_SECRETS && secrets[i]; i++) {
@@ -65,6 +78,7 @@ void rg_log_scrub(char *dst, size_t n, const char *src)
         }
     }
     dst[o] = '\0';
+    pthread_mutex_unlock(&secrets_lock);
 }
 
 struct line {

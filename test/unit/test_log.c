@@ -64,3 +64,21 @@ Test(log, registered_secrets_are_redacted)
     cr_assert_null(strstr(out, "s3cr3tpw"), "%s", out);
     cr_assert(strstr(out, "u:***@h"), "%s", out);
 }
+
+static void emit_rotated(void)
+{
+    char token[32];
+    rg_log_redact("db-password-1");
+    for (int i = 0; i < 20; i++) {
+        snprintf(token, sizeof(token), "token-%02d-abcdef", i);
+        rg_log_redact(token);
+    }
+    RG_ERROR("x" RG_F "a=%s" RG_F "b=%s", "db-password-1", "token-19-abcdef");
+}
+
+Test(log, the_first_and_the_newest_secret_stay_redacted_when_tokens_rotate)
+{
+    char *out = capture(RG_LOG_FORMAT_TEXT, emit_rotated);
+    cr_assert_null(strstr(out, "db-password-1"), "%s", out);
+    cr_assert_null(strstr(out, "token-19"), "%s", out);
+}
