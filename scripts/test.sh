@@ -10,6 +10,7 @@ build="build-test"
 passed=0
 failed=0
 pgdir=""
+kubedir=""
 logs=$(mktemp -d)
 
 finish() {
@@ -17,6 +18,9 @@ finish() {
     set +e
     if [ -n "$pgdir" ]; then
         "$root/scripts/pg.sh" stop "$pgdir"
+    fi
+    if [ -n "$kubedir" ]; then
+        "$root/scripts/kube-test-cluster.sh" stop "$kubedir" >&2
     fi
     rm -rf "$logs"
     # A step that failed before any test could count it (deps, build, PostgreSQL) is a failure.
@@ -74,12 +78,25 @@ for t in "${units[@]}"; do
     count "$logs/unit.log" "$status" || ok=0
 done
 
+# A real kube-apiserver (built from Debian's source once, then cached) for the Lease.
+kubedir=$(mktemp -d)
+scripts/kube-test-cluster.sh start "$kubedir" >&2
+scripts/kube-test-cluster.sh smoke "$kubedir" >&2
+echo "== kube_tests (kube-apiserver on port $(cat "$kubedir/port"))" >&2
+status=0
+RG_TEST_KUBE_DIR=$kubedir "$build/kube_tests" 2>&1 | tee "$logs/kube.log" >&2 || status=$?
+if ! count "$logs/kube.log" "$status"; then
+    ok=0
+    echo "== kube tests failed; last 100 lines of the API server's log:" >&2
+    tail -n 100 "$kubedir/apiserver.log" >&2 || true
+fi
+
 pgdir=$(mktemp -d)
 url=$(scripts/pg.sh start "$pgdir")
 echo "== integration_tests (PostgreSQL at $url)" >&2
 status=0
-RG_TEST_PG_URL=$url RG_TEST_BIN="$root/$build/rollgate" "$build/integration_tests" 2>&1 |
-    tee "$logs/integration.log" >&2 || status=$?
+RG_TEST_PG_URL=$url RG_TEST_BIN="$root/$build/rollgate" RG_TEST_KUBE_DIR=$kubedir \
+    "$build/integration_tests" 2>&1 | tee "$logs/integration.log" >&2 || status=$?
 if ! count "$logs/integration.log" "$status"; then
     ok=0
     echo "== integration tests failed; last 200 lines of $pgdir/postgres.log:" >&2

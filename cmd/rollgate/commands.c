@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine/engine.h"
+#include "leader.h"
 #include "log/log.h"
 #include "output.h"
 #include "pg/pg.h"
@@ -18,18 +19,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Lease modes other than none arrive with the Kubernetes lease; until then the database
- * fence (the advisory transaction lock) is what serializes runs. */
-static int check_lease_mode(const struct rg_config *cfg, struct rg_err *err)
-{
-    if (cfg->lease.mode == RG_LEASE_KUBERNETES) {
-        rg_err_set(err, RG_ECONFIG,
-                   "lease.mode: kubernetes is not available in this build (use auto or none)");
-        return -1;
-    }
-    return 0;
 }
 
 static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *store,
@@ -100,8 +89,10 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
+    struct rg_leader *leader = NULL;
+    struct rg_lock lock;
     int64_t start = now_ms();
-    int ret = -1;
+    int ret = -1, rc;
 
     (void)cli;
     if (!cfg->migrations.auto_migrate) {
@@ -110,8 +101,6 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  "database was not touched");
         return 0;
     }
-    if (check_lease_mode(cfg, err) < 0)
-        goto out;
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s",
@@ -119,7 +108,15 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     pg = open_store(cfg, &store, err);
     if (!pg)
         goto out;
-    if (rg_engine_migrate(&store, NULL, &src, &opts, &res, err) < 0)
+    if (rg_leader_wanted(cfg)) {
+        if (rg_leader_new(&leader, cfg, pg, err) < 0)
+            goto out;
+        rg_leader_lock(leader, &lock);
+    }
+    rc = rg_engine_migrate(&store, leader ? &lock : NULL, &src, &opts, &res, err);
+    if (leader)
+        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_leader_requests(leader));
+    if (rc < 0)
         goto out;
     if (res.applied || res.reverted)
         snprintf(summary, n,
@@ -137,6 +134,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  res.scripts == 1 ? "" : "s");
     ret = 0;
 out:
+    rg_leader_free(leader);
     close_store(pg);
     rg_source_free(&src);
     return ret;
@@ -297,19 +295,6 @@ int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *s
     return ret;
 }
 
-/* Sleeps in short steps so that a signal or the run's timeout ends the wait promptly. */
-static bool pause_ms(int64_t ms)
-{
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
-        struct timespec step = {0, 50 * 1000000L};
-        if (rg_signals_received() || rg_signals_timed_out())
-            return false;
-        nanosleep(&step, NULL);
-    }
-    return true;
-}
-
 int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                 struct rg_err *err)
 {
@@ -317,6 +302,7 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     struct rg_store store;
     struct rg_pg *pg = NULL;
     struct rg_migrate_opts opts = {.target = RG_TARGET_LATEST};
+    struct rg_leader *leader = NULL;
     int64_t start = now_ms();
     /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
      * lease.waitTimeout does. */
@@ -327,7 +313,7 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     pg = open_store(cfg, &store, err);
-    if (!pg)
+    if (!pg || (rg_leader_wanted(cfg) && rg_leader_new(&leader, cfg, pg, err) < 0))
         goto out;
     for (int round = 0;; round++) {
         struct view v;
@@ -338,6 +324,12 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
         if (rc == 0)
             rc = rg_engine_check(plan, &opts, false, err);
         current = rc == 0 && plan->pending == 0;
+        /* Current, and no run holds the Lease (one may be running data scripts). */
+        if (current && leader) {
+            bool held = false;
+            rc = rg_leader_held(leader, &held, err);
+            current = rc == 0 && !held;
+        }
         if (current)
             snprintf(summary, n,
                      "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
@@ -354,13 +346,14 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
         view_free(&v);
         if (rc < 0 || current || err->code == RG_ELEASE)
             break;
-        if (!pause_ms(cfg->lease.retry_period_ms)) {
+        if (!rg_signals_pause(cfg->lease.retry_period_ms)) {
             rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
             break;
         }
     }
     ret = err->code == RG_OK ? 0 : -1;
 out:
+    rg_leader_free(leader);
     close_store(pg);
     rg_source_free(&src);
     return ret;

@@ -88,3 +88,21 @@ bool rg_signals_timed_out(void)
 {
     return atomic_load(&timed_out);
 }
+
+bool rg_signals_pause(int64_t ms)
+{
+    struct timespec now, end;
+
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (ms % 1000) * 1000000;
+    for (;;) {
+        struct timespec step = {0, 50 * 1000000L};
+        if (atomic_load(&received) || atomic_load(&timed_out))
+            return false;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+            return true;
+        nanosleep(&step, NULL);
+    }
+}

@@ -15,5 +15,7 @@ void rg_signals_attach(struct rg_pg *pg);
 /* The signal received, or 0. */
 int rg_signals_received(void);
 bool rg_signals_timed_out(void);
+/* Sleeps up to ms in short steps; false when a signal or the timeout ended it early. */
+bool rg_signals_pause(int64_t ms);
 
 #endif

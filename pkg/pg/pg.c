@@ -185,6 +185,11 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
     PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
+    /* A run killed outright (SIGKILL, OOM) cannot cancel its statement: with this the
+     * server notices the dead client within a second, even mid-query, and rolls back
+     * instead of finishing a migration nobody leads any more (PostgreSQL 14 and later). */
+    if (PQserverVersion(pg->conn) >= 140000)
+        PQclear(PQexec(pg->conn, "SET client_connection_check_interval = 1000"));
     atomic_store(&pg->cancel, PQgetCancel(pg->conn));
     RG_DEBUG("connected" RG_F "attempts=%d" RG_F "server_version=%d", attempt,
              PQserverVersion(pg->conn));

@@ -629,6 +629,52 @@ void h_run_many(size_t n, const char *const *argv, const char *const *env, struc
         results[i] = collect(procs[i]);
 }
 
+void h_wait_many(struct h_proc **procs, size_t n, struct h_result *results)
+{
+    wait_all(procs, n);
+    for (size_t i = 0; i < n; i++)
+        results[i] = collect(procs[i]);
+}
+
+struct h_result h_cmd(const char *const *argv)
+{
+    cr_assert_not_null(tmp_dir, "h_cmd before h_setup");
+    struct h_proc *p = own(xmalloc(sizeof *p));
+    memset(p, 0, sizeof *p);
+    int out[2], err[2];
+    cr_assert(pipe(out) == 0 && pipe(err) == 0, "pipe: %s", strerror(errno));
+    cloexec(out[0]);
+    cloexec(out[1]);
+    cloexec(err[0]);
+    cloexec(err[1]);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    cr_assert(devnull >= 0, "open /dev/null: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0 ||
+            chdir(tmp_dir) != 0)
+            _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], (char *const *)argv);
+        static const char msg[] = "harness: execvp failed\n";
+        ssize_t ignored = write(2, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    close(devnull);
+    p->pid = pid;
+    p->out_fd = out[0];
+    p->err_fd = err[0];
+    return h_wait(p);
+}
+
 /* ---- SQL ---- */
 
 static PGconn *test_conn(void)

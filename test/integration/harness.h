@@ -84,6 +84,13 @@ bool h_proc_alive(struct h_proc *p);
 bool h_proc_wait_stderr(struct h_proc *p, const char *needle, int timeout_ms);
 /* Waits for the process to end and collects it. */
 struct h_result h_wait(struct h_proc *p);
+/* Waits for n started processes together (reading all their pipes, so none blocks on a
+ * full one while another is waited for) and collects them into results[n]. */
+void h_wait_many(struct h_proc **procs, size_t n, struct h_result *results);
+/* Runs another program (argv[0], looked up in PATH; argv includes it) with the test's own
+ * environment, in the temporary directory, stdin from /dev/null; for tools such as curl
+ * and kubectl. Fails the test when it cannot be started. */
+struct h_result h_cmd(const char *const *argv);
 
 /* Polls sql (one boolean value) on the test database until it is true, the process (may
  * be NULL) ends, or timeout_ms passes. Returns whether it became true. */
