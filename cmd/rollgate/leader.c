@@ -115,6 +115,7 @@ int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg
     atomic_init(&l->lost, false);
     l->seed = (unsigned)getpid() ^ (unsigned)monotonic_ms(NULL);
     rg_lease_init(&l->lease, &api, &clock, &lo);
+    rg_signals_attach_kube(l->kube);
     *out = l;
     return 0;
 }
@@ -123,6 +124,7 @@ void rg_leader_free(struct rg_leader *l)
 {
     if (!l)
         return;
+    rg_signals_attach_kube(NULL);
     rg_kube_free(l->kube);
     free(l->ns);
     free(l);
@@ -214,8 +216,17 @@ static int acquire(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_
         if (acquired) {
             RG_INFO("leading: holding the lease" RG_F "lease=%s/%s" RG_F "identity=%s", l->ns,
                     l->cfg->lease.name, l->cfg->lease.identity);
+            /* From here a signal must leave the client working: releasing needs it. */
+            rg_signals_attach_kube(NULL);
             l->stop = false;
             l->renewing = pthread_create(&l->renewer, NULL, renew, l) == 0;
+            if (!l->renewing) {
+                /* Leading without renewing would let the Lease lapse mid-migration. */
+                rg_err_set(err, RG_EINTERNAL, "could not start the lease renewal thread");
+                if (rg_lease_release(&l->lease, err) < 0)
+                    RG_WARN("could not release the lease" RG_F "error=%s", err->msg);
+                return -1;
+            }
             event(l, "Normal", "MigrationStarted", "rollgate is applying migrations");
             *outcome = RG_LOCK_LEADER;
             return 0;

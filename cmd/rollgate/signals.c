@@ -10,6 +10,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rg_pg *attached;
+static struct rg_kube *attached_kube;
 static atomic_int received;
 static atomic_bool timed_out;
 static sigset_t watched;
@@ -20,6 +21,8 @@ static void stop_run(void)
     pthread_mutex_lock(&lock);
     if (attached)
         rg_pg_cancel(attached);
+    if (attached_kube)
+        rg_kube_cancel(attached_kube);
     pthread_mutex_unlock(&lock);
 }
 
@@ -76,6 +79,15 @@ void rg_signals_attach(struct rg_pg *pg)
     /* A signal may have come before there was anything to cancel. */
     if (pg && (atomic_load(&received) || atomic_load(&timed_out)))
         rg_pg_cancel(pg);
+    pthread_mutex_unlock(&lock);
+}
+
+void rg_signals_attach_kube(struct rg_kube *kube)
+{
+    pthread_mutex_lock(&lock);
+    attached_kube = kube;
+    if (kube && (atomic_load(&received) || atomic_load(&timed_out)))
+        rg_kube_cancel(kube);
     pthread_mutex_unlock(&lock);
 }
 

@@ -6,12 +6,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kube/kube.h"
 #include "pg/pg.h"
 
 /* Blocks the signals in every thread and starts the watcher; timeout_ms 0: none. */
 void rg_signals_start(int64_t timeout_ms);
 /* The connection to cancel when a signal or the timeout comes (NULL: none). */
 void rg_signals_attach(struct rg_pg *pg);
+/* The API client whose calls a signal should cut short (NULL: none). Only while waiting:
+ * a leader still needs its client to release the Lease after a signal. */
+void rg_signals_attach_kube(struct rg_kube *kube);
 /* The signal received, or 0. */
 int rg_signals_received(void);
 bool rg_signals_timed_out(void);
