@@ -12,6 +12,7 @@
 
 #include "config/loader.h"
 #include "duration/duration.h"
+#include "err/file.h"
 #include "err/mem.h"
 
 #define SECONDS(n) ((int64_t)(n)*1000)
@@ -356,46 +357,6 @@ out:
     return rc;
 }
 
-/* Reads a whole file of at most cap bytes, NUL-terminated. errno tells why it failed;
- * EFBIG when it is too large. */
-static int read_capped(const char *path, size_t cap, char **out, size_t *len)
-{
-    FILE *f = NULL;
-    char *buf = NULL;
-    size_t n = 0;
-    int rc = -1, saved;
-
-    f = fopen(path, "rb");
-    if (!f)
-        goto out;
-    buf = rg_malloc(cap + 2);
-    n = fread(buf, 1, cap + 1, f);
-    if (ferror(f)) {
-        if (!errno)
-            errno = EIO;
-        goto out;
-    }
-    if (n > cap) {
-        errno = EFBIG;
-        goto out;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    buf = NULL;
-    rc = 0;
-out:
-    saved = errno;
-    if (buf) {
-        explicit_bzero(buf, cap + 2);
-        free(buf);
-    }
-    if (f)
-        fclose(f);
-    errno = saved;
-    return rc;
-}
-
 static const char *env_get(char *const *env, const char *name)
 {
     size_t n = strlen(name);
@@ -507,13 +468,12 @@ static int load_file(struct loader *st, const char *file, char *const *env, stru
         given_by = "config file";
         optional = true;
     }
-    if (read_capped(path, CONFIG_FILE_CAP, &text, &len) < 0) {
+    if (rg_file_read(path, CONFIG_FILE_CAP, RG_FILE_ANY_KIND, &text, &len, RG_ECONFIG, err) < 0) {
         if (optional && errno == ENOENT) {
             rc = 0;
             goto out;
         }
-        rg_err_set(err, RG_ECONFIG, "%s: cannot read %s: %s", given_by, path,
-                   errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+        rg_err_prefix(err, "%s", given_by);
         goto out;
     }
     st->cfg->config_file = rg_strdup(path);
@@ -545,15 +505,14 @@ static int read_secret(struct loader *st, size_t file_key, char **dst, struct rg
         goto out;
     }
     describe(st, file_key, &st->from[file_key], true, where, sizeof(where));
-    if (read_capped(path, SECRET_FILE_CAP, &buf, &len) < 0) {
-        const char *why = errno == EFBIG ? "larger than 64 KiB" : strerror(errno);
+    if (rg_file_read(path, SECRET_FILE_CAP, RG_FILE_ANY_KIND, &buf, &len, RG_ECONFIG, err) < 0) {
+        /* The message names the path, which here may be the secret itself: errno still
+         * tells why without it. */
         if (rg_config_looks_like_secret(path))
             rg_err_set(err, RG_ECONFIG,
                        "cannot read the file: %s (the value looks like a connection string, "
                        "not a path to a file holding one)",
-                       why);
-        else
-            rg_err_set(err, RG_ECONFIG, "cannot read %s: %s", path, why);
+                       strerror(errno));
         rg_err_prefix(err, "%s", where);
         goto out;
     }

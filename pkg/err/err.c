@@ -38,6 +38,19 @@ void rg_err_prefix(struct rg_err *err, const char *fmt, ...)
     err->msg[hlen + mlen] = '\0';
 }
 
+void rg_err_suffix(struct rg_err *err, const char *fmt, ...)
+{
+    size_t mlen;
+    va_list ap;
+
+    if (!err)
+        return;
+    mlen = strlen(err->msg);
+    va_start(ap, fmt);
+    vsnprintf(err->msg + mlen, sizeof(err->msg) - mlen, fmt, ap);
+    va_end(ap);
+}
+
 void rg_err_clear(struct rg_err *err)
 {
     err->code = RG_OK;

@@ -33,6 +33,9 @@ struct rg_err {
 void rg_err_set(struct rg_err *err, enum rg_code code, const char *fmt, ...) RG_PRINTF(3, 4);
 /* Puts context in front of the message; never replaces the lower layer's words. */
 void rg_err_prefix(struct rg_err *err, const char *fmt, ...) RG_PRINTF(2, 3);
+/* Puts a hint after the message, as written (a leading space is the caller's); what does not
+ * fit is the hint's end, never the lower layer's words. */
+void rg_err_suffix(struct rg_err *err, const char *fmt, ...) RG_PRINTF(2, 3);
 void rg_err_clear(struct rg_err *err);
 
 /* The documented exit status for a code (signo only matters for RG_ESIGNAL). */

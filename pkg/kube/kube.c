@@ -4,14 +4,13 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "err/file.h"
 #include "err/mem.h"
 #include "log/log.h"
 
@@ -19,57 +18,6 @@
 #define MAX_FILE_BYTES (64 * 1024)
 /* DNS-1123 subdomain, the longest Kubernetes object name. */
 #define MAX_NAME_LEN 253
-
-/* The whole file, NUL-terminated; errors (with code) name the path. */
-static int read_small_file(const char *path, enum rg_code code, char **data, struct rg_err *err)
-{
-    struct stat st;
-    char *buf = NULL;
-    size_t got = 0;
-    int fd = -1, rc = -1;
-
-    /* O_NONBLOCK: a FIFO in place of the file must not hang the start. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        rg_err_set(err, code, "%s: cannot open: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fstat(fd, &st) != 0) {
-        rg_err_set(err, code, "%s: cannot stat: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rg_err_set(err, code, "%s: cannot read: not a regular file", path);
-        goto out;
-    }
-    buf = rg_malloc(MAX_FILE_BYTES + 1);
-    for (;;) {
-        ssize_t n = read(fd, buf + got, MAX_FILE_BYTES + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rg_err_set(err, code, "%s: cannot read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-        if (got > MAX_FILE_BYTES) {
-            rg_err_set(err, code, "%s: over the %d-byte limit for a service-account file", path,
-                       MAX_FILE_BYTES);
-            goto out;
-        }
-    }
-    buf[got] = '\0';
-    *data = buf;
-    buf = NULL;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
-}
 
 /* Trims whitespace at both ends in place (the kubelet writes no newline; people do). */
 static char *trim(char *s)
@@ -90,7 +38,7 @@ int rg_kube_read_token(struct rg_kube *k, enum rg_code code, char **token, struc
     const char *t;
     int rc = -1;
 
-    if (read_small_file(k->token_path, code, &data, err) != 0) {
+    if (rg_file_read(k->token_path, MAX_FILE_BYTES, 0, &data, NULL, code, err) != 0) {
         rg_err_prefix(err, "service-account token");
         goto out;
     }
@@ -200,7 +148,7 @@ int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg
 
     /* curl hands ca.crt to OpenSSL per connection; reading it now turns a missing or empty
      * file into a configuration error at start instead of a TLS error in the middle. */
-    if (read_small_file(k->ca_path, RG_ECONFIG, &ca, err) != 0) {
+    if (rg_file_read(k->ca_path, MAX_FILE_BYTES, 0, &ca, NULL, RG_ECONFIG, err) != 0) {
         rg_err_prefix(err, "service-account CA");
         goto out;
     }
@@ -215,7 +163,7 @@ int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg
     if (access(ns_path, F_OK) != 0 && errno == ENOENT) {
         k->namespace = rg_strdup("");
     } else {
-        if (read_small_file(ns_path, RG_ECONFIG, &ns, err) != 0) {
+        if (rg_file_read(ns_path, MAX_FILE_BYTES, 0, &ns, NULL, RG_ECONFIG, err) != 0) {
             rg_err_prefix(err, "service-account namespace");
             goto out;
         }

@@ -3,17 +3,15 @@
 #include "source/internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "duration/duration.h"
+#include "err/file.h"
 #include "err/mem.h"
 #include "source/sql.h"
 
@@ -53,58 +51,22 @@ void rg_source_checksum(const void *buf, size_t len, char out[65])
     }
 }
 
-/* Reads the whole file, NUL-terminated. O_NONBLOCK keeps a FIFO named *.sql from hanging
- * the open; fstat on the opened descriptor then refuses anything but a regular file. */
+/* Reads the whole file, NUL-terminated: a regular file only (a FIFO named *.sql must not
+ * hang the run), and one that grew while it was read is refused, as its checksum would
+ * describe neither version. */
 static int read_file(const char *path, char **data, size_t *len, struct rg_err *err)
 {
-    struct stat st;
     char *buf = NULL;
-    size_t size, got = 0;
-    int fd = -1, rc = -1;
-    char extra;
+    size_t got = 0;
+    int rc = -1;
     const char *nul;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        rg_err_set(err, RG_EFILES, "%s: cannot open: %s", path, strerror(errno));
+    if (rg_file_read(path, RG_SOURCE_MAX_FILE, RG_FILE_UNCHANGED, &buf, &got, RG_EFILES, err) !=
+        0) {
+        if (errno == EFBIG)
+            rg_err_suffix(err, " for a migration (a data dump in the wrong place?)");
         goto out;
     }
-    if (fstat(fd, &st) != 0) {
-        rg_err_set(err, RG_EFILES, "%s: cannot stat: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rg_err_set(err, RG_EFILES, "%s: cannot read: not a regular file", path);
-        goto out;
-    }
-    if (st.st_size > RG_SOURCE_MAX_FILE) {
-        rg_err_set(err, RG_EFILES,
-                   "%s: file is %lld bytes, over the %ld-byte limit for a migration (a data "
-                   "dump in the wrong place?)",
-                   path, (long long)st.st_size, RG_SOURCE_MAX_FILE);
-        goto out;
-    }
-    size = (size_t)st.st_size;
-    buf = rg_malloc(size + 1);
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rg_err_set(err, RG_EFILES, "%s: cannot read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break; /* shrank since fstat: what is there now is the file */
-        got += (size_t)n;
-    }
-    /* A file that grew past its fstat size is being written: its checksum would describe
-     * neither version, so refuse rather than apply half of it. */
-    if (got == size && read(fd, &extra, 1) > 0) {
-        rg_err_set(err, RG_EFILES, "%s: file changed while it was being read", path);
-        goto out;
-    }
-    buf[got] = '\0';
     /* libpq takes the SQL as a C string: everything after a NUL would be silently lost. */
     nul = memchr(buf, '\0', got);
     if (nul) {
@@ -121,8 +83,6 @@ static int read_file(const char *path, char **data, size_t *len, struct rg_err *
     buf = NULL;
     rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
     free(buf);
     return rc;
 }

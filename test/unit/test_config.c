@@ -622,9 +622,10 @@ Test(config, long_values_are_shortened_in_messages)
 
 Test(config, unknown_yaml_key_names_its_position_and_the_known_keys)
 {
-    assert_yaml_fails("lease:\n  duration: 15s\n  durashun: 15s\n",
-                      ":3:3: lease.durashun: unknown key (known keys: mode, name, namespace, "
-                      "identity, duration, renewDeadline, retryPeriod, serviceAccountDir, waitTimeout)");
+    assert_yaml_fails(
+        "lease:\n  duration: 15s\n  durashun: 15s\n",
+        ":3:3: lease.durashun: unknown key (known keys: mode, name, namespace, "
+        "identity, duration, renewDeadline, retryPeriod, serviceAccountDir, waitTimeout)");
     assert_yaml_fails("# top\nlogs:\n  level: info\n",
                       ":2:1: logs: unknown key (known keys: database, migrations, lease, log, "
                       "timeout, terminationLog)");
@@ -712,7 +713,7 @@ Test(config, missing_explicit_config_file_is_an_error)
     char path[256], msg[512];
 
     snprintf(path, sizeof(path), "%s/nope.yaml", dir);
-    snprintf(msg, sizeof(msg), "flag --config: cannot read %s: No such file or directory", path);
+    snprintf(msg, sizeof(msg), "flag --config: %s: cannot open: No such file or directory", path);
     assert_failed(load(path, NULL, NULL, 0), msg);
 }
 
@@ -720,7 +721,7 @@ Test(config, config_file_that_is_a_directory_is_an_error)
 {
     char msg[512];
 
-    snprintf(msg, sizeof(msg), "flag --config: cannot read %s: Is a directory", dir);
+    snprintf(msg, sizeof(msg), "flag --config: %s: cannot read: Is a directory", dir);
     assert_failed(load(dir, NULL, NULL, 0), msg);
 }
 
@@ -743,7 +744,7 @@ Test(config, missing_rollgate_config_file_is_an_error)
 
     snprintf(var, sizeof(var), "ROLLGATE_CONFIG=%s/gone.yaml", dir);
     snprintf(msg, sizeof(msg),
-             "env ROLLGATE_CONFIG: cannot read %s/gone.yaml: No such file or "
+             "env ROLLGATE_CONFIG: %s/gone.yaml: cannot open: No such file or "
              "directory",
              dir);
     assert_failed(load(NULL, env, NULL, 0), msg);
@@ -769,7 +770,8 @@ Test(config, oversized_config_file_rejected)
 
     memset(big, '#', sizeof(big) - 1);
     write_file_n("config.yaml", big, sizeof(big) - 1);
-    snprintf(msg, sizeof(msg), "flag --config: cannot read %s: larger than 1 MiB", yaml_path);
+    snprintf(msg, sizeof(msg), "flag --config: %s: file is 1048577 bytes, over the 1 MiB limit",
+             yaml_path);
     assert_failed(load(yaml_path, NULL, NULL, 0), msg);
 }
 
@@ -939,12 +941,13 @@ Test(config, missing_secret_file_names_key_and_path)
         char *env[] = {var, NULL};
         snprintf(var, sizeof(var), "ROLLGATE_DATABASE_URL_FILE=%s", path);
         snprintf(msg, sizeof(msg),
-                 "env ROLLGATE_DATABASE_URL_FILE: cannot read %s: No such file or directory", path);
+                 "env ROLLGATE_DATABASE_URL_FILE: %s: cannot open: No such file or directory",
+                 path);
         assert_failed(load(NULL, env, NULL, 0), msg);
     }
     snprintf(yaml, sizeof(yaml), "database:\n  passwordFile: %s\n", path);
     snprintf(msg, sizeof(msg),
-             ":2:17: database.passwordFile: cannot read %s: No such file or directory", path);
+             ":2:17: database.passwordFile: %s: cannot open: No such file or directory", path);
     assert_yaml_fails(yaml, msg);
 }
 
@@ -960,7 +963,8 @@ Test(config, empty_and_oversized_secret_files_rejected)
 
     memset(big, 'a', sizeof(big) - 1);
     f.value = write_file_n("big", big, sizeof(big) - 1);
-    snprintf(msg, sizeof(msg), "flag --url-file: cannot read %s: larger than 64 KiB", f.value);
+    snprintf(msg, sizeof(msg), "flag --url-file: %s: file is 65537 bytes, over the 64 KiB limit",
+             f.value);
     assert_failed(load(NULL, NULL, &f, 1), msg);
 
     /* the cap is on the file, newline included */

@@ -1,8 +1,17 @@
-/* The exit-code table is the product's contract: each number is fixed. */
+/* The exit-code table is the product's contract: each number is fixed. rg_file_read is the
+ * one way a whole file is read. */
 #include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "err/err.h"
+#include "err/file.h"
 
 Test(err, every_code_maps_to_its_documented_exit_status)
 {
@@ -53,4 +62,218 @@ Test(err, prefix_truncates_rather_than_overflows)
     rg_err_prefix(&err, "ctx");
     cr_assert_eq(strlen(err.msg), sizeof(err.msg) - 1);
     cr_assert_eq(strncmp(err.msg, "ctx: xxx", 8), 0);
+}
+
+Test(err, suffix_adds_a_hint_after_the_message)
+{
+    struct rg_err err;
+    rg_err_set(&err, RG_EFILES, "a.sql: over the limit");
+    rg_err_suffix(&err, " for a %s", "migration");
+    cr_assert_str_eq(err.msg, "a.sql: over the limit for a migration");
+    cr_assert_eq(err.code, RG_EFILES);
+}
+
+Test(err, suffix_truncates_the_hint_not_the_message)
+{
+    struct rg_err err;
+    char big[sizeof(err.msg) - 3];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    rg_err_set(&err, RG_EFILES, "%s", big);
+    rg_err_suffix(&err, " (a long hint)");
+    cr_assert_eq(strlen(err.msg), sizeof(err.msg) - 1);
+    cr_assert_eq(strncmp(err.msg, big, strlen(big)), 0);
+    cr_assert_str_eq(err.msg + strlen(big), " (a");
+}
+
+/* --- rg_file_read ---------------------------------------------------------------------- */
+
+static char tmp[] = "/tmp/rg_file_XXXXXX";
+static char path[4096];
+static struct rg_err ferr;
+
+static void file_setup(void)
+{
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(path, sizeof(path), "%s/f", tmp);
+    rg_err_clear(&ferr);
+}
+
+static void file_teardown(void)
+{
+    DIR *d = opendir(tmp);
+    struct dirent *de;
+
+    while (d && (de = readdir(d)) != NULL) {
+        char child[4096];
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(child, sizeof(child), "%s/%s", tmp, de->d_name);
+        if (unlink(child) != 0)
+            rmdir(child);
+    }
+    if (d)
+        closedir(d);
+    rmdir(tmp);
+}
+
+TestSuite(file, .init = file_setup, .fini = file_teardown);
+
+static void write_n(const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+
+    cr_assert_not_null(f, "create %s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Expects a failure with code RG_EFILES, errno want_errno and the message PATH: tail. */
+static void read_fails(const char *file, size_t cap, unsigned flags, int want_errno,
+                       const char *tail)
+{
+    char *data = NULL, want[4200];
+    size_t len = 77;
+
+    snprintf(want, sizeof(want), "%s: %s", file, tail);
+    errno = 0;
+    cr_assert_eq(rg_file_read(file, cap, flags, &data, &len, RG_EFILES, &ferr), -1);
+    cr_assert_eq(errno, want_errno, "errno %d (%s) for: %s", errno, strerror(errno), ferr.msg);
+    cr_assert_eq(ferr.code, RG_EFILES);
+    cr_assert_str_eq(ferr.msg, want);
+    cr_assert_null(data, "data set on failure");
+    cr_assert_eq(len, 77, "len set on failure");
+}
+
+Test(file, missing_file_is_refused_naming_the_path)
+{
+    read_fails(path, 10, 0, ENOENT, "cannot open: No such file or directory");
+    read_fails(path, 10, RG_FILE_ANY_KIND, ENOENT, "cannot open: No such file or directory");
+}
+
+Test(file, directory_is_refused)
+{
+    cr_assert_eq(mkdir(path, 0700), 0);
+    read_fails(path, 10, 0, EINVAL, "cannot read: not a regular file");
+    read_fails(path, 10, RG_FILE_ANY_KIND, EISDIR, "cannot read: Is a directory");
+}
+
+/* Nobody writes to the FIFO: a blocking open or read would hang until the timeout. */
+Test(file, fifo_is_refused_without_hanging, .timeout = 10)
+{
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    read_fails(path, 10, 0, EINVAL, "cannot read: not a regular file");
+    read_fails(path, 10, RG_FILE_UNCHANGED, EINVAL, "cannot read: not a regular file");
+}
+
+Test(file, device_is_refused)
+{
+    read_fails("/dev/zero", 10, 0, EINVAL, "cannot read: not a regular file");
+}
+
+Test(file, over_the_cap_is_refused_with_the_size)
+{
+    write_n("0123456789X", 11);
+    read_fails(path, 10, 0, EFBIG, "file is 11 bytes, over the 10-byte limit");
+    read_fails(path, 10, RG_FILE_ANY_KIND | RG_FILE_UNCHANGED, EFBIG,
+               "file is 11 bytes, over the 10-byte limit");
+}
+
+Test(file, cap_is_written_in_kib_and_mib)
+{
+    static char big[1024 * 1024 + 1];
+
+    write_n(big, 64 * 1024 + 1);
+    read_fails(path, 64 * 1024, 0, EFBIG, "file is 65537 bytes, over the 64 KiB limit");
+    write_n(big, sizeof(big));
+    read_fails(path, 1024 * 1024, 0, EFBIG, "file is 1048577 bytes, over the 1 MiB limit");
+}
+
+Test(file, empty_file_reads_as_an_empty_string)
+{
+    char *data = NULL;
+    size_t len = 77;
+
+    write_n("", 0);
+    cr_assert_eq(rg_file_read(path, 10, 0, &data, &len, RG_EFILES, &ferr), 0, "%s", ferr.msg);
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(data, "");
+    free(data);
+}
+
+Test(file, file_of_exactly_the_cap_is_read_whole)
+{
+    char *data = NULL;
+    size_t len = 0;
+
+    write_n("0123456789", 10);
+    cr_assert_eq(rg_file_read(path, 10, 0, &data, &len, RG_EFILES, &ferr), 0, "%s", ferr.msg);
+    cr_assert_eq(len, 10);
+    cr_assert_str_eq(data, "0123456789");
+    free(data);
+    cr_assert_eq(
+        rg_file_read(path, 10, RG_FILE_UNCHANGED | RG_FILE_ANY_KIND, &data, NULL, RG_EFILES, &ferr),
+        0, "%s", ferr.msg);
+    cr_assert_str_eq(data, "0123456789");
+    free(data);
+}
+
+Test(file, nul_bytes_are_kept_and_counted)
+{
+    char *data = NULL;
+    size_t len = 0;
+
+    write_n("a\0b", 3);
+    cr_assert_eq(rg_file_read(path, 10, 0, &data, &len, RG_EFILES, &ferr), 0, "%s", ferr.msg);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(memcmp(data, "a\0b", 4), 0);
+    free(data);
+}
+
+Test(file, any_kind_reads_dev_null_and_a_pipe)
+{
+    char *data = NULL, fd_path[64];
+    size_t len = 77;
+    int fds[2];
+
+    cr_assert_eq(rg_file_read("/dev/null", 10, RG_FILE_ANY_KIND, &data, &len, RG_EFILES, &ferr), 0,
+                 "%s", ferr.msg);
+    cr_assert_eq(len, 0);
+    cr_assert_str_eq(data, "");
+    free(data);
+
+    /* As a shell's <(...) hands it over; longer than the first buffer, so it grows. */
+    cr_assert_eq(pipe(fds), 0);
+    for (int i = 0; i < 5000; i++)
+        cr_assert_eq(write(fds[1], i % 2 ? "b" : "a", 1), 1);
+    close(fds[1]);
+    snprintf(fd_path, sizeof(fd_path), "/dev/fd/%d", fds[0]);
+    cr_assert_eq(rg_file_read(fd_path, 5000, RG_FILE_ANY_KIND, &data, &len, RG_EFILES, &ferr), 0,
+                 "%s", ferr.msg);
+    cr_assert_eq(len, 5000);
+    cr_assert_eq(strncmp(data, "abab", 4), 0);
+    cr_assert_eq(data[4999], 'b');
+    cr_assert_eq(data[5000], '\0');
+    free(data);
+    close(fds[0]);
+}
+
+Test(file, any_kind_stops_an_endless_device_at_the_cap)
+{
+    read_fails("/dev/zero", 16, RG_FILE_ANY_KIND, EFBIG, "over the 16-byte limit");
+}
+
+/* /proc files say size 0 and yet hold text: to fstat they look like a file that grew. */
+Test(file, unchanged_refuses_a_file_that_grows_while_read)
+{
+    char *data = NULL;
+    size_t len = 0;
+
+    cr_assert_eq(rg_file_read("/proc/self/status", 64 * 1024, 0, &data, &len, RG_EFILES, &ferr), 0,
+                 "%s", ferr.msg);
+    cr_assert_gt(len, 0);
+    cr_assert_eq(strlen(data), len);
+    free(data);
+    read_fails("/proc/self/status", 64 * 1024, RG_FILE_UNCHANGED, EINVAL,
+               "file changed while it was being read");
 }
