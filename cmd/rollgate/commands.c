@@ -338,20 +338,23 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
             RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
                     "pending=%zu",
                     plan->current, plan->pending);
-        if (rc == 0 && !current && limit && now_ms() - start >= limit)
+        if (rc == 0 && !current && limit && now_ms() - start >= limit) {
             rg_err_set(err, RG_ELEASE,
                        "the schema is still at version %" PRId64 " with %zu pending after "
                        "lease.waitTimeout",
                        plan->current, plan->pending);
+            rc = -1;
+        }
         view_free(&v);
-        if (rc < 0 || current || err->code == RG_ELEASE)
+        if (rc < 0 || current) {
+            ret = rc;
             break;
+        }
         if (!rg_signals_pause(cfg->lease.retry_period_ms)) {
             rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
             break;
         }
     }
-    ret = err->code == RG_OK ? 0 : -1;
 out:
     rg_leader_free(leader);
     close_store(pg);

@@ -470,6 +470,8 @@ static int load_file(struct loader *st, const char *file, char *const *env, stru
     }
     if (rg_file_read(path, CONFIG_FILE_CAP, RG_FILE_ANY_KIND, &text, &len, RG_ECONFIG, err) < 0) {
         if (optional && errno == ENOENT) {
+            /* No default file is the usual case, not an error: leave no message behind. */
+            rg_err_clear(err);
             rc = 0;
             goto out;
         }

@@ -1099,3 +1099,14 @@ Test(config, password_file_from_env)
     cr_assert_str_eq(cfg.database.password, "p4ss");
     cr_assert_null(cfg.database.url);
 }
+
+Test(config, an_absent_default_file_leaves_no_error_behind)
+{
+    char *env[] = {"PATH=/bin", NULL};
+
+    if (access(RG_CONFIG_DEFAULT_FILE, F_OK) == 0)
+        cr_assert_fail(RG_CONFIG_DEFAULT_FILE " exists on this machine; this test needs it absent");
+    cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
+    cr_assert_eq(err.code, RG_OK);
+    cr_assert_str_eq(err.msg, "");
+}
