@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/kubeconfig.h"
 #include "err/mem.h"
 #include "kube/kube.h"
 #include "lease/lease.h"
@@ -74,10 +75,61 @@ bool rg_leader_wanted(const struct rg_config *cfg)
     return getenv("KUBERNETES_SERVICE_HOST") && access(token, R_OK) == 0;
 }
 
+/* Outside a cluster: the first path in $KUBECONFIG (kubectl would merge a list; rollgate
+ * reads one file), else $HOME/.kube/config; NULL when neither is set. */
+static char *kubeconfig_path(void)
+{
+    const char *list = getenv("KUBECONFIG"), *home = getenv("HOME");
+
+    if (list) {
+        list += strspn(list, ":");
+        if (*list)
+            return rg_strndup(list, strcspn(list, ":"));
+    }
+    if (home && *home)
+        return rg_asprintf("%s/.kube/config", home);
+    return NULL;
+}
+
+/* lease.mode kubernetes without KUBERNETES_SERVICE_HOST: the kubeconfig's current context
+ * into ko, whose strings then point into kc. */
+static int from_kubeconfig(struct rg_kubeconfig *kc, struct rg_kube_opts *ko, struct rg_err *err)
+{
+    char *path = kubeconfig_path();
+
+    if (!path) {
+        rg_err_set(err, RG_ECONFIG,
+                   "lease.mode kubernetes outside a cluster needs a kubeconfig: set KUBECONFIG "
+                   "(or HOME for ~/.kube/config)");
+        return -1;
+    }
+    if (rg_config_read_kubeconfig(path, kc, err) < 0) {
+        rg_err_prefix(err, "lease.mode kubernetes outside a cluster (no KUBERNETES_SERVICE_HOST)");
+        free(path);
+        return -1;
+    }
+    RG_INFO("not in a cluster: using the kubeconfig" RG_F "kubeconfig=%s" RG_F "context=%s", path,
+            kc->context);
+    free(path);
+    ko->server = kc->server;
+    ko->namespace_ = *kc->namespace_ ? kc->namespace_ : "default";
+    ko->ca_file = kc->ca_file;
+    ko->ca_pem = kc->ca_pem;
+    ko->token = kc->token;
+    ko->token_file = kc->token_file;
+    ko->cert_file = kc->cert_file;
+    ko->cert_pem = kc->cert_pem;
+    ko->key_file = kc->key_file;
+    ko->key_pem = kc->key_pem;
+    return 0;
+}
+
 int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg_pg *pg,
                   struct rg_err *err)
 {
     struct rg_leader *l = rg_calloc(1, sizeof(*l));
+    struct rg_kubeconfig kc = {0};
+    int rc;
     /* client-go's budget: a renewal that has not got through by the renew deadline has
      * failed, so one call may retry for that long, each request for half of it. */
     struct rg_kube_opts ko = {
@@ -97,7 +149,16 @@ int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg
     };
 
     *out = NULL;
-    if (rg_kube_new(&l->kube, &ko, err) < 0) {
+    if (!ko.host || !*ko.host) {
+        if (from_kubeconfig(&kc, &ko, err) < 0) {
+            free(l);
+            return -1;
+        }
+    }
+    rc = rg_kube_new(&l->kube, &ko, err);
+    /* The client keeps copies; the kubeconfig's secrets are wiped here. */
+    rg_config_kubeconfig_free(&kc);
+    if (rc < 0) {
         free(l);
         return -1;
     }

@@ -150,11 +150,34 @@ static CURLcode set_options(struct rg_kube *k, const char *method, const char *u
         c = curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* Only the cluster's CA: the system's CAs vouch for no API server. With a PEM blob the
+     * default bundle file is unset too, or OpenSSL would load it as well. NOCOPY: the
+     * client's strings outlive the handle's use of them. */
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_CAINFO, k->ca_path);
-    /* Only the cluster's CA: the system's CAs vouch for no API server. */
+    if (!c && k->ca_pem) {
+        struct curl_blob blob = {k->ca_pem, strlen(k->ca_pem), CURL_BLOB_NOCOPY};
+        c = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    if (!c && (k->cert_file || k->cert_pem)) {
+        c = curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        if (!c && k->cert_file)
+            c = curl_easy_setopt(h, CURLOPT_SSLCERT, k->cert_file);
+        if (!c && k->cert_pem) {
+            struct curl_blob blob = {k->cert_pem, strlen(k->cert_pem), CURL_BLOB_NOCOPY};
+            c = curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &blob);
+        }
+        if (!c)
+            c = curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        if (!c && k->key_file)
+            c = curl_easy_setopt(h, CURLOPT_SSLKEY, k->key_file);
+        if (!c && k->key_pem) {
+            struct curl_blob blob = {k->key_pem, strlen(k->key_pem), CURL_BLOB_NOCOPY};
+            c = curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &blob);
+        }
+    }
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     /* The renewal thread makes requests too: timeouts must not use signals. */
@@ -219,8 +242,11 @@ void rg_kube_status_error(struct rg_kube *k, enum rg_code code, const char *meth
         rg_err_set(err, code, "%s %s%s: %ld: %s", method, k->base_url, path, resp->status,
                    resp->len ? shown : "(empty body)");
     }
-    if (resp->status == 401)
-        rg_err_prefix(err, "the service-account token in %s was refused", k->token_path);
+    if (resp->status == 401 && k->token_path)
+        rg_err_prefix(err, "the %s in %s was refused", k->token_what, k->token_path);
+    else if (resp->status == 401)
+        rg_err_prefix(err, "the kubeconfig's %s was refused",
+                      k->token ? "token" : "client certificate");
     cJSON_Delete(json);
 }
 
@@ -238,11 +264,14 @@ static enum outcome attempt(struct rg_kube *k, const char *method, const char *p
     CURLcode c;
 
     *retry_after_ms = 0;
-    /* Bound tokens rotate (the kubelet replaces the file): read it for every request. */
+    /* Bound tokens rotate (the kubelet replaces the file): read it for every request. A
+     * client certificate alone sends no Authorization header. */
     if (rg_kube_read_token(k, RG_EAPI, &token, err) != 0)
         goto out;
-    auth = rg_asprintf("Authorization: Bearer %s", token);
-    headers = add_header(headers, auth);
+    if (token) {
+        auth = rg_asprintf("Authorization: Bearer %s", token);
+        headers = add_header(headers, auth);
+    }
     headers = add_header(headers, "Accept: application/json");
     if (payload)
         headers = add_header(headers, "Content-Type: application/json");

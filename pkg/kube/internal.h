@@ -17,9 +17,16 @@
 struct rg_kube {
     CURL *curl; /* one handle for the client's life: keeps the connection and TLS session */
     bool curl_global;
-    char *base_url; /* https://host:port, an IPv6 host in brackets */
-    char *ca_path;
-    char *token_path;
+    char *base_url;         /* https://host:port, an IPv6 host in brackets */
+    char *ca_path;          /* NULL when ca_pem is set */
+    char *ca_pem;           /* a kubeconfig's certificate-authority-data */
+    char *token_path;       /* read before every request; NULL when token is set or none is used */
+    char *token;            /* a kubeconfig's token; secret */
+    const char *token_what; /* "service-account token" or "kubeconfig token", for messages */
+    char *cert_file;        /* a kubeconfig's client certificate and key: a file or PEM, or none */
+    char *cert_pem;
+    char *key_file;
+    char *key_pem; /* secret */
     char *namespace;
     int64_t request_timeout_ms;
     int64_t retry_budget_ms;
@@ -44,8 +51,10 @@ struct rg_kube_response {
 void rg_kube_response_free(struct rg_kube_response *r);
 
 /* kube.c */
-/* The service-account token, trimmed; code is the error code when it cannot be read or
- * is unusable (RG_ECONFIG at start, RG_EAPI for a request). Registered for redaction. */
+/* The bearer token (the kubeconfig's, or its file's or the service account's, trimmed);
+ * *token NULL when the client uses none (a client certificate alone). code is the error
+ * code when it cannot be read or is unusable (RG_ECONFIG at start, RG_EAPI for a request).
+ * Registered for redaction. */
 int rg_kube_read_token(struct rg_kube *k, enum rg_code code, char **token,
                        struct rg_err *err) RG_WUR;
 /* Kubernetes object names and namespaces are DNS labels or subdomains: checking them keeps

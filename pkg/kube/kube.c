@@ -1,4 +1,5 @@
-/* The client: in-cluster credentials (service-account token, CA, namespace), the API
+/* The client: in-cluster credentials (service-account token, CA, namespace) or a
+ * kubeconfig's (server, CA, token or client certificate, namespace), the API
  * server's URL, and the cancel flag and request counter that other threads may touch. */
 #include "kube/internal.h"
 
@@ -35,16 +36,23 @@ static char *trim(char *s)
 int rg_kube_read_token(struct rg_kube *k, enum rg_code code, char **token, struct rg_err *err)
 {
     char *data = NULL;
-    const char *t;
+    const char *t, *where = k->token ? "kubeconfig" : k->token_path;
     int rc = -1;
 
-    if (rg_file_read(k->token_path, MAX_FILE_BYTES, 0, &data, NULL, code, err) != 0) {
-        rg_err_prefix(err, "service-account token");
-        goto out;
+    *token = NULL;
+    if (!k->token && !k->token_path)
+        return 0;
+    if (k->token) {
+        t = k->token;
+    } else {
+        if (rg_file_read(k->token_path, MAX_FILE_BYTES, 0, &data, NULL, code, err) != 0) {
+            rg_err_prefix(err, "%s", k->token_what);
+            goto out;
+        }
+        t = trim(data);
     }
-    t = trim(data);
     if (!*t) {
-        rg_err_set(err, code, "%s: service-account token file is empty", k->token_path);
+        rg_err_set(err, code, "%s: %s file is empty", where, k->token_what);
         goto out;
     }
     /* The token goes into a header line: a control character or a space would end it or
@@ -52,9 +60,8 @@ int rg_kube_read_token(struct rg_kube *k, enum rg_code code, char **token, struc
     for (const char *c = t; *c; c++) {
         if ((unsigned char)*c <= ' ' || (unsigned char)*c == 0x7f) {
             rg_err_set(err, code,
-                       "%s: service-account token holds a character not allowed in an "
-                       "HTTP header (offset %zu)",
-                       k->token_path, (size_t)(c - t));
+                       "%s: %s holds a character not allowed in an HTTP header (offset %zu)", where,
+                       k->token_what, (size_t)(c - t));
             goto out;
         }
     }
@@ -120,44 +127,47 @@ static int base_url(const char *host, const char *port, char **url, struct rg_er
     return 0;
 }
 
-int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg_err *err)
+/* Reads a PEM file now, so a missing or wrong one is a configuration error at start; what
+ * names it in the message. The contents are wiped: a key file is a secret. */
+static int check_pem_file(const char *path, const char *what, const char *begin, struct rg_err *err)
 {
-    struct rg_kube *k = NULL;
-    char *ca = NULL, *ns = NULL, *token = NULL, *ns_path = NULL;
-    const char *dir = opts->sa_dir ? opts->sa_dir : RG_KUBE_SA_DIR;
+    char *data = NULL;
+    size_t len = 0;
     int rc = -1;
 
-    *out = NULL;
-    if (!opts->host || !*opts->host) {
-        rg_err_set(err, RG_ECONFIG, "kubeconfig is not supported yet; run in a cluster");
+    if (rg_file_read(path, MAX_FILE_BYTES, 0, &data, &len, RG_ECONFIG, err) != 0) {
+        rg_err_prefix(err, "%s", what);
         goto out;
     }
-    k = rg_calloc(1, sizeof(*k));
-    atomic_init(&k->cancelled, false);
-    atomic_init(&k->requests, 0);
+    if (!strstr(data, begin)) {
+        rg_err_set(err, RG_ECONFIG, "%s: %s: no PEM block (%s) in the file", path, what, begin);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (data) {
+        explicit_bzero(data, len);
+        free(data);
+    }
+    return rc;
+}
+
+static int in_cluster(struct rg_kube *k, const struct rg_kube_opts *opts, struct rg_err *err)
+{
+    const char *dir = opts->sa_dir ? opts->sa_dir : RG_KUBE_SA_DIR;
+    char *ns = NULL, *ns_path = NULL;
+    int rc = -1;
+
     if (base_url(opts->host, opts->port, &k->base_url, err) != 0)
         goto out;
-    k->request_timeout_ms =
-        opts->request_timeout_ms > 0 ? opts->request_timeout_ms : RG_KUBE_REQUEST_TIMEOUT_MS;
-    k->retry_budget_ms =
-        opts->retry_budget_ms > 0 ? opts->retry_budget_ms : RG_KUBE_RETRY_BUDGET_MS;
-    k->jitter_seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)k;
     k->ca_path = rg_asprintf("%s/ca.crt", dir);
     k->token_path = rg_asprintf("%s/token", dir);
+    k->token_what = "service-account token";
     ns_path = rg_asprintf("%s/namespace", dir);
 
     /* curl hands ca.crt to OpenSSL per connection; reading it now turns a missing or empty
      * file into a configuration error at start instead of a TLS error in the middle. */
-    if (rg_file_read(k->ca_path, MAX_FILE_BYTES, 0, &ca, NULL, RG_ECONFIG, err) != 0) {
-        rg_err_prefix(err, "service-account CA");
-        goto out;
-    }
-    if (!strstr(ca, "-----BEGIN CERTIFICATE-----")) {
-        rg_err_set(err, RG_ECONFIG, "%s: no PEM certificate in the service-account CA file",
-                   k->ca_path);
-        goto out;
-    }
-    if (rg_kube_read_token(k, RG_ECONFIG, &token, err) != 0)
+    if (check_pem_file(k->ca_path, "service-account CA", "-----BEGIN CERTIFICATE-----", err) != 0)
         goto out;
     /* The namespace may be configured instead (lease.namespace): only its absence is fine. */
     if (access(ns_path, F_OK) != 0 && errno == ENOENT) {
@@ -169,6 +179,114 @@ int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg
         }
         k->namespace = rg_strdup(trim(ns));
     }
+    rc = 0;
+out:
+    free(ns);
+    free(ns_path);
+    return rc;
+}
+
+/* The values of a kubeconfig's context. */
+static int out_of_cluster(struct rg_kube *k, const struct rg_kube_opts *opts, struct rg_err *err)
+{
+    size_t n = strlen(opts->server);
+
+    if (strncmp(opts->server, "https://", 8) != 0 || n == 8) {
+        rg_err_set(err, RG_ECONFIG, "kubeconfig server \"%.64s\": not an https:// URL",
+                   opts->server);
+        return -1;
+    }
+    for (const char *c = opts->server; *c; c++) {
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c == 0x7f || *c == '?' || *c == '#') {
+            rg_err_set(err, RG_ECONFIG, "kubeconfig server \"%.64s\": not a base URL",
+                       opts->server);
+            return -1;
+        }
+    }
+    while (n > 8 && opts->server[n - 1] == '/')
+        n--;
+    k->base_url = rg_strndup(opts->server, n);
+    k->token_what = "kubeconfig token";
+
+    if (opts->ca_pem && *opts->ca_pem) {
+        if (!strstr(opts->ca_pem, "-----BEGIN CERTIFICATE-----")) {
+            rg_err_set(err, RG_ECONFIG,
+                       "kubeconfig certificate-authority-data: no PEM certificate");
+            return -1;
+        }
+        k->ca_pem = rg_strdup(opts->ca_pem);
+    } else if (opts->ca_file && *opts->ca_file) {
+        if (check_pem_file(opts->ca_file, "kubeconfig CA", "-----BEGIN CERTIFICATE-----", err) != 0)
+            return -1;
+        k->ca_path = rg_strdup(opts->ca_file);
+    } else {
+        rg_err_set(err, RG_ECONFIG,
+                   "kubeconfig: no certificate authority (TLS is always verified against the "
+                   "cluster's CA)");
+        return -1;
+    }
+
+    if (opts->token && *opts->token) {
+        k->token = rg_strdup(opts->token);
+        rg_log_redact(k->token);
+    } else if (opts->token_file && *opts->token_file) {
+        k->token_path = rg_strdup(opts->token_file);
+    }
+
+    if (opts->cert_pem && *opts->cert_pem) {
+        k->cert_pem = rg_strdup(opts->cert_pem);
+    } else if (opts->cert_file && *opts->cert_file) {
+        if (check_pem_file(opts->cert_file, "client certificate", "-----BEGIN CERTIFICATE-----",
+                           err) != 0)
+            return -1;
+        k->cert_file = rg_strdup(opts->cert_file);
+    }
+    if (opts->key_pem && *opts->key_pem) {
+        k->key_pem = rg_strdup(opts->key_pem);
+    } else if (opts->key_file && *opts->key_file) {
+        if (check_pem_file(opts->key_file, "client key", "-----BEGIN ", err) != 0)
+            return -1;
+        k->key_file = rg_strdup(opts->key_file);
+    }
+    if (!(k->cert_pem || k->cert_file) != !(k->key_pem || k->key_file)) {
+        rg_err_set(err, RG_ECONFIG,
+                   "kubeconfig: a client certificate needs its key and a key "
+                   "its certificate");
+        return -1;
+    }
+    if (!k->token && !k->token_path && !k->cert_pem && !k->cert_file) {
+        rg_err_set(err, RG_ECONFIG, "kubeconfig: no credentials (a token or a client certificate)");
+        return -1;
+    }
+    k->namespace = rg_strdup(opts->namespace_ ? opts->namespace_ : "");
+    return 0;
+}
+
+int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg_err *err)
+{
+    struct rg_kube *k = NULL;
+    char *token = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    if ((!opts->host || !*opts->host) && (!opts->server || !*opts->server)) {
+        rg_err_set(err, RG_ECONFIG,
+                   "no Kubernetes API: not in a cluster (KUBERNETES_SERVICE_HOST) and no "
+                   "kubeconfig server");
+        goto out;
+    }
+    k = rg_calloc(1, sizeof(*k));
+    atomic_init(&k->cancelled, false);
+    atomic_init(&k->requests, 0);
+    k->request_timeout_ms =
+        opts->request_timeout_ms > 0 ? opts->request_timeout_ms : RG_KUBE_REQUEST_TIMEOUT_MS;
+    k->retry_budget_ms =
+        opts->retry_budget_ms > 0 ? opts->retry_budget_ms : RG_KUBE_RETRY_BUDGET_MS;
+    k->jitter_seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)k;
+    if (opts->host && *opts->host ? in_cluster(k, opts, err) : out_of_cluster(k, opts, err))
+        goto out;
+    if (rg_kube_read_token(k, RG_ECONFIG, &token, err) != 0)
+        goto out;
 
     /* Thread-safe in libcurl >= 7.84 and reference-counted: balanced in rg_kube_free. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -189,11 +307,16 @@ out:
         explicit_bzero(token, strlen(token));
         free(token);
     }
-    free(ca);
-    free(ns);
-    free(ns_path);
     rg_kube_free(k);
     return rc;
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
 }
 
 void rg_kube_free(struct rg_kube *k)
@@ -207,7 +330,13 @@ void rg_kube_free(struct rg_kube *k)
     cJSON_Delete(k->lease);
     free(k->base_url);
     free(k->ca_path);
+    free(k->ca_pem);
     free(k->token_path);
+    free_secret(k->token);
+    free(k->cert_file);
+    free(k->cert_pem);
+    free(k->key_file);
+    free_secret(k->key_pem);
     free(k->namespace);
     free(k);
 }

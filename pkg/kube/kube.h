@@ -20,10 +20,21 @@ struct rg_kube_opts {
     const char *host;
     const char *port;
     const char *sa_dir; /* NULL: RG_KUBE_SA_DIR */
-    /* Outside a cluster: a kubeconfig file (its current context; a token or a client
-     * certificate; the cluster's CA). Used when host is NULL. Not supported yet: with host
-     * NULL, rg_kube_new fails (RG_ECONFIG). */
-    const char *kubeconfig;
+    /* Outside a cluster (host NULL): the values of a kubeconfig's current context, as
+     * plain strings (pkg/config's rg_config_read_kubeconfig reads them). server is an
+     * https:// URL; the CA is ca_pem or ca_file; the credentials are a bearer token (token,
+     * or token_file, read again before every request) and/or a client certificate
+     * (cert_pem or cert_file, with key_pem or key_file). namespace_ NULL or "": unknown. */
+    const char *server;
+    const char *namespace_;
+    const char *ca_file;
+    const char *ca_pem;
+    const char *token; /* secret */
+    const char *token_file;
+    const char *cert_file;
+    const char *cert_pem;
+    const char *key_file;
+    const char *key_pem;        /* secret */
     int64_t request_timeout_ms; /* one HTTP request, connection included; 0: the default */
     int64_t retry_budget_ms;    /* retries of one call (connection errors, 429, 5xx); 0: the
                                    default */
@@ -32,9 +43,11 @@ struct rg_kube_opts {
 #define RG_KUBE_REQUEST_TIMEOUT_MS 5000
 #define RG_KUBE_RETRY_BUDGET_MS 30000
 
-/* Reads what the credentials need now (CA, token, namespace), so a missing file fails here
- * (RG_ECONFIG naming it), not in the middle of a run; a missing namespace file only makes
- * rg_kube_namespace "". TLS is always verified, against ca.crt alone. */
+/* Reads what the credentials need now (CA, token, client certificate, namespace), so a
+ * missing file fails here (RG_ECONFIG naming it), not in the middle of a run; a missing
+ * namespace file only makes rg_kube_namespace "". TLS is always verified, against the
+ * cluster's CA alone (ca.crt, or the kubeconfig's). With neither host nor server:
+ * RG_ECONFIG. */
 int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg_err *err) RG_WUR;
 void rg_kube_free(struct rg_kube *k);
 /* The service account's namespace (or the kubeconfig context's), "" when unknown. */

@@ -560,6 +560,57 @@ Test(lease, auto_mode_uses_the_lease_in_a_cluster_and_not_outside_one)
                  "auto mode outside a cluster called the API\n%s", h_describe(&out));
 }
 
+Test(lease, kubernetes_mode_outside_a_cluster_takes_the_lease_with_the_kubeconfig)
+{
+    char *sa = make_sa("rollgate");
+    char *token = token_for(sa, NULL);
+    char *kubeconfig = h_tmp_path("kubeconfig");
+    /* No namespace in the context: ROLLGATE_LEASE_NAMESPACE says where. */
+    h_write_file(kubeconfig, h_fmt("apiVersion: v1\n"
+                                   "kind: Config\n"
+                                   "clusters:\n"
+                                   "- name: test\n"
+                                   "  cluster:\n"
+                                   "    server: https://127.0.0.1:%s\n"
+                                   "    certificate-authority: %s\n"
+                                   "users:\n"
+                                   "- name: laptop\n"
+                                   "  user:\n"
+                                   "    token: %s\n"
+                                   "contexts:\n"
+                                   "- name: test\n"
+                                   "  context: {cluster: test, user: laptop}\n"
+                                   "current-context: test\n",
+                                   kport, kfile("ca.crt"), token));
+    h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
+
+    /* No KUBERNETES_SERVICE_HOST and no service-account directory; KUBECONFIG is a list,
+     * of which the first file is read. */
+    struct h_result r = h_run(
+        H_ARGS("migrate"),
+        H_ENV(h_env_url(), h_env_dir(), h_fmt("KUBECONFIG=%s:/nonexistent/config", kubeconfig),
+              "ROLLGATE_LEASE_MODE=kubernetes", "ROLLGATE_LEASE_NAMESPACE=" NS,
+              h_fmt("ROLLGATE_LEASE_NAME=%s", lease_name), "POD_NAME=laptop-run"));
+
+    h_assert_exit(r, 0);
+    cr_assert(led(&r), "stderr does not say it led\n%s", h_describe(&r));
+    h_assert_lacks(r, r.err, token);
+    cr_assert(h_table_exists("a"));
+    char *lease = lease_json();
+    cr_assert_not_null(lease, "Lease %s does not exist after the run", lease_name);
+    cr_assert(lease_released(lease), "the Lease is still held after the run: %s", lease);
+    audit_sync();
+    /* Taken (created) and released (updated) with the kubeconfig's token. */
+    cr_assert_eq(
+        audit_count(0,
+                    (struct audit_q){.sa = sa, .lease = lease_name, .verb = "create", .code = 201}),
+        1, "the kubeconfig's token did not create Lease %s\n%s", lease_name, h_describe(&r));
+    cr_assert(
+        audit_count(
+            0, (struct audit_q){.sa = sa, .lease = lease_name, .verb = "update", .code = 200}) >= 1,
+        "the kubeconfig's token did not release Lease %s\n%s", lease_name, h_describe(&r));
+}
+
 /* ---- 3. races ---- */
 
 /* n runs started at once on migrations pending versions, each taking sleep_ms, so that

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/kubeconfig.h"
 #include "err/mem.h"
 #include "fixture.h"
 #include "kube/kube.h"
@@ -309,6 +310,201 @@ Test(kube, event_is_created_on_the_pod)
     rg_kube_free(k);
 }
 
+/* A client from a kubeconfig's values, as cmd/rollgate builds it outside a cluster. */
+static struct rg_kube *kubeconfig_client(const struct rg_kubeconfig *kc)
+{
+    struct rg_kube_opts opts = {
+        .server = kc->server,
+        .namespace_ = kc->namespace_,
+        .ca_file = kc->ca_file,
+        .ca_pem = kc->ca_pem,
+        .token = kc->token,
+        .token_file = kc->token_file,
+        .cert_file = kc->cert_file,
+        .cert_pem = kc->cert_pem,
+        .key_file = kc->key_file,
+        .key_pem = kc->key_pem,
+        .request_timeout_ms = TIMEOUT_MS,
+        .retry_budget_ms = BUDGET_MS,
+    };
+    struct rg_kube *k = NULL;
+    struct rg_err err = {RG_OK, ""};
+
+    cr_assert_eq(rg_kube_new(&k, &opts, &err), 0, "%s", err.msg);
+    return k;
+}
+
+/* Create, get, update and release a Lease in TEST_NS through k. */
+static void assert_lease_round_trip(struct rg_kube *k, const char *prefix)
+{
+    struct rg_lease_record want = record("laptop", 0), got, read;
+    struct rg_err err = {RG_OK, ""};
+    char name[64];
+
+    fx_name(name, sizeof(name), prefix);
+    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    cr_assert_not(read.exists);
+    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(got.holder, "laptop");
+    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    cr_assert(read.exists);
+    cr_assert_str_eq(read.resource_version, got.resource_version);
+    want = read;
+    want.holder[0] = '\0';
+    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(got.holder, "");
+    cr_assert_str_neq(got.resource_version, read.resource_version);
+}
+
+Test(kube, kubeconfig_with_a_client_certificate_file_manages_leases)
+{
+    char *path = fx_cluster_file("admin.kubeconfig");
+    struct rg_kubeconfig kc;
+    struct rg_lease_record rec;
+    struct rg_err err = {RG_OK, ""};
+    struct rg_kube *k;
+
+    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    cr_assert_not_null(kc.cert_file);
+    cr_assert_null(kc.token);
+    k = kubeconfig_client(&kc);
+    cr_assert_str_eq(rg_kube_namespace(k), TEST_NS);
+    assert_lease_round_trip(k, "kc-cert");
+    /* The admin certificate (system:masters) is what was sent: the service account would
+     * get 403 in kube-system, the admin reads a missing Lease. */
+    cr_assert_eq(rg_kube_lease_get(k, "kube-system", "rollgate-none", &rec, &err), 0, "%s",
+                 err.msg);
+    cr_assert_not(rec.exists);
+    rg_kube_free(k);
+    rg_config_kubeconfig_free(&kc);
+    free(path);
+}
+
+Test(kube, kubeconfig_pem_data_is_used_as_curl_blobs)
+{
+    char *ca = fx_cluster_file("ca.crt"), *crt = fx_cluster_file("admin.crt"),
+         *key = fx_cluster_file("admin.key"), *path = fx_cluster_file("admin.kubeconfig");
+    struct rg_kubeconfig kc;
+    struct rg_err err = {RG_OK, ""};
+    struct rg_kube *k;
+
+    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    /* The data forms, decoded, as rg_config_read_kubeconfig hands them over. */
+    kc.ca_pem = fx_read(ca);
+    kc.cert_pem = fx_read(crt);
+    kc.key_pem = fx_read(key);
+    free(kc.ca_file);
+    free(kc.cert_file);
+    free(kc.key_file);
+    kc.ca_file = kc.cert_file = kc.key_file = NULL;
+    k = kubeconfig_client(&kc);
+    assert_lease_round_trip(k, "kc-blob");
+    rg_kube_free(k);
+    rg_config_kubeconfig_free(&kc);
+    free(ca);
+    free(crt);
+    free(key);
+    free(path);
+}
+
+/* A kubeconfig for the cluster's server and CA with a token user (user_line). */
+static char *token_kubeconfig(const char *user_line)
+{
+    char *admin = fx_cluster_file("admin.kubeconfig"), *text = fx_read(admin),
+         *ca = fx_cluster_file("ca.crt"), *server = strstr(text, "server: "), *path, *content;
+
+    cr_assert_not_null(server);
+    server += strlen("server: ");
+    server[strcspn(server, "\n")] = '\0';
+    path = rg_asprintf("%s/token.kubeconfig", fx.tmp);
+    content = rg_asprintf("apiVersion: v1\n"
+                          "kind: Config\n"
+                          "clusters:\n"
+                          "- name: c\n"
+                          "  cluster:\n"
+                          "    server: %s\n"
+                          "    certificate-authority: %s\n"
+                          "users:\n"
+                          "- name: sa\n"
+                          "  user:\n"
+                          "    %s\n"
+                          "contexts:\n"
+                          "- name: ctx\n"
+                          "  context: {cluster: c, user: sa, namespace: " TEST_NS "}\n"
+                          "current-context: ctx\n",
+                          server, ca, user_line);
+    fx_write(path, content);
+    free(content);
+    free(ca);
+    free(text);
+    free(admin);
+    return path;
+}
+
+Test(kube, kubeconfig_with_a_token_manages_leases_as_the_service_account)
+{
+    char *token = fx_new_token(), *line = rg_asprintf("token: %s", token),
+         *path = token_kubeconfig(line);
+    struct rg_kubeconfig kc;
+    struct rg_lease_record rec;
+    struct rg_err err = {RG_OK, ""};
+    struct rg_kube *k;
+
+    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    cr_assert_null(kc.cert_file);
+    k = kubeconfig_client(&kc);
+    assert_lease_round_trip(k, "kc-token");
+    /* The token is the service account's: denied where it has no Role. */
+    cr_assert_eq(rg_kube_lease_get(k, "kube-system", "rollgate", &rec, &err), -1);
+    cr_assert_eq(err.code, RG_EAPIDENIED, "%d %s", err.code, err.msg);
+    cr_assert_not_null(strstr(err.msg, "system:serviceaccount:" TEST_NS ":rollgate"), "%s",
+                       err.msg);
+    cr_assert_null(strstr(err.msg, token), "%s", err.msg);
+    rg_kube_free(k);
+    rg_config_kubeconfig_free(&kc);
+    free(path);
+    free(line);
+    free(token);
+}
+
+Test(kube, kubeconfig_token_file_is_used)
+{
+    char *sa_token = fx_sa_file("token"), *line = rg_asprintf("tokenFile: %s", sa_token),
+         *path = token_kubeconfig(line);
+    struct rg_kubeconfig kc;
+    struct rg_err err = {RG_OK, ""};
+    struct rg_kube *k;
+
+    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(kc.token_file, sa_token);
+    k = kubeconfig_client(&kc);
+    assert_lease_round_trip(k, "kc-tokenfile");
+    rg_kube_free(k);
+    rg_config_kubeconfig_free(&kc);
+    free(path);
+    free(line);
+    free(sa_token);
+}
+
+Test(kube, kubeconfig_token_refused_says_so_without_showing_it)
+{
+    char *path = token_kubeconfig("token: not-a-real-token-4242");
+    struct rg_kubeconfig kc;
+    struct rg_lease_record rec;
+    struct rg_err err = {RG_OK, ""};
+    struct rg_kube *k;
+
+    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    k = kubeconfig_client(&kc);
+    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(err.code, RG_EAPIDENIED, "%d %s", err.code, err.msg);
+    cr_assert_not_null(strstr(err.msg, "the kubeconfig's token was refused"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "not-a-real-token-4242"), "%s", err.msg);
+    rg_kube_free(k);
+    rg_config_kubeconfig_free(&kc);
+    free(path);
+}
+
 Test(kube, forbidden_namespace_is_denied_with_the_status_message)
 {
     struct rg_kube *k = client();
@@ -414,13 +610,11 @@ Test(kube, new_checks_its_files_and_options)
     char *saved = fx_read(ca);
 
     opts.host = NULL;
-    opts.kubeconfig = "/root/.kube/config";
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG);
-    cr_assert_str_eq(err.msg, "kubeconfig is not supported yet; run in a cluster");
+    cr_assert_not_null(strstr(err.msg, "no kubeconfig server"), "%s", err.msg);
     cr_assert_null(k);
     opts.host = "127.0.0.1";
-    opts.kubeconfig = NULL;
 
     opts.port = "https";
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
