@@ -208,6 +208,8 @@ static int write_lease(struct rg_kube *k, bool update, const char *ns, const cha
     struct rg_kube_response resp = {0, NULL, 0};
     const char *method = update ? "PUT" : "POST";
     char *path = NULL, *body = NULL;
+    size_t sent;
+    bool retried;
     int rc = -1;
 
     memset(got, 0, sizeof(*got));
@@ -215,11 +217,22 @@ static int write_lease(struct rg_kube *k, bool update, const char *ns, const cha
         lease_path(ns, update ? name : NULL, &path, err) != 0)
         goto out;
     body = lease_body(k, ns, name, want, update);
+    sent = rg_kube_requests(k);
     if (rg_kube_call(k, method, path, body, &resp, err) != 0)
         goto out;
+    retried = rg_kube_requests(k) - sent > 1;
     /* 409: created meanwhile, or updated since want was read. 404 on update: deleted since
      * it was read, which also means "read it again". */
     if (resp.status == 409 || (update && resp.status == 404)) {
+        /* After a retry the 409 may answer our own first attempt, whose reply was lost:
+         * then the Lease holds exactly what we wrote, and the write succeeded. */
+        if (retried && rg_kube_lease_get(k, ns, name, got, err) == 0 && got->exists &&
+            strcmp(got->holder, want->holder) == 0 &&
+            strcmp(got->renew_time, want->renew_time) == 0) {
+            rc = 0;
+            goto out;
+        }
+        memset(got, 0, sizeof(*got));
         rc = 1;
         goto out;
     }
