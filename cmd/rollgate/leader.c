@@ -247,8 +247,11 @@ static void *renew(void *arg)
         struct rg_err err = {0};
         bool held = false;
 
+        /* The whole attempt, however the API answers, ends by the renew deadline. */
+        rg_kube_set_deadline(l->kube, l->lease.renewed_at_ms + l->cfg->lease.renew_deadline_ms);
         if (rg_lease_try(&l->lease, &held, &err) < 0)
             RG_WARN("lease renewal failed" RG_F "error=%s", err.msg);
+        rg_kube_set_deadline(l->kube, 0);
         if (held)
             continue;
         if (rg_lease_renew_overdue(&l->lease) || rg_lease_other_valid(&l->lease)) {

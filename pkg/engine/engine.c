@@ -510,7 +510,10 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store,
         rc = execute(&p->r, res, err);
     if (lock->release(lock->ctx, rc == 0, &lost, &release_err) < 0)
         RG_WARN("could not release the lease" RG_F "error=%s", release_err.msg);
-    if (lost) {
+    if (lost && rc == 0) {
+        /* Every step had committed before the loss was noticed: the work is done. */
+        RG_WARN("the lease was lost after the work had committed; the run succeeded");
+    } else if (lost) {
         rg_err_set(err, RG_ELEASE,
                    "lost the lease while leading (its renewal failed past the renew deadline, "
                    "or another holder appeared): the running migration was cancelled and "

@@ -102,6 +102,22 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     return atomic_load(&k->cancelled) ? 1 : 0;
 }
 
+/* Counts the requests libcurl sends in one perform: on a reused connection that turns
+ * out dead it resends a request by itself, and that first attempt may have reached the
+ * server (a create that succeeded, its answer lost). Only headers going out are looked
+ * at; nothing is printed or kept. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userdata)
+{
+    size_t *sent = userdata;
+
+    (void)h;
+    (void)data;
+    (void)size;
+    if (type == CURLINFO_HEADER_OUT)
+        (*sent)++;
+    return 0;
+}
+
 static struct curl_slist *add_header(struct curl_slist *list, const char *header)
 {
     struct curl_slist *l = curl_slist_append(list, header);
@@ -184,9 +200,9 @@ static CURLcode set_options(struct rg_kube *k, const char *method, const char *u
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     if (!c)
-        c = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)k->request_timeout_ms);
+        c = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)k->attempt_timeout_ms);
     if (!c)
-        c = curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)k->request_timeout_ms);
+        c = curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)k->attempt_timeout_ms);
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_USERAGENT, "rollgate/" RG_VERSION);
     if (!c)
@@ -199,6 +215,12 @@ static CURLcode set_options(struct rg_kube *k, const char *method, const char *u
         c = curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    if (!c)
+        c = curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+    if (!c)
+        c = curl_easy_setopt(h, CURLOPT_DEBUGDATA, &k->sent);
+    if (!c)
+        c = curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     if (!c)
         c = curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (!c)
@@ -283,8 +305,10 @@ static enum outcome attempt(struct rg_kube *k, const char *method, const char *p
         goto out;
     }
     k->curl_error[0] = '\0';
-    atomic_fetch_add(&k->requests, 1);
+    k->sent = 0;
     c = curl_easy_perform(k->curl);
+    /* One attempt, plus any request libcurl sent again by itself. */
+    atomic_fetch_add(&k->requests, k->sent > 1 ? k->sent : 1);
     if (c == CURLE_ABORTED_BY_CALLBACK) {
         rg_err_set(err, RG_ESIGNAL, "%s %s: cancelled", method, url);
         goto out;
@@ -344,6 +368,10 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
 {
     char *url = rg_asprintf("%s%s", k->base_url, path);
     int64_t start = now_ms(), backoff = BACKOFF_FIRST_MS;
+    /* The budget ends early at the caller's deadline (a renewal's renew deadline). */
+    int64_t end = k->deadline_ms && k->deadline_ms < start + k->retry_budget_ms
+                      ? k->deadline_ms
+                      : start + k->retry_budget_ms;
     int rc = -1;
 
     resp->status = 0;
@@ -357,6 +385,12 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
             rg_err_set(err, RG_ESIGNAL, "%s %s: cancelled", method, url);
             goto out;
         }
+        k->attempt_timeout_ms =
+            end - now_ms() < k->request_timeout_ms ? end - now_ms() : k->request_timeout_ms;
+        if (k->attempt_timeout_ms <= 0) {
+            rg_err_set(err, RG_EAPI, "%s %s: no time left before the deadline", method, url);
+            goto out;
+        }
         o = attempt(k, method, path, url, payload, resp, &retry_after_ms, err);
         if (o == DONE)
             break;
@@ -366,7 +400,7 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
         wait = backoff + rand_r(&k->jitter_seed) % (backoff / 4 + 1);
         if (retry_after_ms > wait)
             wait = retry_after_ms;
-        if (now_ms() - start + wait > k->retry_budget_ms) {
+        if (now_ms() + wait > end) {
             rg_err_prefix(err, "Kubernetes API unavailable after %d attempt%s", attempts,
                           attempts == 1 ? "" : "s");
             goto out;

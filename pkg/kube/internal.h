@@ -30,7 +30,9 @@ struct rg_kube {
     char *namespace;
     int64_t request_timeout_ms;
     int64_t retry_budget_ms;
-    unsigned jitter_seed; /* rand_r state: the client is used by one thread at a time */
+    int64_t deadline_ms;        /* monotonic; 0: none (rg_kube_set_deadline) */
+    int64_t attempt_timeout_ms; /* this attempt's: the request timeout, or less near the deadline */
+    unsigned jitter_seed;       /* rand_r state: the client is used by one thread at a time */
     char curl_error[CURL_ERROR_SIZE];
     /* The last Lease object the server returned, so an update sends back what it does not
      * know about (labels, annotations, owner references, newer spec fields) as client-go's
@@ -39,6 +41,7 @@ struct rg_kube {
     /* The only fields another thread touches. */
     atomic_bool cancelled;
     atomic_size_t requests;
+    size_t sent; /* headers libcurl sent during the current perform */
 };
 
 /* A response the caller judges: 2xx, or a 4xx other than 401/403. */

@@ -351,6 +351,11 @@ void rg_kube_cancel(struct rg_kube *k)
     atomic_store(&k->cancelled, true);
 }
 
+void rg_kube_set_deadline(struct rg_kube *k, int64_t monotonic_ms)
+{
+    k->deadline_ms = monotonic_ms;
+}
+
 size_t rg_kube_requests(const struct rg_kube *k)
 {
     /* C11's atomic_load takes a non-const pointer; reading does not modify. */

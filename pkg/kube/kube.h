@@ -55,6 +55,10 @@ const char *rg_kube_namespace(const struct rg_kube *k);
 /* Safe from another thread: stops retries and a request in flight (curl checks about once a
  * second or sooner), and makes later calls fail with RG_ESIGNAL at once. */
 void rg_kube_cancel(struct rg_kube *k);
+/* Calls from now on give up (RG_EAPI) at this monotonic time (CLOCK_MONOTONIC, ms),
+ * whatever their own retry budget says; 0 removes it. A leader's renewal must be over by
+ * its renew deadline, as in client-go. */
+void rg_kube_set_deadline(struct rg_kube *k, int64_t monotonic_ms);
 /* HTTP requests sent so far (retries included), for logs and tests. */
 size_t rg_kube_requests(const struct rg_kube *k);
 
