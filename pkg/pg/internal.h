@@ -11,6 +11,7 @@
 #define SQLSTATE_UNDEFINED_TABLE "42P01"
 #define SQLSTATE_UNDEFINED_SCHEMA "3F000"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+#define SQLSTATE_QUERY_CANCELED "57014"
 /* CREATE INDEX CONCURRENTLY, VACUUM... cannot run inside a transaction block. */
 #define SQLSTATE_ACTIVE_SQL_TRANSACTION "25001"
 /* Raised by rollgate itself when the re-check under the lock finds the step done. */

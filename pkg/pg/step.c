@@ -275,8 +275,16 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
 static void mark_failed(struct rg_pg *pg, const char *key)
 {
     char *sql = rg_asprintf("UPDATE %s SET state = 'failed' WHERE %s", pg->table, key);
-    if (PQstatus(pg->conn) == CONNECTION_OK)
-        PQclear(PQexec(pg->conn, sql));
+
+    /* A cancel request is asynchronous: sent for the statement that stopped, it can land
+     * on this UPDATE instead. Trying again is safe, and a later one it cannot hit. */
+    for (int tries = 0; tries < 3 && PQstatus(pg->conn) == CONNECTION_OK; tries++) {
+        PGresult *res = PQexec(pg->conn, sql);
+        bool cancelled = rg_pg_state_is(res, SQLSTATE_QUERY_CANCELED);
+        PQclear(res);
+        if (!cancelled)
+            break;
+    }
     free(sql);
 }
 
