@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,14 +266,16 @@ static void *renew(void *arg)
     return NULL;
 }
 
-static int acquire(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_err *err),
+static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
     struct rg_leader *l = ctx;
     int64_t start = monotonic_ms(NULL);
+    size_t before = SIZE_MAX;
 
     for (;;) {
-        bool acquired = false, left = true;
+        bool acquired = false;
+        size_t left = 0;
         int64_t next_try;
 
         if (rg_lease_try(&l->lease, &acquired, err) < 0)
@@ -300,7 +303,9 @@ static int acquire(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_
          * that lost the race leaves no record observed: its winner holds it from now. */
         next_try = monotonic_ms(NULL) + (l->lease.observed.exists ? rg_lease_expires_in(&l->lease)
                                                                   : l->cfg->lease.duration_ms);
-        RG_INFO("waiting: another run holds the lease" RG_F "holder=%s", l->lease.observed.holder);
+        if (before == SIZE_MAX)
+            RG_INFO("waiting: another run holds the lease" RG_F "holder=%s",
+                    l->lease.observed.holder);
         /* The database first, at least once: a holder seen releasing (an empty record,
          * due now) has usually just finished the work. */
         do {
@@ -310,6 +315,13 @@ static int acquire(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_
                 *outcome = RG_LOCK_DONE_ELSEWHERE;
                 return 0;
             }
+            /* While the leader makes progress the database shows it alive. When it shows
+             * none (a long migration, or a dead leader), read the Lease every retry period,
+             * so that the last renewal is seen soon after it happened and a dead holder is
+             * taken over within its duration and a retry period. */
+            if (left >= before)
+                next_try = monotonic_ms(NULL);
+            before = left;
             if (monotonic_ms(NULL) - start >= l->cfg->lease.wait_timeout_ms) {
                 rg_err_set(err, RG_ELEASE,
                            "the lease is still held by %s after lease.waitTimeout, and "

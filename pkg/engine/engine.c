@@ -481,15 +481,15 @@ struct waiting {
 
 /* For a run waiting on the leader: whether schema or repeatable steps remain. Data
  * scripts do not count: the leader's run has just run them. */
-static int work_left(void *arg, bool *left, struct rg_err *err)
+static int work_left(void *arg, size_t *left, struct rg_err *err)
 {
     const struct waiting *w = arg;
     struct pass p;
     int ret = prepare(w->store, w->src, w->opts, &p, err);
 
-    *left = false;
+    *left = 0;
     for (size_t i = 0; ret == 0 && i < p.r.n; i++)
-        *left |= p.r.steps[i].kind != RG_KIND_DATA;
+        *left += p.r.steps[i].kind != RG_KIND_DATA;
     pass_free(&p);
     return ret;
 }

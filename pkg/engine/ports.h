@@ -115,9 +115,10 @@ enum rg_lock_outcome {
 struct rg_lock {
     void *ctx;
     /* Becomes the leader, or waits on the database while another run leads: work_left
-     * (the engine's) says whether schema or repeatable steps remain; once it says none,
-     * the lock returns RG_LOCK_DONE_ELSEWHERE without ever having led. */
-    int (*acquire)(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_err *err),
+     * (the engine's) says how many schema or repeatable steps remain (fewer each time: the
+     * leader is making progress); once none, the lock returns RG_LOCK_DONE_ELSEWHERE
+     * without ever having led. */
+    int (*acquire)(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err);
     /* Gives the lock up after leading; *lost says whether it was lost while leading (its
      * renewal failed or another holder appeared), in which case the running statement was

@@ -570,11 +570,11 @@ struct fake_lock {
     int polls;
 };
 
-static int fake_acquire(void *ctx, int (*work_left)(void *arg, bool *left, struct rg_err *err),
+static int fake_acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
                         void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
     struct fake_lock *l = ctx;
-    bool left = true;
+    size_t left = 1;
     l->acquired++;
     if (l->grant) {
         *outcome = RG_LOCK_LEADER;
