@@ -173,6 +173,16 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         rg_pg_one_line(line, sizeof(line), pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
         PQfinish(pg->conn);
         pg->conn = NULL;
+        /* No user given and none to be found: a static binary in an image without
+         * /etc/passwd. Waiting cannot fix that. */
+        if (strstr(line, "could not look up local user ID")) {
+            rg_err_set(err, RG_ECONFIG,
+                       "database.url: no database user given, and this system cannot name the "
+                       "current one (%s); put the user in the URL (postgresql://USER@host/db) "
+                       "or set PGUSER",
+                       line);
+            return -1;
+        }
         if (rg_pg_now_ms() + backoff > deadline) {
             rg_err_set(err, RG_EDATABASE, "could not connect to the database after %d attempts: %s",
                        attempt, line);
