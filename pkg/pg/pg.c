@@ -173,9 +173,9 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         rg_pg_one_line(line, sizeof(line), pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
         PQfinish(pg->conn);
         pg->conn = NULL;
-        /* No user given and none to be found: a static binary in an image without
-         * /etc/passwd. Waiting cannot fix that. */
-        if (strstr(line, "could not look up local user ID")) {
+        /* No user given and none to be found (libpq's two wordings): a static binary in an
+         * image without /etc/passwd, or a uid with no entry. Waiting cannot fix that. */
+        if (strstr(line, "could not look up local user ID") || strstr(line, "local user with ID")) {
             rg_err_set(err, RG_ECONFIG,
                        "database.url: no database user given, and this system cannot name the "
                        "current one (%s); put the user in the URL (postgresql://USER@host/db) "

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -306,4 +307,23 @@ Test(config, config_error_summary_reaches_the_termination_log)
 
     h_assert_exit(r, 3);
     h_assert_has(r, r.termlog, "ROLLGATE_LEASE_DURATION");
+}
+
+Test(config, no_database_user_and_none_to_look_up_exits_3_at_once)
+{
+    /* A user id with no /etc/passwd entry, as in a scratch image: libpq cannot name a
+     * default user. Retrying cannot help, so this is configuration, not "unavailable". */
+    const char *hostport = h_db_hostport();
+    char *url =
+        h_fmt("ROLLGATE_DATABASE_URL=postgresql://%s/%s?sslmode=disable", hostport, h_db_name());
+    const char *bin = getenv("RG_TEST_BIN");
+    cr_assert_not_null(bin, "RG_TEST_BIN is not set");
+
+    struct h_result r =
+        h_cmd(H_ARGS("setpriv", "--reuid=54321", "--regid=54321", "--clear-groups", "env", "-i",
+                     "PATH=/usr/bin:/bin", url, "ROLLGATE_DATABASE_CONNECT_RETRY=5m",
+                     "ROLLGATE_TERMINATION_LOG=", bin, "version"));
+
+    h_assert_exit(r, 3);
+    h_assert_has(r, r.err, "no database user given");
 }
