@@ -69,45 +69,9 @@ find_cached_prefix() {
     done
 }
 
-export DEBIAN_FRONTEND=noninteractive
-apt_updated=false
-apt_update() {
-    $apt_updated && return 0
-    log "apt-get update"
-    apt-get update -qq >&2
-    apt_updated=true
-}
-
-# deb-src is off on stock Debian 12 images. Add it in a file of our own (never editing the
-# image's debian.sources), copied from the image's deb822 file so the same mirror and keyring
-# are used; skipped when any deb-src is already configured. (As in scripts/kube-apiserver.sh.)
-enable_deb_src() {
-    local f=/etc/apt/sources.list.d/rollgate-deb-src.sources
-    if grep -Eqs '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' \
-        /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; then
-        return 0
-    fi
-    log "enabling deb-src in $f"
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        sed -E 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$f.tmp"
-    else
-        cat >"$f.tmp" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    fi
-    mv "$f.tmp" "$f"
-    apt_updated=false # the new source needs its index
-}
+# apt_update, enable_deb_src
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 # Build tools and Debian's static libraries; dpkg-dev unpacks source packages (and pulls in
 # patch), bzip2 and xz-utils decompress them, file reports on the result.

@@ -47,45 +47,9 @@ if cached_ok; then
     exit 0
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-apt_updated=false
-apt_update() {
-    $apt_updated && return 0
-    log "apt-get update"
-    apt-get update -qq >&2
-    apt_updated=true
-}
-
-# deb-src is off on stock Debian 12 images. Add it in a file of our own (never editing the
-# image's debian.sources), copied from the image's deb822 file so the same mirror and keyring
-# are used; skipped when any deb-src is already configured.
-enable_deb_src() {
-    local f=/etc/apt/sources.list.d/rollgate-deb-src.sources
-    if grep -Eqs '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' \
-        /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; then
-        return 0
-    fi
-    log "enabling deb-src in $f"
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        sed -E 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$f.tmp"
-    else
-        cat >"$f.tmp" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    fi
-    mv "$f.tmp" "$f"
-    apt_updated=false # the new source needs its index
-}
+# apt_update, enable_deb_src
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 # golang-go is Go 1.19 (the tree wants >= 1.15); dpkg-dev unpacks the source package;
 # rsync is used by hack/lib/golang.sh to copy binaries into _output.
