@@ -29,11 +29,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kube_fixture.h"
 
-#define NS "rollgate-test"
 #define PROXY_SCRIPT "test/tools/faultproxy.py"
-/* Bounds on waits for something that must happen; never reached when all is well. */
-#define LONG_MS (120 * 1000)
 /* Runs that must get through the faults: a retry budget (the renew deadline) with room for
  * the waits the faults cause; requests time out after 3s (half of it). */
 #define OK_DURATION "ROLLGATE_LEASE_DURATION=8s"
@@ -45,130 +43,32 @@
 #define FAIL_RETRY "ROLLGATE_LEASE_RETRY_PERIOD=500ms"
 #define FAIL_BUDGET_MS 3000
 
-static const char *kdir; /* RG_TEST_KUBE_DIR */
-static char *kport;      /* the API server's port */
-static char *tag;        /* random hex naming this test's objects */
-static char *lease_name; /* this test's Lease */
-static char *sa_dir;     /* this test's service-account directory */
-static pid_t proxy_pid;  /* the running proxy, or 0 */
-static int proxy_port;   /* its port */
-static char *proxy_log;  /* its request log */
-static char *proxy_ctl;  /* its control file */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
-
-static char *kfile(const char *name)
-{
-    return h_fmt("%s/%s", kdir, name);
-}
-
-static char *trim(char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
-        s[--n] = '\0';
-    return s;
-}
+static pid_t proxy_pid; /* the running proxy, or 0 */
+static int proxy_port;  /* its port */
+static char *proxy_log; /* its request log */
+static char *proxy_ctl; /* its control file */
 
 /* ---- the API server, as the cluster's admin (directly, not through the proxy) ---- */
-
-struct api {
-    int status;
-    char *body;
-};
-
-static struct api admin_want(const char *method, const char *path, const char *body, int want)
-{
-    const char *url = h_fmt("https://127.0.0.1:%s%s", kport, path);
-    struct h_result r =
-        h_cmd(H_ARGS("curl", "-sS", "--cacert", kfile("ca.crt"), "--cert", kfile("admin.crt"),
-                     "--key", kfile("admin.key"), "-X", method, "-H", "Accept: application/json",
-                     "-H", "Content-Type: application/json", "--data-binary", body ? body : "",
-                     "-w", "\n%{http_code}", url));
-    cr_assert(r.exited && r.code == 0, "curl %s %s failed\n%s", method, path, h_describe(&r));
-    char *nl = strrchr(r.out, '\n');
-    cr_assert_not_null(nl, "curl %s %s: no status line in %s", method, path, r.out);
-    *nl = '\0';
-    struct api a = {atoi(nl + 1), r.out};
-    cr_assert(want == 0 || a.status == want, "%s %s: status %d, want %d: %s", method, path,
-              a.status, want, a.body);
-    return a;
-}
 
 /* The holder of this test's Lease; NULL when there is no Lease, "" when it is released. */
 static char *lease_holder(void)
 {
-    struct api a = admin_want(
-        "GET", h_fmt("/apis/coordination.k8s.io/v1/namespaces/" NS "/leases/%s", lease_name), NULL,
+    struct kf_api a = kf_admin(
+        "GET", h_fmt("/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases/%s", kf_lease), NULL,
         0);
     if (a.status == 404)
         return NULL;
-    cr_assert_eq(a.status, 200, "GET Lease %s: %d: %s", lease_name, a.status, a.body);
+    cr_assert_eq(a.status, 200, "GET Lease %s: %d: %s", kf_lease, a.status, a.body);
     char *holder = h_json(a.body, "{spec,holderIdentity}");
     return holder ? holder : "";
 }
 
 /* A ServiceAccount bound to the smoke test's Role (leases get/create/update), a token for
- * it, and a service-account directory as the kubelet projects one. Returns once RBAC lets
- * it get leases (the authorizer's cache may lag the RoleBinding). */
+ * it, and a service-account directory as the kubelet projects one, which kf_env uses. */
 static void make_sa_dir(void)
 {
-    char *sa = h_fmt("ft-%s", tag);
-    admin_want("POST", "/api/v1/namespaces/" NS "/serviceaccounts",
-               h_fmt("{\"apiVersion\":\"v1\",\"kind\":\"ServiceAccount\","
-                     "\"metadata\":{\"name\":\"%s\"}}",
-                     sa),
-               201);
-    admin_want("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/" NS "/rolebindings",
-               h_fmt("{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"RoleBinding\","
-                     "\"metadata\":{\"name\":\"%s\"},\"roleRef\":{\"apiGroup\":"
-                     "\"rbac.authorization.k8s.io\",\"kind\":\"Role\",\"name\":\"rollgate\"},"
-                     "\"subjects\":[{\"kind\":\"ServiceAccount\",\"name\":\"%s\","
-                     "\"namespace\":\"" NS "\"}]}",
-                     sa, sa),
-               201);
-    int64_t deadline = mono_ms() + LONG_MS;
-    for (;;) {
-        struct api a = admin_want(
-            "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-            h_fmt("{\"apiVersion\":\"authorization.k8s.io/v1\",\"kind\":\"SubjectAccessReview\","
-                  "\"spec\":{\"user\":\"system:serviceaccount:" NS ":%s\",\"groups\":["
-                  "\"system:serviceaccounts\",\"system:serviceaccounts:" NS "\","
-                  "\"system:authenticated\"],\"resourceAttributes\":{\"namespace\":\"" NS "\","
-                  "\"verb\":\"update\",\"group\":\"coordination.k8s.io\",\"resource\":"
-                  "\"leases\"}}}",
-                  sa),
-            201);
-        char *allowed = h_json(a.body, "{status,allowed}");
-        if (allowed && strcmp(allowed, "true") == 0)
-            break;
-        cr_assert(mono_ms() < deadline, "RBAC never let %s update leases", sa);
-        nap_ms(100);
-    }
-    struct api t =
-        admin_want("POST", h_fmt("/api/v1/namespaces/" NS "/serviceaccounts/%s/token", sa),
-                   "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\","
-                   "\"spec\":{\"expirationSeconds\":3600}}",
-                   201);
-    char *token = h_json(t.body, "{status,token}");
-    cr_assert(token && *token, "no token in %s", t.body);
-    sa_dir = h_tmp_path("sa");
-    cr_assert(mkdir(sa_dir, 0755) == 0, "mkdir %s: %s", sa_dir, strerror(errno));
-    h_write_file(h_fmt("%s/token", sa_dir), token);
-    h_write_file(h_fmt("%s/ca.crt", sa_dir), h_read_file(kfile("ca.crt")));
-    h_write_file(h_fmt("%s/namespace", sa_dir), NS);
+    char *sa = kf_make_sa(h_fmt("ft-%s", kf_tag), "rollgate", "update");
+    kf_sa_dir = kf_make_sa_dir("sa", kf_token_for(sa, NULL));
 }
 
 /* ---- the proxy ---- */
@@ -223,9 +123,9 @@ static void proxy_start(const char *match, ...)
     argv[n++] = "python3";
     argv[n++] = h_fmt("%s/" PROXY_SCRIPT, repo_root());
     argv[n++] = "--upstream";
-    argv[n++] = h_fmt("127.0.0.1:%s", kport);
+    argv[n++] = h_fmt("127.0.0.1:%s", kf_port);
     argv[n++] = "--ca-dir";
-    argv[n++] = kdir;
+    argv[n++] = kf_dir;
     argv[n++] = "--work";
     argv[n++] = dir;
     argv[n++] = "--log";
@@ -273,7 +173,7 @@ static void proxy_start(const char *match, ...)
     }
     close(fd);
     proxy_pid = pid;
-    int64_t deadline = mono_ms() + LONG_MS;
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
     while (access(port_file, R_OK) != 0) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -281,8 +181,8 @@ static void proxy_start(const char *match, ...)
             cr_assert_fail("the fault proxy ended before listening (status %d):\n%s", status,
                            h_read_file(out));
         }
-        cr_assert(mono_ms() < deadline, "the fault proxy did not listen:\n%s", h_read_file(out));
-        nap_ms(50);
+        cr_assert(kf_mono_ms() < deadline, "the fault proxy did not listen:\n%s", h_read_file(out));
+        kf_nap_ms(50);
     }
     proxy_port = atoi(h_read_file(port_file));
     cr_assert(proxy_port > 0, "bad port in %s", port_file);
@@ -363,54 +263,11 @@ static bool went_through(const struct preq *r)
 
 /* ---- runs ---- */
 
-/* The environment of a pod talking to the API through the proxy: this test's database,
- * migrations, service-account directory and Lease, lease mode kubernetes. The extras
- * (NULL-terminated) come first and replace a default of the same name. */
-static const char *const *pod_env(const char *first, ...)
+/* The port of the proxy, for kf_env: pods here talk to the API through it. */
+static const char *proxy(void)
 {
-    static const char *env[40];
-    size_t k = 0;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *e = first; e; e = va_arg(ap, const char *)) {
-        cr_assert(k < 20);
-        env[k++] = e;
-    }
-    va_end(ap);
-    cr_assert_not_null(sa_dir, "pod_env before make_sa_dir");
-    cr_assert(proxy_port > 0, "pod_env before proxy_start");
-    const char *defaults[] = {
-        h_env_url(),
-        h_env_dir(),
-        "KUBERNETES_SERVICE_HOST=127.0.0.1",
-        h_fmt("KUBERNETES_SERVICE_PORT=%d", proxy_port),
-        h_fmt("ROLLGATE_LEASE_SERVICE_ACCOUNT_DIR=%s", sa_dir),
-        h_fmt("ROLLGATE_LEASE_NAME=%s", lease_name),
-        "ROLLGATE_LEASE_MODE=kubernetes",
-    };
-    size_t ne = k;
-    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
-        size_t klen = (size_t)(strchr(defaults[i], '=') - defaults[i]) + 1;
-        bool replaced = false;
-        for (size_t j = 0; j < ne; j++)
-            replaced |= strncmp(env[j], defaults[i], klen) == 0;
-        if (!replaced)
-            env[k++] = defaults[i];
-    }
-    env[k] = NULL;
-    return env;
-}
-
-static bool led(const struct h_result *r)
-{
-    return strstr(r->err, "leading") != NULL;
-}
-
-static long long history_rows(void)
-{
-    if (!h_table_exists("public.rollgate_migrations"))
-        return 0;
-    return h_count_rows("public.rollgate_migrations");
+    cr_assert(proxy_port > 0, "kf_env before proxy_start");
+    return h_fmt("%d", proxy_port);
 }
 
 /* Migrations 1..n, each creating table mN and logging its version in applied_log; the last
@@ -433,7 +290,7 @@ static void assert_each_once(int n, const struct h_result *r)
         cr_assert_eq(k, 1, "migration %d ran %lld times\n%s", v, k, h_describe(r));
         cr_assert(h_table_exists(h_fmt("m%d", v)), "table m%d is missing", v);
     }
-    cr_assert_eq(history_rows(), n, "%lld history rows, want %d", history_rows(), n);
+    cr_assert_eq(kf_history_rows(), n, "%lld history rows, want %d", kf_history_rows(), n);
 }
 
 /* Nothing of migrations 1..n applied or half applied. */
@@ -443,7 +300,7 @@ static void assert_nothing_applied(int n, const struct h_result *r)
                  h_count_rows("applied_log"), h_describe(r));
     for (int v = 1; v <= n; v++)
         cr_assert_not(h_table_exists(h_fmt("m%d", v)), "table m%d exists\n%s", v, h_describe(r));
-    cr_assert_eq(history_rows(), 0, "%lld history rows\n%s", history_rows(), h_describe(r));
+    cr_assert_eq(kf_history_rows(), 0, "%lld history rows\n%s", kf_history_rows(), h_describe(r));
 }
 
 static void assert_released(void)
@@ -453,46 +310,13 @@ static void assert_released(void)
               holder ? h_fmt("held by %s", holder) : "missing");
 }
 
-/* Waits until this test's database has a backend running a statement containing needle. */
-static bool wait_statement(const char *needle, struct h_proc *p)
-{
-    return h_wait_until(h_fmt("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
-                              "current_database() AND pid <> pg_backend_pid() AND state = "
-                              "'active' AND position('%s' in query) > 0)",
-                              needle),
-                        p, LONG_MS);
-}
-
-static PGconn *hold_advisory_lock(long long key)
-{
-    PGconn *c = PQconnectdb(h_db_url());
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, h_fmt("SELECT pg_advisory_lock(%lld)", key));
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
-    PQclear(r);
-    return c;
-}
-
 /* ---- fixture ---- */
 
 static void faults_setup(void)
 {
-    /* Checked before h_setup makes a database and a directory for the test. */
-    kdir = getenv("RG_TEST_KUBE_DIR");
-    cr_assert(kdir && *kdir,
-              "RG_TEST_KUBE_DIR is not set: the fault tests need a Kubernetes API server. "
-              "scripts/test.sh starts one; by hand: d=$(mktemp -d); "
-              "scripts/kube-test-cluster.sh start $d && scripts/kube-test-cluster.sh smoke $d; "
-              "then run with RG_TEST_KUBE_DIR=$d");
-    cr_assert(access(kfile("port"), R_OK) == 0 && access(kfile("ca.key"), R_OK) == 0,
-              "RG_TEST_KUBE_DIR=%s has no port or ca.key (the proxy signs its certificate "
-              "with the cluster's CA): run scripts/kube-test-cluster.sh start on it",
-              kdir);
-    h_setup();
-    kport = trim(h_read_file(kfile("port")));
-    tag = h_query("SELECT substr(md5(random()::text || clock_timestamp()::text), 1, 12)");
-    lease_name = h_fmt("ft-%s", tag);
-    sa_dir = NULL;
+    kf_setup("fault", "ft", "ca.key",
+             " (the proxy signs its certificate with the cluster's CA): run "
+             "scripts/kube-test-cluster.sh start on it");
     proxy_pid = 0;
     proxy_port = 0;
     make_sa_dir();
@@ -501,7 +325,7 @@ static void faults_setup(void)
 static void faults_teardown(void)
 {
     proxy_stop();
-    h_teardown();
+    kf_teardown();
 }
 
 TestSuite(faults, .init = faults_setup, .fini = faults_teardown, .timeout = 900);
@@ -510,10 +334,11 @@ TestSuite(faults, .init = faults_setup, .fini = faults_teardown, .timeout = 900)
 
 static struct h_result run_ok(const char *who)
 {
-    struct h_result r = h_run(H_ARGS("migrate"), pod_env(h_fmt("POD_NAME=%s-%s", who, tag),
-                                                         OK_DURATION, OK_DEADLINE, OK_RETRY, NULL));
+    struct h_result r =
+        h_run(H_ARGS("migrate"), kf_env(proxy(), h_fmt("POD_NAME=%s-%s", who, kf_tag), OK_DURATION,
+                                        OK_DEADLINE, OK_RETRY, NULL));
     h_assert_exit(r, 0);
-    cr_assert(led(&r), "the run did not lead\n%s", h_describe(&r));
+    cr_assert(kf_led(&r), "the run did not lead\n%s", h_describe(&r));
     return r;
 }
 
@@ -652,12 +477,13 @@ static void stays_down(const char *fault)
 {
     migrations(2, 0);
     proxy_start(NULL, fault, NULL);
-    char *who = h_fmt("down-%s-%s", fault, tag);
+    char *who = h_fmt("down-%s-%s", fault, kf_tag);
 
-    int64_t t0 = mono_ms();
-    struct h_result r = h_run(H_ARGS("migrate"), pod_env(h_fmt("POD_NAME=%s", who), FAIL_DURATION,
-                                                         FAIL_DEADLINE, FAIL_RETRY, NULL));
-    int64_t took = mono_ms() - t0;
+    int64_t t0 = kf_mono_ms();
+    struct h_result r =
+        h_run(H_ARGS("migrate"), kf_env(proxy(), h_fmt("POD_NAME=%s", who), FAIL_DURATION,
+                                        FAIL_DEADLINE, FAIL_RETRY, NULL));
+    int64_t took = kf_mono_ms() - t0;
 
     h_assert_exit(r, 9);
     h_assert_has(r, r.err, "Kubernetes API unavailable");
@@ -713,7 +539,7 @@ static PGconn *gated_migration(long long key)
                       "INSERT INTO applied_log VALUES (1);\nSELECT pg_advisory_xact_lock(%lld);\n",
                       key),
                 NULL);
-    return hold_advisory_lock(key);
+    return kf_hold_advisory_lock(key);
 }
 
 Test(faults, renewals_failing_past_the_deadline_cancel_the_migration_and_exit_8)
@@ -721,25 +547,25 @@ Test(faults, renewals_failing_past_the_deadline_cancel_the_migration_and_exit_8)
     PGconn *gate = gated_migration(7101);
     proxy_start(NULL, NULL);
     struct h_proc *p =
-        h_start(H_ARGS("migrate"), pod_env(h_fmt("POD_NAME=lost-%s", tag), FAIL_DURATION,
-                                           FAIL_DEADLINE, FAIL_RETRY, NULL));
-    cr_assert(h_proc_wait_stderr(p, "leading", LONG_MS), "the run never led");
-    cr_assert(wait_statement("pg_advisory_xact_lock(7101)", p), "the migration never started");
+        h_start(H_ARGS("migrate"), kf_env(proxy(), h_fmt("POD_NAME=lost-%s", kf_tag), FAIL_DURATION,
+                                          FAIL_DEADLINE, FAIL_RETRY, NULL));
+    cr_assert(h_proc_wait_stderr(p, "leading", KF_LONG_MS), "the run never led");
+    cr_assert(kf_wait_statement("pg_advisory_xact_lock(7101)", p), "the migration never started");
     struct preq *q;
     size_t before = proxy_requests(&q);
     free(q);
 
     proxy_plan("match leases\n503\n");
-    int64_t deadline = mono_ms() + LONG_MS;
-    while (h_proc_alive(p) && mono_ms() < deadline)
-        nap_ms(100);
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
+    while (h_proc_alive(p) && kf_mono_ms() < deadline)
+        kf_nap_ms(100);
     bool ended = !h_proc_alive(p);
     /* Still holding the gate: a statement that was not cancelled still waits on it. */
     bool cancelled = h_wait_until(
         "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND position('pg_advisory_xact_lock(7101)' in query) > 0 "
         "AND state = 'active')",
-        NULL, LONG_MS);
+        NULL, KF_LONG_MS);
     PQfinish(gate);
     struct h_result r = h_wait(p);
 
@@ -769,17 +595,16 @@ Test(faults, renewals_failing_briefly_while_leading_keep_the_lease_and_complete)
 {
     PGconn *gate = gated_migration(7102);
     proxy_start(NULL, NULL);
-    struct h_proc *p =
-        h_start(H_ARGS("migrate"),
-                pod_env(h_fmt("POD_NAME=blip-%s", tag), OK_DURATION, OK_DEADLINE, OK_RETRY, NULL));
-    cr_assert(h_proc_wait_stderr(p, "leading", LONG_MS), "the run never led");
-    cr_assert(wait_statement("pg_advisory_xact_lock(7102)", p), "the migration never started");
+    struct h_proc *p = h_start(H_ARGS("migrate"), kf_env(proxy(), h_fmt("POD_NAME=blip-%s", kf_tag),
+                                                         OK_DURATION, OK_DEADLINE, OK_RETRY, NULL));
+    cr_assert(h_proc_wait_stderr(p, "leading", KF_LONG_MS), "the run never led");
+    cr_assert(kf_wait_statement("pg_advisory_xact_lock(7102)", p), "the migration never started");
 
     proxy_plan("match leases\n503:retry-after=1:count=2\n");
     /* Until a renewal went through after both 503s. */
     bool renewed = false;
-    int64_t deadline = mono_ms() + LONG_MS;
-    while (!renewed && h_proc_alive(p) && mono_ms() < deadline) {
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
+    while (!renewed && h_proc_alive(p) && kf_mono_ms() < deadline) {
         struct preq *q;
         size_t n = proxy_requests(&q);
         size_t failed = 0;
@@ -788,7 +613,7 @@ Test(faults, renewals_failing_briefly_while_leading_keep_the_lease_and_complete)
             renewed |= failed == 2 && strcmp(q[i].method, "PUT") == 0 && q[i].status == 200;
         }
         free(q);
-        nap_ms(100);
+        kf_nap_ms(100);
     }
     bool alive = h_proc_alive(p);
     PQfinish(gate);
@@ -811,27 +636,27 @@ Test(faults, renewals_failing_after_the_work_committed_do_not_fail_the_run)
     PGconn *gate = gated_migration(7103);
     proxy_start(NULL, NULL);
     struct h_proc *p =
-        h_start(H_ARGS("migrate"), pod_env(h_fmt("POD_NAME=late-%s", tag), FAIL_DURATION,
-                                           FAIL_DEADLINE, FAIL_RETRY, NULL));
-    cr_assert(h_proc_wait_stderr(p, "leading", LONG_MS), "the run never led");
-    cr_assert(wait_statement("pg_advisory_xact_lock(7103)", p), "the migration never started");
+        h_start(H_ARGS("migrate"), kf_env(proxy(), h_fmt("POD_NAME=late-%s", kf_tag), FAIL_DURATION,
+                                          FAIL_DEADLINE, FAIL_RETRY, NULL));
+    cr_assert(h_proc_wait_stderr(p, "leading", KF_LONG_MS), "the run never led");
+    cr_assert(kf_wait_statement("pg_advisory_xact_lock(7103)", p), "the migration never started");
 
     proxy_plan("match leases\nstall\n");
     bool stalled = false;
-    int64_t deadline = mono_ms() + LONG_MS;
-    while (!stalled && h_proc_alive(p) && mono_ms() < deadline) {
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
+    while (!stalled && h_proc_alive(p) && kf_mono_ms() < deadline) {
         struct preq *q;
         size_t n = proxy_requests(&q);
         stalled = count_fault(q, n, "stall") > 0;
         free(q);
         if (!stalled)
-            nap_ms(50);
+            kf_nap_ms(50);
     }
     PQfinish(gate);
     struct h_result r = h_wait(p);
 
     cr_assert(stalled, "no renewal met the stall\n%s", h_describe(&r));
-    if (history_rows() == 1) {
+    if (kf_history_rows() == 1) {
         assert_each_once(1, &r);
         cr_assert(r.exited && r.code == 0,
                   "the migration committed, yet the run exited %d: the lease was lost only "
@@ -852,10 +677,10 @@ Test(faults, a_release_the_api_refuses_warns_and_exits_0)
     /* A fresh Lease is taken by a create; with two quick migrations no renewal is due, so
      * the only update is the release. */
     proxy_start("leases", "503:method=PUT", NULL);
-    char *who = h_fmt("norelease-%s", tag);
+    char *who = h_fmt("norelease-%s", kf_tag);
 
-    struct h_result r = h_run(H_ARGS("migrate"), pod_env(h_fmt("POD_NAME=%s", who), OK_DURATION,
-                                                         OK_DEADLINE, OK_RETRY, NULL));
+    struct h_result r = h_run(H_ARGS("migrate"), kf_env(proxy(), h_fmt("POD_NAME=%s", who),
+                                                        OK_DURATION, OK_DEADLINE, OK_RETRY, NULL));
 
     h_assert_exit(r, 0);
     assert_each_once(2, &r);

@@ -22,11 +22,9 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kube_fixture.h"
 
-#define NS "rollgate-test"
 #define KUBECTL "/var/cache/rollgate/kubernetes-1.20.2/kubectl"
-/* Bounds on waits for something that must happen; never reached when all is well. */
-#define LONG_MS (120 * 1000)
 /* Timings for the tests where one run takes over from another. */
 #define SHORT_DURATION "ROLLGATE_LEASE_DURATION=3s"
 #define SHORT_DEADLINE "ROLLGATE_LEASE_RENEW_DEADLINE=2s"
@@ -35,123 +33,23 @@
 #define DEFAULT_DURATION_MS 15000
 #define DEFAULT_RETRY_MS 2000
 
-static const char *kdir;   /* RG_TEST_KUBE_DIR */
-static char *kport;        /* the API server's port */
-static char *tag;          /* random hex naming this test's objects */
-static char *lease_name;   /* this test's Lease */
-static const char *sa_dir; /* the service-account directory lease_env points at */
 static int nsync;
-
-/* Arrays built here live until teardown, like the harness's strings. */
-static void *kept[512];
-static size_t nkept;
-
-static void *keep(void *p)
-{
-    cr_assert_not_null(p, "out of memory");
-    cr_assert(nkept < sizeof kept / sizeof *kept, "too many allocations");
-    kept[nkept++] = p;
-    return p;
-}
-
-static char *kfile(const char *name)
-{
-    return h_fmt("%s/%s", kdir, name);
-}
-
-static char *trim(char *s)
-{
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
-        s[--n] = '\0';
-    return s;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
-}
 
 static void lease_setup(void)
 {
-    /* Checked before h_setup makes a database and a directory for the test. */
-    kdir = getenv("RG_TEST_KUBE_DIR");
-    cr_assert(kdir && *kdir,
-              "RG_TEST_KUBE_DIR is not set: the lease tests need a Kubernetes API server. "
-              "scripts/test.sh starts one; by hand: d=$(mktemp -d); "
-              "scripts/kube-test-cluster.sh start $d && scripts/kube-test-cluster.sh smoke $d; "
-              "then run with RG_TEST_KUBE_DIR=$d");
-    cr_assert(access(kfile("port"), R_OK) == 0 && access(kfile("rollgate.token"), R_OK) == 0,
-              "RG_TEST_KUBE_DIR=%s has no port or rollgate.token: run "
-              "scripts/kube-test-cluster.sh start and smoke on it",
-              kdir);
-    h_setup();
-    kport = trim(h_read_file(kfile("port")));
-    tag = h_query("SELECT substr(md5(random()::text || clock_timestamp()::text), 1, 12)");
-    lease_name = h_fmt("lt-%s", tag);
-    sa_dir = NULL;
+    kf_setup("lease", "lt", "rollgate.token",
+             ": run scripts/kube-test-cluster.sh start and smoke on it");
     nsync = 0;
 }
 
-static void lease_teardown(void)
-{
-    for (size_t i = 0; i < nkept; i++)
-        free(kept[i]);
-    nkept = 0;
-    h_teardown();
-}
-
-TestSuite(lease, .init = lease_setup, .fini = lease_teardown, .timeout = 900);
+TestSuite(lease, .init = lease_setup, .fini = kf_teardown, .timeout = 900);
 
 /* ---- the API server, as the cluster's admin ---- */
 
-struct api {
-    int status;
-    char *body;
-};
-
-static struct api admin_api(const char *method, const char *path, const char *body)
-{
-    const char *url = h_fmt("https://127.0.0.1:%s%s", kport, path);
-    struct h_result r =
-        body ? h_cmd(H_ARGS("curl", "-sS", "--cacert", kfile("ca.crt"), "--cert",
-                            kfile("admin.crt"), "--key", kfile("admin.key"), "-X", method, "-H",
-                            "Accept: application/json", "-H", "Content-Type: application/json",
-                            "--data-binary", body, "-w", "\n%{http_code}", url))
-             : h_cmd(H_ARGS("curl", "-sS", "--cacert", kfile("ca.crt"), "--cert",
-                            kfile("admin.crt"), "--key", kfile("admin.key"), "-X", method, "-H",
-                            "Accept: application/json", "-w", "\n%{http_code}", url));
-    cr_assert(r.exited && r.code == 0, "curl %s %s failed\n%s", method, path, h_describe(&r));
-    struct api a;
-    char *nl = strrchr(r.out, '\n');
-    cr_assert_not_null(nl, "curl %s %s: no status line in %s", method, path, r.out);
-    *nl = '\0';
-    a.status = atoi(nl + 1);
-    a.body = r.out;
-    return a;
-}
-
-static struct api admin_want(const char *method, const char *path, const char *body, int want)
-{
-    struct api a = admin_api(method, path, body);
-    cr_assert(a.status == want, "%s %s: status %d, want %d: %s", method, path, a.status, want,
-              a.body);
-    return a;
-}
-
 static char *kubectl_get(const char *kind, const char *name)
 {
-    struct h_result r = h_cmd(H_ARGS(KUBECTL, "--kubeconfig", kfile("admin.kubeconfig"), "-n", NS,
-                                     "get", kind, name, "-o", "json"));
+    struct h_result r = h_cmd(H_ARGS(KUBECTL, "--kubeconfig", kf_file("admin.kubeconfig"), "-n",
+                                     KF_NS, "get", kind, name, "-o", "json"));
     if (r.exited && r.code != 0 && strstr(r.err, "NotFound"))
         return NULL;
     cr_assert(r.exited && r.code == 0, "kubectl get %s %s failed\n%s", kind, name, h_describe(&r));
@@ -161,7 +59,7 @@ static char *kubectl_get(const char *kind, const char *name)
 /* This test's Lease as the API server has it, or NULL when there is none. */
 static char *lease_json(void)
 {
-    return kubectl_get("lease", lease_name);
+    return kubectl_get("lease", kf_lease);
 }
 
 static char *lease_field(const char *json, const char *field)
@@ -184,92 +82,23 @@ static bool lease_released(const char *json)
     return holder == NULL || *holder == '\0';
 }
 
-static bool sa_allowed(const char *sa, const char *verb, const char *group, const char *resource)
-{
-    struct api a = admin_want(
-        "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-        h_fmt("{\"apiVersion\":\"authorization.k8s.io/v1\",\"kind\":\"SubjectAccessReview\","
-              "\"spec\":{\"user\":\"system:serviceaccount:" NS ":%s\",\"groups\":["
-              "\"system:serviceaccounts\",\"system:serviceaccounts:" NS "\","
-              "\"system:authenticated\"],\"resourceAttributes\":{\"namespace\":\"" NS "\","
-              "\"verb\":\"%s\",\"group\":\"%s\",\"resource\":\"%s\"}}}",
-              sa, verb, group, resource),
-        201);
-    char *allowed = h_json(a.body, "{status,allowed}");
-    return allowed && strcmp(allowed, "true") == 0;
-}
-
-/* A ServiceAccount bound to role; returns once RBAC lets it get leases (the authorizer
- * reads RoleBindings through a cache that may lag their creation). */
+/* A ServiceAccount bound to role; returns once RBAC lets it get leases. */
 static char *make_sa(const char *role)
 {
     static int n;
-    char *sa = h_fmt("lt-%s-%d", tag, ++n);
-    admin_want("POST", "/api/v1/namespaces/" NS "/serviceaccounts",
-               h_fmt("{\"apiVersion\":\"v1\",\"kind\":\"ServiceAccount\","
-                     "\"metadata\":{\"name\":\"%s\"}}",
-                     sa),
-               201);
-    admin_want("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/" NS "/rolebindings",
-               h_fmt("{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"RoleBinding\","
-                     "\"metadata\":{\"name\":\"%s\"},\"roleRef\":{\"apiGroup\":"
-                     "\"rbac.authorization.k8s.io\",\"kind\":\"Role\",\"name\":\"%s\"},"
-                     "\"subjects\":[{\"kind\":\"ServiceAccount\",\"name\":\"%s\","
-                     "\"namespace\":\"" NS "\"}]}",
-                     sa, role, sa),
-               201);
-    int64_t deadline = mono_ms() + LONG_MS;
-    while (!sa_allowed(sa, "get", "coordination.k8s.io", "leases")) {
-        cr_assert(mono_ms() < deadline, "RBAC never let %s get leases", sa);
-        nap_ms(100);
-    }
-    return sa;
-}
-
-/* A token for sa from the TokenRequest API, bound to a Secret when secret is not NULL (it
- * stops working once that Secret is deleted). */
-static char *token_for(const char *sa, const char *secret)
-{
-    const char *bound = "";
-    if (secret) {
-        struct api s =
-            admin_want("GET", h_fmt("/api/v1/namespaces/" NS "/secrets/%s", secret), NULL, 200);
-        bound = h_fmt(",\"boundObjectRef\":{\"kind\":\"Secret\",\"apiVersion\":\"v1\","
-                      "\"name\":\"%s\",\"uid\":\"%s\"}",
-                      secret, h_json(s.body, "{metadata,uid}"));
-    }
-    struct api a =
-        admin_want("POST", h_fmt("/api/v1/namespaces/" NS "/serviceaccounts/%s/token", sa),
-                   h_fmt("{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\","
-                         "\"spec\":{\"expirationSeconds\":3600%s}}",
-                         bound),
-                   201);
-    char *token = h_json(a.body, "{status,token}");
-    cr_assert(token && *token, "no token in %s", a.body);
-    return token;
+    return kf_make_sa(h_fmt("lt-%s-%d", kf_tag, ++n), role, "get");
 }
 
 static bool token_authenticates(const char *token)
 {
-    struct api a =
-        admin_want("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-                   h_fmt("{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
-                         "\"spec\":{\"token\":\"%s\"}}",
-                         token),
-                   201);
+    struct kf_api a =
+        kf_admin("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                 h_fmt("{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
+                       "\"spec\":{\"token\":\"%s\"}}",
+                       token),
+                 201);
     char *ok = h_json(a.body, "{status,authenticated}");
     return ok && strcmp(ok, "true") == 0;
-}
-
-/* A service-account directory as the kubelet projects it: token, ca.crt, namespace. */
-static char *make_sa_dir(const char *name, const char *token)
-{
-    char *dir = h_tmp_path(name);
-    cr_assert(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
-    h_write_file(h_fmt("%s/token", dir), token);
-    h_write_file(h_fmt("%s/ca.crt", dir), h_read_file(kfile("ca.crt")));
-    h_write_file(h_fmt("%s/namespace", dir), NS);
-    return dir;
 }
 
 /* The kubelet's way to rotate: a new file renamed over the old one. */
@@ -281,53 +110,12 @@ static void rotate_token(const char *dir, const char *token)
 }
 
 /* A ServiceAccount with the smoke test's Role (leases get/create/update, events create)
- * and a service-account directory for it, which lease_env then uses. */
+ * and a service-account directory for it, which kf_env then uses. */
 static char *default_sa(void)
 {
     char *sa = make_sa("rollgate");
-    sa_dir = make_sa_dir(h_fmt("sa-%s", sa), token_for(sa, NULL));
+    kf_sa_dir = kf_make_sa_dir(h_fmt("sa-%s", sa), kf_token_for(sa, NULL));
     return sa;
-}
-
-/* The environment of a pod: the database and migrations of this test, the in-cluster
- * variables, this test's service-account directory and Lease, lease mode kubernetes. The
- * extras (NULL-terminated) come first and replace a default of the same name. */
-static const char *const *lease_env(const char *first, ...)
-{
-    const char *extra[32];
-    size_t ne = 0;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *e = first; e; e = va_arg(ap, const char *)) {
-        cr_assert(ne < sizeof extra / sizeof *extra);
-        extra[ne++] = e;
-    }
-    va_end(ap);
-    cr_assert_not_null(sa_dir, "lease_env before a service-account directory was made");
-    const char *defaults[] = {
-        h_env_url(),
-        h_env_dir(),
-        "KUBERNETES_SERVICE_HOST=127.0.0.1",
-        h_fmt("KUBERNETES_SERVICE_PORT=%s", kport),
-        h_fmt("ROLLGATE_LEASE_SERVICE_ACCOUNT_DIR=%s", sa_dir),
-        h_fmt("ROLLGATE_LEASE_NAME=%s", lease_name),
-        "ROLLGATE_LEASE_MODE=kubernetes",
-    };
-    size_t nd = sizeof defaults / sizeof *defaults;
-    const char **env = keep(calloc(ne + nd + 1, sizeof *env));
-    size_t k = 0;
-    for (size_t i = 0; i < ne; i++)
-        env[k++] = extra[i];
-    for (size_t i = 0; i < nd; i++) {
-        size_t klen = (size_t)(strchr(defaults[i], '=') - defaults[i]) + 1;
-        bool replaced = false;
-        for (size_t j = 0; j < ne; j++)
-            replaced |= strncmp(extra[j], defaults[i], klen) == 0;
-        if (!replaced)
-            env[k++] = defaults[i];
-    }
-    env[k] = NULL;
-    return env;
 }
 
 /* ---- the audit log: one JSON line per finished request ---- */
@@ -342,17 +130,17 @@ struct audit_q {
 static long audit_size(void)
 {
     struct stat st;
-    cr_assert(stat(kfile("audit.log"), &st) == 0, "stat audit.log: %s", strerror(errno));
+    cr_assert(stat(kf_file("audit.log"), &st) == 0, "stat audit.log: %s", strerror(errno));
     return (long)st.st_size;
 }
 
 /* Lines of the audit log from byte offset from that match q. */
 static long audit_count(long from, struct audit_q q)
 {
-    FILE *f = fopen(kfile("audit.log"), "r");
+    FILE *f = fopen(kf_file("audit.log"), "r");
     cr_assert_not_null(f, "open audit.log: %s", strerror(errno));
     cr_assert(fseek(f, from, SEEK_SET) == 0, "seek audit.log: %s", strerror(errno));
-    char *user = q.sa ? h_fmt("\"username\":\"system:serviceaccount:" NS ":%s\"", q.sa) : NULL;
+    char *user = q.sa ? h_fmt("\"username\":\"system:serviceaccount:" KF_NS ":%s\"", q.sa) : NULL;
     char *name = q.lease ? h_fmt("\"name\":\"%s\"", q.lease) : NULL;
     char *verb = q.verb ? h_fmt("\"verb\":\"%s\"", q.verb) : NULL;
     char *code = q.code ? h_fmt("\"code\":%d", q.code) : NULL;
@@ -381,13 +169,13 @@ static long audit_count(long from, struct audit_q q)
  * request's line as it finishes it, so a marker request sent now shows up after them. */
 static void audit_sync(void)
 {
-    char *marker = h_fmt("sync-%s-%d", tag, ++nsync);
-    admin_want("GET", h_fmt("/apis/coordination.k8s.io/v1/namespaces/" NS "/leases/%s", marker),
-               NULL, 404);
-    int64_t deadline = mono_ms() + LONG_MS;
+    char *marker = h_fmt("sync-%s-%d", kf_tag, ++nsync);
+    kf_admin("GET", h_fmt("/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases/%s", marker),
+             NULL, 404);
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
     while (audit_count(0, (struct audit_q){.lease = marker}) == 0) {
-        cr_assert(mono_ms() < deadline, "the marker request %s never reached audit.log", marker);
-        nap_ms(50);
+        cr_assert(kf_mono_ms() < deadline, "the marker request %s never reached audit.log", marker);
+        kf_nap_ms(50);
     }
 }
 
@@ -406,39 +194,6 @@ static long requests_logged(const struct h_result *r)
     return atol(field + strlen("\"requests\":"));
 }
 
-static bool led(const struct h_result *r)
-{
-    return strstr(r->err, "leading") != NULL;
-}
-
-/* Waits until this test's database has a backend running a statement that contains
- * needle (other than the poll itself), while p runs. */
-static bool wait_statement(const char *needle, struct h_proc *p)
-{
-    char *sql = h_fmt("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
-                      "current_database() AND pid <> pg_backend_pid() AND state = 'active' AND "
-                      "position('%s' in query) > 0)",
-                      needle);
-    return h_wait_until(sql, p, LONG_MS);
-}
-
-static PGconn *hold_advisory_lock(long long key)
-{
-    PGconn *c = PQconnectdb(h_db_url());
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, h_fmt("SELECT pg_advisory_lock(%lld)", key));
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
-    PQclear(r);
-    return c;
-}
-
-static long long history_rows(void)
-{
-    if (!h_table_exists("public.rollgate_migrations"))
-        return 0;
-    return h_count_rows("public.rollgate_migrations");
-}
-
 /* ---- 1. the fast path ---- */
 
 Test(lease, fast_path_makes_no_api_request_when_nothing_is_pending)
@@ -446,21 +201,21 @@ Test(lease, fast_path_makes_no_api_request_when_nothing_is_pending)
     char *sa = default_sa();
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
     h_migration(2, "b", "CREATE TABLE b (id int);\n", NULL);
-    struct h_result first = h_run(H_ARGS("migrate"), lease_env("POD_NAME=first", NULL));
+    struct h_result first = h_run(H_ARGS("migrate"), kf_env(kf_port, "POD_NAME=first", NULL));
     h_assert_exit(first, 0);
-    cr_assert(led(&first), "the run with work did not lead\n%s", h_describe(&first));
+    cr_assert(kf_led(&first), "the run with work did not lead\n%s", h_describe(&first));
     audit_sync();
-    long lease_before = audit_count(0, (struct audit_q){.lease = lease_name});
+    long lease_before = audit_count(0, (struct audit_q){.lease = kf_lease});
     long sa_before = audit_count(0, (struct audit_q){.sa = sa});
-    cr_assert(lease_before > 0, "the run with work made no request for Lease %s", lease_name);
+    cr_assert(lease_before > 0, "the run with work made no request for Lease %s", kf_lease);
 
     const char *modes[] = {"ROLLGATE_LEASE_MODE=kubernetes", "ROLLGATE_LEASE_MODE=auto"};
     for (size_t i = 0; i < 2; i++) {
-        struct h_result r = h_run(H_ARGS("migrate"),
-                                  lease_env(modes[i], "POD_NAME=fast", "POD_NAMESPACE=" NS, NULL));
+        struct h_result r = h_run(H_ARGS("migrate"), kf_env(kf_port, modes[i], "POD_NAME=fast",
+                                                            "POD_NAMESPACE=" KF_NS, NULL));
         h_assert_exit(r, 0);
         audit_sync();
-        long lease_after = audit_count(0, (struct audit_q){.lease = lease_name});
+        long lease_after = audit_count(0, (struct audit_q){.lease = kf_lease});
         long sa_after = audit_count(0, (struct audit_q){.sa = sa});
         cr_assert_eq(lease_after, lease_before,
                      "%s: the fast path made %ld requests for the Lease\n%s", modes[i],
@@ -491,7 +246,7 @@ static long long event_count(const char *list, const char *pod, const char *reas
     return atoll(h_query2(h_fmt("SELECT count(*) FROM jsonb_array_elements(($1::jsonb)->'items') "
                                 "e WHERE e->>'reason' = $2 AND e#>>'{involvedObject,kind}' = "
                                 "'Pod' AND e#>>'{involvedObject,name}' = '%s' AND "
-                                "e#>>'{involvedObject,namespace}' = '" NS "'",
+                                "e#>>'{involvedObject,namespace}' = '" KF_NS "'",
                                 pod),
                           list, reason));
 }
@@ -499,32 +254,32 @@ static long long event_count(const char *list, const char *pod, const char *reas
 Test(lease, a_run_with_work_leads_applies_releases_and_posts_events_on_its_pod)
 {
     default_sa();
-    char *pod = h_fmt("pod-%s", tag);
+    char *pod = h_fmt("pod-%s", kf_tag);
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
     h_migration(2, "b", "CREATE TABLE b (id int);\n", NULL);
 
-    struct h_result r =
-        h_run(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=%s", pod), "POD_NAMESPACE=" NS, NULL));
+    struct h_result r = h_run(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", pod),
+                                                        "POD_NAMESPACE=" KF_NS, NULL));
 
     h_assert_exit(r, 0);
-    cr_assert(led(&r), "stderr does not say it led\n%s", h_describe(&r));
-    h_assert_has(r, r.err, lease_name);
+    cr_assert(kf_led(&r), "stderr does not say it led\n%s", h_describe(&r));
+    h_assert_has(r, r.err, kf_lease);
     cr_assert(h_table_exists("a") && h_table_exists("b"));
-    cr_assert_eq(history_rows(), 2);
+    cr_assert_eq(kf_history_rows(), 2);
     cr_assert_str_eq(h_query("SELECT string_agg(DISTINCT applied_by, ',') FROM "
                              "public.rollgate_migrations"),
                      pod);
 
     char *lease = lease_json();
-    cr_assert_not_null(lease, "Lease %s does not exist after the run", lease_name);
+    cr_assert_not_null(lease, "Lease %s does not exist after the run", kf_lease);
     cr_assert(lease_released(lease), "the Lease is still held after the run: %s", lease);
     lease_transitions(lease);
     cr_assert(is_microtime(lease_field(lease, "acquireTime")), "acquireTime: %s", lease);
     cr_assert(is_microtime(lease_field(lease, "renewTime")), "renewTime: %s", lease);
 
-    struct h_result ev =
-        h_cmd(H_ARGS(KUBECTL, "--kubeconfig", kfile("admin.kubeconfig"), "-n", NS, "get", "events",
-                     "--field-selector", h_fmt("involvedObject.name=%s", pod), "-o", "json"));
+    struct h_result ev = h_cmd(H_ARGS(KUBECTL, "--kubeconfig", kf_file("admin.kubeconfig"), "-n",
+                                      KF_NS, "get", "events", "--field-selector",
+                                      h_fmt("involvedObject.name=%s", pod), "-o", "json"));
     cr_assert(ev.exited && ev.code == 0, "kubectl get events\n%s", h_describe(&ev));
     long long started = event_count(ev.out, pod, "MigrationStarted");
     long long succeeded = event_count(ev.out, pod, "MigrationSucceeded");
@@ -537,33 +292,33 @@ Test(lease, auto_mode_uses_the_lease_in_a_cluster_and_not_outside_one)
 {
     default_sa();
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
-    struct h_result in =
-        h_run(H_ARGS("migrate"), lease_env("ROLLGATE_LEASE_MODE=auto", "POD_NAME=auto-in", NULL));
+    struct h_result in = h_run(
+        H_ARGS("migrate"), kf_env(kf_port, "ROLLGATE_LEASE_MODE=auto", "POD_NAME=auto-in", NULL));
     h_assert_exit(in, 0);
-    cr_assert(led(&in), "auto mode with a cluster did not take the Lease\n%s", h_describe(&in));
+    cr_assert(kf_led(&in), "auto mode with a cluster did not take the Lease\n%s", h_describe(&in));
     audit_sync();
-    long before = audit_count(0, (struct audit_q){.lease = lease_name});
-    cr_assert(before > 0, "auto mode made no request for Lease %s", lease_name);
+    long before = audit_count(0, (struct audit_q){.lease = kf_lease});
+    cr_assert(before > 0, "auto mode made no request for Lease %s", kf_lease);
 
     /* No KUBERNETES_SERVICE_HOST: not in a cluster, the database alone serializes. */
     h_migration(2, "b", "CREATE TABLE b (id int);\n", NULL);
     struct h_result out =
         h_run(H_ARGS("migrate"), H_ENV(h_env_url(), h_env_dir(),
-                                       h_fmt("ROLLGATE_LEASE_SERVICE_ACCOUNT_DIR=%s", sa_dir),
-                                       h_fmt("ROLLGATE_LEASE_NAME=%s", lease_name),
+                                       h_fmt("ROLLGATE_LEASE_SERVICE_ACCOUNT_DIR=%s", kf_sa_dir),
+                                       h_fmt("ROLLGATE_LEASE_NAME=%s", kf_lease),
                                        "ROLLGATE_LEASE_MODE=auto", "POD_NAME=auto-out"));
     h_assert_exit(out, 0);
     h_assert_lacks(out, out.err, "leading");
     cr_assert(h_table_exists("b"));
     audit_sync();
-    cr_assert_eq(audit_count(0, (struct audit_q){.lease = lease_name}), before,
+    cr_assert_eq(audit_count(0, (struct audit_q){.lease = kf_lease}), before,
                  "auto mode outside a cluster called the API\n%s", h_describe(&out));
 }
 
 Test(lease, kubernetes_mode_outside_a_cluster_takes_the_lease_with_the_kubeconfig)
 {
     char *sa = make_sa("rollgate");
-    char *token = token_for(sa, NULL);
+    char *token = kf_token_for(sa, NULL);
     char *kubeconfig = h_tmp_path("kubeconfig");
     /* No namespace in the context: ROLLGATE_LEASE_NAMESPACE says where. */
     h_write_file(kubeconfig, h_fmt("apiVersion: v1\n"
@@ -581,7 +336,7 @@ Test(lease, kubernetes_mode_outside_a_cluster_takes_the_lease_with_the_kubeconfi
                                    "- name: test\n"
                                    "  context: {cluster: test, user: laptop}\n"
                                    "current-context: test\n",
-                                   kport, kfile("ca.crt"), token));
+                                   kf_port, kf_file("ca.crt"), token));
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
 
     /* No KUBERNETES_SERVICE_HOST and no service-account directory; KUBECONFIG is a list,
@@ -589,26 +344,26 @@ Test(lease, kubernetes_mode_outside_a_cluster_takes_the_lease_with_the_kubeconfi
     struct h_result r = h_run(
         H_ARGS("migrate"),
         H_ENV(h_env_url(), h_env_dir(), h_fmt("KUBECONFIG=%s:/nonexistent/config", kubeconfig),
-              "ROLLGATE_LEASE_MODE=kubernetes", "ROLLGATE_LEASE_NAMESPACE=" NS,
-              h_fmt("ROLLGATE_LEASE_NAME=%s", lease_name), "POD_NAME=laptop-run"));
+              "ROLLGATE_LEASE_MODE=kubernetes", "ROLLGATE_LEASE_NAMESPACE=" KF_NS,
+              h_fmt("ROLLGATE_LEASE_NAME=%s", kf_lease), "POD_NAME=laptop-run"));
 
     h_assert_exit(r, 0);
-    cr_assert(led(&r), "stderr does not say it led\n%s", h_describe(&r));
+    cr_assert(kf_led(&r), "stderr does not say it led\n%s", h_describe(&r));
     h_assert_lacks(r, r.err, token);
     cr_assert(h_table_exists("a"));
     char *lease = lease_json();
-    cr_assert_not_null(lease, "Lease %s does not exist after the run", lease_name);
+    cr_assert_not_null(lease, "Lease %s does not exist after the run", kf_lease);
     cr_assert(lease_released(lease), "the Lease is still held after the run: %s", lease);
     audit_sync();
     /* Taken (created) and released (updated) with the kubeconfig's token. */
     cr_assert_eq(
         audit_count(0,
-                    (struct audit_q){.sa = sa, .lease = lease_name, .verb = "create", .code = 201}),
-        1, "the kubeconfig's token did not create Lease %s\n%s", lease_name, h_describe(&r));
+                    (struct audit_q){.sa = sa, .lease = kf_lease, .verb = "create", .code = 201}),
+        1, "the kubeconfig's token did not create Lease %s\n%s", kf_lease, h_describe(&r));
     cr_assert(
         audit_count(
-            0, (struct audit_q){.sa = sa, .lease = lease_name, .verb = "update", .code = 200}) >= 1,
-        "the kubeconfig's token did not release Lease %s\n%s", lease_name, h_describe(&r));
+            0, (struct audit_q){.sa = sa, .lease = kf_lease, .verb = "update", .code = 200}) >= 1,
+        "the kubeconfig's token did not release Lease %s\n%s", kf_lease, h_describe(&r));
 }
 
 /* ---- 3. races ---- */
@@ -625,14 +380,14 @@ static void race(size_t n, int migrations, int sleep_ms)
                           v, sleep_ms),
                     NULL);
 
-    struct h_proc **procs = keep(calloc(n, sizeof *procs));
-    struct h_result *res = keep(calloc(n, sizeof *res));
-    int64_t t0 = mono_ms();
+    struct h_proc **procs = kf_keep(calloc(n, sizeof *procs));
+    struct h_result *res = kf_keep(calloc(n, sizeof *res));
+    int64_t t0 = kf_mono_ms();
     for (size_t i = 0; i < n; i++)
-        procs[i] =
-            h_start(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=racer-%zu-%s", i, tag), NULL));
+        procs[i] = h_start(H_ARGS("migrate"),
+                           kf_env(kf_port, h_fmt("POD_NAME=racer-%zu-%s", i, kf_tag), NULL));
     h_wait_many(procs, n, res);
-    int64_t wall = mono_ms() - t0;
+    int64_t wall = kf_mono_ms() - t0;
 
     for (size_t i = 0; i < n; i++)
         h_assert_exit(res[i], 0);
@@ -641,7 +396,7 @@ static void race(size_t n, int migrations, int sleep_ms)
     cr_assert_eq(h_count_rows("public.rollgate_migrations"), migrations);
 
     audit_sync();
-    long total = audit_count(0, (struct audit_q){.lease = lease_name});
+    long total = audit_count(0, (struct audit_q){.lease = kf_lease});
     long by_sa = audit_count(0, (struct audit_q){.sa = sa});
     long leader_reqs = 0, follower_reqs = 0, follower_max = 0, logged = 0;
     size_t leaders = 0, waited = 0, fast = 0;
@@ -649,7 +404,7 @@ static void race(size_t n, int migrations, int sleep_ms)
         long k = requests_logged(&res[i]);
         cr_assert(k >= 0, "run %zu logged no request count\n%s", i, h_describe(&res[i]));
         logged += k;
-        if (led(&res[i])) {
+        if (kf_led(&res[i])) {
             leaders++;
             leader_reqs += k;
         } else {
@@ -679,7 +434,7 @@ static void race(size_t n, int migrations, int sleep_ms)
      * one duration (DESIGN.md: "a follower costs the API server at most 2 requests"). */
     long extra = (long)(wall / DEFAULT_DURATION_MS);
     for (size_t i = 0; i < n; i++)
-        if (!led(&res[i]))
+        if (!kf_led(&res[i]))
             cr_assert(requests_logged(&res[i]) <= 2 + extra,
                       "follower %zu made %ld requests (the race took %lldms)\n%s", i,
                       requests_logged(&res[i]), (long long)wall, h_describe(&res[i]));
@@ -705,7 +460,7 @@ Test(lease, fifty_racers_on_50_migrations_apply_each_once_and_followers_cost_lit
 Test(lease, a_killed_leaders_work_rolls_back_and_a_waiter_takes_over_after_expiry)
 {
     default_sa();
-    char *leader = h_fmt("leader-%s", tag), *waiter = h_fmt("waiter-%s", tag);
+    char *leader = h_fmt("leader-%s", kf_tag), *waiter = h_fmt("waiter-%s", kf_tag);
     h_query("CREATE TABLE applied_log (version int NOT NULL)");
     h_migration(1, "one", "CREATE TABLE one (id int);\nINSERT INTO applied_log VALUES (1);\n",
                 NULL);
@@ -715,19 +470,19 @@ Test(lease, a_killed_leaders_work_rolls_back_and_a_waiter_takes_over_after_expir
                 NULL);
 
     struct h_proc *a =
-        h_start(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=%s", leader), SHORT_DURATION,
-                                             SHORT_DEADLINE, SHORT_RETRY, NULL));
-    cr_assert(h_proc_wait_stderr(a, "leading", LONG_MS), "the first run never led");
-    cr_assert(wait_statement("pg_sleep(5)", a), "the first run never reached version 2");
+        h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", leader), SHORT_DURATION,
+                                          SHORT_DEADLINE, SHORT_RETRY, NULL));
+    cr_assert(h_proc_wait_stderr(a, "leading", KF_LONG_MS), "the first run never led");
+    cr_assert(kf_wait_statement("pg_sleep(5)", a), "the first run never reached version 2");
     char *held = lease_json();
     cr_assert_not_null(held);
     cr_assert_str_eq(lease_field(held, "holderIdentity"), leader);
     long long transitions = lease_transitions(held);
 
     struct h_proc *b =
-        h_start(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=%s", waiter), SHORT_DURATION,
-                                             SHORT_DEADLINE, SHORT_RETRY, NULL));
-    cr_assert(h_proc_wait_stderr(b, "another run holds the lease", LONG_MS),
+        h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", waiter), SHORT_DURATION,
+                                          SHORT_DEADLINE, SHORT_RETRY, NULL));
+    cr_assert(h_proc_wait_stderr(b, "another run holds the lease", KF_LONG_MS),
               "the second run did not wait for the lease");
     char *killed_at = h_query("SELECT clock_timestamp()::text");
     cr_assert_eq(kill(h_proc_pid(a), SIGKILL), 0);
@@ -750,7 +505,7 @@ Test(lease, a_killed_leaders_work_rolls_back_and_a_waiter_takes_over_after_expir
 
     struct h_result rb = h_wait(b);
     h_assert_exit(rb, 0);
-    cr_assert(led(&rb), "the waiter finished without leading\n%s", h_describe(&rb));
+    cr_assert(kf_led(&rb), "the waiter finished without leading\n%s", h_describe(&rb));
     cr_assert(h_table_exists("one") && h_table_exists("two"));
     cr_assert_eq(h_query_int("SELECT count(*) FROM applied_log WHERE version = 1"), 1);
     cr_assert_eq(h_query_int("SELECT count(*) FROM applied_log WHERE version = 2"), 1);
@@ -780,9 +535,10 @@ Test(lease, sigterm_rolls_back_releases_the_lease_at_once_and_exits_143)
 {
     default_sa();
     h_migration(1, "slow", "CREATE TABLE s (id int);\nSELECT pg_sleep(600);\n", NULL);
-    struct h_proc *p = h_start(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=term-%s", tag), NULL));
-    cr_assert(h_proc_wait_stderr(p, "leading", LONG_MS), "the run never led");
-    cr_assert(wait_statement("pg_sleep(600)", p), "the migration never started");
+    struct h_proc *p =
+        h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=term-%s", kf_tag), NULL));
+    cr_assert(h_proc_wait_stderr(p, "leading", KF_LONG_MS), "the run never led");
+    cr_assert(kf_wait_statement("pg_sleep(600)", p), "the migration never started");
     char *held = lease_json();
     cr_assert(held && !lease_released(held), "the Lease is not held while leading: %s",
               held ? held : "(none)");
@@ -795,7 +551,7 @@ Test(lease, sigterm_rolls_back_releases_the_lease_at_once_and_exits_143)
     char *lease = lease_json();
     cr_assert(lease_released(lease), "the Lease is still held after SIGTERM: %s", lease);
     cr_assert_not(h_table_exists("s"), "the interrupted migration was not rolled back");
-    cr_assert_eq(history_rows(), 0);
+    cr_assert_eq(kf_history_rows(), 0);
     cr_assert(h_wait_until("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
                            "current_database() AND pid <> pg_backend_pid() AND "
                            "position('pg_sleep(600)' in query) > 0 AND state = 'active')",
@@ -807,68 +563,68 @@ Test(lease, sigterm_rolls_back_releases_the_lease_at_once_and_exits_143)
 
 static char *make_role(const char *lease_verbs)
 {
-    char *role = h_fmt("lt-role-%s", tag);
-    admin_want("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/" NS "/roles",
-               h_fmt("{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"Role\","
-                     "\"metadata\":{\"name\":\"%s\"},\"rules\":["
-                     "{\"apiGroups\":[\"coordination.k8s.io\"],\"resources\":[\"leases\"],"
-                     "\"verbs\":[%s]},"
-                     "{\"apiGroups\":[\"\",\"events.k8s.io\"],\"resources\":[\"events\"],"
-                     "\"verbs\":[\"create\"]}]}",
-                     role, lease_verbs),
-               201);
+    char *role = h_fmt("lt-role-%s", kf_tag);
+    kf_admin("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/" KF_NS "/roles",
+             h_fmt("{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"Role\","
+                   "\"metadata\":{\"name\":\"%s\"},\"rules\":["
+                   "{\"apiGroups\":[\"coordination.k8s.io\"],\"resources\":[\"leases\"],"
+                   "\"verbs\":[%s]},"
+                   "{\"apiGroups\":[\"\",\"events.k8s.io\"],\"resources\":[\"events\"],"
+                   "\"verbs\":[\"create\"]}]}",
+                   role, lease_verbs),
+             201);
     return role;
 }
 
 Test(lease, a_role_without_update_exits_10_with_the_status_message_and_applies_nothing)
 {
     char *sa = make_sa(make_role("\"get\",\"create\""));
-    cr_assert_not(sa_allowed(sa, "update", "coordination.k8s.io", "leases"));
-    sa_dir = make_sa_dir("sa", token_for(sa, NULL));
+    cr_assert_not(kf_sa_allowed(sa, "update", "coordination.k8s.io", "leases"));
+    kf_sa_dir = kf_make_sa_dir("sa", kf_token_for(sa, NULL));
     /* The Lease exists, released by an earlier run: taking it needs update. */
-    admin_want("POST", "/apis/coordination.k8s.io/v1/namespaces/" NS "/leases",
-               h_fmt("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
-                     "\"metadata\":{\"name\":\"%s\"},\"spec\":{\"leaseDurationSeconds\":1,"
-                     "\"leaseTransitions\":3}}",
-                     lease_name),
-               201);
+    kf_admin("POST", "/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases",
+             h_fmt("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+                   "\"metadata\":{\"name\":\"%s\"},\"spec\":{\"leaseDurationSeconds\":1,"
+                   "\"leaseTransitions\":3}}",
+                   kf_lease),
+             201);
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
 
-    struct h_result r = h_run(H_ARGS("migrate"), lease_env("POD_NAME=rbac", NULL));
+    struct h_result r = h_run(H_ARGS("migrate"), kf_env(kf_port, "POD_NAME=rbac", NULL));
 
     h_assert_exit(r, 10);
     h_assert_has(r, r.err, "forbidden");
     cr_assert_not(h_table_exists("a"));
-    cr_assert_eq(history_rows(), 0);
+    cr_assert_eq(kf_history_rows(), 0);
 }
 
 Test(lease, a_role_without_create_exits_10_when_there_is_no_lease_yet)
 {
     char *sa = make_sa(make_role("\"get\""));
-    sa_dir = make_sa_dir("sa", token_for(sa, NULL));
+    kf_sa_dir = kf_make_sa_dir("sa", kf_token_for(sa, NULL));
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
 
-    struct h_result r = h_run(H_ARGS("migrate"), lease_env("POD_NAME=rbac", NULL));
+    struct h_result r = h_run(H_ARGS("migrate"), kf_env(kf_port, "POD_NAME=rbac", NULL));
 
     h_assert_exit(r, 10);
     h_assert_has(r, r.err, "forbidden");
     cr_assert_not(h_table_exists("a"));
-    cr_assert_eq(history_rows(), 0);
+    cr_assert_eq(kf_history_rows(), 0);
 }
 
 Test(lease, a_garbage_token_exits_10_applies_nothing_and_is_never_logged)
 {
     const char *garbage = "garbage-token-not-a-jwt-0123456789";
-    sa_dir = make_sa_dir("sa", garbage);
+    kf_sa_dir = kf_make_sa_dir("sa", garbage);
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
 
-    struct h_result r = h_run(H_ARGS("migrate"), lease_env("POD_NAME=garbage", NULL));
+    struct h_result r = h_run(H_ARGS("migrate"), kf_env(kf_port, "POD_NAME=garbage", NULL));
 
     h_assert_exit(r, 10);
     h_assert_lacks(r, r.err, garbage);
     h_assert_lacks(r, r.termlog, garbage);
     cr_assert_not(h_table_exists("a"));
-    cr_assert_eq(history_rows(), 0);
+    cr_assert_eq(kf_history_rows(), 0);
 }
 
 /* ---- 7. token rotation ---- */
@@ -876,46 +632,45 @@ Test(lease, a_garbage_token_exits_10_applies_nothing_and_is_never_logged)
 Test(lease, a_token_rotated_mid_run_is_read_again_and_the_run_succeeds)
 {
     char *sa = make_sa("rollgate");
-    char *secret = h_fmt("lt-bind-%s", tag);
-    admin_want(
-        "POST", "/api/v1/namespaces/" NS "/secrets",
+    char *secret = h_fmt("lt-bind-%s", kf_tag);
+    kf_admin(
+        "POST", "/api/v1/namespaces/" KF_NS "/secrets",
         h_fmt("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"%s\"}}", secret),
         201);
-    char *old_token = token_for(sa, secret);
-    sa_dir = make_sa_dir("sa", old_token);
+    char *old_token = kf_token_for(sa, secret);
+    kf_sa_dir = kf_make_sa_dir("sa", old_token);
     /* The migration waits on a lock the test holds, so the run lasts as long as needed. */
-    PGconn *gate = hold_advisory_lock(7001);
+    PGconn *gate = kf_hold_advisory_lock(7001);
     h_migration(1, "gated",
                 "-- rollgate:lock-timeout=10m\nSELECT pg_advisory_xact_lock(7001);\n"
                 "CREATE TABLE rotated (id int);\n",
                 NULL);
     struct h_proc *p =
-        h_start(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=rotate-%s", tag), SHORT_DURATION,
-                                             SHORT_DEADLINE, SHORT_RETRY, NULL));
-    cr_assert(h_proc_wait_stderr(p, "leading", LONG_MS), "the run never led");
-    cr_assert(wait_statement("pg_advisory_xact_lock(7001)", p), "the migration never started");
+        h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=rotate-%s", kf_tag),
+                                          SHORT_DURATION, SHORT_DEADLINE, SHORT_RETRY, NULL));
+    cr_assert(h_proc_wait_stderr(p, "leading", KF_LONG_MS), "the run never led");
+    cr_assert(kf_wait_statement("pg_advisory_xact_lock(7001)", p), "the migration never started");
 
-    char *new_token = token_for(sa, NULL);
-    rotate_token(sa_dir, new_token);
+    char *new_token = kf_token_for(sa, NULL);
+    rotate_token(kf_sa_dir, new_token);
     /* The old token stops working once the Secret it is bound to is gone (after the API
      * server's token cache lets go of it). */
-    admin_want("DELETE", h_fmt("/api/v1/namespaces/" NS "/secrets/%s", secret), NULL, 200);
-    int64_t deadline = mono_ms() + LONG_MS;
+    kf_admin("DELETE", h_fmt("/api/v1/namespaces/" KF_NS "/secrets/%s", secret), NULL, 200);
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
     while (token_authenticates(old_token)) {
-        cr_assert(mono_ms() < deadline, "the old token still works");
+        cr_assert(kf_mono_ms() < deadline, "the old token still works");
         cr_assert(h_proc_alive(p), "the run ended before the old token stopped working");
-        nap_ms(200);
+        kf_nap_ms(200);
     }
     audit_sync();
     long from = audit_size();
     /* Renewals that went through with only the new token valid. */
-    deadline = mono_ms() + LONG_MS;
-    while (
-        audit_count(from, (struct audit_q){
-                              .sa = sa, .lease = lease_name, .verb = "update", .code = 200}) < 3) {
-        if (!h_proc_alive(p) || mono_ms() > deadline)
+    deadline = kf_mono_ms() + KF_LONG_MS;
+    while (audit_count(from, (struct audit_q){
+                                 .sa = sa, .lease = kf_lease, .verb = "update", .code = 200}) < 3) {
+        if (!h_proc_alive(p) || kf_mono_ms() > deadline)
             break;
-        nap_ms(200);
+        kf_nap_ms(200);
     }
     bool alive = h_proc_alive(p);
     PQfinish(gate);
@@ -926,8 +681,8 @@ Test(lease, a_token_rotated_mid_run_is_read_again_and_the_run_succeeds)
     cr_assert(h_table_exists("rotated"));
     audit_sync();
     long renewed = audit_count(
-        from, (struct audit_q){.sa = sa, .lease = lease_name, .verb = "update", .code = 200});
-    long refused = audit_count(from, (struct audit_q){.lease = lease_name, .code = 401});
+        from, (struct audit_q){.sa = sa, .lease = kf_lease, .verb = "update", .code = 200});
+    long refused = audit_count(from, (struct audit_q){.lease = kf_lease, .code = 401});
     cr_assert(renewed >= 3, "only %ld successful updates after the rotation", renewed);
     cr_assert_eq(refused, 0, "%ld requests were refused (401) after the rotation", refused);
     h_assert_lacks(r, r.err, old_token);
@@ -940,10 +695,10 @@ Test(lease, wait_keeps_waiting_while_a_leader_holds_the_lease_and_only_reads_it)
 {
     default_sa();
     char *waiter_sa = make_sa("rollgate");
-    const char *waiter_dir = make_sa_dir("sa-waiter", token_for(waiter_sa, NULL));
+    const char *waiter_dir = kf_make_sa_dir("sa-waiter", kf_token_for(waiter_sa, NULL));
 
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
-    struct h_result first = h_run(H_ARGS("migrate"), lease_env("POD_NAME=first", NULL));
+    struct h_result first = h_run(H_ARGS("migrate"), kf_env(kf_port, "POD_NAME=first", NULL));
     h_assert_exit(first, 0);
 
     /* The schema is current; a data script keeps the next run leading as long as the
@@ -951,22 +706,22 @@ Test(lease, wait_keeps_waiting_while_a_leader_holds_the_lease_and_only_reads_it)
     cr_assert(mkdir(h_mig_path("data"), 0755) == 0);
     h_write_file(h_mig_path("data/0001_gate.sql"),
                  "-- rollgate:lock-timeout=10m\nSELECT pg_advisory_xact_lock(7002);\n");
-    PGconn *gate = hold_advisory_lock(7002);
+    PGconn *gate = kf_hold_advisory_lock(7002);
     struct h_proc *l =
-        h_start(H_ARGS("migrate"), lease_env(h_fmt("POD_NAME=leader-%s", tag), NULL));
-    cr_assert(h_proc_wait_stderr(l, "leading", LONG_MS), "the data run never led");
-    cr_assert(wait_statement("pg_advisory_xact_lock(7002)", l), "the data script never ran");
+        h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=leader-%s", kf_tag), NULL));
+    cr_assert(h_proc_wait_stderr(l, "leading", KF_LONG_MS), "the data run never led");
+    cr_assert(kf_wait_statement("pg_advisory_xact_lock(7002)", l), "the data script never ran");
 
-    sa_dir = waiter_dir;
-    struct h_proc *w =
-        h_start(H_ARGS("wait"), lease_env(h_fmt("POD_NAME=waiter-%s", tag), "POD_NAMESPACE=" NS,
-                                          "ROLLGATE_LEASE_RETRY_PERIOD=200ms", NULL));
+    kf_sa_dir = waiter_dir;
+    struct h_proc *w = h_start(H_ARGS("wait"), kf_env(kf_port, h_fmt("POD_NAME=waiter-%s", kf_tag),
+                                                      "POD_NAMESPACE=" KF_NS,
+                                                      "ROLLGATE_LEASE_RETRY_PERIOD=200ms", NULL));
     /* Several reads of the Lease, and still waiting. */
-    int64_t deadline = mono_ms() + LONG_MS;
-    while (audit_count(0, (struct audit_q){.sa = waiter_sa, .lease = lease_name}) < 3) {
-        if (!h_proc_alive(w) || mono_ms() > deadline)
+    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
+    while (audit_count(0, (struct audit_q){.sa = waiter_sa, .lease = kf_lease}) < 3) {
+        if (!h_proc_alive(w) || kf_mono_ms() > deadline)
             break;
-        nap_ms(100);
+        kf_nap_ms(100);
     }
     bool waiting = h_proc_alive(w);
     PQfinish(gate);
@@ -989,19 +744,19 @@ Test(lease, wait_keeps_waiting_while_a_leader_holds_the_lease_and_only_reads_it)
 
 Test(lease, an_unreachable_api_exits_9_with_work_pending_and_0_with_none)
 {
-    sa_dir = make_sa_dir("sa", "token-for-nobody-0123456789");
+    kf_sa_dir = kf_make_sa_dir("sa", "token-for-nobody-0123456789");
     const char *port = h_fmt("KUBERNETES_SERVICE_PORT=%d", h_free_port());
     h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
 
-    struct h_result r = h_run(
-        H_ARGS("migrate"), lease_env(port, "POD_NAME=nowhere", SHORT_DEADLINE, SHORT_RETRY, NULL));
+    struct h_result r = h_run(H_ARGS("migrate"), kf_env(kf_port, port, "POD_NAME=nowhere",
+                                                        SHORT_DEADLINE, SHORT_RETRY, NULL));
     h_assert_exit(r, 9);
     cr_assert_not(h_table_exists("a"));
-    cr_assert_eq(history_rows(), 0);
+    cr_assert_eq(kf_history_rows(), 0);
 
     struct h_result direct = h_run(H_ARGS("migrate"), H_ENV(h_env_url(), h_env_dir()));
     h_assert_exit(direct, 0);
-    struct h_result fast = h_run(
-        H_ARGS("migrate"), lease_env(port, "POD_NAME=nowhere", SHORT_DEADLINE, SHORT_RETRY, NULL));
+    struct h_result fast = h_run(H_ARGS("migrate"), kf_env(kf_port, port, "POD_NAME=nowhere",
+                                                           SHORT_DEADLINE, SHORT_RETRY, NULL));
     h_assert_exit(fast, 0);
 }
