@@ -7,19 +7,13 @@
 #include <time.h>
 
 #include "engine/engine.h"
+#include "err/clock.h"
 #include "leader.h"
 #include "log/log.h"
 #include "output.h"
 #include "pg/pg.h"
 #include "signals.h"
 #include "source/source.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *store,
                                 struct rg_err *err)
@@ -91,7 +85,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     };
     struct rg_leader *leader = NULL;
     struct rg_lock lock;
-    int64_t start = now_ms();
+    int64_t start = rg_now_ms();
     int ret = -1, rc;
 
     (void)cli;
@@ -124,7 +118,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  "ms, schema at version %" PRId64 " (was %" PRId64 ")%s",
                  res.reverted ? "rolled back" : "applied", res.applied + res.reverted,
                  res.applied + res.reverted == 1 ? "" : "s", res.scripts,
-                 res.scripts == 1 ? "" : "s", now_ms() - start, res.to, res.from,
+                 res.scripts == 1 ? "" : "s", rg_now_ms() - start, res.to, res.from,
                  res.adopted ? ", adopted from golang-migrate" : "");
     else
         snprintf(summary, n,
@@ -303,7 +297,7 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     struct rg_pg *pg = NULL;
     struct rg_migrate_opts opts = {.target = RG_TARGET_LATEST};
     struct rg_leader *leader = NULL;
-    int64_t start = now_ms();
+    int64_t start = rg_now_ms();
     /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
      * lease.waitTimeout does. */
     int64_t limit = cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms;
@@ -333,12 +327,12 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
         if (current)
             snprintf(summary, n,
                      "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
-                     plan->current, now_ms() - start);
+                     plan->current, rg_now_ms() - start);
         else if (rc == 0 && round == 0)
             RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
                     "pending=%zu",
                     plan->current, plan->pending);
-        if (rc == 0 && !current && limit && now_ms() - start >= limit) {
+        if (rc == 0 && !current && limit && rg_now_ms() - start >= limit) {
             rg_err_set(err, RG_ELEASE,
                        "the schema is still at version %" PRId64 " with %zu pending after "
                        "lease.waitTimeout",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/kubeconfig.h"
+#include "err/clock.h"
 #include "err/mem.h"
 #include "kube/kube.h"
 #include "lease/lease.h"
@@ -34,10 +35,8 @@ struct rg_leader {
 
 static int64_t monotonic_ms(void *ctx)
 {
-    struct timespec ts;
     (void)ctx;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return rg_now_ms();
 }
 
 static void microtime(void *ctx, char *buf, size_t n)
@@ -175,7 +174,7 @@ int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->wake, NULL);
     atomic_init(&l->lost, false);
-    l->seed = (unsigned)getpid() ^ (unsigned)monotonic_ms(NULL);
+    l->seed = (unsigned)getpid() ^ (unsigned)rg_now_ms();
     rg_lease_init(&l->lease, &api, &clock, &lo);
     rg_signals_attach_kube(l->kube);
     *out = l;
@@ -270,7 +269,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
     struct rg_leader *l = ctx;
-    int64_t start = monotonic_ms(NULL);
+    int64_t start = rg_now_ms();
     size_t before = SIZE_MAX;
 
     for (;;) {
@@ -301,8 +300,8 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
         /* Held elsewhere. Wait on the database, which says when the work is done, and
          * read the Lease again only once its holder could have let it expire. A create
          * that lost the race leaves no record observed: its winner holds it from now. */
-        next_try = monotonic_ms(NULL) + (l->lease.observed.exists ? rg_lease_expires_in(&l->lease)
-                                                                  : l->cfg->lease.duration_ms);
+        next_try = rg_now_ms() + (l->lease.observed.exists ? rg_lease_expires_in(&l->lease)
+                                                           : l->cfg->lease.duration_ms);
         if (before == SIZE_MAX)
             RG_INFO("waiting: another run holds the lease" RG_F "holder=%s",
                     l->lease.observed.holder);
@@ -320,9 +319,9 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
              * so that the last renewal is seen soon after it happened and a dead holder is
              * taken over within its duration and a retry period. */
             if (left >= before)
-                next_try = monotonic_ms(NULL);
+                next_try = rg_now_ms();
             before = left;
-            if (monotonic_ms(NULL) - start >= l->cfg->lease.wait_timeout_ms) {
+            if (rg_now_ms() - start >= l->cfg->lease.wait_timeout_ms) {
                 rg_err_set(err, RG_ELEASE,
                            "the lease is still held by %s after lease.waitTimeout, and "
                            "migrations are still pending",
@@ -333,7 +332,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                 rg_err_set(err, RG_ESIGNAL, "stopped while waiting for the lease");
                 return -1;
             }
-        } while (monotonic_ms(NULL) < next_try);
+        } while (rg_now_ms() < next_try);
     }
 }
 
@@ -373,7 +372,7 @@ int rg_leader_held(struct rg_leader *l, bool *held, struct rg_err *err)
      * record has stood still for its duration; every write changes resourceVersion. */
     if (strcmp(rec.resource_version, l->lease.observed.resource_version) != 0) {
         l->lease.observed = rec;
-        l->lease.observed_at_ms = monotonic_ms(NULL);
+        l->lease.observed_at_ms = rg_now_ms();
     }
     *held = rec.exists && *rec.holder && rg_lease_other_valid(&l->lease);
     return 0;

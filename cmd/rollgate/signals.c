@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "err/clock.h"
 #include "log/log.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -103,18 +104,13 @@ bool rg_signals_timed_out(void)
 
 bool rg_signals_pause(int64_t ms)
 {
-    struct timespec now, end;
+    int64_t end = rg_now_ms() + ms;
 
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += ms / 1000;
-    end.tv_nsec += (ms % 1000) * 1000000;
-    for (;;) {
+    while (rg_now_ms() < end) {
         struct timespec step = {0, 50 * 1000000L};
         if (atomic_load(&received) || atomic_load(&timed_out))
             return false;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-            return true;
         nanosleep(&step, NULL);
     }
+    return !atomic_load(&received) && !atomic_load(&timed_out);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 #include "log/log.h"
 
@@ -37,21 +38,13 @@ void rg_kube_response_free(struct rg_kube_response *r)
     r->len = 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Returns true when cancelled before ms ran out. */
 static bool nap(struct rg_kube *k, int64_t ms)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = rg_now_ms() + ms;
 
     for (;;) {
-        int64_t left = end - now_ms();
+        int64_t left = end - rg_now_ms();
         struct timespec ts;
         if (atomic_load(&k->cancelled))
             return true;
@@ -367,7 +360,7 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
                  struct rg_kube_response *resp, struct rg_err *err)
 {
     char *url = rg_asprintf("%s%s", k->base_url, path);
-    int64_t start = now_ms(), backoff = BACKOFF_FIRST_MS;
+    int64_t start = rg_now_ms(), backoff = BACKOFF_FIRST_MS;
     /* The budget ends early at the caller's deadline (a renewal's renew deadline). */
     int64_t end = k->deadline_ms && k->deadline_ms < start + k->retry_budget_ms
                       ? k->deadline_ms
@@ -386,7 +379,7 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
             goto out;
         }
         k->attempt_timeout_ms =
-            end - now_ms() < k->request_timeout_ms ? end - now_ms() : k->request_timeout_ms;
+            end - rg_now_ms() < k->request_timeout_ms ? end - rg_now_ms() : k->request_timeout_ms;
         if (k->attempt_timeout_ms <= 0) {
             rg_err_set(err, RG_EAPI, "%s %s: no time left before the deadline", method, url);
             goto out;
@@ -400,7 +393,7 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
         wait = backoff + rand_r(&k->jitter_seed) % (backoff / 4 + 1);
         if (retry_after_ms > wait)
             wait = retry_after_ms;
-        if (now_ms() + wait > end) {
+        if (rg_now_ms() + wait > end) {
             rg_err_prefix(err, "Kubernetes API unavailable after %d attempt%s", attempts,
                           attempts == 1 ? "" : "s");
             goto out;

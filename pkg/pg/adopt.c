@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 #include "log/log.h"
 #include "pg/internal.h"
@@ -38,7 +39,7 @@ int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg
     struct rg_pg *pg = ctx;
     char *q = rg_asprintf("SELECT state FROM %s WHERE kind = 'schema' AND version = %" PRId64,
                           pg->table, version);
-    int64_t deadline = rg_pg_now_ms() + timeout_ms;
+    int64_t deadline = rg_now_ms() + timeout_ms;
     int ret = -1;
 
     for (;;) {
@@ -53,7 +54,7 @@ int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg
             ret = 0;
             break;
         }
-        if (rg_pg_now_ms() >= deadline) {
+        if (rg_now_ms() >= deadline) {
             rg_err_set(err, RG_ECONFLICT,
                        "version %" PRId64 " is still marked running after %" PRId64
                        "s: if the run that started it died, check what it did, undo it by "

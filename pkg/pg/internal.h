@@ -34,7 +34,6 @@ struct rg_pg {
     bool unflushed;
 };
 
-int64_t rg_pg_now_ms(void);
 /* Sleeps up to ms in short steps so that a cancel is noticed promptly. */
 void rg_pg_nap(struct rg_pg *pg, int64_t ms);
 /* libpq's messages end with a newline and may span lines; logs want one line. */

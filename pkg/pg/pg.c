@@ -10,21 +10,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 #include "log/log.h"
 
-int64_t rg_pg_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void rg_pg_nap(struct rg_pg *pg, int64_t ms)
 {
-    int64_t end = rg_pg_now_ms() + ms;
+    int64_t end = rg_now_ms() + ms;
     while (!atomic_load(&pg->cancelled)) {
-        int64_t left = end - rg_pg_now_ms();
+        int64_t left = end - rg_now_ms();
         struct timespec ts;
         if (left <= 0)
             break;
@@ -160,7 +154,7 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
     keys[k] = NULL;
     vals[k] = NULL;
 
-    deadline = rg_pg_now_ms() + pg->opts.connect_retry_ms;
+    deadline = rg_now_ms() + pg->opts.connect_retry_ms;
     for (;;) {
         char line[400];
 
@@ -183,7 +177,7 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
                        line);
             return -1;
         }
-        if (rg_pg_now_ms() + backoff > deadline) {
+        if (rg_now_ms() + backoff > deadline) {
             rg_err_set(err, RG_EDATABASE, "could not connect to the database after %d attempts: %s",
                        attempt, line);
             return -1;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 #include "log/log.h"
 #include "pg/internal.h"
@@ -332,7 +333,7 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
                        s->path);
         goto out;
     }
-    dur = rg_asprintf("%" PRId64, rg_pg_now_ms() - start);
+    dur = rg_asprintf("%" PRId64, rg_now_ms() - start);
     rec = schema && s->action == RG_ACT_APPLY
               ? rg_asprintf("UPDATE %s SET state = 'applied', applied_at = now(), duration_ms = "
                             "%s WHERE %s",
@@ -374,10 +375,10 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
     int rc;
 
     for (int64_t attempt = 0;; attempt++) {
-        int64_t start = rg_pg_now_ms();
+        int64_t start = rg_now_ms();
         rc = s->directives.no_transaction ? run_without_transaction(pg, s, key, outcome, start, err)
                                           : run_in_transaction(pg, s, key, outcome, err);
-        *duration_ms = rg_pg_now_ms() - start;
+        *duration_ms = rg_now_ms() - start;
         if (rc == 2) {
             /* Another run is part way through this version outside a transaction. */
             if (rg_pg_wait_running(pg, s->version, pg->opts.wait_timeout_ms, err) < 0) {
