@@ -84,10 +84,20 @@ static void fill_mine(const struct rg_lease *l, struct rg_lease_record *want)
     want->duration_s = duration_s(l);
 }
 
+/* Our write went through: the Lease is ours as of now. */
+static void took(struct rg_lease *l, const struct rg_lease_record *got, bool *acquired)
+{
+    int64_t now = now_ms(l);
+
+    observe(l, got, now);
+    l->held = true;
+    l->renewed_at_ms = now;
+    *acquired = true;
+}
+
 static int create(struct rg_lease *l, bool *acquired, struct rg_err *err)
 {
     struct rg_lease_record want, got;
-    int64_t now;
     int rc;
 
     memset(&want, 0, sizeof(want));
@@ -104,11 +114,7 @@ static int create(struct rg_lease *l, bool *acquired, struct rg_err *err)
      * so the next attempt reads the record and judges its holder from then on. */
     if (rc == 1)
         return 0;
-    now = now_ms(l);
-    observe(l, &got, now);
-    l->held = true;
-    l->renewed_at_ms = now;
-    *acquired = true;
+    took(l, &got, acquired);
     return 0;
 }
 
@@ -150,11 +156,7 @@ int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
     /* Someone wrote after our read; the next attempt reads again and sees who. */
     if (rc == 1)
         return 0;
-    now = now_ms(l);
-    observe(l, &got, now);
-    l->held = true;
-    l->renewed_at_ms = now;
-    *acquired = true;
+    took(l, &got, acquired);
     return 0;
 }
 
