@@ -1,6 +1,7 @@
 /* `rollgate wait`: the init container that must not start a pod on an older schema. */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <string.h>
 
 #include "harness.h"
@@ -71,4 +72,18 @@ Test(wait, drift_exits_5_instead_of_waiting_forever)
 
     h_assert_exit(r, 5);
     h_assert_has(r, r.err, "checksum drift");
+}
+
+Test(wait, sigterm_while_waiting_exits_143_having_written_nothing)
+{
+    h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
+
+    struct h_proc *w = h_start(H_ARGS("wait"), WAIT_ENV("X=1"));
+    bool waiting = h_proc_wait_stderr(w, "waiting for the schema", 60 * 1000);
+    cr_assert_eq(kill(h_proc_pid(w), SIGTERM), 0);
+    struct h_result r = h_wait(w);
+
+    cr_assert(waiting, "wait did not report waiting\n%s", h_describe(&r));
+    h_assert_exit(r, 143);
+    cr_assert_not(h_table_exists("public.rollgate_migrations"), "wait wrote to the database");
 }
