@@ -37,17 +37,23 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Adds a Criterion run's "Synthesis" counts to the totals; a run that died before printing
-# it counts as one failure. Returns non-zero when the run failed.
+# Adds a run's counts to the totals: Criterion's "Synthesis" line, or the packaging tests' last
+# "N passed, N failed" line. A run that died before printing either counts as one failure.
+# Returns non-zero when the run failed.
 count() {
     local log=$1 status=$2 line p f
     line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'Synthesis: Tested:' | tail -n 1 || true)
-    if [ -z "$line" ]; then
-        failed=$((failed + 1))
-        return 1
+    if [ -n "$line" ]; then
+        p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
+        f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
+    else
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+        if [ -z "$line" ]; then
+            failed=$((failed + 1))
+            return 1
+        fi
+        read -r p _ f _ <<<"$line"
     fi
-    p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
-    f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
     passed=$((passed + p))
     failed=$((failed + f))
     if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -102,5 +108,16 @@ if ! count "$logs/integration.log" "$status"; then
     echo "== integration tests failed; last 200 lines of $pgdir/postgres.log:" >&2
     tail -n 200 "$pgdir/postgres.log" >&2 || true
 fi
+
+# Packaging: the fully static binary in an empty root, the chart and the manifests with the real
+# helm and kubectl, against the same PostgreSQL and kube-apiserver.
+static_bin=$(scripts/build-static.sh | tail -n 1)
+tools=$(scripts/tools.sh | tail -n 1)
+kubectl120=$(dirname "$(scripts/kube-apiserver.sh | tail -n 1)")/kubectl
+echo "== packaging tests" >&2
+status=0
+RG_TEST_PG_URL=$url RG_TEST_KUBE_DIR=$kubedir RG_STATIC_BIN=$static_bin RG_TOOLS=$tools \
+    RG_KUBECTL=$kubectl120 test/packaging/run.sh 2>&1 | tee "$logs/packaging.log" >&2 || status=$?
+count "$logs/packaging.log" "$status" || ok=0
 
 [ "$ok" -eq 1 ]
