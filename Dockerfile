@@ -12,12 +12,12 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY . .
-RUN --mount=type=cache,target=/var/cache/rollgate \
+RUN --mount=type=cache,target=/cache/rollgate \
     --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt/lists,sharing=locked \
     rm -f /etc/apt/apt.conf.d/docker-clean && \
     apt-get update -qq && \
-    RG_STATIC_BUILD_DIR=/out scripts/build-static.sh
+    RG_STATIC_CACHE_ROOT=/cache/rollgate RG_STATIC_BUILD_DIR=/out scripts/build-static.sh
 
 FROM scratch
 ARG VERSION=0.1.0

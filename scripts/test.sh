@@ -109,15 +109,17 @@ if ! count "$logs/integration.log" "$status"; then
     tail -n 200 "$pgdir/postgres.log" >&2 || true
 fi
 
-# Packaging: the fully static binary in an empty root, the chart and the manifests with the real
-# helm and kubectl, against the same PostgreSQL and kube-apiserver.
-static_bin=$(scripts/build-static.sh | tail -n 1)
+# Packaging: the image built from the Dockerfile (buildah, no engine needed), its static binary
+# in an empty root, the chart and the manifests with the real helm and kubectl, against the same
+# PostgreSQL and kube-apiserver.
+scripts/image.sh --export "$logs/image" localhost/rollgate:test >&2
 tools=$(scripts/tools.sh | tail -n 1)
 kubectl120=$(dirname "$(scripts/kube-apiserver.sh | tail -n 1)")/kubectl
 echo "== packaging tests" >&2
 status=0
-RG_TEST_PG_URL=$url RG_TEST_KUBE_DIR=$kubedir RG_STATIC_BIN=$static_bin RG_TOOLS=$tools \
-    RG_KUBECTL=$kubectl120 test/packaging/run.sh 2>&1 | tee "$logs/packaging.log" >&2 || status=$?
+RG_TEST_PG_URL=$url RG_TEST_KUBE_DIR=$kubedir RG_IMAGE_DIR=$logs/image \
+    RG_STATIC_BIN=$logs/image/rootfs/rollgate RG_TOOLS=$tools RG_KUBECTL=$kubectl120 \
+    test/packaging/run.sh 2>&1 | tee "$logs/packaging.log" >&2 || status=$?
 count "$logs/packaging.log" "$status" || ok=0
 
 [ "$ok" -eq 1 ]

@@ -2,7 +2,8 @@
 # test/packaging/run.sh with these variables set:
 #   RG_TOOLS           directory with helm 3.17, kubectl 1.32, action-validator (scripts/tools.sh)
 #   RG_KUBECTL         kubectl 1.20.2, the test API server's own version (scripts/kube-apiserver.sh)
-#   RG_STATIC_BIN      the fully static rollgate (scripts/build-static.sh)
+#   RG_STATIC_BIN      the fully static rollgate (the image's /rollgate, see RG_IMAGE_DIR)
+#   RG_IMAGE_DIR       the image scripts/image.sh built and exported (rootfs/, image.json)
 #   RG_TEST_KUBE_DIR   a running scripts/kube-test-cluster.sh cluster (admin.kubeconfig, ca.crt, port)
 #   RG_TEST_PG_URL     a running throwaway PostgreSQL 15 (scripts/pg.sh), loopback TCP
 #   RG_REPO            the repository root

@@ -63,12 +63,14 @@ pod_env() {
             ;;
         *) echo "pod_env: $name: unsupported source $kind" >&2 && return 1 ;;
         esac
+    # An empty value is stored as no value at all.
     done < <(jq -r '(.env // [])[] |
         if has("value") then [.name, "value", "", "", (.value | @base64)]
         elif .valueFrom.secretKeyRef then [.name, "secretKeyRef", .valueFrom.secretKeyRef.name, .valueFrom.secretKeyRef.key, ""]
         elif .valueFrom.configMapKeyRef then [.name, "configMapKeyRef", .valueFrom.configMapKeyRef.name, .valueFrom.configMapKeyRef.key, ""]
         elif .valueFrom.fieldRef then [.name, "fieldRef", "", .valueFrom.fieldRef.fieldPath, ""]
-        else [.name, "other", "", "", ""] end | join("\u001f")' <<<"$c")
+        elif .valueFrom then [.name, "other", "", "", ""]
+        else [.name, "value", "", "", ""] end | join("\u001f")' <<<"$c")
 }
 
 # pod_volumes ROOT NS SPEC_JSON CONTAINER_JSON: writes each ConfigMap volume the container mounts
@@ -92,14 +94,14 @@ pod_volumes() {
     done < <(jq -r '(.volumeMounts // [])[] | [.name, .mountPath] | @tsv' <<<"$c")
 }
 
-# pod_run NS POD SPEC_JSON [CONTAINER_NAME]: runs the container (by name, else the first one)
-# of the pod spec SPEC_JSON (a stored Job's .spec.template.spec) in a fresh empty root; the
-# image's /migrations are $POD_MIGRATIONS when set. Prints rollgate's stderr, leaves the
+# pod_run NS POD SPEC_JSON [CONTAINER_NAME]: runs the container or init container named (else
+# the first container) of the pod spec SPEC_JSON (say a stored Job's .spec.template.spec) in a
+# fresh empty root; the image's /migrations are $POD_MIGRATIONS when set. Prints rollgate's stderr, leaves the
 # termination message in $t_scratch/termination-log, and returns rollgate's exit status.
 pod_run() {
     local ns=$1 pod=$2 spec=$3 cname=${4:-} c root uid gid ro sa args=() envs=() rc=0
     if [ -n "$cname" ]; then
-        c=$(jq -c --arg n "$cname" '.containers[] | select(.name == $n)' <<<"$spec")
+        c=$(jq -c --arg n "$cname" '(.initContainers // []) + .containers | .[] | select(.name == $n)' <<<"$spec")
     else
         c=$(jq -c '.containers[0]' <<<"$spec")
     fi
@@ -116,7 +118,8 @@ pod_run() {
         chmod -R a+rX "$root/migrations"
     fi
     sa=$(jq -r '.serviceAccountName // "default"' <<<"$spec")
-    if [ "$(jq -r '.automountServiceAccountToken // true' <<<"$spec")" = true ]; then
+    # Not `// true`: jq's alternative operator would turn false into true as well.
+    if [ "$(jq -r '.automountServiceAccountToken != false' <<<"$spec")" = true ]; then
         pod_service_account "$root" "$ns" "$sa" || return 1
     fi
     pod_volumes "$root" "$ns" "$spec" "$c" || return 1

@@ -1,33 +1,20 @@
 #!/usr/bin/env bash
-# The fully static binary, alone in an empty root as in the scratch image (plus what Kubernetes
-# mounts into every pod), migrates the test PostgreSQL under the real kube-apiserver's Lease.
+# The fully static binary (the image's, see test_image.sh), alone in an empty root as in the
+# scratch image (plus what Kubernetes mounts into every pod), migrates the test PostgreSQL under
+# the real kube-apiserver's Lease.
 # Needs RG_STATIC_BIN, RG_TEST_PG_URL, RG_TEST_KUBE_DIR, RG_TOOLS, RG_KUBECTL (see lib.sh).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 . "$here/pod.sh"
+. "$here/cluster.sh"
 
 ns=rollgate-test # the namespace, ServiceAccount and Role of kube-test-cluster.sh smoke
 lease=empty-root-$$
-db=rg_empty_root_$$
 export POD_MIGRATIONS=$RG_REPO/examples/migrations
+sa_requests() { cluster_sa_requests "$ns" rollgate; }
 
-# As the test server's superuser, in its postgres database or in $db.
-psql_admin() { psql "$RG_TEST_PG_URL" -XAtq -v ON_ERROR_STOP=1 "$@"; }
-psql_db() { psql "${RG_TEST_PG_URL/\/postgres\?//$db?}" -XAtq -v ON_ERROR_STOP=1 "$@"; }
-sa_requests() {
-    jq -r --arg u "system:serviceaccount:$ns:rollgate" 'select(.user.username == $u) | .auditID' \
-        "$RG_TEST_KUBE_DIR/audit.log" | wc -l
-}
-
-# The size target and static linking (the issue's numbers: <= 6 MiB stripped).
-size=$(stat -c %s "$RG_STATIC_BIN")
-check "static binary is at most 6 MiB ($size bytes)" test "$size" -le $((6 * 1024 * 1024))
-check_grep "file(1) says statically linked" 'statically linked' <(file -L "$RG_STATIC_BIN")
-check_no_grep "no ELF interpreter" 'INTERP' <(readelf -lW "$RG_STATIC_BIN")
-
-psql_admin -c "CREATE DATABASE $db"
-port=$(sed -E 's|.*:([0-9]+)/.*|\1|' <<<"$RG_TEST_PG_URL")
-url="postgresql://postgres@postgres.test:$port/$db?sslmode=disable"
+db=$(cluster_database)
+url=$(cluster_url "$db")
 
 # A pod spec as the chart's Job would have it; pod_run materializes it in an empty root.
 spec=$(jq -n --arg url "$url" --arg lease "$lease" '{
@@ -44,7 +31,7 @@ before=$(sa_requests)
 check_rc 0 "migrate in an empty read-only root as uid 65532 exits 0" \
     pod_run "$ns" migrate-pod-1 "$spec"
 check_eq "every example migration applied, by the pod" \
-    "$(psql_db -c "SELECT count(*) FILTER (WHERE applied_by = 'migrate-pod-1') FROM rollgate_migrations" 2>&1)" \
+    "$(cluster_psql "$db" -c "SELECT count(*) FILTER (WHERE applied_by = 'migrate-pod-1') FROM rollgate_migrations" 2>&1)" \
     "$(find "$POD_MIGRATIONS" -name '*.up.sql' | wc -l)"
 check_grep "the summary line reached the termination log" "^migrate: applied [0-9]+ migrations" "$t_scratch/termination-log"
 lease_json=$(kubectl_admin -n "$ns" get lease "$lease" -o json)
@@ -57,13 +44,13 @@ check_rc 0 "a second pod finds nothing to do and exits 0" pod_run "$ns" migrate-
 check_eq "the second pod made no API request" "$(sa_requests)" "$before"
 
 # Static glibc cannot name uid 65532 without /etc/passwd: rollgate must say to give the user.
-nouser=$(jq --arg url "postgresql://postgres.test:$port/$db?sslmode=disable" \
+nouser=$(jq --arg url "${url/postgres@/}" \
     '.containers[0].env[0].value = $url' <<<"$spec")
 out=$(pod_run "$ns" migrate-pod-3 "$nouser" 2>&1)
 check_eq "no database user and no /etc/passwd: exit 3" "$?" 3
 check_grep "the message says to put the user in the URL" 'put the user in the URL' <(echo "$out")
 check_no_grep "libpq was never reached (no connection error)" 'connection to server' <(echo "$out")
 
-psql_admin -c "DROP DATABASE $db" >/dev/null
 kubectl_admin -n "$ns" delete lease "$lease" >/dev/null
+cluster_cleanup
 t_done
