@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Renders manifests/ (the default, with the podFailurePolicy component) and manifests/base with
+# kustomize 5 (kubectl 1.32's `kubectl kustomize`) and checks their structure exactly: the
+# least-privilege Role, every rollgate container's environment, config mount, security context
+# and resources, the Jobs' limits and podFailurePolicy, the image override, and the rollback
+# target set the way manifests/README.md documents it (its overlay block is rendered as written).
+# Needs RG_REPO and RG_TOOLS; RG_STATIC_BIN, when set, also runs the binary on the shipped config.
+# jq and yq filters are single-quoted on purpose.
+# shellcheck disable=SC2016
+# shellcheck source=test/packaging/lib.sh
+source "$RG_REPO/test/packaging/lib.sh"
+
+man=$RG_REPO/manifests
+readme=$man/README.md
+image=ghcr.io/rollgate/rollgate
+s=$t_scratch
+
+# render NAME DIR: kustomize DIR into $s/NAME.yaml and, as one JSON array, $s/NAME.json.
+render() {
+    kubectl132 kustomize "$2" >"$s/$1.yaml" && yq -s -c . "$s/$1.yaml" >"$s/$1.json"
+}
+
+# jqc NAME FILTER: the compact JSON jq makes of rendering NAME with FILTER.
+jqc() { jq -cS "$2" "$s/$1.json" 2>&1; }
+
+# A path to $man relative to directory $1, as kustomize wants it (no absolute resources).
+rel_man() { realpath --relative-to="$1" "$man"; }
+
+# The fenced yaml block of README.md that follows the HTML comment line naming MARKER.
+readme_block() {
+    awk -v m="<!-- $1" '{ l = $0; sub(/^ */, "", l) }
+        on == 0 && index(l, m) == 1 { on = 1; next }
+        on == 1 && l ~ /^```yaml/ { on = 2; ind = length($0) - length(l); next }
+        on == 2 && l ~ /^```/ { exit }
+        on == 2 { print substr($0, ind + 1) }' "$readme"
+}
+
+check "kustomize renders manifests (default)" render default "$man"
+check "kustomize renders manifests/base" render base "$man/base"
+for f in default base; do
+    [ -s "$s/$f.json" ] || echo '[]' >"$s/$f.json"
+done
+
+# --- what is rendered -------------------------------------------------------------------------
+want_objs='["ConfigMap/rollgate-config","Deployment/app-migrate","Deployment/app-wait","Job/rollgate-migrate","Job/rollgate-rollback","Role/rollgate","RoleBinding/rollgate","ServiceAccount/rollgate"]'
+objs='map(.kind + "/" + (.metadata.name | sub("-[a-z0-9]{10}$"; ""))) | sort'
+for f in default base; do
+    check_eq "$f: exactly the documented objects" "$(jqc $f "$objs")" "$want_objs"
+    check_eq "$f: no object names a namespace (the overlay or -n does)" \
+        "$(jqc $f '[.[] | select(.metadata.namespace)] | length')" "0"
+done
+
+# --- RBAC -------------------------------------------------------------------------------------
+want_rules='[{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"verbs":["create","get","update"]},{"apiGroups":[""],"resources":["events"],"verbs":["create"]}]'
+rules='[.[] | select(.kind == "Role") | .rules[] | {apiGroups, resources, verbs: (.verbs | sort)}
+        + (if (keys - ["apiGroups", "resources", "verbs"]) == [] then {} else {extra: keys} end)]'
+for f in default base; do
+    check_eq "$f: Role rollgate has exactly leases get/create/update and events create" \
+        "$(jqc $f "$rules")" "$want_rules"
+    check_eq "$f: RoleBinding binds Role rollgate to ServiceAccount rollgate only" \
+        "$(jqc $f '[.[] | select(.kind == "RoleBinding") | {roleRef, subjects}]')" \
+        '[{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"rollgate"},"subjects":[{"kind":"ServiceAccount","name":"rollgate"}]}]'
+done
+
+# --- the generated config ---------------------------------------------------------------------
+cfg_json=$(jq -r '.[] | select(.kind == "ConfigMap") | .data["config.yaml"]' "$s/default.json" |
+    yq -cS . 2>&1)
+check_eq "config.yaml: migrations /migrations, Lease rollgate (kubernetes, 15s/10s/2s, 10m), JSON logs" \
+    "$cfg_json" \
+    '{"lease":{"duration":"15s","mode":"kubernetes","name":"rollgate","renewDeadline":"10s","retryPeriod":"2s","waitTimeout":"10m"},"log":{"format":"json"},"migrations":{"dir":"/migrations"}}'
+if [ -n "${RG_STATIC_BIN:-}" ] && [ -x "$RG_STATIC_BIN" ]; then
+    mkdir -p "$s/nomigrations"
+    check "config.yaml: rollgate validate accepts it" \
+        "$RG_STATIC_BIN" --config "$man/base/config.yaml" --database-url 'postgres://u@127.0.0.1:1/x' \
+        --dir "$s/nomigrations" validate
+    check_rc 3 "an empty ROLLGATE_MIGRATIONS_TARGET exits 3 (the rollback Job's default)" \
+        env ROLLGATE_MIGRATIONS_TARGET= "$RG_STATIC_BIN" --config "$man/base/config.yaml" \
+        --database-url 'postgres://u@127.0.0.1:1/x' --dir "$s/nomigrations" migrate
+fi
+
+# --- every rollgate container -----------------------------------------------------------------
+# Each pod-template object's rollgate containers (image $image...), with what is wrong with each.
+problems='
+  def pods: .[] | select(.spec.template.spec) | {obj: (.kind + "/" + .metadata.name),
+      spec: .spec.template.spec};
+  def env($n): [ (.env // [])[] | select(.name == $n) ];
+  [ .[] | select(.kind == "ConfigMap") | .metadata.name ][0] as $cm | [ pods | . as $p | (.spec.initContainers // [], .spec.containers)[]
+    | select(.image | startswith($img)) | . as $c
+    | { c: ($p.obj + ":" + .name), bad: [
+        (if env("ROLLGATE_DATABASE_URL") != [{"name":"ROLLGATE_DATABASE_URL","valueFrom":{"secretKeyRef":{"name":"rollgate-database","key":"url"}}}]
+         then "ROLLGATE_DATABASE_URL" else empty end),
+        (if env("POD_NAME") != [{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}]
+         then "POD_NAME" else empty end),
+        (if env("ROLLGATE_CONFIG") != [{"name":"ROLLGATE_CONFIG","value":"/etc/rollgate/config.yaml"}]
+         then "ROLLGATE_CONFIG" else empty end),
+        ([ (.volumeMounts // [])[] | select(.mountPath == "/etc/rollgate") ] as $m
+         | if ($m | length) != 1 or $m[0].readOnly != true then "mount /etc/rollgate read-only"
+           elif [ ($p.spec.volumes // [])[] | select(.name == $m[0].name) | .configMap.name ] != [$cm]
+           then "the mount is not the generated ConfigMap" else empty end),
+        (if ([ (.volumeMounts // [])[] | select(.mountPath == "/migrations") ] | length) != 0
+         then "something mounted over /migrations" else empty end),
+        (if .terminationMessagePolicy != "FallbackToLogsOnError" then "terminationMessagePolicy" else empty end),
+        (if .securityContext != {"allowPrivilegeEscalation":false,"readOnlyRootFilesystem":true,"capabilities":{"drop":["ALL"]}}
+         then "container securityContext" else empty end),
+        (if .resources != {"requests":{"cpu":"50m","memory":"32Mi"},"limits":{"memory":"64Mi"}}
+         then "resources" else empty end),
+        (if $p.spec.securityContext != {"runAsNonRoot":true,"runAsUser":65532,"runAsGroup":65532,"seccompProfile":{"type":"RuntimeDefault"}}
+         then "pod securityContext" else empty end),
+        (if $c.image != ($img + ":0.1.0") then "image " + $c.image else empty end)
+      ] } ]'
+for f in default base; do
+    check_eq "$f: four rollgate containers (2 Jobs, 2 init containers)" \
+        "$(jq -c --arg img "$image" "$problems | map(.c)" "$s/$f.json" 2>&1)" \
+        '["Deployment/app-migrate:rollgate","Deployment/app-wait:rollgate","Job/rollgate-migrate:migrate","Job/rollgate-rollback:rollback"]'
+    check_eq "$f: every rollgate container has the env, config mount, security context, resources" \
+        "$(jq -c --arg img "$image" "$problems | map(select(.bad != [])) " "$s/$f.json" 2>&1)" "[]"
+    check_eq "$f: every container of every pod drops ALL, no escalation, read-only root" \
+        "$(jqc $f '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[]
+            | select(.securityContext.allowPrivilegeEscalation != false
+                or .securityContext.readOnlyRootFilesystem != true
+                or .securityContext.capabilities.drop != ["ALL"]
+                or .securityContext.privileged == true) | .name]')" "[]"
+    check_eq "$f: the example apps are pause placeholders" \
+        "$(jqc $f '[.[] | select(.kind == "Deployment") | .spec.template.spec.containers[] | .image] | unique')" \
+        '["registry.k8s.io/pause:3.9"]'
+done
+
+# --- the Jobs ---------------------------------------------------------------------------------
+job='def job($n): .[] | select(.kind == "Job" and .metadata.name == $n);
+     def env($n): [ (.env // [])[] | select(.name == $n) | .value ];
+     def shape: {backoffLimit: .spec.backoffLimit, deadline: .spec.activeDeadlineSeconds,
+       ttl: .spec.ttlSecondsAfterFinished, restart: .spec.template.spec.restartPolicy,
+       sa: .spec.template.spec.serviceAccountName,
+       containers: [ .spec.template.spec.containers[] | {name, args, command,
+         target: env("ROLLGATE_MIGRATIONS_TARGET")} ],
+       init: (.spec.template.spec.initContainers // [] | length)};'
+for f in default base; do
+    check_eq "$f: Job rollgate-migrate: backoff 2, deadline 900s, TTL 1d, Never, SA rollgate, migrate" \
+        "$(jqc $f "$job"' [job("rollgate-migrate") | shape]')" \
+        '[{"backoffLimit":2,"containers":[{"args":["migrate"],"command":null,"name":"migrate","target":[]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
+    check_eq "$f: Job rollgate-rollback: the same limits, migrate with an empty target" \
+        "$(jqc $f "$job"' [job("rollgate-rollback") | shape]')" \
+        '[{"backoffLimit":2,"containers":[{"args":["migrate"],"command":null,"name":"rollback","target":[""]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
+done
+
+# --- the Deployments --------------------------------------------------------------------------
+dep='def dep($n): .[] | select(.kind == "Deployment" and .metadata.name == $n) | .spec.template.spec;
+     def env($n): [ (.env // [])[] | select(.name == $n) | .value ];'
+check_eq "app-wait: init container rollgate runs wait, no token, default SA, lease mode none" \
+    "$(jqc default "$dep"' [dep("app-wait") | {sa: .serviceAccountName, token: .automountServiceAccountToken,
+        init: [.initContainers[] | {name, args, command, lease: env("ROLLGATE_LEASE_MODE")}]}]')" \
+    '[{"init":[{"args":["wait"],"command":null,"lease":["none"],"name":"rollgate"}],"sa":"default","token":false}]'
+check_eq "app-migrate: init container rollgate runs migrate with SA rollgate and the Lease" \
+    "$(jqc default "$dep"' [dep("app-migrate") | {sa: .serviceAccountName, token: .automountServiceAccountToken,
+        init: [.initContainers[] | {name, args, command, lease: env("ROLLGATE_LEASE_MODE")}]}]')" \
+    '[{"init":[{"args":["migrate"],"command":null,"lease":[],"name":"rollgate"}],"sa":"rollgate","token":null}]'
+
+# --- podFailurePolicy: in the default only ----------------------------------------------------
+pfp() {
+    printf '[{"rules":[{"action":"FailJob","onExitCodes":{"containerName":"%s","operator":"In","values":[1,2,3,4,5,6,10]}},{"action":"Ignore","onPodConditions":[{"type":"DisruptionTarget"}]}]}]' "$1"
+}
+check_eq "default: rollgate-migrate's podFailurePolicy fails the Job on 1-6 and 10, ignores disruptions" \
+    "$(jqc default '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-migrate") | .spec.podFailurePolicy]')" \
+    "$(jq -cS . <<<"$(pfp migrate)")"
+check_eq "default: rollgate-rollback's podFailurePolicy names its container rollback" \
+    "$(jqc default '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback") | .spec.podFailurePolicy]')" \
+    "$(jq -cS . <<<"$(pfp rollback)")"
+check_no_grep "base: no podFailurePolicy (Kubernetes 1.20 has no such field)" 'podFailurePolicy' "$s/base.yaml"
+check_no_grep "base: no field newer than Kubernetes 1.20 (suspend, completionMode, podReplacementPolicy)" \
+    '^ *(suspend|completionMode|podReplacementPolicy|backoffLimitPerIndex|managedBy):' "$s/base.yaml"
+check_eq "default is base plus podFailurePolicy, nothing else" \
+    "$(jqc default 'map(del(.spec.podFailurePolicy))')" "$(jqc base '.')"
+
+# --- the image is overridden in one place -----------------------------------------------------
+mkdir -p "$s/images"
+cat >"$s/images/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $(rel_man "$s/images")
+images:
+  - name: $image
+    newName: registry.example.com/myapp-migrations
+    newTag: "1.4.2"
+EOF
+check "an overlay with images: renders" render images "$s/images"
+check_eq "images: override changes every rollgate container and nothing else" \
+    "$(jqc images '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[] | .image] | group_by(.) | map({(.[0]): length}) | add')" \
+    '{"registry.example.com/myapp-migrations:1.4.2":4,"registry.k8s.io/pause:3.9":2}'
+
+# --- the rollback target, as manifests/README.md sets it --------------------------------------
+mkdir -p "$s/rollback"
+readme_block rollback-overlay | sed "s#^\(  - \)\.\./deploy\b#\1$(rel_man "$s/rollback")#" \
+    >"$s/rollback/kustomization.yaml"
+check_grep "README's rollback overlay sets the target in a patch" \
+    'name: ROLLGATE_MIGRATIONS_TARGET' "$s/rollback/kustomization.yaml"
+check "README's rollback overlay renders" render rollback "$s/rollback"
+check_eq "rollback overlay: the rollback container's target is 3, its other env unchanged" \
+    "$(jqc rollback '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback")
+        | .spec.template.spec.containers[] | {name, env: (.env | map(.name) | sort),
+          target: [.env[] | select(.name == "ROLLGATE_MIGRATIONS_TARGET") | .value]}]')" \
+    '[{"env":["POD_NAME","POD_NAMESPACE","ROLLGATE_CONFIG","ROLLGATE_DATABASE_URL","ROLLGATE_MIGRATIONS_TARGET"],"name":"rollback","target":["3"]}]'
+check_eq "rollback overlay: no other container gets a target" \
+    "$(jqc rollback '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[]
+        | select(any(.env[]?; .name == "ROLLGATE_MIGRATIONS_TARGET")) | .name]')" '["rollback"]'
+check_eq "rollback overlay: -l app.kubernetes.io/component=rollback selects the rollback Job only" \
+    "$(jqc rollback '[.[] | select(.metadata.labels["app.kubernetes.io/component"] == "rollback")
+        | .kind + "/" + .metadata.name]')" '["Job/rollgate-rollback"]'
+check_eq "rollback overlay: the rollback Job keeps its ConfigMap name (the one already applied)" \
+    "$(jqc rollback '[.[] | select(.kind == "ConfigMap") | .metadata.name]')" \
+    "$(jqc default '[.[] | select(.kind == "ConfigMap") | .metadata.name]')"
+
+# README's snippet that leaves the rollback Job out.
+mkdir -p "$s/norollback"
+{
+    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\n' \
+        "$(rel_man "$s/norollback")"
+    readme_block no-rollback-job
+} >"$s/norollback/kustomization.yaml"
+check "README's patch that leaves the rollback Job out renders" render norollback "$s/norollback"
+check_eq "that patch removes the rollback Job and nothing else" \
+    "$(jqc norollback 'map(.kind + "/" + .metadata.name)')" \
+    "$(jqc default 'map(select(.metadata.name != "rollgate-rollback") | .kind + "/" + .metadata.name)')"
+
+t_done
