@@ -9,9 +9,10 @@
 # The Dockerfile starts FROM debian:bookworm. That base is made here by debootstrap from the
 # machine's own Debian archive (the mirror its apt sources name) with the same deb822 sources
 # file the official image has, and stored as docker.io/library/debian:bookworm; no container
-# registry is contacted. Everything is cached under /var/cache/rollgate/containers (override the
-# root with RG_IMAGE_CACHE_ROOT): the base image, the build's layers, and the build stage's cache
-# mount holding the static dependency prefix, so a warm build only compiles rollgate.
+# registry is contacted. The base image and the images built are stored under
+# /var/cache/rollgate/containers (override the root with RG_IMAGE_CACHE_ROOT); the build stage's
+# cache mounts (Debian's packages, the static dependency prefix) are buildah's, under /var/tmp,
+# so a warm build installs from the cache and only compiles rollgate.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -103,11 +104,15 @@ if ! "${BUILDAH[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
 fi
 
 log "building $name"
-# The RUN steps use the host's network (chroot isolation) for apt-get, as the host would.
-"${BUILDAH[@]}" bud --isolation chroot --pull=never --layers \
+# The RUN steps use the host's network (chroot isolation) for apt-get, as the host would. No
+# --layers: with vfs storage every kept build stage costs half a gigabyte, and the cache mounts
+# already make a rebuild cheap (Debian's packages and the static prefix are in them).
+"${BUILDAH[@]}" bud --isolation chroot --pull=never \
     --build-arg VERSION="$(sed -nE 's/.*project\(rollgate VERSION ([0-9.]+).*/\1/p' "$REPO/CMakeLists.txt")" \
     --build-arg REVISION="$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)" \
     -f "$REPO/Dockerfile" -t "$name" "$REPO" >&2
+# The image this tag named before is now unnamed: remove it and any other leftover.
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 
 if [ -n "$export_dir" ]; then
     mkdir -p "$export_dir/rootfs"
