@@ -37,18 +37,20 @@ pod_service_account() {
     chmod 644 "$d/token" "$d/ca.crt" "$d/namespace"
 }
 
-# pod_object_key NS KIND NAME KEY: one decoded key of a stored Secret or ConfigMap.
+# pod_object_key NS KIND NAME KEY: one decoded key of a stored Secret or ConfigMap, byte for
+# byte (jq -j adds no newline: a mounted migration's checksum depends on it).
 pod_object_key() {
     local filter=.data[\$k]
     [ "$2" = secret ] && filter='.data[$k] | @base64d'
-    kubectl_admin -n "$1" get "$2" "$3" -o json | jq -er --arg k "$4" "$filter"
+    kubectl_admin -n "$1" get "$2" "$3" -o json | jq -ej --arg k "$4" "$filter"
 }
 
 # pod_env NS POD CONTAINER_JSON: the container's environment, NUL-separated NAME=VALUE, as the
 # kubelet resolves it. Fails on a source it does not know, so a chart change cannot slip by.
 pod_env() {
     local ns=$1 pod=$2 c=$3 name kind ref key value
-    # \x1f separates the fields: a tab would be whitespace to read and merge empty fields.
+    # \x1f separates the fields: a tab would be whitespace to read and merge empty fields. An
+    # empty value is stored as no value at all (the last case).
     while IFS=$'\x1f' read -r name kind ref key value; do
         case $kind in
         value) printf '%s=%s\0' "$name" "$(base64 -d <<<"$value")" ;;
@@ -63,7 +65,6 @@ pod_env() {
             ;;
         *) echo "pod_env: $name: unsupported source $kind" >&2 && return 1 ;;
         esac
-    # An empty value is stored as no value at all.
     done < <(jq -r '(.env // [])[] |
         if has("value") then [.name, "value", "", "", (.value | @base64)]
         elif .valueFrom.secretKeyRef then [.name, "secretKeyRef", .valueFrom.secretKeyRef.name, .valueFrom.secretKeyRef.key, ""]
@@ -96,8 +97,9 @@ pod_volumes() {
 
 # pod_run NS POD SPEC_JSON [CONTAINER_NAME]: runs the container or init container named (else
 # the first container) of the pod spec SPEC_JSON (say a stored Job's .spec.template.spec) in a
-# fresh empty root; the image's /migrations are $POD_MIGRATIONS when set. Prints rollgate's stderr, leaves the
-# termination message in $t_scratch/termination-log, and returns rollgate's exit status.
+# fresh empty root; the image's /migrations are $POD_MIGRATIONS when set. Prints rollgate's
+# stderr, leaves the termination message in $t_scratch/termination-log, and returns rollgate's
+# exit status.
 pod_run() {
     local ns=$1 pod=$2 spec=$3 cname=${4:-} c root uid gid ro sa args=() envs=() rc=0
     if [ -n "$cname" ]; then

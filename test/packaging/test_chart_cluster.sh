@@ -49,6 +49,9 @@ check_eq "the stored Job's pod runs as the chart's ServiceAccount" \
 before=$(cluster_sa_requests "$ns" "$full")
 check_rc 0 "the Job's pod migrates" pod_run "$ns" "$full-migrate-a1b2c" "$spec" migrate
 check_eq "both migrations are applied" "$(cluster_versions "$db")" "1,2"
+check_eq "the ConfigMap carried the file byte for byte (same checksum)" \
+    "$(cluster_psql "$db" -c "SELECT checksum FROM rollgate_migrations WHERE version = 1")" \
+    "$(sha256sum <"$t_scratch/migrations/0001_accounts.up.sql" | cut -d' ' -f1)"
 check "the ServiceAccount made the Lease requests" test "$(cluster_sa_requests "$ns" "$full")" -gt "$before"
 check_eq "none of its requests was refused" "$(cluster_sa_refused "$ns" "$full")" 0
 check_eq "the Lease (named by the chart) was released" \
