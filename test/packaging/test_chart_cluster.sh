@@ -86,6 +86,13 @@ fresh=$(cluster_database)
 cluster_secret "$ns" app-db "$fresh"
 cspec=$(jq -c '(.containers[] | select(.name == "rollback") | .env) |=
     map(if .name == "ROLLGATE_MIGRATIONS_TARGET" then .value = "latest" else . end)' <<<"$cspec")
+# The release's env without the CronJob's own two entries is what the NOTES' migrate init
+# container has: it must not migrate.
+initc=$(jq -c '(.containers[] | select(.name == "rollback") | .env) |=
+    map(select(.name | IN("ROLLGATE_MIGRATIONS_TARGET", "ROLLGATE_MIGRATIONS_AUTO_MIGRATE") | not))' <<<"$cspec")
+check_rc 0 "autoMigrate=false: a migrate init container with the release's env exits 0" \
+    pod_run "$ns" app-init-x "$initc" rollback
+check_eq "without touching the database" "$(cluster_versions "$fresh")" ""
 check_rc 0 "autoMigrate=false: a hand-run rollback Job still migrates" \
     pod_run "$ns" "$full-rollback-2" "$cspec" rollback
 check_eq "to the target it was given" "$(cluster_versions "$fresh")" "1,2"

@@ -327,6 +327,10 @@ check_json "autoMigrate false: no Job, the rest stays" noauto '[docs[] | "\(.kin
   "ConfigMap/myapp-rollgate-config", "CronJob/myapp-rollgate-rollback", "Role/myapp-rollgate",
   "RoleBinding/myapp-rollgate", "ServiceAccount/myapp-rollgate"]'
 check_json "rollback.enabled false: no CronJob" norollback '[kind("CronJob")] | length' 0
+check_json "autoMigrate false: ROLLGATE_AUTO_MIGRATE=false in the pods' env, the CronJob's long name wins" \
+    noauto 'cronpod | envmap | {ROLLGATE_AUTO_MIGRATE, ROLLGATE_MIGRATIONS_AUTO_MIGRATE}' \
+    '{"ROLLGATE_AUTO_MIGRATE": "false", "ROLLGATE_MIGRATIONS_AUTO_MIGRATE": "true"}'
+check_json "autoMigrate true: no ROLLGATE_AUTO_MIGRATE in the env" def 'jobpod | envmap | has("ROLLGATE_AUTO_MIGRATE")' false
 
 # ---------------------------------------------------------------- migrations from a ConfigMap
 
@@ -383,6 +387,11 @@ check_grep "NOTES: rollback set env" 'kubectl -n ns1 set env cronjob/myapp-rollg
 check_grep "NOTES: rollback create job" 'kubectl -n ns1 create job --from=cronjob/myapp-rollgate-rollback myapp-rollback-<version>' "$work/notes-def.txt"
 check_grep "NOTES: hook objects deleted by label" 'delete .*-l app.kubernetes.io/instance=myapp' "$work/notes-def.txt"
 check_grep "NOTES: autoMigrate off explained" 'ROLLGATE_AUTO_MIGRATE=false' "$work/notes-noauto.txt"
+sed -n '/^      serviceAccountName:/,/^$/p' "$work/notes-noauto.txt" >"$work/migrate.yaml"
+check_json "NOTES: the migrate snippet parses and, with autoMigrate off, keeps it off" \
+    migrate '.[0] | {sa: .serviceAccountName, args: .initContainers[0].args,
+      a: [.initContainers[0].env[] | select(.name | test("AUTO_MIGRATE")) | "\(.name)=\(.value)"]}' '{
+  "sa": "myapp-rollgate", "args": ["migrate"], "a": ["ROLLGATE_AUTO_MIGRATE=false"]}'
 # The snippets must be the pod spec they claim to be: cut them out and parse them.
 sed -n '/^      initContainers:/,/^$/p' "$work/notes-def.txt" | awk 'BEGIN{RS=""} NR==1' >"$work/wait.yaml"
 check_json "NOTES: the wait snippet parses, with the chart's env and lease mode none" \

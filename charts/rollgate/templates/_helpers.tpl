@@ -90,6 +90,11 @@ Events on the pod (the Role's events/create).
       fieldPath: metadata.namespace
 - name: ROLLGATE_CONFIG
   value: /etc/rollgate/config.yaml
+{{- if not .Values.migrations.autoMigrate }}
+{{- /* config.yaml says so too; the env also holds where the config is not mounted. */}}
+- name: ROLLGATE_AUTO_MIGRATE
+  value: "false"
+{{- end }}
 {{- end -}}
 
 {{- define "rollgate.volumeMounts" -}}
