@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Renders manifests/ (the default, with the podFailurePolicy component) and manifests/base with
-# kustomize 5 (kubectl 1.32's `kubectl kustomize`) and checks their structure exactly: the
-# least-privilege Role, every rollgate container's environment, config mount, security context
-# and resources, the Jobs' limits and podFailurePolicy, the image override, and the rollback
-# target set the way manifests/README.md documents it (its overlay block is rendered as written).
-# Needs RG_REPO and RG_TOOLS; RG_STATIC_BIN, when set, also runs the binary on the shipped config.
+# Renders manifests/ (the default, with the podFailurePolicy component), manifests/base and
+# manifests/rollback with kustomize 5 (kubectl 1.32's `kubectl kustomize`) and checks their
+# structure exactly: the least-privilege Role, every rollgate container's environment, config
+# mount, security context and resources, the Jobs' limits and podFailurePolicy, no rollback Job
+# in what an install applies, the image override, and the rollback target set the way
+# manifests/README.md documents it (its deploy and rollback overlay blocks are rendered as
+# written, and the rollback one without the component as Kubernetes < 1.26 needs it). Also the
+# e2e job's overlays (.github/e2e), which only a kind cluster runs.
+# Needs RG_REPO, RG_TOOLS and RG_STATIC_BIN (the binary also reads the shipped config).
 # jq and yq filters are single-quoted on purpose.
 # shellcheck disable=SC2016
 # shellcheck source=test/packaging/lib.sh
@@ -37,24 +40,49 @@ readme_block() {
 
 check "kustomize renders manifests (default)" render default "$man"
 check "kustomize renders manifests/base" render base "$man/base"
-for f in default base; do
+check "kustomize renders manifests/rollback" render rollback "$man/rollback"
+for f in default base rollback; do
     [ -s "$s/$f.json" ] || echo '[]' >"$s/$f.json"
 done
 
 # --- what is rendered -------------------------------------------------------------------------
-want_objs='["ConfigMap/rollgate-config","Deployment/app-migrate","Deployment/app-wait","Job/rollgate-migrate","Job/rollgate-rollback","Role/rollgate","RoleBinding/rollgate","ServiceAccount/rollgate"]'
+want_objs='["ConfigMap/rollgate-config","Deployment/app-migrate","Deployment/app-wait","Job/rollgate-migrate","Role/rollgate","RoleBinding/rollgate","ServiceAccount/rollgate"]'
 objs='map(.kind + "/" + (.metadata.name | sub("-[a-z0-9]{10}$"; ""))) | sort'
 for f in default base; do
     check_eq "$f: exactly the documented objects" "$(jqc $f "$objs")" "$want_objs"
+done
+check_eq "rollback: exactly the documented objects (base's and the rollback Job)" \
+    "$(jqc rollback "$objs")" "$(jq -c '. + ["Job/rollgate-rollback"] | sort' <<<"$want_objs")"
+for f in default base rollback; do
     check_eq "$f: no object names a namespace (the overlay or -n does)" \
         "$(jqc $f '[.[] | select(.metadata.namespace)] | length')" "0"
 done
+# What an install applies has no rollback Job, so it creates no Job that fails.
+for f in default base; do
+    check_eq "$f: the only Job is rollgate-migrate (no rollback Job)" \
+        "$(jqc $f '[.[] | select(.kind == "Job" or .kind == "CronJob") | .metadata.name]')" '["rollgate-migrate"]'
+    check_eq "$f: nothing carries the rollback label" \
+        "$(jqc $f '[.. | objects | select(.["app.kubernetes.io/component"] == "rollback")] | length')" "0"
+done
+check_eq "rollback: base's objects unchanged, plus the rollback Job" \
+    "$(jqc rollback 'map(select(.metadata.name != "rollgate-rollback"))')" "$(jqc base '.')"
+check_eq "rollback: -l app.kubernetes.io/component=rollback selects the rollback Job only" \
+    "$(jqc rollback '[.[] | select(.metadata.labels["app.kubernetes.io/component"] == "rollback")
+        | .kind + "/" + .metadata.name]')" '["Job/rollgate-rollback"]'
+check_eq "rollback: the Job mounts base's generated ConfigMap, by its hashed name" \
+    "$(jqc rollback '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback")
+        | .spec.template.spec.volumes[].configMap.name]')" \
+    "$(jqc base '[.[] | select(.kind == "ConfigMap") | .metadata.name]')"
+check_eq "default and base generate the same ConfigMap name" \
+    "$(jqc default '[.[] | select(.kind == "ConfigMap") | .metadata.name]')" \
+    "$(jqc base '[.[] | select(.kind == "ConfigMap") | .metadata.name]')"
+check_grep "the ConfigMap name is hashed" '^  name: rollgate-config-[a-z0-9]{10}$' "$s/base.yaml"
 
 # --- RBAC -------------------------------------------------------------------------------------
 want_rules='[{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"verbs":["create","get","update"]},{"apiGroups":[""],"resources":["events"],"verbs":["create"]}]'
 rules='[.[] | select(.kind == "Role") | .rules[] | {apiGroups, resources, verbs: (.verbs | sort)}
         + (if (keys - ["apiGroups", "resources", "verbs"]) == [] then {} else {extra: keys} end)]'
-for f in default base; do
+for f in default base rollback; do
     check_eq "$f: Role rollgate has exactly leases get/create/update and events create" \
         "$(jqc $f "$rules")" "$want_rules"
     check_eq "$f: RoleBinding binds Role rollgate to ServiceAccount rollgate only" \
@@ -68,15 +96,13 @@ cfg_json=$(jq -r '.[] | select(.kind == "ConfigMap") | .data["config.yaml"]' "$s
 check_eq "config.yaml: migrations /migrations, Lease rollgate (kubernetes, 15s/10s/2s, 10m), JSON logs" \
     "$cfg_json" \
     '{"lease":{"duration":"15s","mode":"kubernetes","name":"rollgate","renewDeadline":"10s","retryPeriod":"2s","waitTimeout":"10m"},"log":{"format":"json"},"migrations":{"dir":"/migrations"}}'
-if [ -n "${RG_STATIC_BIN:-}" ] && [ -x "$RG_STATIC_BIN" ]; then
-    mkdir -p "$s/nomigrations"
-    check "config.yaml: rollgate validate accepts it" \
-        "$RG_STATIC_BIN" --config "$man/base/config.yaml" --database-url 'postgres://u@127.0.0.1:1/x' \
-        --dir "$s/nomigrations" validate
-    check_rc 3 "an empty ROLLGATE_MIGRATIONS_TARGET exits 3 (the rollback Job's default)" \
-        env ROLLGATE_MIGRATIONS_TARGET= "$RG_STATIC_BIN" --config "$man/base/config.yaml" \
-        --database-url 'postgres://u@127.0.0.1:1/x' --dir "$s/nomigrations" migrate
-fi
+mkdir -p "$s/nomigrations"
+check "config.yaml: rollgate validate accepts it" \
+    "$RG_STATIC_BIN" --config "$man/base/config.yaml" --database-url 'postgres://u@127.0.0.1:1/x' \
+    --dir "$s/nomigrations" validate
+check_rc 3 "an empty ROLLGATE_MIGRATIONS_TARGET exits 3 (manifests/rollback's default)" \
+    env ROLLGATE_MIGRATIONS_TARGET= "$RG_STATIC_BIN" --config "$man/base/config.yaml" \
+    --database-url 'postgres://u@127.0.0.1:1/x' --dir "$s/nomigrations" migrate
 
 # --- every rollgate container -----------------------------------------------------------------
 # Each pod-template object's rollgate containers (image $image...), with what is wrong with each.
@@ -108,10 +134,12 @@ problems='
          then "pod securityContext" else empty end),
         (if $c.image != ($img + ":0.1.0") then "image " + $c.image else empty end)
       ] } ]'
-for f in default base; do
-    check_eq "$f: four rollgate containers (2 Jobs, 2 init containers)" \
-        "$(jq -c --arg img "$image" "$problems | map(.c)" "$s/$f.json" 2>&1)" \
-        '["Deployment/app-migrate:rollgate","Deployment/app-wait:rollgate","Job/rollgate-migrate:migrate","Job/rollgate-rollback:rollback"]'
+want_cs='["Deployment/app-migrate:rollgate","Deployment/app-wait:rollgate","Job/rollgate-migrate:migrate"]'
+for f in default base rollback; do
+    want=$want_cs
+    [ $f = rollback ] && want=$(jq -c '. + ["Job/rollgate-rollback:rollback"]' <<<"$want_cs")
+    check_eq "$f: the rollgate containers (the Jobs, 2 init containers)" \
+        "$(jq -c --arg img "$image" "$problems | map(.c)" "$s/$f.json" 2>&1)" "$want"
     check_eq "$f: every rollgate container has the env, config mount, security context, resources" \
         "$(jq -c --arg img "$image" "$problems | map(select(.bad != [])) " "$s/$f.json" 2>&1)" "[]"
     check_eq "$f: every container of every pod drops ALL, no escalation, read-only root" \
@@ -134,14 +162,14 @@ job='def job($n): .[] | select(.kind == "Job" and .metadata.name == $n);
        containers: [ .spec.template.spec.containers[] | {name, args, command,
          target: env("ROLLGATE_MIGRATIONS_TARGET")} ],
        init: (.spec.template.spec.initContainers // [] | length)};'
-for f in default base; do
+for f in default base rollback; do
     check_eq "$f: Job rollgate-migrate: backoff 2, deadline 900s, TTL 1d, Never, SA rollgate, migrate" \
         "$(jqc $f "$job"' [job("rollgate-migrate") | shape]')" \
         '[{"backoffLimit":2,"containers":[{"args":["migrate"],"command":null,"name":"migrate","target":[]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
-    check_eq "$f: Job rollgate-rollback: the same limits, migrate with an empty target" \
-        "$(jqc $f "$job"' [job("rollgate-rollback") | shape]')" \
-        '[{"backoffLimit":2,"containers":[{"args":["migrate"],"command":null,"name":"rollback","target":[""]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
 done
+check_eq "rollback: Job rollgate-rollback: the same limits, migrate with an empty target" \
+    "$(jqc rollback "$job"' [job("rollgate-rollback") | shape]')" \
+    '[{"backoffLimit":2,"containers":[{"args":["migrate"],"command":null,"name":"rollback","target":[""]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
 
 # --- the Deployments --------------------------------------------------------------------------
 dep='def dep($n): .[] | select(.kind == "Deployment" and .metadata.name == $n) | .spec.template.spec;
@@ -155,71 +183,104 @@ check_eq "app-migrate: init container rollgate runs migrate with SA rollgate and
         init: [.initContainers[] | {name, args, command, lease: env("ROLLGATE_LEASE_MODE")}]}]')" \
     '[{"init":[{"args":["migrate"],"command":null,"lease":[],"name":"rollgate"}],"sa":"rollgate","token":null}]'
 
-# --- podFailurePolicy: in the default only ----------------------------------------------------
+# --- podFailurePolicy: in the default (and a rollback overlay that lists it) only --------------
 pfp() {
     printf '[{"rules":[{"action":"FailJob","onExitCodes":{"containerName":"%s","operator":"In","values":[1,2,3,4,5,6,10]}},{"action":"Ignore","onPodConditions":[{"type":"DisruptionTarget"}]}]}]' "$1"
 }
 check_eq "default: rollgate-migrate's podFailurePolicy fails the Job on 1-6 and 10, ignores disruptions" \
     "$(jqc default '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-migrate") | .spec.podFailurePolicy]')" \
     "$(jq -cS . <<<"$(pfp migrate)")"
-check_eq "default: rollgate-rollback's podFailurePolicy names its container rollback" \
-    "$(jqc default '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback") | .spec.podFailurePolicy]')" \
-    "$(jq -cS . <<<"$(pfp rollback)")"
-check_no_grep "base: no podFailurePolicy (Kubernetes 1.20 has no such field)" 'podFailurePolicy' "$s/base.yaml"
-check_no_grep "base: no field newer than Kubernetes 1.20 (suspend, completionMode, podReplacementPolicy)" \
-    '^ *(suspend|completionMode|podReplacementPolicy|backoffLimitPerIndex|managedBy):' "$s/base.yaml"
+for f in base rollback; do
+    check_no_grep "$f: no podFailurePolicy (Kubernetes 1.20 has no such field)" 'podFailurePolicy' "$s/$f.yaml"
+    check_no_grep "$f: no field newer than Kubernetes 1.20 (suspend, completionMode, podReplacementPolicy)" \
+        '^ *(suspend|completionMode|podReplacementPolicy|backoffLimitPerIndex|managedBy):' "$s/$f.yaml"
+done
 check_eq "default is base plus podFailurePolicy, nothing else" \
     "$(jqc default 'map(del(.spec.podFailurePolicy))')" "$(jqc base '.')"
+# The component has one patch per Job; each must patch its Job in a documented rendering (the
+# default for rollgate-migrate, the README's rollback overlay for rollgate-rollback, below).
+check_eq "the component patches exactly the Jobs rollgate-migrate and rollgate-rollback" \
+    "$(yq -cS '[.patches[].target.name] | sort' "$man/components/pod-failure-policy/kustomization.yaml" 2>&1)" \
+    '["rollgate-migrate","rollgate-rollback"]'
 
-# --- the image is overridden in one place -----------------------------------------------------
-mkdir -p "$s/images"
-cat >"$s/images/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - $(rel_man "$s/images")
-images:
-  - name: $image
-    newName: registry.example.com/myapp-migrations
-    newTag: "1.4.2"
-EOF
-check "an overlay with images: renders" render images "$s/images"
-check_eq "images: override changes every rollgate container and nothing else" \
-    "$(jqc images '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[] | .image] | group_by(.) | map({(.[0]): length}) | add')" \
-    '{"registry.example.com/myapp-migrations:1.4.2":4,"registry.k8s.io/pause:3.9":2}'
+# readme_overlay MARKER DIR: README's block MARKER as DIR/kustomization.yaml, its ../manifests
+# paths pointing at $man.
+readme_overlay() {
+    mkdir -p "$2"
+    readme_block "$1" | sed "s#\.\./manifests\b#$(rel_man "$2")#" >"$2/kustomization.yaml"
+}
+
+# --- the image is overridden in one place: README's deploy overlay ----------------------------
+readme_overlay deploy-overlay "$s/deploy"
+check_grep "README's deploy overlay sets images:" '^images:' "$s/deploy/kustomization.yaml"
+check "README's deploy overlay renders" render deploy "$s/deploy"
+check_eq "deploy overlay: images: changes every rollgate container and nothing else" \
+    "$(jqc deploy '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[] | .image] | group_by(.) | map({(.[0]): length}) | add')" \
+    '{"registry.example.com/myapp-migrations:1.4.2":3,"registry.k8s.io/pause:3.9":2}'
+check_eq "deploy overlay: no rollback Job" \
+    "$(jqc deploy '[.[] | select(.kind == "Job") | .metadata.name]')" '["rollgate-migrate"]'
 
 # --- the rollback target, as manifests/README.md sets it --------------------------------------
-mkdir -p "$s/rollback"
-readme_block rollback-overlay | sed "s#^\(  - \)\.\./deploy\b#\1$(rel_man "$s/rollback")#" \
-    >"$s/rollback/kustomization.yaml"
+# As written (Kubernetes >= 1.26, with the podFailurePolicy component), and without the
+# component's line, as the README says before 1.26.
+readme_overlay rollback-overlay "$s/overlay"
 check_grep "README's rollback overlay sets the target in a patch" \
-    'name: ROLLGATE_MIGRATIONS_TARGET' "$s/rollback/kustomization.yaml"
-check "README's rollback overlay renders" render rollback "$s/rollback"
-check_eq "rollback overlay: the rollback container's target is 3, its other env unchanged" \
-    "$(jqc rollback '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback")
-        | .spec.template.spec.containers[] | {name, env: (.env | map(.name) | sort),
-          target: [.env[] | select(.name == "ROLLGATE_MIGRATIONS_TARGET") | .value]}]')" \
-    '[{"env":["POD_NAME","POD_NAMESPACE","ROLLGATE_CONFIG","ROLLGATE_DATABASE_URL","ROLLGATE_MIGRATIONS_TARGET"],"name":"rollback","target":["3"]}]'
-check_eq "rollback overlay: no other container gets a target" \
-    "$(jqc rollback '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[]
-        | select(any(.env[]?; .name == "ROLLGATE_MIGRATIONS_TARGET")) | .name]')" '["rollback"]'
-check_eq "rollback overlay: -l app.kubernetes.io/component=rollback selects the rollback Job only" \
-    "$(jqc rollback '[.[] | select(.metadata.labels["app.kubernetes.io/component"] == "rollback")
-        | .kind + "/" + .metadata.name]')" '["Job/rollgate-rollback"]'
-check_eq "rollback overlay: the rollback Job keeps its ConfigMap name (the one already applied)" \
-    "$(jqc rollback '[.[] | select(.kind == "ConfigMap") | .metadata.name]')" \
-    "$(jqc default '[.[] | select(.kind == "ConfigMap") | .metadata.name]')"
+    'name: ROLLGATE_MIGRATIONS_TARGET' "$s/overlay/kustomization.yaml"
+check_eq "README's rollback overlay is on manifests/rollback (its first resource)" \
+    "$(readme_block rollback-overlay | yq -r '.resources[0]' 2>&1)" "../manifests/rollback"
+mkdir -p "$s/overlay120"
+grep -v '/components/pod-failure-policy' "$s/overlay/kustomization.yaml" >"$s/overlay120/kustomization.yaml"
+check "README's rollback overlay without the component's line differs" \
+    bash -c "! cmp -s '$s/overlay/kustomization.yaml' '$s/overlay120/kustomization.yaml'"
+check "README's rollback overlay renders" render overlay "$s/overlay"
+check "README's rollback overlay renders without the component" render overlay120 "$s/overlay120"
+for f in overlay overlay120; do
+    check_eq "$f: the rollback container's target is 3, its other env unchanged" \
+        "$(jqc $f '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback")
+            | .spec.template.spec.containers[] | {name, env: (.env | map(.name) | sort),
+              target: [.env[] | select(.name == "ROLLGATE_MIGRATIONS_TARGET") | .value]}]')" \
+        '[{"env":["POD_NAME","POD_NAMESPACE","ROLLGATE_CONFIG","ROLLGATE_DATABASE_URL","ROLLGATE_MIGRATIONS_TARGET"],"name":"rollback","target":["3"]}]'
+    check_eq "$f: no other container gets a target" \
+        "$(jqc $f '[.[] | .spec.template.spec // empty | (.initContainers // [], .containers)[]
+            | select(any(.env[]?; .name == "ROLLGATE_MIGRATIONS_TARGET")) | .name]')" '["rollback"]'
+    check_eq "$f: -l app.kubernetes.io/component=rollback selects the rollback Job only" \
+        "$(jqc $f '[.[] | select(.metadata.labels["app.kubernetes.io/component"] == "rollback")
+            | .kind + "/" + .metadata.name]')" '["Job/rollgate-rollback"]'
+    # Only the Job is applied: it must name what the deploy overlay applied.
+    check_eq "$f: the rollback Job has the deploy overlay's namespace, image and ConfigMap" \
+        "$(jqc $f '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback")
+            | [.metadata.namespace, .spec.template.spec.containers[0].image,
+               .spec.template.spec.volumes[0].configMap.name]]')" \
+        "$(jqc deploy '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-migrate")
+            | [.metadata.namespace, .spec.template.spec.containers[0].image,
+               .spec.template.spec.volumes[0].configMap.name]]')"
+done
+check_eq "overlay: the rollback Job's podFailurePolicy names its container rollback" \
+    "$(jqc overlay '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-rollback") | .spec.podFailurePolicy]')" \
+    "$(jq -cS . <<<"$(pfp rollback)")"
+check_no_grep "overlay120: no podFailurePolicy (Kubernetes < 1.26)" 'podFailurePolicy' "$s/overlay120.yaml"
+check_eq "overlay120: the same as overlay, but for podFailurePolicy" \
+    "$(jqc overlay120 '.')" "$(jqc overlay 'map(del(.spec.podFailurePolicy))')"
 
-# README's snippet that leaves the rollback Job out.
-mkdir -p "$s/norollback"
-{
-    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\n' \
-        "$(rel_man "$s/norollback")"
-    readme_block no-rollback-job
-} >"$s/norollback/kustomization.yaml"
-check "README's patch that leaves the rollback Job out renders" render norollback "$s/norollback"
-check_eq "that patch removes the rollback Job and nothing else" \
-    "$(jqc norollback 'map(.kind + "/" + .metadata.name)')" \
-    "$(jqc default 'map(select(.metadata.name != "rollgate-rollback") | .kind + "/" + .metadata.name)')"
+# --- the e2e job's overlays (.github/e2e): what the kind cluster applies ----------------------
+e2e=$RG_REPO/.github/e2e
+check "e2e: the deploy overlay renders" render e2e-deploy "$e2e/manifests"
+check "e2e: the shipped rollback overlay renders" render e2e-shipped "$e2e/manifests-rollback-shipped"
+check "e2e: the rollback overlay renders" render e2e-rollback "$e2e/manifests-rollback"
+check_eq "e2e: the deploy overlay has no rollback Job" \
+    "$(jqc e2e-deploy '[.[] | select(.kind == "Job") | .metadata.name]')" '["rollgate-migrate"]'
+rb='[.[] | select(.metadata.labels["app.kubernetes.io/component"] == "rollback") | {o: (.kind + "/" + .metadata.name),
+    ns: .metadata.namespace, pfp: (.spec.podFailurePolicy != null), c: [.spec.template.spec.containers[]?
+    | {name, image, t: [.env[] | select(.name == "ROLLGATE_MIGRATIONS_TARGET") | .value]}],
+    cm: [.spec.template.spec.volumes[]?.configMap.name]}]'
+e2e_cm=$(jqc e2e-deploy '[.[] | select(.kind == "ConfigMap") | .metadata.name]')
+e2e_want() { # TARGET: what $rb gives for an e2e rollback overlay with that target
+    jq -cS --arg t "$1" --argjson cm "$e2e_cm" -n '[{o: "Job/rollgate-rollback", ns: "manifests-e2e",
+        pfp: true, c: [{name: "rollback", image: "rollgate-app:e2e", t: [$t]}], cm: $cm}]'
+}
+check_eq "e2e: the shipped rollback overlay: its Job only, empty target, the e2e image and the deploy's ConfigMap" \
+    "$(jqc e2e-shipped "$rb")" "$(e2e_want '')"
+check_eq "e2e: the rollback overlay: its Job only, target 1, the e2e image and the deploy's ConfigMap" \
+    "$(jqc e2e-rollback "$rb")" "$(e2e_want 1)"
 
 t_done
