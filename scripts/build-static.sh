@@ -69,24 +69,14 @@ find_cached_prefix() {
     done
 }
 
-# apt_update, enable_deb_src
+# apt_update, apt_install_missing, enable_deb_src
 # shellcheck source=scripts/lib/apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 # Build tools and Debian's static libraries; dpkg-dev unpacks source packages (and pulls in
 # patch), bzip2 and xz-utils decompress them, file reports on the result.
-packages=(gcc libc6-dev make cmake pkg-config binutils file dpkg-dev bzip2 xz-utils perl
-    libssl-dev zlib1g-dev libyaml-dev)
-missing=()
-for p in "${packages[@]}"; do
-    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    [ "$(id -u)" -eq 0 ] || die "installing ${missing[*]} needs root"
-    apt_update
-    log "installing ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+apt_install_missing gcc libc6-dev make cmake pkg-config binutils file dpkg-dev bzip2 xz-utils \
+    perl libssl-dev zlib1g-dev libyaml-dev
 
 # --- The dependency prefix -------------------------------------------------------------------
 

@@ -27,6 +27,10 @@ die() {
     exit 1
 }
 
+# apt_install_missing
+# shellcheck source=scripts/lib/apt.sh
+. "$REPO/scripts/lib/apt.sh"
+
 if [ "${1:-}" = --buildah ]; then
     echo "${BUILDAH[*]}"
     exit 0
@@ -38,18 +42,6 @@ if [ "${1:-}" = --export ]; then
     shift 2
 fi
 name=${1:-localhost/rollgate:dev}
-
-ensure_packages() {
-    local p missing=()
-    for p in buildah debootstrap; do
-        command -v "$p" >/dev/null 2>&1 || missing+=("$p")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (install them as root)"
-    log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
 
 # The main archive's URI from this machine's apt sources (deb822 or one-line style).
 debian_mirror() {
@@ -94,7 +86,7 @@ EOF
     rm -rf "$rootfs"
 }
 
-ensure_packages
+apt_install_missing buildah debootstrap
 mkdir -p "$CACHE_ROOT/containers"
 # One build at a time: they share the storage and the cache mount.
 exec 9>"$CACHE_ROOT/containers/.lock"

@@ -47,23 +47,14 @@ if cached_ok; then
     exit 0
 fi
 
-# apt_update, enable_deb_src
+# apt_update, apt_install_missing, enable_deb_src
 # shellcheck source=scripts/lib/apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
+enable_deb_src
 # golang-go is Go 1.19 (the tree wants >= 1.15); dpkg-dev unpacks the source package;
 # rsync is used by hack/lib/golang.sh to copy binaries into _output.
-packages=(golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev xz-utils)
-missing=()
-for p in "${packages[@]}"; do
-    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
-done
-enable_deb_src
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt_update
-    log "installing ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+apt_install_missing golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev xz-utils
 # The archive can hold the source index from before deb-src was added: update once if so.
 [ -n "$(apt-cache showsrc kubernetes 2>/dev/null)" ] || apt_update
 

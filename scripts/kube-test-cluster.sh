@@ -18,10 +18,15 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+log() { echo "kube-test-cluster.sh: $*" >&2; }
 die() {
-    echo "kube-test-cluster.sh: $*" >&2
+    log "$*"
     exit 1
 }
+
+# apt_install_missing
+# shellcheck source=scripts/lib/apt.sh
+. "$here/lib/apt.sh"
 
 usage() {
     echo "usage: $0 start|smoke|stop DIR" >&2
@@ -47,19 +52,6 @@ free_port() {
         port_in_use "$port" || break
     done
     echo "$port"
-}
-
-ensure_packages() {
-    local p missing=()
-    for p in etcd-server openssl curl jq; do
-        [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (install them as root)"
-    echo "kube-test-cluster.sh: installing ${missing[*]}" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    # Debian's etcd-server starts a system etcd on 2379 where services run; ours never uses it.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 # Stops the process in pid file $1 if it is still the command $2 (a pid may be reused).
@@ -201,7 +193,8 @@ start_apiserver() {
 }
 
 start() {
-    ensure_packages
+    # Debian's etcd-server starts a system etcd on 2379 where services run; ours never uses it.
+    apt_install_missing etcd-server openssl curl jq
     local apiserver=${KUBE_APISERVER:-}
     if [ -z "$apiserver" ]; then
         apiserver=$("$here/kube-apiserver.sh" | tail -n1)

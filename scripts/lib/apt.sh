@@ -1,5 +1,6 @@
-# Sourced by the scripts that need Debian's source packages (kube-apiserver.sh,
-# build-static.sh); the caller defines log().
+# Sourced by the scripts that install Debian packages or need Debian's source packages
+# (kube-apiserver.sh, build-static.sh, kube-test-cluster.sh, image.sh, tools.sh); the caller
+# defines log().
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=false
 
@@ -33,4 +34,21 @@ enable_deb_src() {
         return 1
     fi
     apt_updated=false # the new source needs its index
+}
+
+# apt_install_missing PKG...: installs those of the packages dpkg does not have, and nothing
+# (not even an apt-get update) when it has them all.
+apt_install_missing() {
+    local p missing=()
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing packages: ${missing[*]} (install them as root)"
+        return 1
+    fi
+    apt_update
+    log "installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
