@@ -101,6 +101,7 @@ int main(int argc, char **argv)
     char summary[512] = "";
     int ret, status;
 
+    rg_signals_start();
     rg_log_setup(RG_LOG_FORMAT_AUTO, RG_LOG_INFO, stderr);
     if (rg_cli_parse(argc, argv, &cli, &err) < 0) {
         rg_err_prefix(&err, "usage (see rollgate --help)");
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
     if (rg_config_load(&cfg, cli.config_file, environ, cli.flags, cli.nflags, &err) < 0)
         return finish(cli.command_name, early_termination_log(), "", &err);
     rg_log_setup(cfg.log.format, cfg.log.level, stderr);
-    rg_signals_start(cfg.timeout_ms);
+    rg_signals_set_timeout(cfg.timeout_ms);
 
     ret = handlers[cli.command](&cli, &cfg, summary, sizeof(summary), &err);
     if (ret == 0)

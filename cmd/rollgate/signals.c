@@ -15,8 +15,12 @@ static struct rg_kube *attached_kube;
 static atomic_int received;
 static atomic_bool timed_out;
 static sigset_t watched;
-static int64_t run_timeout_ms;
+static int64_t started_ms;
+/* The run's deadline on rg_now_ms()'s clock; 0: none (yet). */
+static _Atomic int64_t deadline_ms;
 
+/* Both cancels only set a flag (and wake a poll): nothing here waits on the network, so
+ * the lock is held for an instant and a second signal is never stuck behind the first. */
 static void stop_run(void)
 {
     pthread_mutex_lock(&lock);
@@ -29,40 +33,48 @@ static void stop_run(void)
 
 static void *watch(void *arg)
 {
-    struct timespec wait = {.tv_sec = run_timeout_ms / 1000,
-                            .tv_nsec = (long)(run_timeout_ms % 1000) * 1000000};
     (void)arg;
 
     for (;;) {
-        int sig =
-            run_timeout_ms ? sigtimedwait(&watched, NULL, &wait) : sigwaitinfo(&watched, NULL);
-        if (sig < 0 && errno == EINTR)
-            continue;
-        if (sig < 0 && errno == EAGAIN) {
-            atomic_store(&timed_out, true);
-            RG_WARN("run timeout reached, stopping");
-            stop_run();
-            return NULL;
+        int64_t deadline = atomic_load(&deadline_ms);
+        /* Until the configuration has set a deadline, look again every 100ms. */
+        int64_t wait = 100;
+        struct timespec ts;
+        int sig;
+
+        if (deadline && !atomic_load(&timed_out) && !atomic_load(&received)) {
+            wait = deadline - rg_now_ms();
+            if (wait <= 0) {
+                atomic_store(&timed_out, true);
+                RG_WARN("run timeout reached, stopping");
+                stop_run();
+                continue;
+            }
+        } else if (deadline || atomic_load(&received)) {
+            wait = 3600 * 1000;
         }
+        ts.tv_sec = wait / 1000;
+        ts.tv_nsec = (long)(wait % 1000) * 1000000;
+        sig = sigtimedwait(&watched, NULL, &ts);
         if (sig > 0) {
-            /* The first signal decides the exit status; later ones only cancel again. */
+            /* The first signal decides the exit status, unless the timeout came first;
+             * later ones only cancel again. */
             int none = 0;
-            atomic_compare_exchange_strong(&received, &none, sig);
+            if (!atomic_load(&timed_out))
+                atomic_compare_exchange_strong(&received, &none, sig);
             RG_WARN("signal received, cancelling the running statement" RG_F "signal=%d", sig);
             stop_run();
-            /* After a signal, the timeout no longer matters. */
-            run_timeout_ms = 0;
         }
     }
     return NULL;
 }
 
-void rg_signals_start(int64_t timeout_ms)
+void rg_signals_start(void)
 {
     pthread_t t;
     pthread_attr_t attr;
 
-    run_timeout_ms = timeout_ms;
+    started_ms = rg_now_ms();
     sigemptyset(&watched);
     sigaddset(&watched, SIGTERM);
     sigaddset(&watched, SIGINT);
@@ -71,6 +83,12 @@ void rg_signals_start(int64_t timeout_ms)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_create(&t, &attr, watch, NULL);
     pthread_attr_destroy(&attr);
+}
+
+void rg_signals_set_timeout(int64_t timeout_ms)
+{
+    if (timeout_ms > 0)
+        atomic_store(&deadline_ms, started_ms + timeout_ms);
 }
 
 void rg_signals_attach(struct rg_pg *pg)

@@ -9,8 +9,12 @@
 #include "kube/kube.h"
 #include "pg/pg.h"
 
-/* Blocks the signals in every thread and starts the watcher; timeout_ms 0: none. */
-void rg_signals_start(int64_t timeout_ms);
+/* Blocks the signals in every thread and starts the watcher: first thing in main, so the
+ * run's timeout counts from process start and a signal during start-up is caught. */
+void rg_signals_start(void);
+/* The run's timeout, from process start (0: none): when it passes, the attached
+ * connection and client are cancelled as for a signal. */
+void rg_signals_set_timeout(int64_t timeout_ms);
 /* The connection to cancel when a signal or the timeout comes (NULL: none). */
 void rg_signals_attach(struct rg_pg *pg);
 /* The API client whose calls a signal should cut short (NULL: none). Only while waiting:

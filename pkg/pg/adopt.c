@@ -79,17 +79,14 @@ int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err)
     if (rg_pg_is_cancelled(pg, err))
         return -1;
     /* golang-migrate keeps one row, in the schema its connection's search_path names. */
-    res = PQexec(pg->conn, "SELECT version, dirty FROM schema_migrations "
-                           "ORDER BY version DESC LIMIT 1");
+    res = rg_pg_query(pg, "SELECT version, dirty FROM schema_migrations "
+                          "ORDER BY version DESC LIMIT 1");
     if (rg_pg_state_is(res, SQLSTATE_UNDEFINED_TABLE)) {
         PQclear(res);
         return 0;
     }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char line[400];
-        rg_pg_one_line(line, sizeof(line),
-                       res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
-        rg_err_set(err, RG_EDATABASE, "reading golang-migrate's schema_migrations: %s", line);
+        rg_pg_fail(pg, res, "reading golang-migrate's schema_migrations", err);
         PQclear(res);
         return -1;
     }
@@ -142,7 +139,7 @@ int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
         free(row);
     }
     memcpy(sql + len, "COMMIT", 7);
-    res = PQexec(pg->conn, sql);
+    res = rg_pg_query(pg, sql);
     if (rg_pg_state_is(res, SQLSTATE_HAS_HISTORY) && adopting) {
         /* Another run adopted the same history first. */
         ret = 0;
@@ -151,10 +148,7 @@ int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
                    "the history already records applied migrations; baseline only adopts a "
                    "database rollgate has not run on");
     } else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        char line[400];
-        rg_pg_one_line(line, sizeof(line),
-                       res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
-        rg_err_set(err, RG_EDATABASE, "recording the baseline: %s", line);
+        rg_pg_fail(pg, res, "recording the baseline", err);
     } else {
         ret = 0;
     }

@@ -25,17 +25,39 @@
 struct rg_pg {
     struct rg_pg_opts opts;
     PGconn *conn;
-    /* Written once after connecting, read by the cancelling thread. */
-    _Atomic(PGcancel *) cancel;
+    /* Set by rg_pg_cancel from any thread; the thread running a query acts on it. */
     atomic_bool cancelled;
     char *table;      /* "schema".rollgate_migrations, quoted */
     int64_t lock_key; /* advisory lock key derived from the table's name */
     /* A commit made with synchronous_commit off that no durable commit has followed. */
     bool unflushed;
+    /* rg_pg_cancel writes a byte here to wake a poll at once (wire.c). */
+    int wake[2];
+    /* Why the connection was closed (conn NULL), for messages. */
+    char closed_why[256];
 };
 
-/* Sleeps up to ms in short steps so that a cancel is noticed promptly. */
+/* How long a statement may take to end after the run was cancelled before the connection
+ * is closed, and the bound on every call made after a cancel (a rollback, a failed mark):
+ * with the cancel request's own bound, a cancelled run is done within 2 seconds. */
+#define RG_PG_GRACE_MS 1000
+
+/* wire.c: the only code that waits on the server; every wait polls the wake pipe too. */
+void rg_pg_wake_init(struct rg_pg *pg);
+void rg_pg_wake_close(struct rg_pg *pg);
+/* Sleeps up to ms, returning at once when the run is cancelled. */
 void rg_pg_nap(struct rg_pg *pg, int64_t ms);
+/* Sends sql (one or more statements, simple protocol) and returns its last result, as
+ * PQexec would, but never blocks past a cancel: the statement then gets a cancel request
+ * and RG_PG_GRACE_MS to end, after which the connection is closed. NULL when the
+ * connection broke or was closed (rg_pg_error says why). */
+PGresult *rg_pg_query(struct rg_pg *pg, const char *sql);
+/* libpq's last message, or why the connection was closed. */
+const char *rg_pg_error(const struct rg_pg *pg);
+/* One connection attempt with these parameters (after rollgate's keepalive defaults),
+ * ended after timeout_ms (0: libpq's own) or by a cancel. NULL with why set on failure. */
+PGconn *rg_pg_connect_once(struct rg_pg *pg, const char *const *keys, const char *const *vals,
+                           int64_t timeout_ms, char *why, size_t n);
 /* libpq's messages end with a newline and may span lines; logs want one line. */
 void rg_pg_one_line(char *dst, size_t n, const char *src);
 /* Sets err (RG_ESIGNAL) and returns true once the run has been cancelled. */
@@ -43,6 +65,10 @@ bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err);
 /* Runs sql (one or more statements, simple protocol) and returns the last result, or
  * NULL with err set (RG_EDATABASE, or RG_ESIGNAL when cancelled). */
 PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, struct rg_err *err);
+/* Sets err for a query that did not end as expected: RG_ESIGNAL when the run was
+ * cancelled, else RG_EDATABASE with the server's or libpq's words after context (may be
+ * NULL). */
+void rg_pg_fail(struct rg_pg *pg, const PGresult *res, const char *context, struct rg_err *err);
 /* Ends an open or failed transaction; a no-op when idle or disconnected. */
 void rg_pg_rollback(struct rg_pg *pg);
 /* s as an SQL literal, allocated. */

@@ -14,22 +14,6 @@
 #include "err/mem.h"
 #include "log/log.h"
 
-void rg_pg_nap(struct rg_pg *pg, int64_t ms)
-{
-    int64_t end = rg_now_ms() + ms;
-    while (!atomic_load(&pg->cancelled)) {
-        int64_t left = end - rg_now_ms();
-        struct timespec ts;
-        if (left <= 0)
-            break;
-        if (left > 50)
-            left = 50;
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)left * 1000000;
-        nanosleep(&ts, NULL);
-    }
-}
-
 void rg_pg_one_line(char *dst, size_t n, const char *src)
 {
     size_t o = 0;
@@ -55,8 +39,8 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts)
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
     pg->opts = *opts;
-    atomic_init(&pg->cancel, NULL);
     atomic_init(&pg->cancelled, false);
+    rg_pg_wake_init(pg);
     /* The schema name is validated as a plain identifier by the configuration, so
      * quoting it is enough; it is also what the lock key is derived from, so runs that
      * share a history table share the lock and no others do. */
@@ -71,28 +55,13 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts)
 
 void rg_pg_free(struct rg_pg *pg)
 {
-    PGcancel *c;
-
     if (!pg)
         return;
-    c = atomic_exchange(&pg->cancel, NULL);
-    if (c)
-        PQfreeCancel(c);
     if (pg->conn)
         PQfinish(pg->conn);
+    rg_pg_wake_close(pg);
     free(pg->table);
     free(pg);
-}
-
-void rg_pg_cancel(struct rg_pg *pg)
-{
-    char buf[256];
-    PGcancel *c;
-
-    atomic_store(&pg->cancelled, true);
-    c = atomic_load(&pg->cancel);
-    if (c && !PQcancel(c, buf, sizeof(buf)))
-        RG_WARN("could not send the cancel request" RG_F "error=%s", buf);
 }
 
 bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err)
@@ -129,7 +98,6 @@ static int check_url(const char *url, struct rg_err *err)
 int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
 {
     const char *keys[6], *vals[6];
-    char timeout[32];
     int k = 0, attempt = 0;
     int64_t deadline, backoff = 200;
     const char *url = pg->opts.url && *pg->opts.url ? pg->opts.url : NULL;
@@ -137,8 +105,6 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
     if (url && check_url(url, err) < 0)
         return -1;
     rg_log_redact(pg->opts.password);
-    /* libpq counts whole seconds, and treats 1 as 2. */
-    snprintf(timeout, sizeof(timeout), "%" PRId64, (pg->opts.connect_timeout_ms + 999) / 1000);
     if (url) {
         keys[k] = "dbname";
         vals[k++] = url;
@@ -147,8 +113,6 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         keys[k] = "password";
         vals[k++] = pg->opts.password;
     }
-    keys[k] = "connect_timeout";
-    vals[k++] = timeout;
     keys[k] = "fallback_application_name";
     vals[k++] = "rollgate";
     keys[k] = NULL;
@@ -161,12 +125,12 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         if (rg_pg_is_cancelled(pg, err))
             return -1;
         attempt++;
-        pg->conn = PQconnectdbParams(keys, vals, 1);
-        if (pg->conn && PQstatus(pg->conn) == CONNECTION_OK)
+        pg->conn =
+            rg_pg_connect_once(pg, keys, vals, pg->opts.connect_timeout_ms, line, sizeof(line));
+        if (pg->conn)
             break;
-        rg_pg_one_line(line, sizeof(line), pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
-        PQfinish(pg->conn);
-        pg->conn = NULL;
+        if (rg_pg_is_cancelled(pg, err))
+            return -1;
         /* No user given and none to be found (libpq's two wordings): a static binary in an
          * image without /etc/passwd, or a uid with no entry. Waiting cannot fix that. */
         if (strstr(line, "could not look up local user ID") || strstr(line, "local user with ID")) {
@@ -193,32 +157,37 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
      * server notices the dead client within a second, even mid-query, and rolls back
      * instead of finishing a migration nobody leads any more (PostgreSQL 14 and later). */
     if (PQserverVersion(pg->conn) >= 140000)
-        PQclear(PQexec(pg->conn, "SET client_connection_check_interval = 1000"));
-    atomic_store(&pg->cancel, PQgetCancel(pg->conn));
+        PQclear(rg_pg_query(pg, "SET client_connection_check_interval = 1000"));
     RG_DEBUG("connected" RG_F "attempts=%d" RG_F "server_version=%d", attempt,
              PQserverVersion(pg->conn));
     return 0;
 }
 
-PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, struct rg_err *err)
+void rg_pg_fail(struct rg_pg *pg, const PGresult *res, const char *context, struct rg_err *err)
 {
-    PGresult *res;
     char line[400];
 
     if (rg_pg_is_cancelled(pg, err))
-        return NULL;
-    res = PQexec(pg->conn, sql);
-    if (res && PQresultStatus(res) == expect)
-        return res;
-    if (atomic_load(&pg->cancelled)) {
-        PQclear(res);
-        rg_pg_is_cancelled(pg, err);
-        return NULL;
-    }
-    rg_pg_one_line(line, sizeof(line), res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
+        return;
+    rg_pg_one_line(line, sizeof(line), res ? PQresultErrorMessage(res) : rg_pg_error(pg));
     /* rollgate's own bookkeeping statements fail only when the server refuses them
      * (rights, timeouts, a lost connection): a database problem, not a bug. */
-    rg_err_set(err, RG_EDATABASE, "%s", line);
+    if (context)
+        rg_err_set(err, RG_EDATABASE, "%s: %s", context, line);
+    else
+        rg_err_set(err, RG_EDATABASE, "%s", line);
+}
+
+PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, struct rg_err *err)
+{
+    PGresult *res;
+
+    if (rg_pg_is_cancelled(pg, err))
+        return NULL;
+    res = rg_pg_query(pg, sql);
+    if (res && PQresultStatus(res) == expect)
+        return res;
+    rg_pg_fail(pg, res, NULL, err);
     PQclear(res);
     return NULL;
 }
@@ -227,7 +196,7 @@ void rg_pg_rollback(struct rg_pg *pg)
 {
     /* Best effort: when the connection is gone the server has rolled back already. */
     if (PQstatus(pg->conn) == CONNECTION_OK && PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(pg->conn, "ROLLBACK"));
+        PQclear(rg_pg_query(pg, "ROLLBACK"));
 }
 
 static enum rg_row_state parse_state(const char *s)
@@ -278,17 +247,16 @@ static int read_history(void *ctx, struct rg_history *h, struct rg_err *err)
                       pg->table);
     /* One round trip on the path every pod start takes: ask for the rows and treat a
      * missing table as an empty history, instead of checking for the table first. */
-    res = PQexec(pg->conn, sql);
+    res = rg_pg_query(pg, sql);
     if (rg_pg_state_is(res, SQLSTATE_UNDEFINED_TABLE) ||
         rg_pg_state_is(res, SQLSTATE_UNDEFINED_SCHEMA)) {
         ret = 0;
         goto out;
     }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char line[400];
-        rg_pg_one_line(line, sizeof(line),
-                       res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
-        rg_err_set(err, RG_EDATABASE, "reading %s: %s", pg->table, line);
+        char *context = rg_asprintf("reading %s", pg->table);
+        rg_pg_fail(pg, res, context, err);
+        free(context);
         goto out;
     }
     h->exists = true;

@@ -143,7 +143,7 @@ static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res,
         return -1;
     if (!res || PQstatus(pg->conn) != CONNECTION_OK) {
         char line[400];
-        rg_pg_one_line(line, sizeof(line), PQerrorMessage(pg->conn));
+        rg_pg_one_line(line, sizeof(line), rg_pg_error(pg));
         rg_err_set(err, RG_EDATABASE, "%s: connection lost: %s", s->path, line);
         return -1;
     }
@@ -197,7 +197,7 @@ static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const c
 
     if (rg_pg_is_cancelled(pg, err))
         goto out;
-    res = PQexec(pg->conn, sql);
+    res = rg_pg_query(pg, sql);
     if (rg_pg_state_is(res, SQLSTATE_IN_PROGRESS)) {
         ret = 2;
         goto out;
@@ -254,7 +254,7 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
         if (rg_pg_is_cancelled(pg, err)) {
             ret = -1;
         } else {
-            res = PQexec(pg->conn, one);
+            res = rg_pg_query(pg, one);
             ret =
                 judge(pg, s, res, chars_before(s->sql, st[i].start), failed_outcome, err) ? -1 : 0;
             PQclear(res);
@@ -280,7 +280,7 @@ static void mark_failed(struct rg_pg *pg, const char *key)
     /* A cancel request is asynchronous: sent for the statement that stopped, it can land
      * on this UPDATE instead. Trying again is safe, and a later one it cannot hit. */
     for (int tries = 0; tries < 3 && PQstatus(pg->conn) == CONNECTION_OK; tries++) {
-        PGresult *res = PQexec(pg->conn, sql);
+        PGresult *res = rg_pg_query(pg, sql);
         bool cancelled = rg_pg_state_is(res, SQLSTATE_QUERY_CANCELED);
         PQclear(res);
         if (!cancelled)
@@ -310,7 +310,7 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
                       "repair`";
     }
     sql = rg_asprintf("%s%s%sCOMMIT", lock, mark ? mark : "", mark ? ";" : "");
-    res = PQexec(pg->conn, sql);
+    res = rg_pg_query(pg, sql);
     if (rg_pg_state_is(res, SQLSTATE_IN_PROGRESS)) {
         ret = 2;
         goto out;

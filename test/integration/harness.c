@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -673,6 +674,93 @@ struct h_result h_cmd(const char *const *argv)
     p->out_fd = out[0];
     p->err_fd = err[0];
     return h_wait(p);
+}
+
+static bool repo_has(const char *dir, const char *file)
+{
+    return access(h_fmt("%s/%s", dir, file), R_OK) == 0;
+}
+
+const char *h_repo_root(const char *file)
+{
+    const char *root = getenv("RG_TEST_ROOT");
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    const char *starts[2] = {NULL, getenv("RG_TEST_BIN")};
+
+    if (root && *root) {
+        cr_assert(repo_has(root, file), "RG_TEST_ROOT=%s has no %s", root, file);
+        return root;
+    }
+    if (n > 0) {
+        exe[n] = '\0';
+        starts[0] = exe;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (!starts[i] || !*starts[i])
+            continue;
+        char *dir = h_fmt("%s", starts[i]);
+        char *slash;
+        while ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+            *slash = '\0';
+            if (repo_has(dir, file))
+                return dir;
+        }
+    }
+    cr_assert_fail("cannot find %s: set RG_TEST_ROOT to the repository", file);
+    return NULL;
+}
+
+pid_t h_tool_start(const char *const *argv, const char *out, const char *port_file, int *port)
+{
+    int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0, "open %s: %s", out, strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+#ifdef SYS_close_range
+        syscall(SYS_close_range, 3U, ~0U, 0U);
+#endif
+        execvp(argv[0], (char *const *)argv);
+        static const char msg[] = "harness: execvp failed\n";
+        ssize_t ignored = write(2, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(127);
+    }
+    close(fd);
+    int64_t deadline = now_ms() + 120 * 1000;
+    while (access(port_file, R_OK) != 0) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            cr_assert_fail("%s ended before listening (status %d):\n%s", argv[0], status,
+                           h_read_file(out));
+        if (now_ms() >= deadline) {
+            h_tool_stop(pid);
+            cr_assert_fail("%s did not listen:\n%s", argv[0], h_read_file(out));
+        }
+        sleep_ms(50);
+    }
+    *port = atoi(h_read_file(port_file));
+    cr_assert(*port > 0, "bad port in %s", port_file);
+    return pid;
+}
+
+void h_tool_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
 }
 
 /* ---- SQL ---- */

@@ -128,6 +128,18 @@ int h_listen(int *port);
 /* Whether a connection is waiting on a listening socket (non-blocking accept). */
 bool h_connection_arrived(int fd);
 
+/* The repository: RG_TEST_ROOT, else the first directory above the test binary (or
+ * RG_TEST_BIN) that holds file (a path relative to the repository). Fails the test when
+ * none does. */
+const char *h_repo_root(const char *file);
+/* Starts a helper program (argv[0] looked up in PATH; argv includes it) in the background,
+ * stdin from /dev/null and its output appended to out, and waits until it has written its
+ * port into port_file. Returns its pid. Fails the test (with out's contents) when it ends
+ * first or takes over two minutes. */
+pid_t h_tool_start(const char *const *argv, const char *out, const char *port_file, int *port);
+/* Stops a tool started with h_tool_start (SIGTERM) and reaps it; 0 is ignored. */
+void h_tool_stop(pid_t pid);
+
 /* A run's exit, stdout, the tail of stderr and the termination log, for assertion
  * messages, so a failing test shows what the binary said. */
 const char *h_describe(const struct h_result *r);

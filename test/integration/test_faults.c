@@ -73,42 +73,6 @@ static void make_sa_dir(void)
 
 /* ---- the proxy ---- */
 
-static bool has_script(const char *dir)
-{
-    return access(h_fmt("%s/" PROXY_SCRIPT, dir), R_OK) == 0;
-}
-
-/* The repository: RG_TEST_ROOT, else the first directory above the test binary (or
- * RG_TEST_BIN) that has the proxy's script. */
-static const char *repo_root(void)
-{
-    const char *root = getenv("RG_TEST_ROOT");
-    if (root && *root) {
-        cr_assert(has_script(root), "RG_TEST_ROOT=%s has no " PROXY_SCRIPT, root);
-        return root;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    const char *starts[2] = {NULL, getenv("RG_TEST_BIN")};
-    if (n > 0) {
-        exe[n] = '\0';
-        starts[0] = exe;
-    }
-    for (size_t i = 0; i < 2; i++) {
-        if (!starts[i] || !*starts[i])
-            continue;
-        char *dir = h_fmt("%s", starts[i]);
-        char *slash;
-        while ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
-            *slash = '\0';
-            if (has_script(dir))
-                return dir;
-        }
-    }
-    cr_assert_fail("cannot find " PROXY_SCRIPT ": set RG_TEST_ROOT to the repository");
-    return NULL;
-}
-
 /* Starts the proxy in front of the API server with a fault plan (NULL-terminated fault
  * specs, each given as --fault; match NULL: every request), and waits for its port. */
 static void proxy_start(const char *match, ...)
@@ -121,7 +85,7 @@ static void proxy_start(const char *match, ...)
     proxy_log = h_fmt("%s/requests.log", dir);
     proxy_ctl = h_fmt("%s/control", dir);
     argv[n++] = "python3";
-    argv[n++] = h_fmt("%s/" PROXY_SCRIPT, repo_root());
+    argv[n++] = h_fmt("%s/" PROXY_SCRIPT, h_repo_root(PROXY_SCRIPT));
     argv[n++] = "--upstream";
     argv[n++] = h_fmt("127.0.0.1:%s", kf_port);
     argv[n++] = "--ca-dir";
@@ -147,54 +111,12 @@ static void proxy_start(const char *match, ...)
     }
     va_end(ap);
     argv[n] = NULL;
-
-    int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    cr_assert(fd >= 0, "open %s: %s", out, strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-#ifdef SYS_close_range
-        syscall(SYS_close_range, 3U, ~0U, 0U);
-#endif
-        execvp(argv[0], (char *const *)argv);
-        static const char msg[] = "test_faults: execvp python3 failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
-    }
-    close(fd);
-    proxy_pid = pid;
-    int64_t deadline = kf_mono_ms() + KF_LONG_MS;
-    while (access(port_file, R_OK) != 0) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            proxy_pid = 0;
-            cr_assert_fail("the fault proxy ended before listening (status %d):\n%s", status,
-                           h_read_file(out));
-        }
-        cr_assert(kf_mono_ms() < deadline, "the fault proxy did not listen:\n%s", h_read_file(out));
-        kf_nap_ms(50);
-    }
-    proxy_port = atoi(h_read_file(port_file));
-    cr_assert(proxy_port > 0, "bad port in %s", port_file);
+    proxy_pid = h_tool_start(argv, out, port_file, &proxy_port);
 }
 
 static void proxy_stop(void)
 {
-    if (proxy_pid <= 0)
-        return;
-    kill(proxy_pid, SIGTERM);
-    while (waitpid(proxy_pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    h_tool_stop(proxy_pid);
     proxy_pid = 0;
 }
 
