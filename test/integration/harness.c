@@ -377,6 +377,37 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* In a forked child: stdin, stdout and stderr from these descriptors, the working directory
+ * (NULL: unchanged), default signals and no other descriptors, then file run with argv
+ * (envp NULL: this process's environment, file looked up in PATH). Only async-signal-safe
+ * calls. Never returns. */
+static void child_exec(int in, int out, int err, const char *dir, const char *file,
+                       const char *const *argv, const char *const *envp)
+{
+    static const char msg[] = "harness: exec failed\n";
+    sigset_t none;
+
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (dir && chdir(dir) != 0))
+        _exit(127);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+#endif
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+    if (envp)
+        execve(file, (char *const *)argv, (char *const *)envp);
+    else
+        execvp(file, (char *const *)argv);
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(127);
+}
+
 struct h_proc *h_start(const char *const *argv, const char *const *env)
 {
     cr_assert_not_null(bin, "h_start before h_setup");
@@ -435,29 +466,8 @@ struct h_proc *h_start(const char *const *argv, const char *const *env)
     fflush(NULL);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* Only async-signal-safe calls from here on. */
-        if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-            _exit(127);
-        if (chdir(tmp_dir) != 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-#endif
-            for (int fd = 3; fd < 1024; fd++)
-                close(fd);
-        execve(bin, (char *const *)args, (char *const *)all);
-        static const char msg[] = "harness: execve failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(devnull, out[1], err[1], tmp_dir, bin, args, all);
     close(out[1]);
     close(err[1]);
     close(devnull);
@@ -653,20 +663,8 @@ struct h_result h_cmd(const char *const *argv)
     fflush(NULL);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0 ||
-            chdir(tmp_dir) != 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], (char *const *)argv);
-        static const char msg[] = "harness: execvp failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(devnull, out[1], err[1], tmp_dir, argv[0], argv, NULL);
     close(out[1]);
     close(err[1]);
     close(devnull);
@@ -720,21 +718,7 @@ pid_t h_tool_start(const char *const *argv, const char *out, const char *port_fi
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-#ifdef SYS_close_range
-        syscall(SYS_close_range, 3U, ~0U, 0U);
-#endif
-        execvp(argv[0], (char *const *)argv);
-        static const char msg[] = "harness: execvp failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
+        child_exec(devnull, fd, fd, NULL, argv[0], argv, NULL);
     }
     close(fd);
     int64_t deadline = now_ms() + 120 * 1000;
