@@ -20,6 +20,7 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
 {
     struct rg_pg_opts o = {
         .url = cfg->database.url,
+        .direct_url = cfg->database.direct_url,
         .password = cfg->database.password,
         .schema = cfg->database.schema,
         .connect_timeout_ms = cfg->database.connect_timeout_ms,

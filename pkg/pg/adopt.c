@@ -112,11 +112,11 @@ int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
 
     /* The table and its rows appear in one transaction, so no racing run can find the
      * table without the rows and start from version 0. */
-    sql = rg_asprintf("BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");%s"
+    sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64 ");%s"
                       "DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE kind = 'schema') "
                       "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = '" SQLSTATE_HAS_HISTORY
                       "'; END IF; END$rg$;",
-                      pg->lock_key, ddl, pg->table);
+                      rg_pg_dead_client_check(pg, true), pg->lock_key, ddl, pg->table);
     len = strlen(sql);
     cap = len + 1;
     for (size_t i = 0; i < n; i++) {

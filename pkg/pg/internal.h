@@ -35,6 +35,12 @@ struct rg_pg {
     int wake[2];
     /* Why the connection was closed (conn NULL), for messages. */
     char closed_why[256];
+    const char *url_key; /* the key that named opts.url, for messages */
+    /* database.directUrl's store (same options, its own connection and cancel), or NULL;
+     * made with this one so that rg_pg_cancel reaches it, connected when first needed. */
+    struct rg_pg *direct;
+    /* This connection was seen to reach a PostgreSQL backend with no pooler in between. */
+    bool seen_direct;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection
@@ -78,6 +84,19 @@ char *rg_pg_literal(struct rg_pg *pg, const char *s);
 char *rg_pg_history_ddl(struct rg_pg *pg);
 /* Whether res failed with this SQLSTATE. */
 bool rg_pg_state_is(const PGresult *res, const char *state);
+
+/* session.c */
+/* "SET LOCAL client_connection_check_interval = 1000;" (local) or the same as a session
+ * SET, where the server has the setting (14 and later); else "". */
+const char *rg_pg_dead_client_check(struct rg_pg *pg, bool local);
+/* The statements (each ending in ';') that put the session back as it is now, before a step
+ * runs: whatever SET, SET ROLE or temporary table the step leaves must not reach the next
+ * step, or, behind a pooler, the next client of the same server connection. Allocated. */
+char *rg_pg_session_reset(struct rg_pg *pg);
+/* The store no-transaction steps run on, whose session settings stay between statements:
+ * the direct one (connected now if need be), else pg itself once it is seen to reach
+ * PostgreSQL without a pooler (RG_ECONFIG otherwise). */
+int rg_pg_direct(struct rg_pg *pg, struct rg_pg **on, struct rg_err *err) RG_WUR;
 
 /* step.c */
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,

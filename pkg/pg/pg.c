@@ -50,6 +50,14 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts)
         h *= 1099511628211ULL;
     }
     pg->lock_key = (int64_t)h;
+    pg->url_key = "database.url";
+    if (opts->direct_url && *opts->direct_url) {
+        struct rg_pg_opts direct = *opts;
+        direct.url = opts->direct_url;
+        direct.direct_url = NULL;
+        pg->direct = rg_pg_new(&direct);
+        pg->direct->url_key = "database.directUrl";
+    }
     return pg;
 }
 
@@ -60,6 +68,7 @@ void rg_pg_free(struct rg_pg *pg)
     if (pg->conn)
         PQfinish(pg->conn);
     rg_pg_wake_close(pg);
+    rg_pg_free(pg->direct);
     free(pg->table);
     free(pg);
 }
@@ -74,7 +83,7 @@ bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err)
 
 /* Registers the URL's password with the log redactor, and rejects a malformed URL before
  * any attempt: retrying cannot fix it. */
-static int check_url(const char *url, struct rg_err *err)
+static int check_url(const char *url, const char *key, struct rg_err *err)
 {
     PQconninfoOption *opts;
     char *msg = NULL;
@@ -84,7 +93,7 @@ static int check_url(const char *url, struct rg_err *err)
     if (!opts) {
         char line[256];
         rg_pg_one_line(line, sizeof(line), msg ? msg : "out of memory");
-        rg_err_set(err, RG_ECONFIG, "database.url: %s", line);
+        rg_err_set(err, RG_ECONFIG, "%s: %s", key, line);
         PQfreemem(msg);
         return -1;
     }
@@ -102,7 +111,10 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
     int64_t deadline, backoff = 200;
     const char *url = pg->opts.url && *pg->opts.url ? pg->opts.url : NULL;
 
-    if (url && check_url(url, err) < 0)
+    if (url && check_url(url, pg->url_key, err) < 0)
+        return -1;
+    /* Now rather than part way through the run, when a no-transaction step first needs it. */
+    if (pg->direct && check_url(pg->direct->opts.url, pg->direct->url_key, err) < 0)
         return -1;
     rg_log_redact(pg->opts.password);
     if (url) {
@@ -153,11 +165,6 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
     PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-    /* A run killed outright (SIGKILL, OOM) cannot cancel its statement: with this the
-     * server notices the dead client within a second, even mid-query, and rolls back
-     * instead of finishing a migration nobody leads any more (PostgreSQL 14 and later). */
-    if (PQserverVersion(pg->conn) >= 140000)
-        PQclear(rg_pg_query(pg, "SET client_connection_check_interval = 1000"));
     RG_DEBUG("connected" RG_F "attempts=%d" RG_F "server_version=%d", attempt,
              PQserverVersion(pg->conn));
     return 0;
@@ -310,8 +317,8 @@ static int ensure_history(void *ctx, struct rg_err *err)
     char *ddl = rg_pg_history_ddl(pg);
     /* Under the advisory lock, so that racing first runs do not trip over each other's
      * CREATE TABLE. */
-    char *sql =
-        rg_asprintf("BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT", pg->lock_key, ddl);
+    char *sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT",
+                            rg_pg_dead_client_check(pg, true), pg->lock_key, ddl);
     PGresult *res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
 
     free(ddl);

@@ -10,7 +10,10 @@
 struct rg_pg;
 
 struct rg_pg_opts {
-    const char *url;      /* NULL or "": libpq's PG* environment variables apply */
+    const char *url; /* NULL or "": libpq's PG* environment variables apply */
+    /* NULL or "": no-transaction steps use url too, once it is seen to reach PostgreSQL
+     * without a pooler in between (else they are refused, RG_ECONFIG). */
+    const char *direct_url;
     const char *password; /* NULL: from the URL, PGPASSWORD or ~/.pgpass */
     const char *schema;
     int64_t connect_timeout_ms; /* one attempt */
@@ -24,7 +27,8 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts);
 void rg_pg_free(struct rg_pg *pg);
 
 /* Connects, retrying with backoff until connect_retry_ms has passed (RG_EDATABASE with
- * libpq's last message), or until cancelled (RG_ESIGNAL). A malformed URL is RG_ECONFIG. */
+ * libpq's last message), or until cancelled (RG_ESIGNAL). A malformed URL (direct_url too,
+ * which is connected only when a no-transaction step runs) is RG_ECONFIG. */
 int rg_pg_connect(struct rg_pg *pg, struct rg_err *err) RG_WUR;
 
 /* The engine's store port backed by this connection. */

@@ -169,29 +169,35 @@ static int flush(struct rg_pg *pg, struct rg_err *err)
 static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const char *key)
 {
     char *check = recheck(pg, s, key);
-    char *head = rg_asprintf("BEGIN;SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
+    char *head = rg_asprintf("BEGIN;%sSET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
                              "SELECT pg_advisory_xact_lock(%" PRId64 ");%s",
-                             pg->lock_key, check);
+                             rg_pg_dead_client_check(pg, true), pg->lock_key, check);
     free(check);
     return head;
 }
 
-/* The whole step as one query: lock, re-check, the file, its row, commit. A
- * transaction-control statement in the file, which would break this, was refused when the
- * file was read (sql.h). */
+/* The whole step as one query: lock, re-check, the file, its row, the session put back as it
+ * was, commit. Setting the session back inside the transaction means it holds on the same
+ * server connection behind a pooler, costs no round trip, and is undone with the file's own
+ * SETs when the step rolls back; the step's SET LOCALs, which it also resets, are set again
+ * for the COMMIT (deferred constraints run there). A transaction-control statement in the
+ * file, which would break this, was refused when the file was read (sql.h). */
 static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const char *key,
                               enum rg_apply_outcome *outcome, struct rg_err *err)
 {
     char *lock = locked_head(pg, s, key);
     char *rec = record(pg, s, key, "applied", DURATION_SQL);
-    char *head =
+    char *reset = rg_pg_session_reset(pg);
+    char *local =
         rg_asprintf("%sSET LOCAL lock_timeout = %" PRId64 ";SET LOCAL statement_timeout = %" PRId64
-                    ";SET LOCAL synchronous_commit = %s;"
-                    "SELECT set_config('rollgate.started', clock_timestamp()::text, "
-                    "true);\n",
-                    lock, s->lock_timeout_ms, s->statement_timeout_ms, s->durable ? "on" : "off");
+                    ";SET LOCAL synchronous_commit = %s;",
+                    rg_pg_dead_client_check(pg, true), s->lock_timeout_ms, s->statement_timeout_ms,
+                    s->durable ? "on" : "off");
+    char *head = rg_asprintf("%s%sSELECT set_config('rollgate.started', clock_timestamp()::text, "
+                             "true);\n",
+                             lock, local);
     /* The newline ends a trailing -- comment in the file. */
-    char *sql = rg_asprintf("%s%s\n;%s;COMMIT", head, s->sql, rec);
+    char *sql = rg_asprintf("%s%s\n;%s;%s%sCOMMIT", head, s->sql, rec, reset, local);
     PGresult *res = NULL;
     int ret = -1;
 
@@ -223,6 +229,8 @@ out:
     PQclear(res);
     free(lock);
     free(rec);
+    free(reset);
+    free(local);
     free(head);
     free(sql);
     return ret;
@@ -237,15 +245,19 @@ static long chars_before(const char *sql, size_t end)
 }
 
 /* The file's statements one at a time, each its own transaction, as CREATE INDEX
- * CONCURRENTLY needs. */
+ * CONCURRENTLY needs; with session settings, so on a connection that keeps them (session.c),
+ * and the session put back as it was afterwards, whatever the file set. */
 static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char *failed_outcome,
                           struct rg_err *err)
 {
     struct rg_sql_stmt *st = NULL;
     size_t n = rg_sql_statements(s->sql, strlen(s->sql), &st);
-    char *set = rg_asprintf("SET lock_timeout = %" PRId64 "; SET statement_timeout = %" PRId64,
-                            s->lock_timeout_ms, s->statement_timeout_ms);
+    char *reset = rg_pg_session_reset(pg);
+    char *set = rg_asprintf("%sSET lock_timeout = %" PRId64 "; SET statement_timeout = %" PRId64,
+                            rg_pg_dead_client_check(pg, false), s->lock_timeout_ms,
+                            s->statement_timeout_ms);
     PGresult *res = rg_pg_exec(pg, set, PGRES_COMMAND_OK, err);
+    struct rg_err reset_err = {0};
     int ret = res ? 0 : -1;
 
     PQclear(res);
@@ -261,11 +273,13 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
         }
         free(one);
     }
-    if (ret == 0) {
-        res = rg_pg_exec(pg, "RESET lock_timeout; RESET statement_timeout", PGRES_COMMAND_OK, err);
-        ret = res ? 0 : -1;
-        PQclear(res);
-    }
+    /* After a failure too: the failed mark, and on database.url the rest of the run, use this
+     * session. */
+    res = rg_pg_exec(pg, reset, PGRES_COMMAND_OK, ret == 0 ? err : &reset_err);
+    if (!res)
+        ret = -1;
+    PQclear(res);
+    free(reset);
     free(set);
     free(st);
     return ret;
@@ -369,14 +383,19 @@ out:
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err)
 {
-    struct rg_pg *pg = ctx;
-    char *key = row_key(pg, s);
+    struct rg_pg *pg = ctx, *on = pg;
+    char *key;
     int64_t backoff = 1000;
     int rc;
 
+    if (s->directives.no_transaction && rg_pg_direct(pg, &on, err) < 0) {
+        rg_err_prefix(err, "%s", s->path);
+        return -1;
+    }
+    key = row_key(pg, s);
     for (int64_t attempt = 0;; attempt++) {
         int64_t start = rg_now_ms();
-        rc = s->directives.no_transaction ? run_without_transaction(pg, s, key, outcome, start, err)
+        rc = s->directives.no_transaction ? run_without_transaction(on, s, key, outcome, start, err)
                                           : run_in_transaction(pg, s, key, outcome, err);
         *duration_ms = rg_now_ms() - start;
         if (rc == 2) {

@@ -56,6 +56,9 @@ void rg_pg_cancel(struct rg_pg *pg)
     if (pg->wake[1] >= 0 && write(pg->wake[1], "", 1) < 0) {
         /* A full pipe already holds a wake-up. */
     }
+    /* database.directUrl's store, made with this one, so the pointer is stable. */
+    if (pg->direct)
+        rg_pg_cancel(pg->direct);
     errno = saved;
 }
 
