@@ -15,10 +15,9 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 POOL_SIZE=2
 
-die() {
-    echo "pgbouncer.sh: $*" >&2
-    exit 1
-}
+name=pgbouncer.sh
+# shellcheck source=lib/server.sh
+. "$(dirname "$0")/lib/server.sh"
 
 usage() {
     echo "usage: $0 start DIR UPSTREAM_URL | stop DIR" >&2
@@ -28,18 +27,6 @@ usage() {
 [ $# -ge 2 ] || usage
 cmd=$1
 dir=$2
-
-as_owner() {
-    if [ "$(id -u)" -eq 0 ]; then
-        setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups -- "$@"
-    else
-        "$@"
-    fi
-}
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 alive() {
     [ -n "$1" ] && kill -0 "$1" 2>/dev/null
