@@ -99,6 +99,7 @@ fi
 
 pgdir=$(mktemp -d)
 url=$(scripts/pg.sh start "$pgdir")
+export RG_TEST_PG_LOG="$pgdir/postgres.log" # read by tests that check what the server logged
 echo "== integration_tests (PostgreSQL at $url)" >&2
 status=0
 RG_TEST_PG_URL=$url RG_TEST_BIN="$root/$build/rollgate" RG_TEST_KUBE_DIR=$kubedir \

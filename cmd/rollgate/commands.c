@@ -26,6 +26,7 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
         .connect_retry_ms = cfg->database.connect_retry_ms,
         .lock_retries = cfg->database.lock_retries,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
+        .identity = cfg->lease.identity,
     };
     struct rg_pg *pg = rg_pg_new(&o);
 

@@ -5,11 +5,10 @@
 #include <libpq-fe.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "pg/pg.h"
 
-#define SQLSTATE_UNDEFINED_TABLE "42P01"
-#define SQLSTATE_UNDEFINED_SCHEMA "3F000"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_QUERY_CANCELED "57014"
 /* CREATE INDEX CONCURRENTLY, VACUUM... cannot run inside a transaction block. */
@@ -28,8 +27,9 @@ struct rg_pg {
     /* Written once after connecting, read by the cancelling thread. */
     _Atomic(PGcancel *) cancel;
     atomic_bool cancelled;
-    char *table;      /* "schema".rollgate_migrations, quoted */
-    int64_t lock_key; /* advisory lock key derived from the table's name */
+    char *table;                          /* "schema".rollgate_migrations, quoted */
+    char session[RG_PG_SESSION_NAME_MAX]; /* application_name of every connection */
+    int64_t lock_key;                     /* advisory lock key derived from the table's name */
     /* A commit made with synchronous_commit off that no durable commit has followed. */
     bool unflushed;
 };
@@ -45,13 +45,24 @@ bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err);
 PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, struct rg_err *err);
 /* Ends an open or failed transaction; a no-op when idle or disconnected. */
 void rg_pg_rollback(struct rg_pg *pg);
-/* s as an SQL literal, allocated. */
-char *rg_pg_literal(struct rg_pg *pg, const char *s);
+/* s as an SQL literal into *out (allocated; "NULL" for a NULL s). libpq refuses text
+ * that is not valid in the client encoding: then code, naming what (what was quoted). */
+int rg_pg_literal(struct rg_pg *pg, const char *s, enum rg_code code, const char *what, char **out,
+                  struct rg_err *err) RG_WUR;
+/* The code for a failed query of rollgate's own: RG_EDATABASE when a retry may help (no
+ * answer, connection, resources, locks, shutdown, a read-only standby), else
+ * RG_ECONFIG (rights, a missing schema...: the setup must change). */
+enum rg_code rg_pg_fault(struct rg_pg *pg, const PGresult *res);
 /* The statements that create the history table and its schema when missing, to run
  * inside a transaction holding the lock. */
 char *rg_pg_history_ddl(struct rg_pg *pg);
 /* Whether res failed with this SQLSTATE. */
 bool rg_pg_state_is(const PGresult *res, const char *state);
+
+/* value.c */
+uint64_t rg_pg_hash(const char *s);
+/* s as a whole decimal number within [min, max]; -1 otherwise. */
+int rg_pg_int(const char *s, int64_t min, int64_t max, int64_t *out) RG_WUR;
 
 /* step.c */
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
