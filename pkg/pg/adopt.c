@@ -40,29 +40,61 @@ int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err)
     "indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop it with DROP INDEX "            \
     "CONCURRENTLY), then run `rollgate repair --version %" PRId64 "`"
 
+/* The SQL condition "the run named applied_by has a session in this database": its
+ * sessions carry its identity as application_name (pg.h). This run's own session does
+ * not count, since a run restarted in place (same identity) finds its predecessor's
+ * mark. */
+static int has_session(struct rg_pg *pg, const char *applied_by, char **cond, struct rg_err *err)
+{
+    char name[RG_PG_SESSION_NAME_MAX];
+    char *app = NULL;
+
+    *cond = NULL;
+    rg_pg_session_name(applied_by, name);
+    if (rg_pg_literal(pg, name, RG_EINTERNAL, "application_name", &app, err) < 0)
+        return -1;
+    *cond = rg_asprintf("EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND "
+                        "datname = current_database() AND pid <> pg_backend_pid())",
+                        app);
+    free(app);
+    return 0;
+}
+
+int rg_pg_run_alive(void *ctx, const char *applied_by, bool *alive, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *cond = NULL, *sql = NULL, *value = NULL;
+    int ret = -1;
+
+    *alive = false;
+    if (has_session(pg, applied_by, &cond, err) == 0) {
+        sql = rg_asprintf("SELECT %s", cond);
+        ret = query_value(pg, sql, &value, err);
+        *alive = ret == 0 && value && strcmp(value, "t") == 0;
+    }
+    free(value);
+    free(cond);
+    free(sql);
+    return ret;
+}
+
 /* Marks version's running row failed when the run that wrote it (applied_by) has no
- * session left: it died part way, and waiting cannot bring it back. Its sessions carry
- * its identity as application_name (pg.h); this run's own session does not count, since
- * a run restarted in place (same identity) finds its predecessor's mark. One statement,
- * so that the judgement and the mark agree. *dead: whether it was marked. */
+ * session left: it died part way, and waiting cannot bring it back. One statement, so
+ * that the judgement and the mark agree. *dead: whether it was marked. */
 static int judge_owner(struct rg_pg *pg, int64_t version, const char *applied_by, bool *dead,
                        struct rg_err *err)
 {
-    char name[RG_PG_SESSION_NAME_MAX];
-    char *by = NULL, *app = NULL, *sql = NULL;
+    char *by = NULL, *cond = NULL, *sql = NULL;
     PGresult *res = NULL;
     int ret = -1;
 
     *dead = false;
-    rg_pg_session_name(applied_by, name);
     if (rg_pg_literal(pg, applied_by, RG_EINTERNAL, "applied_by", &by, err) < 0 ||
-        rg_pg_literal(pg, name, RG_EINTERNAL, "application_name", &app, err) < 0)
+        has_session(pg, applied_by, &cond, err) < 0)
         goto out;
     sql = rg_asprintf("UPDATE %s SET state = 'failed' WHERE kind = 'schema' AND version = %" PRId64
-                      " AND state = 'running' AND applied_by = %s AND NOT EXISTS (SELECT 1 FROM "
-                      "pg_stat_activity WHERE application_name = %s AND datname = "
-                      "current_database() AND pid <> pg_backend_pid())",
-                      pg->table, version, by, app);
+                      " AND state = 'running' AND applied_by = %s AND NOT %s",
+                      pg->table, version, by, cond);
     res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
     if (!res)
         goto out;
@@ -71,7 +103,7 @@ static int judge_owner(struct rg_pg *pg, int64_t version, const char *applied_by
 out:
     PQclear(res);
     free(sql);
-    free(app);
+    free(cond);
     free(by);
     return ret;
 }

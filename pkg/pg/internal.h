@@ -71,6 +71,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);
 int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
+int rg_pg_run_alive(void *ctx, const char *applied_by, bool *alive, struct rg_err *err);
 int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
 int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
                    const char *applied_by, bool adopting, struct rg_err *err);

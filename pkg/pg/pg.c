@@ -420,6 +420,7 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->run = rg_pg_run_step;
     store->read_down = rg_pg_read_down;
     store->wait_running = rg_pg_wait_running;
+    store->run_alive = rg_pg_run_alive;
     store->read_legacy = rg_pg_read_legacy;
     store->baseline = rg_pg_baseline;
     store->repair = rg_pg_repair;

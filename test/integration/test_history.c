@@ -89,6 +89,13 @@ Test(history, a_run_whose_session_was_terminated_mid_statement_is_judged_failed_
     h_assert_exit(lost, 7);
     cr_assert_str_eq(row_state(1), "running", "the lost run should have left its mark");
 
+    /* wait never writes, but does not wait for a run that is gone either. */
+    struct h_result waiter = h_run(H_ARGS("wait"), MIGRATE_ENV_WITH(LONG_WAIT));
+    cr_assert_not(waiter.timed_out, "wait waited for a run that is gone");
+    h_assert_exit(waiter, 5);
+    h_assert_has(waiter, waiter.err, "rollgate repair --version 1");
+    cr_assert_str_eq(row_state(1), "running", "wait wrote to the history");
+
     struct h_result next = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("POD_NAME=pod-b", LONG_WAIT));
 
     cr_assert_not(next.timed_out, "the next run waited for a run that is gone");
@@ -140,14 +147,21 @@ Test(history, a_running_mark_whose_run_is_still_connected_is_waited_for)
 
     struct h_proc *b = h_start(H_ARGS("migrate"), MIGRATE_ENV_WITH("POD_NAME=pod-b", LONG_WAIT));
     bool waiting = h_proc_wait_stderr(b, "still connected; waiting for it", 120 * 1000);
+    /* An init container's wait: the migration is under way, not failed. */
+    struct h_proc *w =
+        h_start(H_ARGS("wait"), MIGRATE_ENV_WITH("ROLLGATE_LEASE_RETRY_PERIOD=100ms", LONG_WAIT));
+    bool wait_waiting = h_proc_wait_stderr(w, "waiting for the schema", 120 * 1000);
     PQclear(PQexec(holder, "COMMIT"));
     PQfinish(holder);
     struct h_result ra = h_wait(a);
     struct h_result rb = h_wait(b);
+    struct h_result rw = h_wait(w);
 
     cr_assert(waiting, "the second run did not wait for the live one\n%s", h_describe(&rb));
+    cr_assert(wait_waiting, "wait did not wait for the live run\n%s", h_describe(&rw));
     h_assert_exit(ra, 0);
     h_assert_exit(rb, 0);
+    h_assert_exit(rw, 0);
     h_assert_lacks(rb, rb.err, "marked failed");
     cr_assert_str_eq(row_state(1), "applied");
 }

@@ -179,7 +179,8 @@ static struct rg_store store = {&fk,
                                 fake_wait_running,
                                 fake_read_legacy,
                                 fake_baseline,
-                                fake_repair};
+                                fake_repair,
+                                NULL /* run_alive: only `wait` asks, never the engine */};
 static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
