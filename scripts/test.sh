@@ -103,6 +103,7 @@ fi
 
 pgdir=$(mktemp -d)
 url=$(scripts/pg.sh start "$pgdir")
+export RG_TEST_PG_LOG="$pgdir/postgres.log" # read by tests that check what the server logged
 # PgBouncer in transaction pooling in front of it, for the tests that no setting leaks.
 bouncerdir=$(mktemp -d)
 bouncer_url=$(scripts/pgbouncer.sh start "$bouncerdir" "$url")

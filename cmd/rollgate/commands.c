@@ -27,6 +27,7 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
         .connect_retry_ms = cfg->database.connect_retry_ms,
         .lock_retries = cfg->database.lock_retries,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
+        .identity = cfg->lease.identity,
     };
     struct rg_pg *pg = rg_pg_new(&o);
 
@@ -290,6 +291,30 @@ int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *s
     return ret;
 }
 
+/* Whether a no-transaction migration is under way: a row marked running, and every run
+ * that marked one still connected. A run that is gone leaves the row to rg_engine_check,
+ * which refuses it (exit 5, naming the repair). */
+static int under_way(const struct rg_store *store, const struct rg_plan *plan, bool *busy,
+                     struct rg_err *err)
+{
+    *busy = false;
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct rg_history_row *row = plan->items[k].row;
+        bool alive = false;
+
+        if (!row || row->state != RG_ROW_RUNNING)
+            continue;
+        if (store->run_alive(store->ctx, row->applied_by, &alive, err) < 0)
+            return -1;
+        if (!alive) {
+            *busy = false;
+            return 0;
+        }
+        *busy = true;
+    }
+    return 0;
+}
+
 int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                 struct rg_err *err)
 {
@@ -314,11 +339,13 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
         struct view v;
         int rc = view_read(&store, &src, &v, err);
         const struct rg_plan *plan = &v.plan;
-        bool current;
+        bool current, busy = false;
 
         if (rc == 0)
+            rc = under_way(&store, plan, &busy, err);
+        if (rc == 0 && !busy)
             rc = rg_engine_check(plan, &opts, false, err);
-        current = rc == 0 && plan->pending == 0;
+        current = rc == 0 && !busy && plan->pending == 0;
         /* Current, and no run holds the Lease (one may be running data scripts). */
         if (current && leader) {
             bool held = false;

@@ -20,7 +20,15 @@ struct rg_pg_opts {
     int64_t connect_retry_ms;   /* all attempts; 0: one attempt */
     int64_t lock_retries;       /* extra tries of a migration that hit lock_timeout */
     int64_t wait_timeout_ms;    /* for another run's no-transaction migration */
+    const char *identity;       /* the run's (lease.identity): names its sessions */
 };
+
+/* A run's sessions carry application_name "rollgate/<identity>", so that another run can
+ * tell whether it is still alive (pg_stat_activity). PostgreSQL keeps 63 bytes of
+ * printable ASCII: an identity of up to 53 such bytes is used as it is, any other becomes
+ * its first 37 bytes (others as '?'), '~' and 16 hex digits of a hash of all of it. */
+#define RG_PG_SESSION_NAME_MAX 64
+void rg_pg_session_name(const char *identity, char name[RG_PG_SESSION_NAME_MAX]);
 
 /* Only remembers the options: rg_pg_cancel works from the moment this returns. */
 struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts);

@@ -32,15 +32,18 @@ char *rg_pg_session_reset(struct rg_pg *pg)
     static const char *const reported[] = {"application_name", "client_encoding",
                                            "DateStyle",        "IntervalStyle",
                                            "TimeZone",         "standard_conforming_strings"};
+    struct rg_err ignored = {0};
     char *sql = rg_strdup("RESET ALL;RESET ROLE;RESET SESSION AUTHORIZATION;DISCARD TEMP;");
 
     for (size_t i = 0; i < sizeof(reported) / sizeof(reported[0]); i++) {
         const char *value = PQparameterStatus(pg->conn, reported[i]);
         char *literal, *more;
 
-        if (!value)
+        /* The server sent these values in the client encoding, so quoting them cannot
+         * fail; should it, the parameter is left at its default rather than the step
+         * refused. */
+        if (!value || rg_pg_literal(pg, value, RG_EINTERNAL, reported[i], &literal, &ignored) < 0)
             continue;
-        literal = rg_pg_literal(pg, value);
         more = rg_asprintf("%sSET %s = %s;", sql, reported[i], literal);
         free(literal);
         free(sql);

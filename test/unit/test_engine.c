@@ -27,6 +27,7 @@ struct fake {
     int64_t fail_version;   /* apply of this version fails */
     bool durable[MAX];
     int ensure_calls;
+    int reads; /* read_history calls */
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -43,6 +44,7 @@ static int fake_read(void *ctx, struct rg_history *h, struct rg_err *err)
 {
     struct fake *f = ctx;
     (void)err;
+    f->reads++;
     h->exists = f->exists;
     h->n = f->n;
     h->rows = rg_calloc(f->n, sizeof(*h->rows));
@@ -177,7 +179,8 @@ static struct rg_store store = {&fk,
                                 fake_wait_running,
                                 fake_read_legacy,
                                 fake_baseline,
-                                fake_repair};
+                                fake_repair,
+                                NULL /* run_alive: only `wait` asks, never the engine */};
 static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
@@ -305,7 +308,8 @@ Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
     add_row(&fk, 1, "a", RG_ROW_FAILED);
     cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
-    cr_assert(strstr(err.msg, "rollgate repair"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "rollgate repair --version 1"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "pg_index WHERE NOT indisvalid"), "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
 }
 
@@ -615,6 +619,37 @@ Test(engine, nothing_to_do_never_asks_for_the_lock)
     cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fl.acquired, 0);
     cr_assert_eq(fl.released, 0);
+}
+
+Test(engine, nothing_to_do_reads_the_history_once)
+{
+    struct fake_lock fl = {.grant = true};
+    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.reads, 1);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.to, 2);
+}
+
+Test(engine, a_running_row_is_read_again_after_waiting_for_it)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.waited, 1);
+    cr_assert_eq(fk.reads, 2);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.to, 1);
 }
 
 Test(engine, the_leader_runs_the_steps_then_releases)
