@@ -10,12 +10,16 @@
 #include "cli.h"
 #include "commands.h"
 #include "config/config.h"
+#include "kube/kube.h"
 #include "log/log.h"
 #include "signals.h"
 
 #define DEFAULT_TERMINATION_LOG "/dev/termination-log"
 
 extern char **environ;
+
+_Static_assert(RG_CONFIG_IDENTITY_MAX < sizeof(((struct rg_lease_record *)0)->holder),
+               "the configuration accepts no identity the Lease would cut");
 
 /* Kubernetes shows this file's contents in the pod's status. Under /dev it is only
  * written when it exists (the kubelet mounts it), never created, so a run on a laptop as
@@ -104,6 +108,9 @@ int main(int argc, char **argv)
     rg_signals_start();
     rg_log_setup(RG_LOG_FORMAT_AUTO, RG_LOG_INFO, stderr);
     if (rg_cli_parse(argc, argv, &cli, &err) < 0) {
+        /* The configuration is not read, but the secrets on the command line and in the
+         * environment are known before the message is shown. */
+        rg_config_redact(environ, cli.flags, cli.nflags);
         rg_err_prefix(&err, "usage (see rollgate --help)");
         return finish(cli.command_name ? cli.command_name : "rollgate", early_termination_log(), "",
                       &err);

@@ -87,8 +87,10 @@ static int check_url(const char *url, const char *key, struct rg_err *err)
     rg_log_redact(url);
     opts = PQconninfoParse(url, &msg);
     if (!opts) {
-        char line[256];
-        rg_pg_one_line(line, sizeof(line), msg ? msg : "out of memory");
+        char line[256], clean[256];
+        /* libpq quotes the URL or a piece of it: redacted whole before it is cut. */
+        rg_pg_one_line(line, sizeof(line),
+                       rg_log_scrub(clean, sizeof(clean), msg ? msg : "out of memory"));
         rg_err_set(err, RG_ECONFIG, "%s: %s", key, line);
         PQfreemem(msg);
         return -1;
