@@ -153,6 +153,13 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
                        line);
             return -1;
         }
+        /* A value libpq cannot use (a port that is not a number, an unknown sslmode): libpq
+         * says so before any network I/O, and every retry would say it again. */
+        if (strstr(line, "invalid port number") || strstr(line, "for connection option") ||
+            (strstr(line, "invalid ") && strstr(line, " value: "))) {
+            rg_err_set(err, RG_ECONFIG, "%s: %s", pg->url_key, line);
+            return -1;
+        }
         if (rg_now_ms() + backoff > deadline) {
             rg_err_set(err, RG_EDATABASE, "could not connect to the database after %d attempts: %s",
                        attempt, line);

@@ -441,3 +441,19 @@ Test(config, control_characters_in_a_file_name_are_escaped_in_text_logs)
     cr_assert_null(strchr(r.err, '\x1b'), "%s", h_describe(&r));
     cr_assert_null(strstr(r.err, "\n2026 error forged"), "%s", h_describe(&r));
 }
+
+/* A URL value libpq cannot use is permanent: exit 3 at once, not connection retries ending
+ * in exit 7 ("retryable"), which a Job would retry for ever. */
+Test(config, a_url_value_libpq_cannot_use_exits_3_without_retrying)
+{
+    const char *urls[] = {"postgresql://app@127.0.0.1:notaport/app",
+                          "postgresql://app@127.0.0.1:99999/app",
+                          "postgresql://app@127.0.0.1/app?sslmode=bogus"};
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        struct h_result r =
+            h_run(H_ARGS("version"), H_ENV(h_fmt("ROLLGATE_DATABASE_URL=%s", urls[i]),
+                                           "ROLLGATE_DATABASE_CONNECT_RETRY=1h"));
+        h_assert_exit(r, 3);
+        h_assert_lacks(r, r.err, "retrying");
+    }
+}
