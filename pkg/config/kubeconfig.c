@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <yaml.h>
 
+#include "config/yamlnode.h"
 #include "err/file.h"
 #include "err/mem.h"
 #include "log/log.h"
@@ -36,18 +36,6 @@ static void kc_error(struct rg_err *err, const struct reader *r, const char *fmt
     rg_err_set(err, RG_ECONFIG, "%s: %s", r->path, what);
 }
 
-static bool is_null(const yaml_node_t *node)
-{
-    const char *s;
-
-    if (!node)
-        return true;
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    s = (const char *)node->data.scalar.value;
-    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0;
-}
-
 /* map[key], NULL when map is no mapping or has no such key. */
 static yaml_node_t *get(const struct reader *r, const yaml_node_t *map, const char *key)
 {
@@ -70,7 +58,7 @@ static int get_string(const struct reader *r, const yaml_node_t *map, const char
     const yaml_node_t *n = get(r, map, key);
 
     *out = NULL;
-    if (is_null(n))
+    if (rg_config_yaml_null(n))
         return 0;
     if (n->type != YAML_SCALAR_NODE) {
         kc_error(err, r, "%s: %s: expected a single value (line %zu)", what, key,
@@ -250,7 +238,7 @@ static int read_user(const struct reader *r, const yaml_node_t *root, const char
         return -1;
     }
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
-        if (!is_null(get(r, u, unsupported[i]))) {
+        if (!rg_config_yaml_null(get(r, u, unsupported[i]))) {
             kc_error(err, r,
                      "%s: %s is not supported; use a token, tokenFile or a client certificate",
                      what, unsupported[i]);

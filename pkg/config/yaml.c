@@ -1,13 +1,14 @@
 /* The YAML configuration file: its sections spell the key paths of config.c's table, and
- * every value goes through rg_config_set() like any other source's. The only user of
- * libyaml. */
+ * every value goes through rg_config_set() like any other source's. With kubeconfig.c, the
+ * only user of libyaml. */
 #include "config/loader.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <yaml.h>
+
+#include "config/yamlnode.h"
 
 /* Far deeper than any configuration (it has two levels), far shallower than what makes
  * libyaml slow: its scanner costs the depth for every token, so 40,000 nested "[" take
@@ -30,10 +31,12 @@ static void yaml_error(struct rg_err *err, const char *file, const yaml_node_t *
 
 /* An absent value (`key:`, `key: ~`, `key: null`) leaves the key as the weaker sources set
  * it, as Helm renders unset values that way. A quoted "" is a value. */
-static bool is_null(const yaml_node_t *node)
+bool rg_config_yaml_null(const yaml_node_t *node)
 {
     const char *s;
 
+    if (!node)
+        return true;
     if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     s = (const char *)node->data.scalar.value;
@@ -102,7 +105,7 @@ static int load_mapping(struct loader *st, yaml_document_t *doc, const yaml_node
             if (vn->type == YAML_MAPPING_NODE) {
                 if (load_mapping(st, doc, vn, path, err) < 0)
                     goto out;
-            } else if (!is_null(vn)) {
+            } else if (!rg_config_yaml_null(vn)) {
                 yaml_error(err, st->file, vn, path, "expected a mapping of %s.* keys", path);
                 goto out;
             }
@@ -122,7 +125,7 @@ static int load_mapping(struct loader *st, yaml_document_t *doc, const yaml_node
                        vn->type == YAML_MAPPING_NODE ? "mapping" : "list");
             goto out;
         }
-        if (is_null(vn))
+        if (rg_config_yaml_null(vn))
             continue;
         if (st->from[k].src == SRC_FILE) {
             yaml_error(err, st->file, kn, path, "duplicate key (first set at %zu:%zu)",
@@ -233,7 +236,7 @@ int rg_config_load_yaml(struct loader *st, const char *text, size_t len, struct 
     }
     have_doc = true;
     root = yaml_document_get_root_node(&doc);
-    if (root && root->type != YAML_MAPPING_NODE && !is_null(root)) {
+    if (root && root->type != YAML_MAPPING_NODE && !rg_config_yaml_null(root)) {
         known_names("", names, sizeof(names));
         yaml_error(err, st->file, root, NULL, "the top level must be a mapping (known keys: %s)",
                    names);

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+/* p, or an abort when it is NULL: for what another library allocated (cJSON, libcurl). */
+void *rg_must(void *p);
 void *rg_malloc(size_t n);
 void *rg_calloc(size_t count, size_t size);
 void *rg_realloc(void *p, size_t n);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 
 static char *event_body(const char *ns, const char *pod, const char *type, const char *reason,
@@ -11,13 +12,10 @@ static char *event_body(const char *ns, const char *pod, const char *type, const
 {
     cJSON *obj = rg_kube_json_new(), *meta, *involved, *source;
     char now[32];
-    time_t t = time(NULL);
-    struct tm tm;
     char *body;
 
     /* core/v1 Event times are RFC 3339 in whole seconds. */
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rg_utc_now(now, sizeof(now), 0);
     rg_kube_json_set_string(obj, "apiVersion", "v1");
     rg_kube_json_set_string(obj, "kind", "Event");
     meta = rg_kube_json_object(obj, "metadata");

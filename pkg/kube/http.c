@@ -113,13 +113,7 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 
 static struct curl_slist *add_header(struct curl_slist *list, const char *header)
 {
-    struct curl_slist *l = curl_slist_append(list, header);
-
-    if (!l) {
-        fputs("rollgate: out of memory\n", stderr);
-        abort();
-    }
-    return l;
+    return rg_must(curl_slist_append(list, header));
 }
 
 /* Connection-level failures that a later attempt may not meet. TLS verification failures

@@ -4,25 +4,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void *must(void *p)
-{
-    if (!p) {
-        fputs("rollgate: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
+#include "err/mem.h"
 
 static void set(cJSON *obj, const char *key, cJSON *value)
 {
-    must(value);
+    rg_must(value);
     if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
         if (!cJSON_ReplaceItemInObjectCaseSensitive(obj, key, value))
-            must(NULL);
+            rg_must(NULL);
         return;
     }
     if (!cJSON_AddItemToObject(obj, key, value))
-        must(NULL);
+        rg_must(NULL);
 }
 
 cJSON *rg_kube_json_object(cJSON *obj, const char *key)
@@ -49,17 +42,17 @@ void rg_kube_json_set_int(cJSON *obj, const char *key, int64_t value)
 
 cJSON *rg_kube_json_new(void)
 {
-    return must(cJSON_CreateObject());
+    return rg_must(cJSON_CreateObject());
 }
 
 cJSON *rg_kube_json_copy(const cJSON *json)
 {
-    return must(cJSON_Duplicate(json, 1));
+    return rg_must(cJSON_Duplicate(json, 1));
 }
 
 char *rg_kube_json_print(const cJSON *json)
 {
-    return must(cJSON_PrintUnformatted(json));
+    return rg_must(cJSON_PrintUnformatted(json));
 }
 
 const char *rg_kube_json_string(const cJSON *obj, const char *key)

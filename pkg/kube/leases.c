@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 
 #define LEASES "/apis/coordination.k8s.io/v1/namespaces/%s/leases"
@@ -266,12 +267,5 @@ int rg_kube_lease_update(struct rg_kube *k, const char *ns, const char *name,
 
 void rg_kube_microtime(char *buf, size_t n)
 {
-    struct timespec ts;
-    struct tm tm;
-    char base[32];
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, n, "%s.%06ldZ", base, ts.tv_nsec / 1000);
+    rg_utc_now(buf, n, 6);
 }

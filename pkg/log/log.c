@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "err/clock.h"
 #include "err/mem.h"
 
 #define LINE_MAX_BYTES 8192
@@ -379,17 +380,6 @@ static void put_text_value(struct line *l, const char *s, size_t n)
     put_escaped(l, s, n, quote);
 }
 
-static void timestamp(char *buf, size_t n)
-{
-    struct timespec ts;
-    struct tm tm;
-    char base[32];
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, n, "%.20s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
-}
 
 void rg_log_line(enum rg_log_level level, const char *event)
 {
@@ -405,7 +395,7 @@ void rg_log_line(enum rg_log_level level, const char *event)
      * fwrite; the static scratch buffer is guarded by the same stdio lock. */
     flockfile(out);
     rg_log_scrub(scrubbed, sizeof(scrubbed), event);
-    timestamp(ts, sizeof(ts));
+    rg_utc_now(ts, sizeof(ts), 3);
     end = strchr(scrubbed, '\x1f');
     if (!end)
         end = scrubbed + strlen(scrubbed);
