@@ -114,10 +114,11 @@ static bool first_token(const struct split *sp, size_t from, size_t to, size_t *
         free(r.text);
         if (found)
             return true;
-        if (failed && err > from && first_token(sp, from, err, at, token))
+        if (failed && err > from && err < stop && first_token(sp, from, err, at, token))
             return true;
         if (stop == to) {
-            *at = err;
+            /* Past the end only where bytes that are not UTF-8 threw the count off. */
+            *at = err < stop ? err : from;
             *token = 0;
             return failed;
         }
