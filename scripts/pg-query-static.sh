@@ -1,6 +1,7 @@
 #!/bin/sh
-# pg-query-static.sh NM OBJCOPY IN OUT: copies libpg_query.a (IN) to OUT with every global
-# symbol it defines, except its API (pg_query*), renamed rg_pgq_<name>. libpg_query.a carries
+# pg-query-static.sh NM OBJCOPY IN OUT (run by CMake for -DRG_STATIC=ON): copies
+# libpg_query.a (IN) to OUT with every global symbol it defines, except its API
+# (pg_query*), renamed rg_pgq_<name>. libpg_query.a carries
 # its own copy of PostgreSQL's src/common and src/port (wchar.c, encnames.c, snprintf.c...),
 # as libpq's libpgcommon_shlib.a and libpgport_shlib.a do, and one static binary cannot hold
 # both under the same names. Renaming member by member keeps the archive's objects apart, so
