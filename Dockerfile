@@ -6,7 +6,8 @@
 #   COPY migrations/ /migrations/
 #
 # The build stage runs the same script CI runs (scripts/build-static.sh): libcurl and libpq from
-# Debian's source packages, linked with Debian's static OpenSSL, libyaml and zlib. Its dependency
+# Debian's source packages, linked with Debian's static OpenSSL, libyaml, zlib and libpg_query
+# (the script installs libpg-query-dev and everything else it needs). Its dependency
 # prefix lives in a BuildKit cache mount, so a rebuild after a change to rollgate's own code only
 # compiles rollgate.
 FROM debian:bookworm AS build

@@ -16,6 +16,9 @@
 #   cJSON     Debian's `cjson` source package, cJSON.c as libcjson.a.
 #   OpenSSL, libyaml, zlib and glibc: Debian's own static libraries (libssl-dev, libyaml-dev,
 #             zlib1g-dev, libc6-dev).
+#   libpg_query  Debian's libpg-query-dev: its static libpg_query.a (PostgreSQL 15's parser,
+#             protobuf-c inside) as it is, with libprotobuf-c-dev for the header its
+#             pg_query.pb-c.h includes. CMake finds it by name in every build.
 # The source versions are pinned below; a security-suite version whose source is not downloadable
 # (the security archive drops superseded sources) falls back to the next one listed, the main
 # suite's. When the archive has moved past every pinned version, update the pins.
@@ -76,7 +79,7 @@ find_cached_prefix() {
 # Build tools and Debian's static libraries; dpkg-dev unpacks source packages (and pulls in
 # patch), bzip2 and xz-utils decompress them, file reports on the result.
 apt_install_missing gcc libc6-dev make cmake pkg-config binutils file dpkg-dev bzip2 xz-utils \
-    perl libssl-dev zlib1g-dev libyaml-dev
+    perl libssl-dev zlib1g-dev libyaml-dev libpg-query-dev libprotobuf-c-dev
 
 # --- The dependency prefix -------------------------------------------------------------------
 

@@ -88,6 +88,12 @@ for t in "${units[@]}"; do
     count "$logs/unit.log" "$status" || ok=0
 done
 
+# Statement splitting over PostgreSQL's parser under libFuzzer for a bounded time: one test.
+echo "== fuzz_sql (60 s)" >&2
+status=0
+scripts/fuzz.sh 60 2>&1 | tee "$logs/fuzz.log" >&2 || status=$?
+count "$logs/fuzz.log" "$status" || ok=0
+
 # A real kube-apiserver (built from Debian's source once, then cached) for the Lease.
 kubedir=$(mktemp -d)
 scripts/kube-test-cluster.sh start "$kubedir" >&2

@@ -214,7 +214,7 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     int ret = -1;
 
     (void)cli;
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0 || rg_source_check_names(&src, err) < 0)
         goto out;
     once.database.connect_retry_ms = 0;
     pg = open_store(&once, &store, &conn_err);

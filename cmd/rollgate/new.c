@@ -41,22 +41,22 @@ static int write_new(const char *path, const char *text, struct rg_err *err)
     return close(fd);
 }
 
-/* The next version and how many digits to print it with. */
-static int next_version(const struct rg_source *src, int64_t *version, int *width,
-                        struct rg_err *err)
+/* The next version after newest (its file name_of_newest, NULL when none) and how many
+ * digits to print it with. */
+static int next_version(const char *dir, int64_t newest, const char *name_of_newest,
+                        int64_t *version, int *width, struct rg_err *err)
 {
-    const struct rg_migration *last = src->n ? &src->items[src->n - 1] : NULL;
-    int digits = last ? (int)strspn(last->up_name, "0123456789") : 0;
+    int digits = name_of_newest ? (int)strspn(name_of_newest, "0123456789") : 0;
 
     *width = digits > 4 ? digits : 4;
-    if (last && last->version == INT64_MAX) {
+    if (newest == INT64_MAX) {
         rg_err_set(err, RG_EFILES,
-                   "%s: version %" PRId64 " is the highest there can be; no "
+                   "%s/%s: version %" PRId64 " is the highest there can be; no "
                    "version can follow it",
-                   last->up_path, last->version);
+                   dir, name_of_newest, newest);
         return -1;
     }
-    *version = last ? last->version + 1 : 1;
+    *version = newest + 1;
     if (digits >= TIMESTAMP_DIGITS) {
         time_t now = time(NULL);
         struct tm tm;
@@ -72,7 +72,7 @@ static int next_version(const struct rg_source *src, int64_t *version, int *widt
                        buf);
             return -1;
         }
-        if (stamp > last->version)
+        if (stamp > newest)
             *version = stamp;
     }
     return 0;
@@ -82,9 +82,8 @@ int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summ
                struct rg_err *err)
 {
     const char *dir = cfg->migrations.dir;
-    struct rg_source src = {0};
-    char *up = NULL, *down = NULL, *head = NULL;
-    int64_t version;
+    char *up = NULL, *down = NULL, *head = NULL, *name_of_newest = NULL;
+    int64_t version, newest;
     int width, ret = -1;
 
     if (!valid_name(cli->name)) {
@@ -97,9 +96,9 @@ int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summ
         rg_err_set(err, RG_EFILES, "%s: %s", dir, strerror(errno));
         return -1;
     }
-    if (rg_source_load(dir, &src, err) < 0)
+    if (rg_source_newest(dir, &newest, &name_of_newest, err) < 0)
         goto out;
-    if (next_version(&src, &version, &width, err) < 0)
+    if (next_version(dir, newest, name_of_newest, &version, &width, err) < 0)
         goto out;
     up = rg_asprintf("%s/%0*" PRId64 "_%s.up.sql", dir, width, version, cli->name);
     down = rg_asprintf("%s/%0*" PRId64 "_%s.down.sql", dir, width, version, cli->name);
@@ -118,7 +117,7 @@ int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summ
     snprintf(summary, n, "new: wrote version %" PRId64 " (%s)", version, cli->name);
     ret = 0;
 out:
-    rg_source_free(&src);
+    free(name_of_newest);
     free(up);
     free(down);
     free(head);

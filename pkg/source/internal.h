@@ -36,6 +36,9 @@ int rg_source_parse_name(const char *dir, const char *name, struct entry *e,
 int rg_source_check_data_name(const char *dir, const char *name, struct rg_err *err) RG_WUR;
 /* Allocated (rg_malloc family). */
 char *rg_source_expected_up(const struct entry *e);
+/* Whether name (not a dotfile, not ending in .sql) looks meant to be a migration in the
+ * migrations directory, or in data/ when data is set. */
+bool rg_source_near_miss(const char *name, bool data);
 
 /* read.c: reading a file */
 /* *sql allocated, NUL-terminated; checksum (char[65]) may be NULL. Errors (RG_EFILES,

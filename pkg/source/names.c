@@ -74,6 +74,43 @@ static int parse_version(const char *path, const char *s, int64_t *v, const char
     return 0;
 }
 
+/* A name that rollgate does not load but that looks meant to be a migration (README
+ * "Migration files"): it holds ".sql" in another letter case or with more after it, or
+ * ends in ".sq" (0001_x.UP.SQL, x.sql.bak, x.sql~, 0001_x.up.sq), or, in the migrations
+ * directory itself, it starts the way a versioned or repeatable migration's name does (a
+ * digit, V or U and a digit, R__: 0001_x.up.txt, V2__x.psql). Names ending in .sql never
+ * get here: they are loaded, or refused. */
+bool rg_source_near_miss(const char *name, bool data)
+{
+    size_t len = strlen(name);
+    char *lower = rg_strdup(name);
+    bool near;
+
+    for (char *c = lower; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    near = strstr(lower, ".sql") != NULL || rg_source_ends_with(lower, len, ".sq");
+    free(lower);
+    if (near || data)
+        return near;
+    return is_digit(name[0]) || ((name[0] == 'V' || name[0] == 'U') && is_digit(name[1])) ||
+           strncmp(name, "R__", 3) == 0;
+}
+
+int rg_source_check_names(const struct rg_source *src, struct rg_err *err)
+{
+    if (src->nnear_misses == 0)
+        return 0;
+    rg_err_set(err, RG_EFILES,
+               "%s: not loaded: the name looks like a migration file's but fits none of the "
+               "forms (" EXPECTED_ANY ", or data/NAME.sql; names are case-sensitive)",
+               src->near_misses[0]);
+    if (src->nnear_misses > 1)
+        rg_err_suffix(err, "; %zu more such names, each logged as a warning",
+                      src->nnear_misses - 1);
+    return -1;
+}
+
 /* golang-migrate's NNNN_title.up.sql / NNNN_title.down.sql. */
 static int parse_golang(const char *path, const char *name, struct entry *e, struct rg_err *err)
 {

@@ -1,5 +1,5 @@
-/* Reading one migration file: size cap, NUL check, checksum, -- rollgate: directives, and
- * the BEGIN/COMMIT wrapper (sql.h). */
+/* Reading one migration file: size cap, NUL check, checksum, byte order mark, UTF-8,
+ * -- rollgate: directives, and what the parser says of its statements (sql.h). */
 #include "source/internal.h"
 
 #include <errno.h>
@@ -22,6 +22,7 @@
 /* How much of an unknown directive goes into the message: enough to recognise it, not a
  * whole line of SQL pasted after "rollgate:". */
 #define DIRECTIVE_SHOWN 64
+#define UTF8_BOM "\xEF\xBB\xBF"
 
 /* Hex SHA-256; -1 only when OpenSSL cannot digest at all (no memory, no provider). */
 static int sha256_hex(const void *buf, size_t len, char out[65])
@@ -185,7 +186,7 @@ static int parse_directives(const char *path, const char *sql, size_t len, struc
 
     *d = (struct rg_directives){0};
     /* Editors on Windows put a BOM first; it must not hide the directives under it. */
-    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+    if (len >= 3 && memcmp(p, UTF8_BOM, 3) == 0)
         p += 3;
     for (; p < end; line++) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -223,9 +224,59 @@ int rg_source_directives(const char *path, const char *sql, size_t len, struct r
     return parse_directives(path, sql, len, d, err);
 }
 
+/* The length of the valid UTF-8 at the start of s[0, n), by PostgreSQL's rules
+ * (pg_utf8_islegal: no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80                 ? 1
+                     : c >= 0xC2 && c <= 0xDF ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 0;
+        /* The second byte's range where the lead byte narrows it. */
+        unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+
+        if (len == 0 || n - i < len)
+            return i;
+        for (size_t k = 1; k < len; k++)
+            if (s[i + k] < (k == 1 ? lo : 0x80) || s[i + k] > (k == 1 ? hi : 0xBF))
+                return i;
+        i += len;
+    }
+    return n;
+}
+
+/* PostgreSQL is sent the SQL as UTF-8; other bytes would fail the migration part way, or
+ * make a down file impossible to store. Errors name path:line. */
+static int check_utf8(const char *path, const char *sql, size_t len, struct rg_err *err)
+{
+    size_t bad = utf8_valid((const unsigned char *)sql, len), line = 1, col = 1;
+
+    if (bad == len)
+        return 0;
+    for (size_t i = 0; i < bad; i++, col++) {
+        if (sql[i] == '\n') {
+            line++;
+            col = 0;
+        }
+    }
+    rg_err_set(err, RG_EFILES,
+               "%s:%zu: not valid UTF-8 (byte 0x%02X, byte %zu of the line): rollgate sends "
+               "SQL as UTF-8; convert the file (iconv -f LATIN1 -t UTF-8)",
+               path, line, (unsigned char)sql[bad], col);
+    return -1;
+}
+
 /* Reads a file to run: its bytes, its checksum (when one is wanted), its directives, and a
  * BEGIN/COMMIT wrapper blanked unless the file runs outside a transaction. The checksum
- * is taken before the blanking: it describes the file as written. */
+ * is taken before anything is changed: it describes the file as written. A leading UTF-8
+ * byte order mark is dropped from the SQL, as psql drops it: PostgreSQL would take it for
+ * part of the first word. */
 int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,
                        struct rg_directives *d, struct rg_err *err)
 {
@@ -239,9 +290,12 @@ int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum
         rg_err_set(err, RG_EINTERNAL, "%s: OpenSSL could not compute SHA-256", path);
         goto out;
     }
-    if (parse_directives(path, buf, n, d, err) != 0)
-        goto out;
-    if (!d->no_transaction && rg_sql_unwrap(buf, n, path, err) != 0)
+    if (n >= 3 && memcmp(buf, UTF8_BOM, 3) == 0) {
+        memmove(buf, buf + 3, n - 3 + 1);
+        n -= 3;
+    }
+    if (check_utf8(path, buf, n, err) != 0 || parse_directives(path, buf, n, d, err) != 0 ||
+        rg_sql_unwrap(buf, n, !d->no_transaction, path, err) != 0)
         goto out;
     *sql = buf;
     *len = n;

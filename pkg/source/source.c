@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "err/mem.h"
+#include "log/log.h"
 #include "source/internal.h"
 
 /* Joins as the operator wrote dir, without doubling a trailing slash, so messages show the
@@ -40,16 +41,27 @@ static int cmp_entries(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+static void add_name(char ***list, size_t *n, size_t *cap, char *name)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *list = rg_realloc(*list, *cap * sizeof(**list));
+    }
+    (*list)[(*n)++] = name;
+}
+
 /* The *.sql names in dir, sorted so that errors come out the same whatever order readdir
- * gives. Dotfiles are skipped: among them are the ..data links of a ConfigMap volume. For
- * data/ (data set): a missing directory is an empty one, and subdirectories are skipped
- * (stat follows links, as ConfigMap volumes link every file). */
-static int list_dir(const char *dir, bool data, char ***names, size_t *count, struct rg_err *err)
+ * gives, and the near misses among the other names into src, sorted too. Dotfiles are
+ * skipped: among them are the ..data links of a ConfigMap volume. For data/ (data set): a
+ * missing directory is an empty one, and subdirectories are skipped (stat follows links,
+ * as ConfigMap volumes link every file); no directory is a near miss. */
+static int list_dir(const char *dir, bool data, char ***names, size_t *count, struct rg_source *src,
+                    struct rg_err *err)
 {
     const char *what = data ? "data migrations directory" : "migrations directory";
     DIR *d = NULL;
     char **list = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, near_from = src->nnear_misses, near_cap = src->nnear_misses;
     struct stat st;
     int rc = -1;
 
@@ -78,20 +90,26 @@ static int list_dir(const char *dir, bool data, char ***names, size_t *count, st
             break;
         }
         len = strlen(de->d_name);
-        if (de->d_name[0] == '.' || !rg_source_ends_with(de->d_name, len, ".sql"))
+        if (de->d_name[0] == '.')
             continue;
+        if (!rg_source_ends_with(de->d_name, len, ".sql")) {
+            if (rg_source_near_miss(de->d_name, data) &&
+                !(fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)))
+                add_name(&src->near_misses, &src->nnear_misses, &near_cap,
+                         rg_source_join_path(dir, de->d_name));
+            continue;
+        }
         /* Anything else that is not a regular file (a dangling link, a FIFO) is left for
          * read_file to refuse by name. */
         if (data && fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            list = rg_realloc(list, cap * sizeof(*list));
-        }
-        list[n++] = rg_strdup(de->d_name);
+        add_name(&list, &n, &cap, rg_strdup(de->d_name));
     }
     if (n > 1)
         qsort(list, n, sizeof(*list), cmp_names);
+    if (src->nnear_misses - near_from > 1)
+        qsort(src->near_misses + near_from, src->nnear_misses - near_from,
+              sizeof(*src->near_misses), cmp_names);
     *names = list;
     *count = n;
     list = NULL;
@@ -271,7 +289,7 @@ static int load_data(const char *dir, struct rg_source *src, struct rg_err *err)
     int rc = -1;
 
     data_dir = rg_source_join_path(dir, "data");
-    if (list_dir(data_dir, true, &names, &n, err) != 0)
+    if (list_dir(data_dir, true, &names, &n, src, err) != 0)
         goto out;
     src->data = rg_calloc(n, sizeof(*src->data));
     for (size_t i = 0; i < n; i++) {
@@ -300,7 +318,7 @@ int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
     int rc = -1;
 
     *src = (struct rg_source){0};
-    if (list_dir(dir, false, &names, &n, err) != 0)
+    if (list_dir(dir, false, &names, &n, &s, err) != 0)
         goto out;
     ents = rg_calloc(n, sizeof(*ents));
     reps = rg_calloc(n, sizeof(*reps));
@@ -323,6 +341,12 @@ int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
         goto out;
     if (load_data(dir, &s, err) != 0)
         goto out;
+    /* Not an error here: such files were always skipped, and a run must not start failing
+     * over a stray backup file. validate refuses them (rg_source_check_names). */
+    for (size_t i = 0; i < s.nnear_misses; i++)
+        RG_WARN("file not loaded: its name looks like a migration file's but fits none of the "
+                "forms (names are case-sensitive; rollgate validate refuses it)" RG_F "file=%s",
+                s.near_misses[i]);
     *src = s;
     s = (struct rg_source){0};
     rc = 0;
@@ -330,6 +354,38 @@ out:
     rg_source_free(&s);
     free(ents);
     free(reps);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err)
+{
+    struct rg_source s = {0};
+    char **names = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    *version = 0;
+    *name = NULL;
+    /* Names only: the files' contents do not matter for the next number, and a template
+     * written by `new` a moment ago holds no statement yet. */
+    if (list_dir(dir, false, &names, &n, &s, err) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        struct entry e;
+        if (rg_source_parse_name(dir, names[i], &e, err) != 0)
+            goto out;
+        if (e.style != STYLE_REPEATABLE && e.version > *version) {
+            *version = e.version;
+            free(*name);
+            *name = rg_strdup(names[i]);
+        }
+    }
+    rc = 0;
+out:
+    rg_source_free(&s);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -349,6 +405,9 @@ void rg_source_free(struct rg_source *src)
     for (size_t i = 0; i < src->ndata; i++)
         script_free(&src->data[i]);
     free(src->data);
+    for (size_t i = 0; i < src->nnear_misses; i++)
+        free(src->near_misses[i]);
+    free(src->near_misses);
     free(src->dir);
     *src = (struct rg_source){0};
 }

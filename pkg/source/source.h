@@ -25,7 +25,8 @@ struct rg_migration {
     char *title;     /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
     char *up_path;   /* path of the up file, as opened */
     char *up_name;   /* its base name, for messages */
-    char *up_sql;    /* NUL-terminated contents; a BEGIN/COMMIT wrapper blanked (sql.h) */
+    char *up_sql;    /* NUL-terminated contents without a leading UTF-8 byte order mark;
+                        a BEGIN/COMMIT wrapper blanked (sql.h) */
     size_t up_len;
     char checksum[65]; /* hex SHA-256 of the up file's bytes */
     char *down_path;   /* NULL when there is no down file */
@@ -42,7 +43,7 @@ struct rg_script {
     char *name; /* the key recorded in the history: the title for R__title.sql, the file
                    name for data/ (e.g. "0001_seed.sql") */
     char *path; /* as opened, for messages */
-    char *sql;  /* NUL-terminated; BEGIN/COMMIT wrapper blanked like up files */
+    char *sql;  /* NUL-terminated; byte order mark and wrapper dropped like up files' */
     size_t len;
     char checksum[65];
     struct rg_directives directives;
@@ -56,6 +57,10 @@ struct rg_source {
     size_t nrepeatable;
     struct rg_script *data; /* data/NAME.sql, sorted by name (strcmp, byte-wise) */
     size_t ndata;
+    char **near_misses; /* paths of files not loaded whose names look meant to be
+                           migrations (0001_x.UP.SQL, 0001_x.up.sq): dir's, then data/'s,
+                           each in name order */
+    size_t nnear_misses;
 };
 
 /* Loads every migration in dir:
@@ -67,20 +72,32 @@ struct rg_source {
  *  - data: every *.sql file directly in dir/data/ (which may be absent), into data, named
  *    by its file name, whose part before .sql is [A-Za-z0-9_.-]+. Dotfiles, other files
  *    and subdirectories in data/ are skipped.
- * Every file is read whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), checksummed and
- * its leading -- rollgate: directives parsed; down files are not checksummed. Unless
- * marked no-transaction, a BEGIN; ... COMMIT; wrapper is blanked and other transaction
- * control refused (rg_sql_unwrap).
+ * Every file is read whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), checksummed (the
+ * file's bytes), a leading UTF-8 byte order mark dropped, checked to be UTF-8, its leading
+ * -- rollgate: directives parsed and its statements checked by PostgreSQL's parser
+ * (rg_sql_unwrap: a file of only comments, COPY FROM STDIN / TO STDOUT, and unless marked
+ * no-transaction transaction control and VACUUM are refused, a BEGIN; ... COMMIT;
+ * wrapper blanked); down files are not checksummed.
  * Errors (code RG_EFILES) name the file: a missing or unreadable directory or file, a
  * *.sql name in dir that fits none of the forms above, a bad version or title, two up or
  * two down files for one version, one version named in both styles, up and down files
  * with different titles, a down file without its up file, a file over
- * RG_SOURCE_MAX_FILE or holding a NUL byte, an unknown or malformed directive,
- * transaction control other than a whole-file wrapper, a dir/data that is not a
+ * RG_SOURCE_MAX_FILE or holding a NUL byte or bytes that are not UTF-8 (path:line), an
+ * unknown or malformed directive, what rg_sql_unwrap refuses, a dir/data that is not a
  * directory. In dir itself, names that do not end in .sql (README.md, .keep, data/) and
- * dotfiles (a ConfigMap volume's ..data links) are skipped. On error *src is left empty. */
+ * dotfiles (a ConfigMap volume's ..data links) are skipped, but those that look meant to
+ * be migrations (near misses, README "Migration files") are listed in near_misses and
+ * each logged as a warning. On error *src is left empty. */
 int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
 void rg_source_free(struct rg_source *src);
+
+/* For validate, which is stricter than the commands that run: an error (RG_EFILES) naming
+ * the first near-miss name, if there is one. */
+/* The highest version among dir's migration file names (0 when none) and that file's name
+ * (allocated; NULL when none), from the names alone: what `new` numbers from. Errors as
+ * rg_source_load's for the names. */
+int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err) RG_WUR;
+int rg_source_check_names(const struct rg_source *src, struct rg_err *err) RG_WUR;
 
 /* The migration with this version, or NULL. */
 const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t version);

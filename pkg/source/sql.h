@@ -1,34 +1,60 @@
-/* Just enough of PostgreSQL's lexical rules to find where top-level statements start:
- * comments, quoted strings and identifiers, dollar quotes and BEGIN ATOMIC bodies are
- * skipped, so a ';' or a BEGIN inside them is not taken for one. */
+/* Statements as PostgreSQL's own parser sees them (libpg_query, PostgreSQL 15's grammar):
+ * where each top-level statement starts and ends, and what it does to the transaction.
+ * Strings, comments, dollar quotes, BEGIN ATOMIC bodies and CREATE RULE ... (a; b) are
+ * the parser's business, so they behave exactly as in psql. SQL the parser cannot read
+ * (syntax newer than PostgreSQL 15, or an error) is split by PostgreSQL's scanner instead
+ * and left for the server to judge. */
 #ifndef RG_SQL_H
 #define RG_SQL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err/err.h"
 
-/* rollgate runs each migration in a transaction of its own. A file that wraps itself in
- * BEGIN; ... COMMIT; (common in golang-migrate directories) has that wrapper blanked out
- * with spaces, in place, so error positions still point into the file as written. Any
- * other transaction control (COMMIT part way, ROLLBACK, PREPARE TRANSACTION...) is an
- * error (RG_EFILES) naming path:line: running it would commit part of the file without its
- * history row. ROLLBACK TO / SAVEPOINT / RELEASE are fine inside a transaction. */
-int rg_sql_unwrap(char *sql, size_t len, const char *path, struct rg_err *err) RG_WUR;
-
-struct rg_sql_stmt {
-    size_t start, end; /* byte offsets in sql: the statement's first byte, and one past its ';'
-                          (or the end) */
-    size_t line;       /* 1-based line of its first byte */
+/* What a statement does, as far as running it inside rollgate's transaction goes. */
+enum rg_sql_kind {
+    RG_SQL_OTHER,    /* parsed; anything else (SAVEPOINT, ROLLBACK TO and ANALYZE included) */
+    RG_SQL_UNPARSED, /* the parser could not read it: the server will judge it */
+    RG_SQL_BEGIN,    /* BEGIN, START TRANSACTION */
+    RG_SQL_COMMIT,   /* COMMIT, END */
+    RG_SQL_ROLLBACK, /* ROLLBACK, ABORT */
+    RG_SQL_PREPARE_TRANSACTION,
+    RG_SQL_COMMIT_PREPARED,
+    RG_SQL_ROLLBACK_PREPARED,
+    RG_SQL_VACUUM,
+    RG_SQL_COPY_STDIN,
+    RG_SQL_COPY_STDOUT,
 };
 
-/* The top-level statements of sql, in order, skipping empty ones (only comments or
- * whitespace). *out is allocated (rg_malloc family; NULL when there are none, free() it
- * either way); returns the count. A statement's first byte is its first token: comments
- * before it belong to no statement, comments inside it are kept. A file marked
- * -- rollgate:no-transaction is run one statement at a time with these, because
- * PostgreSQL runs a multi-statement query as one implicit transaction, where
- * CREATE INDEX CONCURRENTLY is refused. */
+struct rg_sql_stmt {
+    size_t start, end; /* byte offsets in sql: the statement's first token, and one past its
+                          ';' (or the end of sql) */
+    size_t line;       /* 1-based line of its first byte */
+    enum rg_sql_kind kind;
+};
+
+/* The top-level statements of sql[0, len) (up to a NUL, if one comes first), in order,
+ * skipping empty ones (only comments, white space or ';'). A leading UTF-8 byte order
+ * mark is skipped, as psql does. *out is allocated (rg_malloc family; NULL when there are
+ * none, free() it either way); returns the count. Comments before a statement belong to
+ * no statement, comments inside it are kept. A file marked -- rollgate:no-transaction is
+ * run one statement at a time with these, because PostgreSQL runs a multi-statement query
+ * as one implicit transaction, where CREATE INDEX CONCURRENTLY is refused. */
 size_t rg_sql_statements(const char *sql, size_t len, struct rg_sql_stmt **out);
+
+/* Checks a migration file's SQL before anything runs; errors (RG_EFILES) name path, and
+ * path:line for a statement:
+ *  - a file with no statement (only comments or white space) is refused;
+ *  - COPY ... FROM STDIN / TO STDOUT is refused: rollgate sends no COPY data and reads none;
+ *  - in_transaction (rollgate runs the file in a transaction of its own): a file that wraps
+ *    itself in BEGIN; ... COMMIT; (common in golang-migrate directories) has that wrapper
+ *    blanked out with spaces, in place, so error positions still point into the file as
+ *    written. Any other transaction control (COMMIT part way, ROLLBACK, BEGIN, PREPARE
+ *    TRANSACTION, COMMIT/ROLLBACK PREPARED) and VACUUM are refused: running them would
+ *    commit part of the file without its history row, or cannot run in a transaction at
+ *    all. SAVEPOINT, RELEASE and ROLLBACK TO are fine. */
+int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path,
+                  struct rg_err *err) RG_WUR;
 
 #endif

@@ -790,7 +790,17 @@ Test(rollout, new_writes_the_next_numbered_pair_and_prints_both_paths)
     h_assert_has(second, second.out, h_fmt("%s/0002_second.up.sql", d));
     h_assert_has(second, second.out, h_fmt("%s/0002_second.down.sql", d));
 
-    /* What new wrote is a valid set. */
+    /* An unedited template is refused (a forgotten migration), and the names new chose
+     * are a valid set once the SQL is in. */
+    struct h_result unedited =
+        h_run(H_ARGS("validate", "--dir", d),
+              H_ENV(unreachable_url(), "ROLLGATE_DATABASE_CONNECT_TIMEOUT=1s"));
+    h_assert_exit(unedited, 4);
+    h_assert_has(unedited, unedited.err, "0001_add_users.up.sql: holds no SQL statement");
+    h_write_file(h_fmt("%s/0001_add_users.up.sql", d), "CREATE TABLE users (id int);\n");
+    h_write_file(h_fmt("%s/0001_add_users.down.sql", d), "DROP TABLE users;\n");
+    h_write_file(h_fmt("%s/0002_second.up.sql", d), "CREATE TABLE second (id int);\n");
+    h_write_file(h_fmt("%s/0002_second.down.sql", d), "DROP TABLE second;\n");
     struct h_result v = h_run(H_ARGS("validate", "--dir", d),
                               H_ENV(unreachable_url(), "ROLLGATE_DATABASE_CONNECT_TIMEOUT=1s"));
     h_assert_exit(v, 0);

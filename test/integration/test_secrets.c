@@ -111,7 +111,7 @@ static const struct leak_case malformed_urls[] = {
      {URL "postgresql://app:{pw}@" NOWHERE "/app?bogus={pw}"},
      NO_FILES},
     {"a bad port",
-     7,
+     3,
      {"version"},
      {URL "postgresql://app:{pw}@127.0.0.1:notaport/app", "ROLLGATE_DATABASE_CONNECT_RETRY=1s"},
      NO_FILES},

@@ -1,7 +1,9 @@
 /* Transaction control in migration files: a whole-file wrapper is unwrapped, anything
  * else refused, and what only looks like it (strings, comments, bodies) left alone. And
- * the split into statements that no-transaction files are run with. */
+ * the split into statements that no-transaction files are run with, by PostgreSQL's
+ * parser, also for SQL newer than it and files larger than its window. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +11,7 @@
 
 static int unwrap(char *sql, struct rg_err *err)
 {
-    return rg_sql_unwrap(sql, strlen(sql), "m/0001_x.up.sql", err);
+    return rg_sql_unwrap(sql, strlen(sql), true, "m/0001_x.up.sql", err);
 }
 
 Test(sql, plain_file_is_untouched)
@@ -202,4 +204,290 @@ Test(sql_statements, reads_only_len_bytes)
     cr_assert_eq(n, 1);
     expect_stmt(sql, &st[0], 0, 9, 1, "SELECT 1;");
     free(st);
+}
+
+/* The brief's defects in the hand-written scanner this parser replaced, and what only the
+ * parser gets right. */
+
+Test(sql_statements, create_rule_with_two_actions_is_one_statement)
+{
+    const char *sql = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); "
+                      "INSERT INTO b VALUES (2));\nSELECT 1;\n";
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, strlen(sql), &st);
+
+    cr_assert_eq(n, 2);
+    expect_stmt(sql, &st[0], 0, 93, 1,
+                "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); "
+                "INSERT INTO b VALUES (2));");
+    cr_assert_eq(st[0].kind, RG_SQL_OTHER);
+    expect_stmt(sql, &st[1], 94, 103, 2, "SELECT 1;");
+    free(st);
+}
+
+Test(sql, identifiers_named_begin_and_atomic_do_not_hide_a_commit)
+{
+    char sql[] = "CREATE TABLE begin (atomic int);\nSELECT begin atomic FROM begin;\nCOMMIT;\n"
+                 "CREATE TABLE after_commit (id int);\n";
+    struct rg_err err = {0};
+
+    cr_assert_eq(unwrap(sql, &err), -1);
+    cr_assert(strstr(err.msg, "m/0001_x.up.sql:3: COMMIT"), "%s", err.msg);
+}
+
+Test(sql, a_begin_atomic_body_neither_hides_a_commit_nor_is_taken_for_one)
+{
+    char body[] = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n"
+                  "  SELECT CASE WHEN true THEN 1 END;\n  SELECT 2;\nEND;\n";
+    char after[sizeof(body) + 64], wrapped[sizeof(body) + 64];
+    struct rg_err err = {0};
+
+    snprintf(after, sizeof(after), "%sEND;\nSELECT 3;\n", body);
+    cr_assert_eq(unwrap(after, &err), -1);
+    cr_assert(strstr(err.msg, ":6: END"), "%s", err.msg);
+    snprintf(wrapped, sizeof(wrapped), "BEGIN;\n%sCOMMIT;\n", body);
+    cr_assert_eq(unwrap(wrapped, &err), 0, "%s", err.msg);
+    cr_assert(strstr(wrapped, body), "the body was changed: %s", wrapped);
+    cr_assert_null(strstr(wrapped, "COMMIT"));
+}
+
+Test(sql, copy_from_stdin_and_to_stdout_are_refused_even_without_a_transaction)
+{
+    char out[] = "CREATE TABLE t (id int);\nCOPY (SELECT 1) TO STDOUT;\n";
+    char in[] = "COPY t (id) FROM STDIN;\n";
+    char file[] = "COPY t FROM '/tmp/t.csv';\nCOPY t TO PROGRAM 'cat';\n";
+    struct rg_err err = {0};
+
+    cr_assert_eq(unwrap(out, &err), -1);
+    cr_assert(strstr(err.msg, "m/0001_x.up.sql:2: COPY ... TO STDOUT"), "%s", err.msg);
+    cr_assert_eq(rg_sql_unwrap(in, strlen(in), false, "m/x.sql", &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "m/x.sql:1: COPY ... FROM STDIN"), "%s", err.msg);
+    cr_assert_eq(unwrap(file, &err), 0, "a server-side COPY is the server's business: %s", err.msg);
+}
+
+Test(sql, vacuum_is_refused_in_a_transaction_only_and_analyze_never)
+{
+    char a[] = "ANALYZE t;\nVACUUM (ANALYZE) t;\n";
+    char b[] = "VACUUM t;\nANALYZE t;\n";
+    struct rg_err err = {0};
+
+    cr_assert_eq(unwrap(a, &err), -1);
+    cr_assert(strstr(err.msg, "m/0001_x.up.sql:2: VACUUM cannot run inside a transaction"), "%s",
+              err.msg);
+    cr_assert_eq(rg_sql_unwrap(b, strlen(b), false, "m/x.sql", &err), 0, "%s", err.msg);
+}
+
+Test(sql, prepared_transactions_and_other_spellings_are_refused_by_name)
+{
+    const char *cases[][2] = {
+        {"SELECT 1;\nCOMMIT PREPARED 'x';\n", ":2: COMMIT PREPARED"},
+        {"ROLLBACK PREPARED 'x';\n", ":1: ROLLBACK PREPARED"},
+        {"SELECT 1;\n\nABORT;\n", ":3: ABORT"},
+        {"START TRANSACTION;\nSELECT 1;\n", ":1: START TRANSACTION"},
+        {"SELECT 1;\nEND;\nSELECT 2;\n", ":2: END"},
+        {"SELECT 1;\nCOMMIT AND CHAIN;\nSELECT 2;\n", ":2: COMMIT"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *sql = strdup(cases[i][0]);
+        struct rg_err err = {0};
+        cr_assert_eq(unwrap(sql, &err), -1, "%s", cases[i][0]);
+        cr_assert(strstr(err.msg, cases[i][1]), "%s: %s", cases[i][0], err.msg);
+        free(sql);
+    }
+}
+
+Test(sql, a_file_without_statements_is_refused_naming_it)
+{
+    const char *cases[] = {"", "  \n", "-- rollgate:no-transaction\n-- nothing yet\n",
+                           "/* a; b */ ;\n;", "BEGIN;\n-- todo\nCOMMIT;\n"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *sql = strdup(cases[i]);
+        struct rg_err err = {0};
+        cr_assert_eq(rg_sql_unwrap(sql, strlen(sql), i % 2 == 0, "m/0001_x.up.sql", &err), -1,
+                     "\"%s\"", cases[i]);
+        cr_assert_eq(err.code, RG_EFILES);
+        cr_assert(strstr(err.msg, "m/0001_x.up.sql: holds no SQL statement"), "%s", err.msg);
+        free(sql);
+    }
+}
+
+Test(sql_statements, a_byte_order_mark_is_skipped)
+{
+    const char *sql = "\xEF\xBB\xBF-- comment\nSELECT 1;\n";
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, strlen(sql), &st);
+
+    cr_assert_eq(n, 1);
+    expect_stmt(sql, &st[0], 14, 23, 2, "SELECT 1;");
+    free(st);
+}
+
+/* SQL newer than PostgreSQL 15's parser: split by the scanner, judged by the server, never
+ * refused for that alone; what the parser can read around it is still checked. */
+
+Test(sql, newer_syntax_is_accepted_and_its_wrapper_still_blanked)
+{
+    char sql[] = "BEGIN;\nMERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE "
+                 "RETURNING *;\nSELECT 1_000, 0x1F;\nCOMMIT;\n";
+    struct rg_err err = {0};
+
+    cr_assert_eq(unwrap(sql, &err), 0, "%s", err.msg);
+    cr_assert_null(strstr(sql, "BEGIN"));
+    cr_assert_null(strstr(sql, "COMMIT"));
+    cr_assert(strstr(sql, "MERGE INTO t") && strstr(sql, "SELECT 1_000, 0x1F;"));
+}
+
+Test(sql, newer_syntax_does_not_hide_a_commit_after_it)
+{
+    char a[] = "SELECT 1_000;\nCOMMIT;\nSELECT 2;\n";
+    char b[] = "MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE RETURNING *;\n"
+               "ROLLBACK;\n";
+    struct rg_err err = {0};
+
+    cr_assert_eq(unwrap(a, &err), -1);
+    cr_assert(strstr(err.msg, ":2: COMMIT"), "%s", err.msg);
+    cr_assert_eq(unwrap(b, &err), -1);
+    cr_assert(strstr(err.msg, ":2: ROLLBACK"), "%s", err.msg);
+}
+
+Test(sql_statements, newer_syntax_is_split_by_the_scanner_keeping_begin_atomic_bodies_whole)
+{
+    const char *sql = "CREATE TABLE t (id int);\n"
+                      "MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE RETURNING *;\n"
+                      "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; "
+                      "SELECT 2; END;\n"
+                      "SELECT 3\n";
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, strlen(sql), &st);
+
+    cr_assert_eq(n, 4);
+    expect_stmt(sql, &st[0], 0, 24, 1, "CREATE TABLE t (id int);");
+    cr_assert_eq(st[0].kind, RG_SQL_OTHER);
+    expect_stmt(sql, &st[1], 25, 91, 2,
+                "MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE RETURNING *;");
+    cr_assert_eq(st[1].kind, RG_SQL_UNPARSED);
+    expect_stmt(sql, &st[2], 92, 174, 3,
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; "
+                "SELECT 2; END;");
+    cr_assert_eq(st[2].kind, RG_SQL_OTHER);
+    expect_stmt(sql, &st[3], 175, 184, 4, "SELECT 3\n");
+    free(st);
+}
+
+Test(sql_statements, an_unterminated_string_leaves_the_rest_as_one_statement)
+{
+    /* What follows the quote may all be inside the string: none of it is split off (a
+     * no-transaction file would otherwise run the DROP on its own). */
+    const char *sql = "SELECT 1;\nSELECT 'abc;\nDROP TABLE users;\n";
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, strlen(sql), &st);
+
+    cr_assert_eq(n, 2);
+    expect_stmt(sql, &st[0], 0, 9, 1, "SELECT 1;");
+    expect_stmt(sql, &st[1], 10, strlen(sql), 2, "SELECT 'abc;\nDROP TABLE users;\n");
+    cr_assert_eq(st[1].kind, RG_SQL_UNPARSED);
+    free(st);
+}
+
+Test(sql_statements, garbage_is_kept_for_the_server_not_dropped)
+{
+    /* The scanner alone drops a "statement" without a keyword and everything after an
+     * unbalanced ')'. */
+    const char *a = "foo;\nSELECT 1;\n";
+    const char *b = "SELECT 1);\nSELECT 2;\n";
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(a, strlen(a), &st);
+
+    cr_assert_eq(n, 2);
+    expect_stmt(a, &st[0], 0, 4, 1, "foo;");
+    expect_stmt(a, &st[1], 5, 14, 2, "SELECT 1;");
+    free(st);
+    n = rg_sql_statements(b, strlen(b), &st);
+    cr_assert_geq(n, 1);
+    cr_assert_eq(st[0].start, 0);
+    cr_assert_eq(st[n - 1].end, strlen(b));
+    free(st);
+}
+
+/* Files larger than the parser's window: statements across window ends, a BEGIN ATOMIC
+ * body across one, a statement longer than a window, in parsed and in newer SQL. */
+static char *big_file(size_t rows, bool newer, size_t *count)
+{
+    size_t cap = rows * 64 + 4096, len = 0;
+    char *sql = malloc(cap);
+
+    cr_assert_not_null(sql);
+    *count = 0;
+    for (size_t i = 0; i < rows; i++) {
+        if (i == rows / 2) {
+            len += (size_t)snprintf(sql + len, cap - len,
+                                    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC\n");
+            for (int k = 0; k < 200; k++)
+                len += (size_t)snprintf(sql + len, cap - len, "  SELECT %d;\n", k);
+            len += (size_t)snprintf(sql + len, cap - len, "END;\n");
+            (*count)++;
+        }
+        len += (size_t)snprintf(sql + len, cap - len, "INSERT INTO t VALUES (%zu, 'a;b'%s);\n", i,
+                                newer && i % 1000 == 0 ? ", 1_000" : "");
+        (*count)++;
+    }
+    len += (size_t)snprintf(sql + len, cap - len, "COMMIT;\n");
+    (*count)++;
+    return sql;
+}
+
+static void check_big(bool newer)
+{
+    size_t want, lines = 1;
+    char *sql = big_file(40000, newer, &want);
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, strlen(sql), &st);
+    struct rg_err err = {0};
+    char where[64];
+
+    cr_assert_eq(n, want, "%zu statements, expected %zu", n, want);
+    for (size_t i = 0, at = 0; i < n; i++) {
+        for (; at < st[i].start; at++)
+            lines += sql[at] == '\n';
+        cr_assert_eq(st[i].line, lines);
+        cr_assert(i == 0 || st[i].start == st[i - 1].end + 1, "statement %zu", i);
+        cr_assert_eq(sql[st[i].end - 1], ';');
+    }
+    cr_assert_eq(st[n - 1].kind, RG_SQL_COMMIT);
+    snprintf(where, sizeof(where), ":%zu: COMMIT", st[n - 1].line);
+    cr_assert_eq(unwrap(sql, &err), -1);
+    cr_assert(strstr(err.msg, where), "%s", err.msg);
+    free(st);
+    free(sql);
+}
+
+Test(sql_statements, a_file_larger_than_the_parsers_window)
+{
+    check_big(false);
+}
+
+Test(sql_statements, newer_sql_larger_than_the_parsers_window)
+{
+    check_big(true);
+}
+
+Test(sql_statements, a_statement_longer_than_the_parsers_window_is_one)
+{
+    size_t cap = 2 * 1024 * 1024, len;
+    char *sql = malloc(cap);
+
+    cr_assert_not_null(sql);
+    len = (size_t)snprintf(sql, cap, "SELECT 1;\nINSERT INTO t VALUES (0)");
+    for (int i = 1; len < cap - 64; i++)
+        len += (size_t)snprintf(sql + len, cap - len, ", (%d)", i);
+    len += (size_t)snprintf(sql + len, cap - len, ";\nSELECT 2;\n");
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, len, &st);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(st[1].start, 10);
+    cr_assert_eq(st[1].end, len - 11);
+    cr_assert_eq(st[2].line, 3);
+    free(st);
+    free(sql);
 }

@@ -1,0 +1,2 @@
+﻿-- rollgate:no-transaction
+CREATE INDEX CONCURRENTLY i ON t (c);

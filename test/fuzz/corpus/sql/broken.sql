@@ -1,0 +1,1 @@
+foo; SELECT 1); SELECT (2; SELECT 'never ends;
