@@ -34,7 +34,7 @@ struct rg_pg {
     /* rg_pg_cancel writes a byte here to wake a poll at once (wire.c). */
     int wake[2];
     /* Why the connection was closed (conn NULL), for messages. */
-    char closed_why[256];
+    char closed_why[320];
     const char *url_key; /* the key that named opts.url, for messages */
     /* database.directUrl's store (same options, its own connection and cancel), or NULL;
      * made with this one so that rg_pg_cancel reaches it, connected when first needed. */
