@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cancel/cancel.h"
 #include "config/kubeconfig.h"
 #include "err/clock.h"
 #include "err/mem.h"
@@ -26,9 +26,7 @@ struct rg_leader {
     /* The renewal thread and how it is told to stop. */
     pthread_t renewer;
     bool renewing;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    bool stop;
+    struct rg_cancel *stop_renewing;
     atomic_bool lost;
     unsigned seed;
 };
@@ -171,8 +169,6 @@ int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg
         rg_leader_free(l);
         return -1;
     }
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->wake, NULL);
     atomic_init(&l->lost, false);
     l->seed = (unsigned)getpid() ^ (unsigned)rg_now_ms();
     rg_lease_init(&l->lease, &api, &clock, &lo);
@@ -187,6 +183,7 @@ void rg_leader_free(struct rg_leader *l)
         return;
     rg_signals_attach_kube(NULL);
     rg_kube_free(l->kube);
+    rg_cancel_free(l->stop_renewing);
     free(l->ns);
     free(l);
 }
@@ -215,27 +212,6 @@ static int64_t jittered(struct rg_leader *l)
     return rg_lease_jittered_retry_ms(&l->lease, (uint32_t)rand_r(&l->seed));
 }
 
-/* Waits ms or until told to stop; returns false when told to stop. */
-static bool sleep_unless_stopped(struct rg_leader *l, int64_t ms)
-{
-    struct timespec until;
-    bool stop;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&l->mu);
-    while (!l->stop && pthread_cond_timedwait(&l->wake, &l->mu, &until) == 0)
-        ;
-    stop = l->stop;
-    pthread_mutex_unlock(&l->mu);
-    return !stop;
-}
-
 /* While leading: renew every retry period. Past the renew deadline without a renewal, or
  * with another holder in the record, the lease is lost: cancel the running statement so
  * its transaction rolls back before another run can start the same work. */
@@ -243,7 +219,7 @@ static void *renew(void *arg)
 {
     struct rg_leader *l = arg;
 
-    while (sleep_unless_stopped(l, jittered(l))) {
+    while (rg_cancel_sleep(l->stop_renewing, jittered(l))) {
         struct rg_err err = {0};
         bool held = false;
 
@@ -284,7 +260,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                     l->cfg->lease.name, l->cfg->lease.identity);
             /* From here a signal must leave the client working: releasing needs it. */
             rg_signals_attach_kube(NULL);
-            l->stop = false;
+            l->stop_renewing = rg_cancel_new();
             l->renewing = pthread_create(&l->renewer, NULL, renew, l) == 0;
             if (!l->renewing) {
                 /* Leading without renewing would let the Lease lapse mid-migration. */
@@ -341,10 +317,7 @@ static int release(void *ctx, bool succeeded, bool *lost, struct rg_err *err)
     struct rg_leader *l = ctx;
 
     if (l->renewing) {
-        pthread_mutex_lock(&l->mu);
-        l->stop = true;
-        pthread_cond_signal(&l->wake);
-        pthread_mutex_unlock(&l->mu);
+        rg_cancel_fire(l->stop_renewing);
         pthread_join(l->renewer, NULL);
         l->renewing = false;
     }
