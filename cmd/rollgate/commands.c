@@ -102,7 +102,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     pg = open_store(cfg, &store, err);
     if (!pg)
         goto out;
-    if (rg_leader_wanted(cfg)) {
+    if (rg_config_wants_lease(cfg)) {
         if (rg_leader_new(&leader, cfg, pg, err) < 0)
             goto out;
         rg_leader_lock(leader, &lock);
@@ -307,7 +307,7 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     pg = open_store(cfg, &store, err);
-    if (!pg || (rg_leader_wanted(cfg) && rg_leader_new(&leader, cfg, pg, err) < 0))
+    if (!pg || (rg_config_wants_lease(cfg) && rg_leader_new(&leader, cfg, pg, err) < 0))
         goto out;
     for (int round = 0;; round++) {
         struct view v;

@@ -63,37 +63,12 @@ static int api_update(void *ctx, const struct rg_lease_record *want, struct rg_l
     return rg_kube_lease_update(l->kube, l->ns, l->cfg->lease.name, want, got, err);
 }
 
-bool rg_leader_wanted(const struct rg_config *cfg)
-{
-    char token[4096];
-
-    if (cfg->lease.mode != RG_LEASE_AUTO)
-        return cfg->lease.mode == RG_LEASE_KUBERNETES;
-    snprintf(token, sizeof(token), "%s/token", cfg->lease.service_account_dir);
-    return getenv("KUBERNETES_SERVICE_HOST") && access(token, R_OK) == 0;
-}
-
-/* Outside a cluster: the first path in $KUBECONFIG (kubectl would merge a list; rollgate
- * reads one file), else $HOME/.kube/config; NULL when neither is set. */
-static char *kubeconfig_path(void)
-{
-    const char *list = getenv("KUBECONFIG"), *home = getenv("HOME");
-
-    if (list) {
-        list += strspn(list, ":");
-        if (*list)
-            return rg_strndup(list, strcspn(list, ":"));
-    }
-    if (home && *home)
-        return rg_asprintf("%s/.kube/config", home);
-    return NULL;
-}
-
 /* lease.mode kubernetes without KUBERNETES_SERVICE_HOST: the kubeconfig's current context
  * into ko, whose strings then point into kc. */
-static int from_kubeconfig(struct rg_kubeconfig *kc, struct rg_kube_opts *ko, struct rg_err *err)
+static int from_kubeconfig(const struct rg_config *cfg, struct rg_kubeconfig *kc,
+                           struct rg_kube_opts *ko, struct rg_err *err)
 {
-    char *path = kubeconfig_path();
+    const char *path = cfg->env.kubeconfig;
 
     if (!path) {
         rg_err_set(err, RG_ECONFIG,
@@ -103,12 +78,10 @@ static int from_kubeconfig(struct rg_kubeconfig *kc, struct rg_kube_opts *ko, st
     }
     if (rg_config_read_kubeconfig(path, kc, err) < 0) {
         rg_err_prefix(err, "lease.mode kubernetes outside a cluster (no KUBERNETES_SERVICE_HOST)");
-        free(path);
         return -1;
     }
     RG_INFO("not in a cluster: using the kubeconfig" RG_F "kubeconfig=%s" RG_F "context=%s", path,
             kc->context);
-    free(path);
     ko->server = kc->server;
     ko->namespace_ = *kc->namespace_ ? kc->namespace_ : "default";
     ko->ca_file = kc->ca_file;
@@ -131,8 +104,8 @@ int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg
     /* client-go's budget: a renewal that has not got through by the renew deadline has
      * failed, so one call may retry for that long, each request for half of it. */
     struct rg_kube_opts ko = {
-        .host = getenv("KUBERNETES_SERVICE_HOST"),
-        .port = getenv("KUBERNETES_SERVICE_PORT"),
+        .host = cfg->env.service_host,
+        .port = cfg->env.service_port,
         .sa_dir = cfg->lease.service_account_dir,
         .request_timeout_ms = cfg->lease.renew_deadline_ms / 2,
         .retry_budget_ms = cfg->lease.renew_deadline_ms,
@@ -147,8 +120,8 @@ int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg
     };
 
     *out = NULL;
-    if (!ko.host || !*ko.host) {
-        if (from_kubeconfig(&kc, &ko, err) < 0) {
+    if (!ko.host) {
+        if (from_kubeconfig(cfg, &kc, &ko, err) < 0) {
             free(l);
             return -1;
         }
@@ -197,10 +170,10 @@ size_t rg_leader_requests(const struct rg_leader *l)
  * fails the run. */
 static void event(struct rg_leader *l, const char *type, const char *reason, const char *message)
 {
-    const char *pod = getenv("POD_NAME"), *ns = getenv("POD_NAMESPACE");
+    const char *pod = l->cfg->env.pod_name, *ns = l->cfg->env.pod_namespace;
     struct rg_err err = {0};
 
-    if (!pod || !*pod || !ns || !*ns)
+    if (!pod || !ns)
         return;
     if (rg_kube_event(l->kube, ns, pod, type, reason, message, &err) < 0)
         RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,

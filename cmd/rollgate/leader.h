@@ -11,10 +11,6 @@
 
 struct rg_leader;
 
-/* Whether this run coordinates through a Lease: lease.mode kubernetes, or auto when a
- * cluster is detected (KUBERNETES_SERVICE_HOST and the service-account token). */
-bool rg_leader_wanted(const struct rg_config *cfg);
-
 /* pg is the connection to cancel when the lease is lost while leading. Errors: RG_ECONFIG
  * (credentials missing). */
 int rg_leader_new(struct rg_leader **out, const struct rg_config *cfg, struct rg_pg *pg,
