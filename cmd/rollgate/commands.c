@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "engine/engine.h"
 #include "err/clock.h"
-#include "leader.h"
 #include "log/log.h"
 #include "output.h"
 #include "pg/pg.h"
@@ -83,8 +83,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
-    struct rg_leader *leader = NULL;
-    struct rg_lock lock;
+    struct rg_cluster *cluster = NULL;
     int64_t start = rg_now_ms();
     int ret = -1, rc;
 
@@ -102,14 +101,11 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     pg = open_store(cfg, &store, err);
     if (!pg)
         goto out;
-    if (rg_config_wants_lease(cfg)) {
-        if (rg_leader_new(&leader, cfg, pg, err) < 0)
-            goto out;
-        rg_leader_lock(leader, &lock);
-    }
-    rc = rg_engine_migrate(&store, leader ? &lock : NULL, &src, &opts, &res, err);
-    if (leader)
-        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_leader_requests(leader));
+    if (rg_cluster_open(&cluster, cfg, pg, err) < 0)
+        goto out;
+    rc = rg_engine_migrate(&store, rg_cluster_lock(cluster), &src, &opts, &res, err);
+    if (cluster)
+        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_cluster_requests(cluster));
     if (rc < 0)
         goto out;
     if (res.applied || res.reverted)
@@ -128,7 +124,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  res.scripts == 1 ? "" : "s");
     ret = 0;
 out:
-    rg_leader_free(leader);
+    rg_cluster_close(cluster);
     close_store(pg);
     rg_source_free(&src);
     return ret;
@@ -296,7 +292,8 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     struct rg_store store;
     struct rg_pg *pg = NULL;
     struct rg_migrate_opts opts = {.target = RG_TARGET_LATEST};
-    struct rg_leader *leader = NULL;
+    struct rg_cluster *cluster = NULL;
+    const struct rg_lock *lock;
     int64_t start = rg_now_ms();
     /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
      * lease.waitTimeout does. */
@@ -307,8 +304,9 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     pg = open_store(cfg, &store, err);
-    if (!pg || (rg_config_wants_lease(cfg) && rg_leader_new(&leader, cfg, pg, err) < 0))
+    if (!pg || rg_cluster_open(&cluster, cfg, pg, err) < 0)
         goto out;
+    lock = rg_cluster_lock(cluster);
     for (int round = 0;; round++) {
         struct view v;
         int rc = view_read(&store, &src, &v, err);
@@ -319,9 +317,9 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
             rc = rg_engine_check(plan, &opts, false, err);
         current = rc == 0 && plan->pending == 0;
         /* Current, and no run holds the Lease (one may be running data scripts). */
-        if (current && leader) {
+        if (current && lock) {
             bool held = false;
-            rc = rg_leader_held(leader, &held, err);
+            rc = lock->held(lock->ctx, &held, err);
             current = rc == 0 && !held;
         }
         if (current)
@@ -350,7 +348,7 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
         }
     }
 out:
-    rg_leader_free(leader);
+    rg_cluster_close(cluster);
     close_store(pg);
     rg_source_free(&src);
     return ret;

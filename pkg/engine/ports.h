@@ -122,8 +122,12 @@ struct rg_lock {
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err);
     /* Gives the lock up after leading; *lost says whether it was lost while leading (its
      * renewal failed or another holder appeared), in which case the running statement was
-     * cancelled. succeeded: how the run ended, for the record (Kubernetes Events). */
-    int (*release)(void *ctx, bool succeeded, bool *lost, struct rg_err *err);
+     * cancelled. succeeded: how the run ended, for the record (Kubernetes Events). It
+     * cannot fail the run: a lock it could not give up is the lock's to log, and runs out
+     * on its own, while the run's own outcome stays what the run made it. */
+    void (*release)(void *ctx, bool succeeded, bool *lost);
+    /* For a run that never leads (`wait`): whether another run holds the lock now. */
+    int (*held)(void *ctx, bool *held, struct rg_err *err);
 };
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "engine/engine.h"
 #include "err/mem.h"
+#include "lease/leader.h"
 #include "log/log.h"
 
 #define MAX 64
@@ -593,20 +594,23 @@ static int fake_acquire(void *ctx, int (*work_left)(void *arg, size_t *left, str
     return 0;
 }
 
-static int fake_release(void *ctx, bool succeeded, bool *lost, struct rg_err *err)
+static void fake_release(void *ctx, bool succeeded, bool *lost)
 {
     struct fake_lock *l = ctx;
-    (void)err;
     l->released++;
     l->released_ok = succeeded;
     *lost = l->lose;
-    return 0;
 }
+
+#define FAKE_LOCK(fl)                                                                              \
+    {                                                                                              \
+        &(fl), fake_acquire, fake_release, NULL                                                    \
+    }
 
 Test(engine, nothing_to_do_never_asks_for_the_lock)
 {
     struct fake_lock fl = {.grant = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -620,7 +624,7 @@ Test(engine, nothing_to_do_never_asks_for_the_lock)
 Test(engine, the_leader_runs_the_steps_then_releases)
 {
     struct fake_lock fl = {.grant = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -636,7 +640,7 @@ Test(engine, the_leader_runs_the_steps_then_releases)
 Test(engine, a_waiter_finds_the_work_done_elsewhere_and_runs_nothing)
 {
     struct fake_lock fl = {.grant = false};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -654,7 +658,7 @@ Test(engine, a_waiter_finds_the_work_done_elsewhere_and_runs_nothing)
 Test(engine, a_lease_lost_while_leading_is_exit_8_not_the_cancelled_statement)
 {
     struct fake_lock fl = {.grant = true, .lose = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -664,4 +668,98 @@ Test(engine, a_lease_lost_while_leading_is_exit_8_not_the_cancelled_statement)
     cr_assert_eq(err.code, RG_ELEASE, "%s", err.msg);
     cr_assert_eq(fl.released, 1);
     cr_assert_not(fl.released_ok);
+}
+
+/* ---- the real leader (pkg/lease) as the lock, over a fake Lease API ---- */
+
+/* A cluster that lets this run create the Lease, then refuses every write to it (a Role
+ * that lost its update right mid-run): releasing it fails. */
+struct refusing_api {
+    struct rg_lease_record rec;
+    int updates;
+};
+
+static int refusing_get(void *ctx, struct rg_lease_record *rec, struct rg_err *err)
+{
+    (void)err;
+    *rec = ((struct refusing_api *)ctx)->rec;
+    return 0;
+}
+
+static int refusing_create(void *ctx, const struct rg_lease_record *want,
+                           struct rg_lease_record *got, struct rg_err *err)
+{
+    struct refusing_api *a = ctx;
+    (void)err;
+    a->rec = *want;
+    snprintf(a->rec.resource_version, sizeof(a->rec.resource_version), "1");
+    *got = a->rec;
+    return 0;
+}
+
+static int refusing_update(void *ctx, const struct rg_lease_record *want,
+                           struct rg_lease_record *got, struct rg_err *err)
+{
+    (void)want;
+    (void)got;
+    ((struct refusing_api *)ctx)->updates++;
+    rg_err_set(err, RG_EAPIDENIED, "leases \"rollgate\" is forbidden: cannot update");
+    return -1;
+}
+
+static int64_t frozen_ms(void *ctx)
+{
+    (void)ctx;
+    return 1000;
+}
+
+static void fixed_microtime(void *ctx, char *buf, size_t n)
+{
+    (void)ctx;
+    snprintf(buf, n, "2024-05-01T12:00:00.000000Z");
+}
+
+static void no_cancel(void *ctx)
+{
+    (void)ctx;
+}
+
+static bool no_pause(void *ctx, int64_t ms)
+{
+    (void)ctx;
+    (void)ms;
+    return false;
+}
+
+Test(engine, a_release_that_fails_is_logged_and_the_runs_own_error_is_kept)
+{
+    struct refusing_api api = {0};
+    struct rg_lease_api port = {&api, refusing_get, refusing_create, refusing_update, NULL};
+    struct rg_lease_clock clock = {NULL, frozen_ms, fixed_microtime};
+    /* A renewal period far longer than the test: only the release writes. */
+    struct rg_leader_opts lo = {{"pod-a", 15000, 10000, 3600 * 1000}, "ns/rollgate", 60000};
+    struct rg_leader_hooks hooks = {NULL, no_cancel, no_pause, NULL, NULL};
+    struct rg_leader *leader = rg_leader_new(&port, &clock, &lo, &hooks);
+    struct rg_lock lock;
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    char logged[4096] = "";
+    FILE *log = tmpfile();
+
+    cr_assert_not_null(log);
+    rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_WARN, log);
+    rg_leader_lock(leader, &lock);
+    add_file(1, "a");
+    fk.fail_version = 1;
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), -1);
+    cr_assert_eq(api.updates, 1, "the release was not attempted");
+    cr_assert_eq(err.code, RG_EMIGRATION, "%s", err.msg);
+    cr_assert(strstr(err.msg, "boom"), "%s", err.msg);
+    rewind(log);
+    cr_assert_gt(fread(logged, 1, sizeof(logged) - 1, log), 0);
+    cr_assert(strstr(logged, "could not release the lease"), "%s", logged);
+    cr_assert(strstr(logged, "cannot update"), "%s", logged);
+    fclose(log);
+    rg_leader_free(leader);
 }
