@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "config/kubeconfig.h"
-#include "err/clock.h"
 #include "err/mem.h"
 #include "kube/kube.h"
 #include "lease/leader.h"
@@ -47,12 +46,6 @@ static void api_set_deadline(void *ctx, int64_t monotonic_ms)
     rg_kube_set_deadline(c->kube, monotonic_ms);
 }
 
-static int64_t monotonic_ms(void *ctx)
-{
-    (void)ctx;
-    return rg_now_ms();
-}
-
 static void microtime(void *ctx, char *buf, size_t n)
 {
     (void)ctx;
@@ -63,12 +56,6 @@ static void cancel_work(void *ctx)
 {
     struct rg_cluster *c = ctx;
     rg_pg_cancel(c->pg);
-}
-
-static bool pause_run(void *ctx, int64_t ms)
-{
-    (void)ctx;
-    return rg_signals_pause(ms);
 }
 
 static void leading(void *ctx)
@@ -152,8 +139,9 @@ int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct
 {
     struct rg_cluster *c = NULL;
     struct rg_lease_api api = {NULL, api_get, api_create, api_update, api_set_deadline};
-    struct rg_lease_clock clock = {NULL, monotonic_ms, microtime};
-    struct rg_leader_hooks hooks = {NULL, cancel_work, pause_run, leading, post_event};
+    struct rg_clock run;
+    struct rg_lease_clock clock = {NULL, NULL, microtime};
+    struct rg_leader_hooks hooks = {NULL, cancel_work, NULL, leading, post_event};
     struct rg_leader_opts lo = {
         .lease =
             {
@@ -182,6 +170,10 @@ int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct
         goto out;
     }
     api.ctx = hooks.ctx = c;
+    /* The run's clock and pause: the follower's wait ends with a signal or the timeout. */
+    rg_signals_clock(&run);
+    clock.monotonic_ms = run.now_ms;
+    hooks.pause = run.pause;
     where = rg_asprintf("%s/%s", c->ns, cfg->lease.name);
     lo.where = where;
     c->leader = rg_leader_new(&api, &clock, &lo, &hooks);

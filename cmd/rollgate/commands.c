@@ -45,7 +45,7 @@ static void close_store(struct rg_pg *pg)
     rg_pg_free(pg);
 }
 
-/* The history and how the files compare with it: what status, validate and wait read. */
+/* The history and how the files compare with it: what status and validate read. */
 struct view {
     struct rg_history h;
     struct rg_plan plan;
@@ -291,62 +291,29 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     struct rg_source src = {0};
     struct rg_store store;
     struct rg_pg *pg = NULL;
-    struct rg_migrate_opts opts = {.target = RG_TARGET_LATEST};
     struct rg_cluster *cluster = NULL;
-    const struct rg_lock *lock;
-    int64_t start = rg_now_ms();
+    struct rg_clock clock;
     /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
      * lease.waitTimeout does. */
-    int64_t limit = cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms;
+    struct rg_wait_opts opts = {
+        .poll_ms = cfg->lease.retry_period_ms,
+        .limit_ms = cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms,
+    };
+    int64_t start = rg_now_ms(), version = 0;
     int ret = -1;
 
     (void)cli;
+    rg_signals_clock(&clock);
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     pg = open_store(cfg, &store, err);
     if (!pg || rg_cluster_open(&cluster, cfg, pg, err) < 0)
         goto out;
-    lock = rg_cluster_lock(cluster);
-    for (int round = 0;; round++) {
-        struct view v;
-        int rc = view_read(&store, &src, &v, err);
-        const struct rg_plan *plan = &v.plan;
-        bool current;
-
-        if (rc == 0)
-            rc = rg_engine_check(plan, &opts, false, err);
-        current = rc == 0 && plan->pending == 0;
-        /* Current, and no run holds the Lease (one may be running data scripts). */
-        if (current && lock) {
-            bool held = false;
-            rc = lock->held(lock->ctx, &held, err);
-            current = rc == 0 && !held;
-        }
-        if (current)
-            snprintf(summary, n,
-                     "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
-                     plan->current, rg_now_ms() - start);
-        else if (rc == 0 && round == 0)
-            RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
-                    "pending=%zu",
-                    plan->current, plan->pending);
-        if (rc == 0 && !current && limit && rg_now_ms() - start >= limit) {
-            rg_err_set(err, RG_ELEASE,
-                       "the schema is still at version %" PRId64 " with %zu pending after "
-                       "lease.waitTimeout",
-                       plan->current, plan->pending);
-            rc = -1;
-        }
-        view_free(&v);
-        if (rc < 0 || current) {
-            ret = rc;
-            break;
-        }
-        if (!rg_signals_pause(cfg->lease.retry_period_ms)) {
-            rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
-            break;
-        }
-    }
+    if (rg_engine_wait(&store, rg_cluster_lock(cluster), &clock, &src, &opts, &version, err) < 0)
+        goto out;
+    snprintf(summary, n, "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
+             version, rg_now_ms() - start);
+    ret = 0;
 out:
     rg_cluster_close(cluster);
     close_store(pg);

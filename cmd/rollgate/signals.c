@@ -129,3 +129,22 @@ bool rg_signals_pause(int64_t ms)
 {
     return rg_cancel_sleep(stopped, ms);
 }
+
+static int64_t clock_now(void *ctx)
+{
+    (void)ctx;
+    return rg_now_ms();
+}
+
+static bool clock_pause(void *ctx, int64_t ms)
+{
+    (void)ctx;
+    return rg_signals_pause(ms);
+}
+
+void rg_signals_clock(struct rg_clock *clock)
+{
+    clock->ctx = NULL;
+    clock->now_ms = clock_now;
+    clock->pause = clock_pause;
+}

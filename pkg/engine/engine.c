@@ -573,6 +573,56 @@ out:
     return ret;
 }
 
+int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
+                   const struct rg_clock *clock, const struct rg_source *src,
+                   const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err)
+{
+    /* Every version counts, below the applied ones too: wait applies nothing. */
+    const struct rg_migrate_opts every = {.target = INT64_MAX};
+    int64_t start = clock->now_ms(clock->ctx);
+
+    *version = 0;
+    for (int round = 0;; round++) {
+        struct rg_history h = {0};
+        struct rg_plan plan = {0};
+        bool current;
+        int rc = store->read_history(store->ctx, &h, err);
+
+        if (rc == 0) {
+            rg_plan_build(&plan, src, &h);
+            rc = rg_engine_check(&plan, &every, false, err);
+        }
+        current = rc == 0 && plan.pending == 0;
+        /* Current, and no run holds the lock (one may be running data scripts). */
+        if (current && lock) {
+            bool held = false;
+            rc = lock->held(lock->ctx, &held, err);
+            current = rc == 0 && !held;
+        }
+        *version = plan.current;
+        if (rc == 0 && !current && round == 0)
+            RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
+                    "pending=%zu",
+                    plan.current, plan.pending);
+        if (rc == 0 && !current && opts->limit_ms &&
+            clock->now_ms(clock->ctx) - start >= opts->limit_ms) {
+            rg_err_set(err, RG_ELEASE,
+                       "the schema is still at version %" PRId64 " with %zu pending after "
+                       "lease.waitTimeout",
+                       plan.current, plan.pending);
+            rc = -1;
+        }
+        rg_plan_free(&plan);
+        rg_history_free(&h);
+        if (rc < 0 || current)
+            return rc;
+        if (!clock->pause(clock->ctx, opts->poll_ms)) {
+            rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
+            return -1;
+        }
+    }
+}
+
 int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,
                        const char *applied_by, size_t *count, struct rg_err *err)
 {

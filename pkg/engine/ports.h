@@ -104,6 +104,16 @@ struct rg_store {
     int (*repair)(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
 };
 
+/* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's
+ * pause; tests: a fake clock that the pause moves). */
+struct rg_clock {
+    void *ctx;
+    int64_t (*now_ms)(void *ctx);
+    /* The run's one cancellable sleep: false when the run was stopped (a signal, its
+     * timeout) before ms passed. */
+    bool (*pause)(void *ctx, int64_t ms);
+};
+
 /* Coordination between runs beyond the database fence: the Kubernetes Lease in a cluster,
  * nothing elsewhere (a NULL lock). Asked for only when a run has something to do, so the
  * path every pod start takes when the schema is current makes no call at all. */

@@ -569,6 +569,7 @@ struct fake_lock {
     int acquired, released;
     bool released_ok;
     int polls;
+    int looks, held_looks;
 };
 
 static int fake_acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
@@ -602,9 +603,18 @@ static void fake_release(void *ctx, bool succeeded, bool *lost)
     *lost = l->lose;
 }
 
+/* For wait: another run holds the lock for the first held_looks looks. */
+static int fake_held(void *ctx, bool *held, struct rg_err *err)
+{
+    struct fake_lock *l = ctx;
+    (void)err;
+    *held = l->looks++ < l->held_looks;
+    return 0;
+}
+
 #define FAKE_LOCK(fl)                                                                              \
     {                                                                                              \
-        &(fl), fake_acquire, fake_release, NULL                                                    \
+        &(fl), fake_acquire, fake_release, fake_held                                               \
     }
 
 Test(engine, nothing_to_do_never_asks_for_the_lock)
@@ -762,4 +772,154 @@ Test(engine, a_release_that_fails_is_logged_and_the_runs_own_error_is_kept)
     cr_assert(strstr(logged, "cannot update"), "%s", logged);
     fclose(log);
     rg_leader_free(leader);
+}
+
+/* ---- wait: the history polled between pauses of a fake clock ---- */
+
+/* The run's time: pauses move it; at pause number apply_at the other run applies every
+ * file; stop makes the pauses report a signal. */
+struct fake_time {
+    int64_t ms;
+    int pauses, apply_at;
+    bool stop;
+    int64_t slept[MAX];
+};
+
+static int64_t fake_now(void *ctx)
+{
+    return ((struct fake_time *)ctx)->ms;
+}
+
+static bool fake_pause(void *ctx, int64_t ms)
+{
+    struct fake_time *t = ctx;
+
+    if (t->stop)
+        return false;
+    t->slept[t->pauses % MAX] = ms;
+    t->ms += ms;
+    if (++t->pauses == t->apply_at)
+        for (size_t i = 0; i < src.n; i++)
+            if (!fake_has_row(&fk, files[i].version))
+                add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+    return true;
+}
+
+static struct fake_time ft;
+static struct rg_clock fclock = {&ft, fake_now, fake_pause};
+static const struct rg_wait_opts wopts = {.poll_ms = 2000, .limit_ms = 0};
+
+static void wait_setup(void)
+{
+    setup();
+    memset(&ft, 0, sizeof(ft));
+    ft.ms = 5000;
+}
+
+TestSuite(wait, .init = wait_setup);
+
+Test(wait, a_current_schema_returns_at_once_without_a_pause)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(ft.pauses, 0);
+}
+
+Test(wait, pending_migrations_are_polled_until_another_run_applied_them_and_nothing_is_written)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    ft.apply_at = 3;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(ft.pauses, 3);
+    cr_assert_eq(ft.slept[0], 2000, "pauses are the poll period");
+    cr_assert_eq(fk.nsteps, 0, "wait ran a step");
+    cr_assert_eq(fk.ensure_calls, 0, "wait created the history");
+}
+
+Test(wait, a_held_lock_keeps_it_waiting_after_the_schema_is_current)
+{
+    struct fake_lock fl = {.held_looks = 2};
+    struct rg_lock lock = FAKE_LOCK(fl);
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, &lock, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(fl.looks, 3);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(fl.acquired + fl.released, 0, "wait took the lock");
+}
+
+Test(wait, the_lock_is_not_read_while_migrations_are_pending)
+{
+    struct fake_lock fl = {0};
+    struct rg_lock lock = FAKE_LOCK(fl);
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    ft.apply_at = 2;
+    cr_assert_eq(rg_engine_wait(&store, &lock, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(fl.looks, 1, "the lock was read while the schema was behind");
+}
+
+Test(wait, the_limit_ends_it_with_the_lease_code_naming_what_is_pending)
+{
+    const struct rg_wait_opts limited = {.poll_ms = 2000, .limit_ms = 5000};
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &limited, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ELEASE, "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 1 with 2 pending"), "%s", err.msg);
+    cr_assert_eq(ft.pauses, 3, "looks at 0, 2 and 4 s, gives up at 6 s");
+}
+
+Test(wait, a_stopped_pause_is_a_signal_and_nothing_was_changed)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    ft.stop = true;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "nothing was changed"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
+}
+
+Test(wait, drift_fails_at_once_instead_of_waiting_for_ever)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "changed", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT, "%s", err.msg);
+    cr_assert_eq(ft.pauses, 0);
 }
