@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     cmake gcc make pkg-config
     libpq-dev libcurl4-openssl-dev libyaml-dev libcjson-dev libssl-dev
-    libcriterion-dev postgresql-15 clang-format python3
+    libcriterion-dev postgresql-15 pgbouncer clang-format python3
 )
 
 missing=()

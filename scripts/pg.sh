@@ -8,10 +8,9 @@ set -euo pipefail
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
-die() {
-    echo "pg.sh: $*" >&2
-    exit 1
-}
+name=pg.sh
+# shellcheck source=lib/server.sh
+. "$(dirname "$0")/lib/server.sh"
 
 usage() {
     echo "usage: $0 start|stop DIR" >&2
@@ -21,20 +20,6 @@ usage() {
 [ $# -eq 2 ] || usage
 cmd=$1
 dir=$2
-
-# Runs a command as the server's owner: nobody when we are root, else ourselves.
-as_owner() {
-    if [ "$(id -u)" -eq 0 ]; then
-        setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups -- "$@"
-    else
-        "$@"
-    fi
-}
-
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 start() {
     [ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 in $PGBIN (run scripts/deps.sh)"

@@ -10,12 +10,16 @@ build="build-test"
 passed=0
 failed=0
 pgdir=""
+bouncerdir=""
 kubedir=""
 logs=$(mktemp -d)
 
 finish() {
     local rc=$?
     set +e
+    if [ -n "$bouncerdir" ]; then
+        "$root/scripts/pgbouncer.sh" stop "$bouncerdir"
+    fi
     if [ -n "$pgdir" ]; then
         "$root/scripts/pg.sh" stop "$pgdir"
     fi
@@ -99,14 +103,21 @@ fi
 
 pgdir=$(mktemp -d)
 url=$(scripts/pg.sh start "$pgdir")
-echo "== integration_tests (PostgreSQL at $url)" >&2
+export RG_TEST_PG_LOG="$pgdir/postgres.log" # read by tests that check what the server logged
+# PgBouncer in transaction pooling in front of it, for the tests that no setting leaks.
+bouncerdir=$(mktemp -d)
+bouncer_url=$(scripts/pgbouncer.sh start "$bouncerdir" "$url")
+echo "== integration_tests (PostgreSQL at $url, PgBouncer at $bouncer_url)" >&2
 status=0
-RG_TEST_PG_URL=$url RG_TEST_BIN="$root/$build/rollgate" RG_TEST_KUBE_DIR=$kubedir \
+RG_TEST_PG_URL=$url RG_TEST_PGBOUNCER_URL=$bouncer_url RG_TEST_BIN="$root/$build/rollgate" \
+    RG_TEST_KUBE_DIR=$kubedir \
     "$build/integration_tests" 2>&1 | tee "$logs/integration.log" >&2 || status=$?
 if ! count "$logs/integration.log" "$status"; then
     ok=0
     echo "== integration tests failed; last 200 lines of $pgdir/postgres.log:" >&2
     tail -n 200 "$pgdir/postgres.log" >&2 || true
+    echo "== last 50 lines of $bouncerdir/pgbouncer.log:" >&2
+    tail -n 50 "$bouncerdir/pgbouncer.log" >&2 || true
 fi
 
 # Packaging: the image built from the Dockerfile (buildah, no engine needed), its static binary

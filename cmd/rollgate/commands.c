@@ -20,12 +20,14 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
 {
     struct rg_pg_opts o = {
         .url = cfg->database.url,
+        .direct_url = cfg->database.direct_url,
         .password = cfg->database.password,
         .schema = cfg->database.schema,
         .connect_timeout_ms = cfg->database.connect_timeout_ms,
         .connect_retry_ms = cfg->database.connect_retry_ms,
         .lock_retries = cfg->database.lock_retries,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
+        .identity = cfg->lease.identity,
     };
     struct rg_pg *pg = rg_pg_new(&o);
 

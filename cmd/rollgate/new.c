@@ -42,22 +42,40 @@ static int write_new(const char *path, const char *text, struct rg_err *err)
 }
 
 /* The next version and how many digits to print it with. */
-static void next_version(const struct rg_source *src, int64_t *version, int *width)
+static int next_version(const struct rg_source *src, int64_t *version, int *width,
+                        struct rg_err *err)
 {
     const struct rg_migration *last = src->n ? &src->items[src->n - 1] : NULL;
     int digits = last ? (int)strspn(last->up_name, "0123456789") : 0;
 
     *width = digits > 4 ? digits : 4;
+    if (last && last->version == INT64_MAX) {
+        rg_err_set(err, RG_EFILES,
+                   "%s: version %" PRId64 " is the highest there can be; no "
+                   "version can follow it",
+                   last->up_path, last->version);
+        return -1;
+    }
     *version = last ? last->version + 1 : 1;
     if (digits >= TIMESTAMP_DIGITS) {
         time_t now = time(NULL);
         struct tm tm;
-        char buf[32];
-        gmtime_r(&now, &tm);
-        strftime(buf, sizeof(buf), "%Y%m%d%H%M%S", &tm);
-        if (strtoll(buf, NULL, 10) > last->version)
-            *version = strtoll(buf, NULL, 10);
+        char buf[32] = "", *end = NULL;
+        long long stamp;
+
+        if (gmtime_r(&now, &tm))
+            strftime(buf, sizeof(buf), "%Y%m%d%H%M%S", &tm);
+        errno = 0;
+        stamp = strtoll(buf, &end, 10);
+        if (errno || !*buf || *end) {
+            rg_err_set(err, RG_EINTERNAL, "new: the time now (\"%s\") does not make a version",
+                       buf);
+            return -1;
+        }
+        if (stamp > last->version)
+            *version = stamp;
     }
+    return 0;
 }
 
 int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
@@ -81,7 +99,8 @@ int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summ
     }
     if (rg_source_load(dir, &src, err) < 0)
         goto out;
-    next_version(&src, &version, &width);
+    if (next_version(&src, &version, &width, err) < 0)
+        goto out;
     up = rg_asprintf("%s/%0*" PRId64 "_%s.up.sql", dir, width, version, cli->name);
     down = rg_asprintf("%s/%0*" PRId64 "_%s.down.sql", dir, width, version, cli->name);
     head = rg_asprintf(

@@ -1,60 +1,52 @@
 #include "output.h"
 
-#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdlib.h>
 
-static void print_json(FILE *out, cJSON *obj)
-{
-    char *s = cJSON_PrintUnformatted(obj);
-    if (!s) {
-        fputs("rollgate: out of memory\n", stderr);
-        abort();
-    }
-    fprintf(out, "%s\n", s);
-    cJSON_free(s);
-    cJSON_Delete(obj);
-}
-
-/* Written as raw text: cJSON numbers are doubles, which would round a 64-bit version. */
-static void add_int(cJSON *obj, const char *key, int64_t v)
-{
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%" PRId64, v);
-    cJSON_AddRawToObject(obj, key, buf);
-}
+#include "json/json.h"
 
 void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output format)
 {
     if (format == RG_OUTPUT_JSON) {
-        cJSON *obj = cJSON_CreateObject();
-        cJSON *list = cJSON_CreateArray();
-        add_int(obj, "current", (int64_t)plan->current);
-        add_int(obj, "latest", (int64_t)plan->latest);
-        add_int(obj, "pending", (int64_t)plan->pending);
-        add_int(obj, "changed", (int64_t)plan->changed);
-        add_int(obj, "missing", (int64_t)plan->missing);
-        add_int(obj, "unknown", (int64_t)plan->unknown);
-        add_int(obj, "failed", (int64_t)plan->failed);
+        struct rg_json j;
+        rg_json_to_file(&j, out);
+        rg_json_open(&j, '{');
+        rg_json_key(&j, "current");
+        rg_json_int(&j, plan->current);
+        rg_json_key(&j, "latest");
+        rg_json_int(&j, plan->latest);
+        rg_json_key(&j, "pending");
+        rg_json_int(&j, (int64_t)plan->pending);
+        rg_json_key(&j, "changed");
+        rg_json_int(&j, (int64_t)plan->changed);
+        rg_json_key(&j, "missing");
+        rg_json_int(&j, (int64_t)plan->missing);
+        rg_json_key(&j, "unknown");
+        rg_json_int(&j, (int64_t)plan->unknown);
+        rg_json_key(&j, "failed");
+        rg_json_int(&j, (int64_t)plan->failed);
+        rg_json_key(&j, "migrations");
+        rg_json_open(&j, '[');
         for (size_t i = 0; i < plan->n; i++) {
             const struct rg_plan_item *it = &plan->items[i];
-            cJSON *m = cJSON_CreateObject();
-            add_int(m, "version", (int64_t)it->version);
-            cJSON_AddStringToObject(m, "title", it->title);
-            cJSON_AddStringToObject(m, "state", rg_item_state_name(it->state));
-            cJSON_AddStringToObject(m, "checksum",
-                                    it->file ? it->file->checksum : it->row->checksum);
-            if (it->row) {
-                cJSON_AddStringToObject(m, "applied_at", it->row->applied_at);
-                cJSON_AddStringToObject(m, "applied_by", it->row->applied_by);
-            } else {
-                cJSON_AddNullToObject(m, "applied_at");
-                cJSON_AddNullToObject(m, "applied_by");
-            }
-            cJSON_AddItemToArray(list, m);
+            rg_json_open(&j, '{');
+            rg_json_key(&j, "version");
+            rg_json_int(&j, it->version);
+            rg_json_key(&j, "title");
+            rg_json_str(&j, it->title);
+            rg_json_key(&j, "state");
+            rg_json_str(&j, rg_item_state_name(it->state));
+            rg_json_key(&j, "checksum");
+            rg_json_str(&j, it->file ? it->file->checksum : it->row->checksum);
+            rg_json_key(&j, "applied_at");
+            rg_json_str(&j, it->row ? it->row->applied_at : NULL);
+            rg_json_key(&j, "applied_by");
+            rg_json_str(&j, it->row ? it->row->applied_by : NULL);
+            rg_json_close(&j, '}');
         }
-        cJSON_AddItemToObject(obj, "migrations", list);
-        print_json(out, obj);
+        rg_json_close(&j, ']');
+        rg_json_close(&j, '}');
+        fputc('\n', out);
         return;
     }
     fprintf(out, "%-16s %-8s %-32s %s\n", "VERSION", "STATE", "TITLE", "APPLIED AT");
@@ -74,9 +66,13 @@ void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output form
 void rg_output_version(FILE *out, int64_t version, enum rg_output format)
 {
     if (format == RG_OUTPUT_JSON) {
-        cJSON *obj = cJSON_CreateObject();
-        add_int(obj, "version", (int64_t)version);
-        print_json(out, obj);
+        struct rg_json j;
+        rg_json_to_file(&j, out);
+        rg_json_open(&j, '{');
+        rg_json_key(&j, "version");
+        rg_json_int(&j, version);
+        rg_json_close(&j, '}');
+        fputc('\n', out);
         return;
     }
     fprintf(out, "%" PRId64 "\n", version);

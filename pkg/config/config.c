@@ -131,6 +131,10 @@ static bool is_nonempty(const char *s)
  * on it. */
 static const struct key keys[] = {
     {"database.url", "ROLLGATE_DATABASE_URL", T_SECRET, AT(database.url), .def = NULL},
+    /* Prisma's name: the connection that bypasses a transaction pooler, for the session
+     * settings no-transaction migrations need. */
+    {"database.directUrl", "ROLLGATE_DATABASE_DIRECT_URL", T_SECRET, AT(database.direct_url),
+     .def = NULL},
     {"database.urlFile", "ROLLGATE_DATABASE_URL_FILE", T_STRING, AT(database.url_file),
      .def = NULL},
     {"database.passwordFile", "ROLLGATE_DATABASE_PASSWORD_FILE", T_STRING,

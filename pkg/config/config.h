@@ -23,6 +23,7 @@ enum rg_on_newer { RG_ON_NEWER_WARN, RG_ON_NEWER_FAIL };
 struct rg_config {
     struct {
         char *url;           /* secret; NULL: libpq's PG* variables apply */
+        char *direct_url;    /* secret; NULL: no-transaction migrations use url too */
         char *url_file;      /* read into url at load */
         char *password_file; /* read into password at load */
         char *password;      /* secret; from password_file, never from the YAML or env */

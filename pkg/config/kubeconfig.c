@@ -7,9 +7,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <yaml.h>
 
 #include "err/file.h"
@@ -116,40 +116,56 @@ static char *resolve(const char *kubeconfig, const char *p)
     return rg_asprintf("%.*s/%s", (int)(slash - kubeconfig), kubeconfig, p);
 }
 
-/* Base64 (whitespace ignored) into a NUL-terminated PEM text; NULL when it is not base64
- * or not PEM. The message never shows the data: a key is a secret. */
+/* The value of a base64 digit, or -1. */
+static int b64_digit(unsigned char c)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c ? strchr(digits, c) : NULL;
+    return p ? (int)(p - digits) : -1;
+}
+
+/* Base64 (whitespace ignored, '=' padding at the end only) into a NUL-terminated PEM text;
+ * NULL when it is not base64 or not PEM. Decoded here rather than with OpenSSL, which
+ * pkg/source owns (one owner per library). The message never shows the data: a key is a
+ * secret. */
 static char *decode_pem(const char *b64)
 {
-    size_t n = strlen(b64), m = 0, pad = 0;
-    unsigned char *clean = rg_malloc(n + 1), *out = NULL;
-    int got;
+    size_t n = strlen(b64), got = 0, quads = 0, pad = 0;
+    unsigned char *out = rg_malloc(n / 4 * 3 + 4);
+    uint32_t acc = 0;
+    int k = 0;
 
-    for (size_t i = 0; i < n; i++)
-        if (!isspace((unsigned char)b64[i]))
-            clean[m++] = (unsigned char)b64[i];
-    clean[m] = '\0';
-    if (m == 0 || m % 4 != 0 || m > (size_t)1 << 30)
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)b64[i];
+        int d = b64_digit(c);
+        if (isspace(c))
+            continue;
+        if (c == '=' && k >= 2) {
+            pad++;
+            d = 0;
+        } else if (d < 0 || pad) {
+            goto bad;
+        }
+        acc = acc << 6 | (uint32_t)d;
+        if (++k < 4)
+            continue;
+        out[got++] = (unsigned char)(acc >> 16);
+        out[got++] = (unsigned char)(acc >> 8);
+        out[got++] = (unsigned char)acc;
+        acc = 0;
+        k = 0;
+        quads++;
+    }
+    if (k != 0 || quads == 0 || pad > 2)
         goto bad;
-    if (clean[m - 1] == '=')
-        pad = clean[m - 2] == '=' ? 2 : 1;
-    out = rg_malloc(m / 4 * 3 + 1);
-    got = EVP_DecodeBlock(out, clean, (int)m);
-    if (got < 0 || (size_t)got < pad)
-        goto bad;
-    got -= (int)pad;
+    got -= pad;
     out[got] = '\0';
-    if (strlen((char *)out) != (size_t)got || !strstr((char *)out, "-----BEGIN "))
+    if (strlen((char *)out) != got || !strstr((char *)out, "-----BEGIN "))
         goto bad;
-    explicit_bzero(clean, m);
-    free(clean);
     return (char *)out;
 bad:
-    explicit_bzero(clean, m);
-    free(clean);
-    if (out) {
-        explicit_bzero(out, m / 4 * 3 + 1);
-        free(out);
-    }
+    explicit_bzero(out, n / 4 * 3 + 4);
+    free(out);
     return NULL;
 }
 

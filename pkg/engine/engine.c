@@ -129,12 +129,14 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
         }
         if (it->state == RG_ITEM_FAILED) {
             rg_err_set(err, RG_ECONFLICT,
-                       "version %" PRId64 " (%s) is marked %s in the history: a "
-                       "no-transaction migration stopped part way; check what it did, "
-                       "undo it by hand (e.g. DROP INDEX an invalid index), then run "
-                       "`rollgate repair` and migrate again",
-                       it->version, it->title,
-                       it->row->state == RG_ROW_RUNNING ? "running" : "failed");
+                       "version %" PRId64 " is marked %s in the history: a no-transaction "
+                       "migration stopped part way; check what it did and undo it by hand (an "
+                       "index build may have left an invalid index: SELECT "
+                       "indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop it with "
+                       "DROP INDEX CONCURRENTLY), then run `rollgate repair --version %" PRId64
+                       "` and migrate again (%s)",
+                       it->version, it->row->state == RG_ROW_RUNNING ? "running" : "failed",
+                       it->version, it->title);
             return -1;
         }
     }
@@ -410,16 +412,17 @@ static int adopt_legacy(const struct rg_store *store, const struct rg_source *sr
     return 0;
 }
 
-/* Reads the history and plans against it; waits first while another run's
- * no-transaction migration is marked running, since it may well finish. */
+/* Reads the history (unless have: h holds it already) and plans against it; waits first
+ * while another run's no-transaction migration is marked running, since it may well
+ * finish, then reads it again. */
 static int read_plan(const struct rg_store *store, const struct rg_source *src,
-                     const struct rg_migrate_opts *opts, struct rg_history *h, struct rg_plan *plan,
-                     struct rg_err *err)
+                     const struct rg_migrate_opts *opts, bool have, struct rg_history *h,
+                     struct rg_plan *plan, struct rg_err *err)
 {
     for (int round = 0;; round++) {
         int64_t running = 0;
 
-        if (store->read_history(store->ctx, h, err) < 0)
+        if ((round > 0 || !have) && store->read_history(store->ctx, h, err) < 0)
             return -1;
         rg_plan_build(plan, src, h);
         for (size_t k = 0; k < plan->n && !running; k++)
@@ -452,14 +455,20 @@ static void pass_free(struct pass *p)
     rg_history_free(&p->h);
 }
 
-/* Reads the history and plans every step, changing nothing. */
+/* Plans every step, changing nothing, from the history read just now (first, which the
+ * pass takes over) or, with first NULL, read here. */
 static int prepare(const struct rg_store *store, const struct rg_source *src,
-                   const struct rg_migrate_opts *opts, struct pass *p, struct rg_err *err)
+                   const struct rg_migrate_opts *opts, struct rg_history *first, struct pass *p,
+                   struct rg_err *err)
 {
     memset(p, 0, sizeof(*p));
     p->r.store = store;
     p->r.opts = opts;
-    if (read_plan(store, src, opts, &p->h, &p->plan, err) < 0)
+    if (first) {
+        p->h = *first;
+        memset(first, 0, sizeof(*first));
+    }
+    if (read_plan(store, src, opts, first != NULL, &p->h, &p->plan, err) < 0)
         return -1;
     p->up = opts->target >= p->plan.current;
     if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
@@ -485,7 +494,7 @@ static int work_left(void *arg, size_t *left, struct rg_err *err)
 {
     const struct waiting *w = arg;
     struct pass p;
-    int ret = prepare(w->store, w->src, w->opts, &p, err);
+    int ret = prepare(w->store, w->src, w->opts, NULL, &p, err);
 
     *left = 0;
     for (size_t i = 0; ret == 0 && i < p.r.n; i++)
@@ -504,7 +513,7 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store,
     int rc;
 
     pass_free(p);
-    rc = prepare(store, src, opts, p, err);
+    rc = prepare(store, src, opts, NULL, p, err);
     if (rc == 0)
         rc = execute(&p->r, res, err);
     lock->release(lock->ctx, rc == 0, &lost);
@@ -532,11 +541,13 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     int ret = -1;
 
     memset(res, 0, sizeof(*res));
+    /* The one read of the history on the path every pod start takes (nothing pending):
+     * it is planned from as it is, unless the table had to be made first. */
     if (store->read_history(store->ctx, &h, err) < 0)
         goto out;
     if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
-    if (prepare(store, src, opts, &p, err) < 0)
+    if (prepare(store, src, opts, h.exists ? &h : NULL, &p, err) < 0)
         goto out;
     res->from = res->to = p.plan.current;
     res->unknown = p.plan.unknown;
@@ -550,7 +561,7 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     if (outcome == RG_LOCK_DONE_ELSEWHERE) {
         res->elsewhere = true;
         pass_free(&p);
-        if (prepare(store, src, opts, &p, err) < 0)
+        if (prepare(store, src, opts, NULL, &p, err) < 0)
             goto out;
         res->to = p.plan.current;
     } else if (p.r.n && lock) {
@@ -573,6 +584,30 @@ out:
     return ret;
 }
 
+/* Whether a no-transaction migration is under way: a row marked running, and every run
+ * that marked one still connected. A run that is gone leaves the row to rg_engine_check,
+ * which refuses it (exit 5, naming the repair). */
+static int under_way(const struct rg_store *store, const struct rg_plan *plan, bool *busy,
+                     struct rg_err *err)
+{
+    *busy = false;
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct rg_history_row *row = plan->items[k].row;
+        bool alive = false;
+
+        if (!row || row->state != RG_ROW_RUNNING)
+            continue;
+        if (store->run_alive(store->ctx, row->applied_by, &alive, err) < 0)
+            return -1;
+        if (!alive) {
+            *busy = false;
+            return 0;
+        }
+        *busy = true;
+    }
+    return 0;
+}
+
 int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
                    const struct rg_clock *clock, const struct rg_source *src,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err)
@@ -585,14 +620,16 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
     for (int round = 0;; round++) {
         struct rg_history h = {0};
         struct rg_plan plan = {0};
-        bool current;
+        bool current, busy = false;
         int rc = store->read_history(store->ctx, &h, err);
 
         if (rc == 0) {
             rg_plan_build(&plan, src, &h);
-            rc = rg_engine_check(&plan, &every, false, err);
+            rc = under_way(store, &plan, &busy, err);
         }
-        current = rc == 0 && plan.pending == 0;
+        if (rc == 0 && !busy)
+            rc = rg_engine_check(&plan, &every, false, err);
+        current = rc == 0 && !busy && plan.pending == 0;
         /* Current, and no run holds the lock (one may be running data scripts). */
         if (current && lock) {
             bool held = false;

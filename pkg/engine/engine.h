@@ -84,9 +84,11 @@ struct rg_wait_opts {
 };
 
 /* `wait`, which never writes: looks at the history until every schema migration of src is
- * applied and, with a lock, no run holds it (one may be running data scripts), pausing
- * poll_ms between looks. *version receives the schema version found current. Errors: what
- * rg_engine_check refuses (drift, RG_ECONFLICT: waiting would never end), RG_ELEASE after
+ * applied, none is under way (a no-transaction migration marked running by a run that is
+ * still connected: store->run_alive) and, with a lock, no run holds it (one may be running
+ * data scripts), pausing poll_ms between looks. *version receives the schema version found
+ * current. Errors: what rg_engine_check refuses (drift, or a running mark whose run is gone,
+ * RG_ECONFLICT: waiting would never end), RG_ELEASE after
  * limit_ms naming the version and what is pending, RG_ESIGNAL when a pause was cut short,
  * and the store's and the lock's own. */
 int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,

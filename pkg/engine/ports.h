@@ -90,7 +90,8 @@ struct rg_store {
     /* The down SQL stored with schema version's row into *sql (allocated), or NULL. */
     int (*read_down)(void *ctx, int64_t version, char **sql, struct rg_err *err);
     /* Waits while version's row is "running" (a no-transaction migration of another run):
-     * 0 once it is not, RG_ECONFLICT when timeout_ms passes first. */
+     * 0 once it is not, RG_ECONFLICT when timeout_ms passes first, or at once, with the
+     * row marked failed, when the run that wrote it has no session left. */
     int (*wait_running)(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
     int (*read_legacy)(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
     /* Creates the history table if missing and records these migrations as applied
@@ -102,6 +103,9 @@ struct rg_store {
      * "running" by a run that died), so that those migrations run again; *cleared says how
      * many. */
     int (*repair)(void *ctx, int64_t version, size_t *cleared, struct rg_err *err);
+    /* Whether the run a running row names (its applied_by) still has a session in the
+     * database, this one's aside; writes nothing (for `wait`). */
+    int (*run_alive)(void *ctx, const char *applied_by, bool *alive, struct rg_err *err);
 };
 
 /* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's

@@ -4,12 +4,11 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cancel/cancel.h"
 #include "pg/pg.h"
 
-#define SQLSTATE_UNDEFINED_TABLE "42P01"
-#define SQLSTATE_UNDEFINED_SCHEMA "3F000"
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_QUERY_CANCELED "57014"
 /* CREATE INDEX CONCURRENTLY, VACUUM... cannot run inside a transaction block. */
@@ -28,12 +27,19 @@ struct rg_pg {
     /* Fired by rg_pg_cancel from any thread; the thread running a query acts on it, and
      * every wait on the server polls it (wire.c). */
     struct rg_cancel *cancel;
-    char *table;      /* "schema".rollgate_migrations, quoted */
-    int64_t lock_key; /* advisory lock key derived from the table's name */
+    char *table;                          /* "schema".rollgate_migrations, quoted */
+    char session[RG_PG_SESSION_NAME_MAX]; /* application_name of every connection */
+    int64_t lock_key;                     /* advisory lock key derived from the table's name */
     /* A commit made with synchronous_commit off that no durable commit has followed. */
     bool unflushed;
     /* Why the connection was closed (conn NULL), for messages. */
     char closed_why[256];
+    const char *url_key; /* the key that named opts.url, for messages */
+    /* database.directUrl's store (same options, its own connection and cancel), or NULL;
+     * made with this one so that rg_pg_cancel reaches it, connected when first needed. */
+    struct rg_pg *direct;
+    /* This connection was seen to reach a PostgreSQL backend with no pooler in between. */
+    bool seen_direct;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection
@@ -68,13 +74,36 @@ PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, s
 void rg_pg_fail(struct rg_pg *pg, const PGresult *res, const char *context, struct rg_err *err);
 /* Ends an open or failed transaction; a no-op when idle or disconnected. */
 void rg_pg_rollback(struct rg_pg *pg);
-/* s as an SQL literal, allocated. */
-char *rg_pg_literal(struct rg_pg *pg, const char *s);
+/* s as an SQL literal into *out (allocated; "NULL" for a NULL s). libpq refuses text
+ * that is not valid in the client encoding: then code, naming what (what was quoted). */
+int rg_pg_literal(struct rg_pg *pg, const char *s, enum rg_code code, const char *what, char **out,
+                  struct rg_err *err) RG_WUR;
+/* The code for a failed query of rollgate's own: RG_EDATABASE when a retry may help (no
+ * answer, connection, resources, locks, shutdown, a read-only standby), else
+ * RG_ECONFIG (rights, a missing schema...: the setup must change). */
+enum rg_code rg_pg_fault(struct rg_pg *pg, const PGresult *res);
 /* The statements that create the history table and its schema when missing, to run
  * inside a transaction holding the lock. */
 char *rg_pg_history_ddl(struct rg_pg *pg);
 /* Whether res failed with this SQLSTATE. */
 bool rg_pg_state_is(const PGresult *res, const char *state);
+
+/* session.c */
+/* "SET LOCAL client_connection_check_interval = 1000;" (local) or the same as a session
+ * SET, where the server has the setting (14 and later); else "". */
+const char *rg_pg_dead_client_check(struct rg_pg *pg, bool local);
+/* The statements (each ending in ';') that put the session back as it is now, before a step
+ * runs: whatever SET, SET ROLE or temporary table the step leaves must not reach the next
+ * step, or, behind a pooler, the next client of the same server connection. Allocated. */
+char *rg_pg_session_reset(struct rg_pg *pg);
+/* The store no-transaction steps run on, whose session settings stay between statements:
+ * the direct one (connected now if need be), else pg itself once it is seen to reach
+ * PostgreSQL without a pooler (RG_ECONFIG otherwise). */
+int rg_pg_direct(struct rg_pg *pg, struct rg_pg **on, struct rg_err *err) RG_WUR;
+/* value.c */
+uint64_t rg_pg_hash(const char *s);
+/* s as a whole decimal number within [min, max]; -1 otherwise. */
+int rg_pg_int(const char *s, int64_t min, int64_t max, int64_t *out) RG_WUR;
 
 /* step.c */
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
@@ -83,6 +112,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);
 int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);
+int rg_pg_run_alive(void *ctx, const char *applied_by, bool *alive, struct rg_err *err);
 int rg_pg_read_legacy(void *ctx, struct rg_legacy *legacy, struct rg_err *err);
 int rg_pg_baseline(void *ctx, const struct rg_migration *const *ms, size_t n,
                    const char *applied_by, bool adopting, struct rg_err *err);

@@ -35,7 +35,6 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts)
 {
     struct rg_pg *pg = rg_calloc(1, sizeof(*pg));
     const char *schema = opts->schema ? opts->schema : "public";
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 
     pg->opts = *opts;
     pg->cancel = rg_cancel_new();
@@ -43,11 +42,16 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts)
      * quoting it is enough; it is also what the lock key is derived from, so runs that
      * share a history table share the lock and no others do. */
     pg->table = rg_asprintf("\"%s\".rollgate_migrations", schema);
-    for (const char *p = pg->table; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ULL;
+    pg->lock_key = (int64_t)rg_pg_hash(pg->table);
+    rg_pg_session_name(opts->identity, pg->session);
+    pg->url_key = "database.url";
+    if (opts->direct_url && *opts->direct_url) {
+        struct rg_pg_opts direct = *opts;
+        direct.url = opts->direct_url;
+        direct.direct_url = NULL;
+        pg->direct = rg_pg_new(&direct);
+        pg->direct->url_key = "database.directUrl";
     }
-    pg->lock_key = (int64_t)h;
     return pg;
 }
 
@@ -58,6 +62,7 @@ void rg_pg_free(struct rg_pg *pg)
     if (pg->conn)
         PQfinish(pg->conn);
     rg_cancel_free(pg->cancel);
+    rg_pg_free(pg->direct);
     free(pg->table);
     free(pg);
 }
@@ -72,7 +77,7 @@ bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err)
 
 /* Registers the URL's password with the log redactor, and rejects a malformed URL before
  * any attempt: retrying cannot fix it. */
-static int check_url(const char *url, struct rg_err *err)
+static int check_url(const char *url, const char *key, struct rg_err *err)
 {
     PQconninfoOption *opts;
     char *msg = NULL;
@@ -82,7 +87,7 @@ static int check_url(const char *url, struct rg_err *err)
     if (!opts) {
         char line[256];
         rg_pg_one_line(line, sizeof(line), msg ? msg : "out of memory");
-        rg_err_set(err, RG_ECONFIG, "database.url: %s", line);
+        rg_err_set(err, RG_ECONFIG, "%s: %s", key, line);
         PQfreemem(msg);
         return -1;
     }
@@ -100,7 +105,10 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
     int64_t deadline, backoff = 200;
     const char *url = pg->opts.url && *pg->opts.url ? pg->opts.url : NULL;
 
-    if (url && check_url(url, err) < 0)
+    if (url && check_url(url, pg->url_key, err) < 0)
+        return -1;
+    /* Now rather than part way through the run, when a no-transaction step first needs it. */
+    if (pg->direct && check_url(pg->direct->opts.url, pg->direct->url_key, err) < 0)
         return -1;
     rg_log_redact(pg->opts.password);
     if (url) {
@@ -111,8 +119,10 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         keys[k] = "password";
         vals[k++] = pg->opts.password;
     }
-    keys[k] = "fallback_application_name";
-    vals[k++] = "rollgate";
+    /* After the URL, so that it wins over an application_name there: other runs judge
+     * whether this one is alive by it (adopt.c). */
+    keys[k] = "application_name";
+    vals[k++] = pg->session;
     keys[k] = NULL;
     vals[k] = NULL;
 
@@ -151,11 +161,6 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
     PQsetNoticeProcessor(pg->conn, ignore_notice, NULL);
-    /* A run killed outright (SIGKILL, OOM) cannot cancel its statement: with this the
-     * server notices the dead client within a second, even mid-query, and rolls back
-     * instead of finishing a migration nobody leads any more (PostgreSQL 14 and later). */
-    if (PQserverVersion(pg->conn) >= 140000)
-        PQclear(rg_pg_query(pg, "SET client_connection_check_interval = 1000"));
     RG_DEBUG("connected" RG_F "attempts=%d" RG_F "server_version=%d", attempt,
              PQserverVersion(pg->conn));
     return 0;
@@ -171,9 +176,9 @@ void rg_pg_fail(struct rg_pg *pg, const PGresult *res, const char *context, stru
     /* rollgate's own bookkeeping statements fail only when the server refuses them
      * (rights, timeouts, a lost connection): a database problem, not a bug. */
     if (context)
-        rg_err_set(err, RG_EDATABASE, "%s: %s", context, line);
+        rg_err_set(err, rg_pg_fault(pg, res), "%s: %s", context, line);
     else
-        rg_err_set(err, RG_EDATABASE, "%s", line);
+        rg_err_set(err, rg_pg_fault(pg, res), "%s", line);
 }
 
 PGresult *rg_pg_exec(struct rg_pg *pg, const char *sql, ExecStatusType expect, struct rg_err *err)
@@ -213,17 +218,25 @@ static enum rg_kind parse_kind(const char *s)
     return strcmp(s, "repeatable") == 0 ? RG_KIND_REPEATABLE : RG_KIND_DATA;
 }
 
-static void fill_row(struct rg_history_row *r, const PGresult *res, int row)
+/* One row of the history query below; the numbers are bigint columns, so a value that
+ * does not read as one is a bug, never the database's state. */
+static int fill_row(struct rg_history_row *r, const PGresult *res, int row, struct rg_err *err)
 {
+    if (rg_pg_int(PQgetvalue(res, row, 1), INT64_MIN, INT64_MAX, &r->version) < 0 ||
+        rg_pg_int(PQgetvalue(res, row, 7), INT64_MIN, INT64_MAX, &r->duration_ms) < 0) {
+        rg_err_set(err, RG_EINTERNAL,
+                   "history row %d: version \"%s\" or duration \"%s\" is not a number", row,
+                   PQgetvalue(res, row, 1), PQgetvalue(res, row, 7));
+        return -1;
+    }
     r->kind = parse_kind(PQgetvalue(res, row, 0));
-    r->version = strtoll(PQgetvalue(res, row, 1), NULL, 10);
     r->title = rg_strdup(PQgetvalue(res, row, 2));
     snprintf(r->checksum, sizeof(r->checksum), "%s", PQgetvalue(res, row, 3));
     r->state = parse_state(PQgetvalue(res, row, 4));
     r->applied_at = rg_strdup(PQgetvalue(res, row, 5));
     r->applied_by = rg_strdup(PQgetvalue(res, row, 6));
-    r->duration_ms = strtoll(PQgetvalue(res, row, 7), NULL, 10);
     r->has_down = PQgetvalue(res, row, 8)[0] == 't';
+    return 0;
 }
 
 static int read_history(void *ctx, struct rg_history *h, struct rg_err *err)
@@ -234,43 +247,46 @@ static int read_history(void *ctx, struct rg_history *h, struct rg_err *err)
     int ret = -1, nrows;
 
     memset(h, 0, sizeof(*h));
-    if (rg_pg_is_cancelled(pg, err))
-        return -1;
-    /* Schema rows first, by version; then the scripts by kind and name. */
-    sql = rg_asprintf("SELECT kind, version, title, checksum, state, "
-                      "to_char(applied_at AT TIME ZONE 'UTC', "
-                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), applied_by, duration_ms, "
-                      "down_sql IS NOT NULL FROM %s "
-                      "ORDER BY kind <> 'schema', kind, version, title",
-                      pg->table);
-    /* One round trip on the path every pod start takes: ask for the rows and treat a
-     * missing table as an empty history, instead of checking for the table first. */
-    res = rg_pg_query(pg, sql);
-    if (rg_pg_state_is(res, SQLSTATE_UNDEFINED_TABLE) ||
-        rg_pg_state_is(res, SQLSTATE_UNDEFINED_SCHEMA)) {
-        ret = 0;
+    /* One round trip on the path every pod start takes, and no error in the server's log
+     * when the table is not there yet (a query naming a missing table fails, and the
+     * server logs that): the table is looked up first, in the same query, and read only
+     * when it exists, through a cursor that the query then fetches. No rows: no table; a
+     * row of NULLs: an empty one. Schema rows come first, by version; then the scripts by
+     * kind and name. */
+    sql = rg_asprintf("DO $rg$DECLARE c refcursor := 'rollgate_history'; BEGIN "
+                      "IF to_regclass('%s') IS NULL THEN OPEN c FOR SELECT WHERE false; "
+                      "ELSE OPEN c FOR SELECT h.kind, h.version, h.title, h.checksum, h.state, "
+                      "to_char(h.applied_at AT TIME ZONE 'UTC', "
+                      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), h.applied_by, h.duration_ms, "
+                      "h.down_sql IS NOT NULL FROM (VALUES (0)) AS present LEFT JOIN %s AS h "
+                      "ON true ORDER BY h.kind <> 'schema', h.kind, h.version, h.title; "
+                      "END IF; END$rg$;"
+                      "FETCH ALL FROM rollgate_history",
+                      pg->table, pg->table);
+    res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
+    if (!res) {
+        rg_err_prefix(err, "reading %s", pg->table);
         goto out;
     }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        char *context = rg_asprintf("reading %s", pg->table);
-        rg_pg_fail(pg, res, context, err);
-        free(context);
-        goto out;
-    }
-    h->exists = true;
     nrows = PQntuples(res);
+    h->exists = nrows > 0;
     h->rows = rg_calloc((size_t)nrows, sizeof(*h->rows));
     h->scripts = rg_calloc((size_t)nrows, sizeof(*h->scripts));
     for (int row = 0; row < nrows; row++) {
-        if (strcmp(PQgetvalue(res, row, 0), "schema") == 0)
-            fill_row(&h->rows[h->n++], res, row);
-        else
-            fill_row(&h->scripts[h->nscripts++], res, row);
+        struct rg_history_row *r;
+        if (PQgetisnull(res, row, 0))
+            continue;
+        r = strcmp(PQgetvalue(res, row, 0), "schema") == 0 ? &h->rows[h->n++]
+                                                           : &h->scripts[h->nscripts++];
+        if (fill_row(r, res, row, err) < 0)
+            goto out;
     }
     ret = 0;
 out:
-    if (ret < 0)
+    if (ret < 0) {
         rg_pg_rollback(pg);
+        rg_history_free(h);
+    }
     PQclear(res);
     free(sql);
     return ret;
@@ -308,8 +324,8 @@ static int ensure_history(void *ctx, struct rg_err *err)
     char *ddl = rg_pg_history_ddl(pg);
     /* Under the advisory lock, so that racing first runs do not trip over each other's
      * CREATE TABLE. */
-    char *sql =
-        rg_asprintf("BEGIN;SELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT", pg->lock_key, ddl);
+    char *sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT",
+                            rg_pg_dead_client_check(pg, true), pg->lock_key, ddl);
     PGresult *res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
 
     free(ddl);
@@ -324,12 +340,44 @@ static int ensure_history(void *ctx, struct rg_err *err)
     return 0;
 }
 
-char *rg_pg_literal(struct rg_pg *pg, const char *s)
+int rg_pg_literal(struct rg_pg *pg, const char *s, enum rg_code code, const char *what, char **out,
+                  struct rg_err *err)
 {
-    char *q = PQescapeLiteral(pg->conn, s, strlen(s));
-    char *copy = rg_strdup(q ? q : "NULL");
+    char *q;
+
+    *out = NULL;
+    if (!s) {
+        *out = rg_strdup("NULL");
+        return 0;
+    }
+    q = PQescapeLiteral(pg->conn, s, strlen(s));
+    if (!q) {
+        char line[200];
+        rg_pg_one_line(line, sizeof(line), rg_pg_error(pg));
+        rg_err_set(err, code, "%s: cannot be sent to the database: %s", what, line);
+        return -1;
+    }
+    *out = rg_strdup(q);
     PQfreemem(q);
-    return copy;
+    return 0;
+}
+
+enum rg_code rg_pg_fault(struct rg_pg *pg, const PGresult *res)
+{
+    /* SQLSTATE classes a retry may outlast: connection exception, transaction rollback
+     * (serialization failure, deadlock), insufficient resources, object not in
+     * prerequisite state (lock not available), operator intervention (cancel, shutdown),
+     * system error. */
+    static const char *const transient[] = {"08", "40", "53", "55", "57", "58"};
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (!state || PQstatus(pg->conn) != CONNECTION_OK)
+        return RG_EDATABASE;
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        if (strncmp(state, transient[i], 2) == 0)
+            return RG_EDATABASE;
+    /* A read-only transaction: a standby, which a failover may yet promote or replace. */
+    return strcmp(state, "25006") == 0 ? RG_EDATABASE : RG_ECONFIG;
 }
 
 bool rg_pg_state_is(const PGresult *res, const char *state)
@@ -346,6 +394,7 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->run = rg_pg_run_step;
     store->read_down = rg_pg_read_down;
     store->wait_running = rg_pg_wait_running;
+    store->run_alive = rg_pg_run_alive;
     store->read_legacy = rg_pg_read_legacy;
     store->baseline = rg_pg_baseline;
     store->repair = rg_pg_repair;

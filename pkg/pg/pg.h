@@ -10,21 +10,33 @@
 struct rg_pg;
 
 struct rg_pg_opts {
-    const char *url;      /* NULL or "": libpq's PG* environment variables apply */
+    const char *url; /* NULL or "": libpq's PG* environment variables apply */
+    /* NULL or "": no-transaction steps use url too, once it is seen to reach PostgreSQL
+     * without a pooler in between (else they are refused, RG_ECONFIG). */
+    const char *direct_url;
     const char *password; /* NULL: from the URL, PGPASSWORD or ~/.pgpass */
     const char *schema;
     int64_t connect_timeout_ms; /* one attempt */
     int64_t connect_retry_ms;   /* all attempts; 0: one attempt */
     int64_t lock_retries;       /* extra tries of a migration that hit lock_timeout */
     int64_t wait_timeout_ms;    /* for another run's no-transaction migration */
+    const char *identity;       /* the run's (lease.identity): names its sessions */
 };
+
+/* A run's sessions carry application_name "rollgate/<identity>", so that another run can
+ * tell whether it is still alive (pg_stat_activity). PostgreSQL keeps 63 bytes of
+ * printable ASCII: an identity of up to 53 such bytes is used as it is, any other becomes
+ * its first 37 bytes (others as '?'), '~' and 16 hex digits of a hash of all of it. */
+#define RG_PG_SESSION_NAME_MAX 64
+void rg_pg_session_name(const char *identity, char name[RG_PG_SESSION_NAME_MAX]);
 
 /* Only remembers the options: rg_pg_cancel works from the moment this returns. */
 struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts);
 void rg_pg_free(struct rg_pg *pg);
 
 /* Connects, retrying with backoff until connect_retry_ms has passed (RG_EDATABASE with
- * libpq's last message), or until cancelled (RG_ESIGNAL). A malformed URL is RG_ECONFIG. */
+ * libpq's last message), or until cancelled (RG_ESIGNAL). A malformed URL (direct_url too,
+ * which is connected only when a no-transaction step runs) is RG_ECONFIG. */
 int rg_pg_connect(struct rg_pg *pg, struct rg_err *err) RG_WUR;
 
 /* The engine's store port backed by this connection. */

@@ -23,36 +23,61 @@ static const char *kind_name(enum rg_kind kind)
     return names[kind];
 }
 
-/* The row's key, for WHERE clauses. */
-static char *row_key(struct rg_pg *pg, const struct rg_step *s)
+/* The step's strings as SQL literals, quoted once before anything is sent: text libpq
+ * cannot quote (not valid in the client encoding) stops the step there, naming it, rather
+ * than going in as NULL. */
+struct literals {
+    char *title, *sum, *down, *by;
+};
+
+static int quote_step(struct rg_pg *pg, const struct rg_step *s, struct literals *q,
+                      struct rg_err *err)
 {
-    char *title = rg_pg_literal(pg, s->title);
-    char *key =
-        s->kind == RG_KIND_SCHEMA
-            ? rg_asprintf("kind = 'schema' AND version = %" PRId64, s->version)
-            : rg_asprintf("kind = '%s' AND version = 0 AND title = %s", kind_name(s->kind), title);
-    free(title);
-    return key;
+    char *down_what = rg_asprintf("%s: its down migration, stored with the history row", s->path);
+    int ret = -1;
+
+    memset(q, 0, sizeof(*q));
+    if (rg_pg_literal(pg, s->title, RG_EFILES, s->path, &q->title, err) == 0 &&
+        rg_pg_literal(pg, s->checksum, RG_EFILES, s->path, &q->sum, err) == 0 &&
+        rg_pg_literal(pg, s->down_sql, RG_EFILES, down_what, &q->down, err) == 0 &&
+        rg_pg_literal(pg, s->applied_by ? s->applied_by : "", RG_ECONFIG, "lease.identity", &q->by,
+                      err) == 0)
+        ret = 0;
+    free(down_what);
+    return ret;
+}
+
+static void literals_free(struct literals *q)
+{
+    free(q->title);
+    free(q->sum);
+    free(q->down);
+    free(q->by);
+}
+
+/* The row's key, for WHERE clauses. */
+static char *row_key(const struct rg_step *s, const struct literals *q)
+{
+    return s->kind == RG_KIND_SCHEMA
+               ? rg_asprintf("kind = 'schema' AND version = %" PRId64, s->version)
+               : rg_asprintf("kind = '%s' AND version = 0 AND title = %s", kind_name(s->kind),
+                             q->title);
 }
 
 /* Under the lock: raise RG001 when another run has done the step meanwhile, RG003 while
  * another run's no-transaction migration of this version is under way. A data script has
  * nothing to check: it runs on every migrate, by contract idempotent. */
-static char *recheck(struct rg_pg *pg, const struct rg_step *s, const char *key)
+static char *recheck(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
+                     const char *key)
 {
-    char *sum, *sql;
     const char *raise = "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = ";
 
     if (s->action == RG_ACT_SCRIPT && s->kind == RG_KIND_DATA)
         return rg_strdup("");
-    if (s->action == RG_ACT_SCRIPT) {
-        sum = rg_pg_literal(pg, s->checksum);
-        sql = rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND checksum = %s) "
-                          "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
-                          pg->table, key, sum, raise);
-        free(sum);
-        return sql;
-    }
+    if (s->action == RG_ACT_SCRIPT)
+        return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND checksum = %s) "
+                           "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
+                           pg->table, key, q->sum, raise);
     return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND state = 'running') "
                        "%s'" SQLSTATE_IN_PROGRESS "'; END IF; IF %s (SELECT 1 FROM %s WHERE %s%s) "
                        "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
@@ -63,30 +88,19 @@ static char *recheck(struct rg_pg *pg, const struct rg_step *s, const char *key)
 
 /* The statement that records the step done (state applied), its duration an SQL
  * expression. */
-static char *record(struct rg_pg *pg, const struct rg_step *s, const char *key, const char *state,
-                    const char *duration)
+static char *record(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
+                    const char *key, const char *state, const char *duration)
 {
-    char *title, *sum, *down, *by, *sql;
-
     if (s->action == RG_ACT_REVERT)
         return rg_asprintf("DELETE FROM %s WHERE %s", pg->table, key);
-    title = rg_pg_literal(pg, s->title);
-    sum = rg_pg_literal(pg, s->checksum);
-    down = s->down_sql ? rg_pg_literal(pg, s->down_sql) : rg_strdup("NULL");
-    by = rg_pg_literal(pg, s->applied_by ? s->applied_by : "");
-    sql = rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
-                      "duration_ms, rollgate_version, state) VALUES ('%s', %" PRId64
-                      ", %s, %s, %s, %s, %s, '%s', '%s') ON CONFLICT (kind, version, title) DO "
-                      "UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), applied_by = "
-                      "EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, rollgate_version "
-                      "= EXCLUDED.rollgate_version, state = EXCLUDED.state",
-                      pg->table, kind_name(s->kind), s->version, title, sum, down, by, duration,
-                      RG_VERSION, state);
-    free(title);
-    free(sum);
-    free(down);
-    free(by);
-    return sql;
+    return rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
+                       "duration_ms, rollgate_version, state) VALUES ('%s', %" PRId64
+                       ", %s, %s, %s, %s, %s, '%s', '%s') ON CONFLICT (kind, version, title) DO "
+                       "UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), applied_by = "
+                       "EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, rollgate_version "
+                       "= EXCLUDED.rollgate_version, state = EXCLUDED.state",
+                       pg->table, kind_name(s->kind), s->version, q->title, q->sum, q->down, q->by,
+                       duration, RG_VERSION, state);
 }
 
 static void append(struct rg_err *err, const char *text)
@@ -109,12 +123,20 @@ static void step_error(const struct rg_step *s, const PGresult *res, long shift,
     const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
     char where[64] = "";
+    int64_t at;
     long line, col;
 
-    if (pos && rg_pg_position(s->sql, strtol(pos, NULL, 10) + shift, &line, &col) == 0)
+    if (pos && rg_pg_int(pos, 1, INT32_MAX, &at) == 0 &&
+        rg_pg_position(s->sql, (long)at + shift, &line, &col) == 0)
         snprintf(where, sizeof(where), ":%ld:%ld", line, col);
-    rg_err_set(err, RG_EMIGRATION, "%s%s: ERROR %s: ", s->path, where, state ? state : "XX000");
-    append(err, msg ? msg : "unknown error");
+    /* Without a server error (libpq's own, or a result of an unexpected kind) there is no
+     * SQLSTATE to show, and libpq's message or the result's kind says what happened. */
+    if (!msg)
+        msg = *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                         : PQresStatus(PQresultStatus(res));
+    rg_err_set(err, RG_EMIGRATION, "%s%s: ERROR%s%s: ", s->path, where, state ? " " : "",
+               state ? state : "");
+    append(err, msg);
     if (detail) {
         append(err, " (detail: ");
         append(err, detail);
@@ -166,32 +188,39 @@ static int flush(struct rg_pg *pg, struct rg_err *err)
 /* Begins a transaction holding the lock. Waiting for the lock must not be cut short by a
  * timeout set for the server or role: the run that holds it may be applying a long
  * migration. */
-static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const char *key)
+static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
+                         const char *key)
 {
-    char *check = recheck(pg, s, key);
-    char *head = rg_asprintf("BEGIN;SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
+    char *check = recheck(pg, s, q, key);
+    char *head = rg_asprintf("BEGIN;%sSET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
                              "SELECT pg_advisory_xact_lock(%" PRId64 ");%s",
-                             pg->lock_key, check);
+                             rg_pg_dead_client_check(pg, true), pg->lock_key, check);
     free(check);
     return head;
 }
 
-/* The whole step as one query: lock, re-check, the file, its row, commit. A
- * transaction-control statement in the file, which would break this, was refused when the
- * file was read (sql.h). */
-static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const char *key,
-                              enum rg_apply_outcome *outcome, struct rg_err *err)
+/* The whole step as one query: lock, re-check, the file, its row, the session put back as it
+ * was, commit. Setting the session back inside the transaction means it holds on the same
+ * server connection behind a pooler, costs no round trip, and is undone with the file's own
+ * SETs when the step rolls back; the step's SET LOCALs, which it also resets, are set again
+ * for the COMMIT (deferred constraints run there). A transaction-control statement in the
+ * file, which would break this, was refused when the file was read (sql.h). */
+static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
+                              const char *key, enum rg_apply_outcome *outcome, struct rg_err *err)
 {
-    char *lock = locked_head(pg, s, key);
-    char *rec = record(pg, s, key, "applied", DURATION_SQL);
-    char *head =
+    char *lock = locked_head(pg, s, q, key);
+    char *rec = record(pg, s, q, key, "applied", DURATION_SQL);
+    char *reset = rg_pg_session_reset(pg);
+    char *local =
         rg_asprintf("%sSET LOCAL lock_timeout = %" PRId64 ";SET LOCAL statement_timeout = %" PRId64
-                    ";SET LOCAL synchronous_commit = %s;"
-                    "SELECT set_config('rollgate.started', clock_timestamp()::text, "
-                    "true);\n",
-                    lock, s->lock_timeout_ms, s->statement_timeout_ms, s->durable ? "on" : "off");
+                    ";SET LOCAL synchronous_commit = %s;",
+                    rg_pg_dead_client_check(pg, true), s->lock_timeout_ms, s->statement_timeout_ms,
+                    s->durable ? "on" : "off");
+    char *head = rg_asprintf("%s%sSELECT set_config('rollgate.started', clock_timestamp()::text, "
+                             "true);\n",
+                             lock, local);
     /* The newline ends a trailing -- comment in the file. */
-    char *sql = rg_asprintf("%s%s\n;%s;COMMIT", head, s->sql, rec);
+    char *sql = rg_asprintf("%s%s\n;%s;%s%sCOMMIT", head, s->sql, rec, reset, local);
     PGresult *res = NULL;
     int ret = -1;
 
@@ -223,6 +252,8 @@ out:
     PQclear(res);
     free(lock);
     free(rec);
+    free(reset);
+    free(local);
     free(head);
     free(sql);
     return ret;
@@ -237,15 +268,19 @@ static long chars_before(const char *sql, size_t end)
 }
 
 /* The file's statements one at a time, each its own transaction, as CREATE INDEX
- * CONCURRENTLY needs. */
+ * CONCURRENTLY needs; with session settings, so on a connection that keeps them (session.c),
+ * and the session put back as it was afterwards, whatever the file set. */
 static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char *failed_outcome,
                           struct rg_err *err)
 {
     struct rg_sql_stmt *st = NULL;
     size_t n = rg_sql_statements(s->sql, strlen(s->sql), &st);
-    char *set = rg_asprintf("SET lock_timeout = %" PRId64 "; SET statement_timeout = %" PRId64,
-                            s->lock_timeout_ms, s->statement_timeout_ms);
+    char *reset = rg_pg_session_reset(pg);
+    char *set = rg_asprintf("%sSET lock_timeout = %" PRId64 "; SET statement_timeout = %" PRId64,
+                            rg_pg_dead_client_check(pg, false), s->lock_timeout_ms,
+                            s->statement_timeout_ms);
     PGresult *res = rg_pg_exec(pg, set, PGRES_COMMAND_OK, err);
+    struct rg_err reset_err = {0};
     int ret = res ? 0 : -1;
 
     PQclear(res);
@@ -261,11 +296,13 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
         }
         free(one);
     }
-    if (ret == 0) {
-        res = rg_pg_exec(pg, "RESET lock_timeout; RESET statement_timeout", PGRES_COMMAND_OK, err);
-        ret = res ? 0 : -1;
-        PQclear(res);
-    }
+    /* After a failure too: the failed mark, and on database.url the rest of the run, use this
+     * session. */
+    res = rg_pg_exec(pg, reset, PGRES_COMMAND_OK, ret == 0 ? err : &reset_err);
+    if (!res)
+        ret = -1;
+    PQclear(res);
+    free(reset);
     free(set);
     free(st);
     return ret;
@@ -289,13 +326,15 @@ static void mark_failed(struct rg_pg *pg, const char *key)
     free(sql);
 }
 
-static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, const char *key,
+static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
+                                   const struct literals *q, const char *key,
                                    enum rg_apply_outcome *outcome, int64_t start,
                                    struct rg_err *err)
 {
-    char *lock = locked_head(pg, s, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
+    char *lock = locked_head(pg, s, q, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
     const char *outcome_msg = "; the statements before it stay applied, and the script runs "
                               "again from the start on the next migrate";
+    char failed_msg[200];
     PGresult *res = NULL;
     bool schema = s->kind == RG_KIND_SCHEMA;
     int ret = -1;
@@ -303,11 +342,15 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
     /* The mark, committed under the lock before anything runs, is what other runs see. */
     if (schema) {
         mark = s->action == RG_ACT_APPLY
-                   ? record(pg, s, key, "running", "0")
+                   ? record(pg, s, q, key, "running", "0")
                    : rg_asprintf("UPDATE %s SET state = 'running' WHERE %s", pg->table, key);
-        outcome_msg = "; it ran outside a transaction and is now marked failed: check what it "
-                      "did, undo it by hand (an invalid index: DROP INDEX), then run `rollgate "
-                      "repair`";
+        /* Short enough to survive append() whole: the command is what the operator needs. */
+        snprintf(failed_msg, sizeof(failed_msg),
+                 "; ran outside a transaction, now marked failed: undo what it did (invalid "
+                 "index? SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid), then "
+                 "`rollgate repair --version %" PRId64 "`",
+                 s->version);
+        outcome_msg = failed_msg;
     }
     sql = rg_asprintf("%s%s%sCOMMIT", lock, mark ? mark : "", mark ? ";" : "");
     res = rg_pg_query(pg, sql);
@@ -329,8 +372,8 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
             rg_err_set(err, RG_ESIGNAL,
                        "%s: stopped part way through a no-transaction migration, which is now "
                        "marked failed: check what it did, undo it by hand, then run `rollgate "
-                       "repair`",
-                       s->path);
+                       "repair --version %" PRId64 "`",
+                       s->path, s->version);
         goto out;
     }
     dur = rg_asprintf("%" PRId64, rg_now_ms() - start);
@@ -338,7 +381,7 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s, co
               ? rg_asprintf("UPDATE %s SET state = 'applied', applied_at = now(), duration_ms = "
                             "%s WHERE %s",
                             pg->table, dur, key)
-              : record(pg, s, key, "applied", dur);
+              : record(pg, s, q, key, "applied", dur);
     PQclear(res);
     res = rg_pg_exec(pg, rec, PGRES_COMMAND_OK, err);
     if (!res) {
@@ -369,15 +412,25 @@ out:
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err)
 {
-    struct rg_pg *pg = ctx;
-    char *key = row_key(pg, s);
+    struct rg_pg *pg = ctx, *on = pg;
+    struct literals q;
+    char *key = NULL;
     int64_t backoff = 1000;
-    int rc;
+    int rc = -1;
 
+    *duration_ms = 0;
+    if (s->directives.no_transaction && rg_pg_direct(pg, &on, err) < 0) {
+        rg_err_prefix(err, "%s", s->path);
+        return -1;
+    }
+    if (quote_step(pg, s, &q, err) < 0)
+        goto out;
+    key = row_key(s, &q);
     for (int64_t attempt = 0;; attempt++) {
         int64_t start = rg_now_ms();
-        rc = s->directives.no_transaction ? run_without_transaction(pg, s, key, outcome, start, err)
-                                          : run_in_transaction(pg, s, key, outcome, err);
+        rc = s->directives.no_transaction
+                 ? run_without_transaction(on, s, &q, key, outcome, start, err)
+                 : run_in_transaction(pg, s, &q, key, outcome, err);
         *duration_ms = rg_now_ms() - start;
         if (rc == 2) {
             /* Another run is part way through this version outside a transaction. */
@@ -403,6 +456,8 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         rg_pg_nap(pg, backoff);
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
     }
+out:
+    literals_free(&q);
     free(key);
     return rc;
 }

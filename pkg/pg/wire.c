@@ -27,6 +27,9 @@ void rg_pg_cancel(struct rg_pg *pg)
     /* This runs on the signal watcher's thread, which must never wait on the network: the
      * thread that runs the query sends the cancel request itself. */
     rg_cancel_fire(pg->cancel);
+    /* database.directUrl's store, made with this one, so the pointer is stable. */
+    if (pg->direct)
+        rg_pg_cancel(pg->direct);
 }
 
 /* Waits until fd is ready for events, the run is cancelled, or until (a rg_now_ms() time;
@@ -155,12 +158,18 @@ static PGresult *next_result(struct rg_pg *pg, bool *copy_out, bool *wait, bool 
     r = PQgetResult(pg->conn);
     switch (PQresultStatus(r)) {
     case PGRES_COPY_IN:
-        RG_WARN("the server began a COPY FROM STDIN; ending it with an error");
-        *broken = PQputCopyEnd(pg->conn, "rollgate: COPY FROM STDIN is not supported in a "
-                                         "migration") < 0;
+        /* It comes back as the statement's error ("COPY from stdin failed: ..."), and the
+         * server rolls the transaction back. */
+        *broken = PQputCopyEnd(pg->conn, "COPY FROM STDIN is not supported in a migration "
+                                         "(rollgate sends no data): use COPY ... FROM a file "
+                                         "on the server, or INSERT") < 0;
         break;
     case PGRES_COPY_OUT:
-        RG_WARN("the server began a COPY TO STDOUT; discarding its rows");
+        /* It cannot be stopped: the server runs on without waiting for the client, up to
+         * and including the COMMIT, so what follows says what happened. */
+        RG_WARN("COPY ... TO STDOUT is not supported in a migration: rollgate reads no COPY "
+                "data, so its rows were dropped, and the rest of the SQL ran on; write to a file "
+                "on the server (COPY ... TO 'file') or remove it");
         *copy_out = true;
         break;
     case PGRES_COPY_BOTH:

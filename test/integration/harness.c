@@ -47,7 +47,16 @@ static const char *admin_url;
 static PGconn *conn;
 static char *db_hostport;
 static char *db_name, *db_url, *env_url, *env_dir, *tmp_dir, *mig_dir;
+static char *pooled_url;
 static int nruns;
+
+struct h_session {
+    PGconn *conn;
+    struct h_session *next;
+};
+
+/* Open until h_session_close or teardown. */
+static struct h_session *sessions;
 
 /* Everything handed to a test lives until teardown: tests never free. */
 static void **owned;
@@ -135,12 +144,13 @@ static void admin_exec(const char *sql)
     cr_assert(ok, "%s: %s", sql, msg);
 }
 
-/* The admin URL with another database name, keeping user, password, host, port, sslmode. */
-static char *url_for_db(const char *dbname)
+/* base (from the variable var) with another database name, keeping user, password, host,
+ * port, sslmode; *hostport, when not NULL, receives "host:port". */
+static char *url_with_db(const char *base, const char *var, const char *dbname, char **hostport)
 {
     char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(admin_url, &errmsg);
-    cr_assert_not_null(opts, "RG_TEST_PG_URL: %s", errmsg ? errmsg : "unparsable");
+    PQconninfoOption *opts = PQconninfoParse(base, &errmsg);
+    cr_assert_not_null(opts, "%s: %s", var, errmsg ? errmsg : "unparsable");
     const char *user = "postgres", *password = NULL, *host = "127.0.0.1", *port = "5432",
                *sslmode = "disable";
     for (PQconninfoOption *o = opts; o->keyword; o++) {
@@ -157,13 +167,20 @@ static char *url_for_db(const char *dbname)
         else if (strcmp(o->keyword, "sslmode") == 0)
             sslmode = o->val;
     }
-    db_hostport = h_fmt("%s:%s", host, port);
+    if (hostport)
+        *hostport = h_fmt("%s:%s", host, port);
     char *url =
         password ? h_fmt("postgresql://%s:%s@%s:%s/%s?sslmode=%s", user, password, host, port,
                          dbname, sslmode)
                  : h_fmt("postgresql://%s@%s:%s/%s?sslmode=%s", user, host, port, dbname, sslmode);
     PQconninfoFree(opts);
     return url;
+}
+
+/* The admin URL with another database name. */
+static char *url_for_db(const char *dbname)
+{
+    return url_with_db(admin_url, "RG_TEST_PG_URL", dbname, &db_hostport);
 }
 
 static void random_hex(char *out, size_t nbytes)
@@ -232,6 +249,8 @@ static void remove_tree(const char *path)
 
 void h_teardown(void)
 {
+    while (sessions)
+        h_session_close(sessions);
     if (conn) {
         PQfinish(conn);
         conn = NULL;
@@ -253,7 +272,7 @@ void h_teardown(void)
     free(owned);
     owned = NULL;
     nowned = capowned = 0;
-    db_hostport = db_name = db_url = env_url = env_dir = tmp_dir = mig_dir = NULL;
+    db_hostport = db_name = db_url = env_url = env_dir = tmp_dir = mig_dir = pooled_url = NULL;
 }
 
 const char *h_db_url(void)
@@ -377,6 +396,37 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* In a forked child: stdin, stdout and stderr from these descriptors, the working directory
+ * (NULL: unchanged), default signals and no other descriptors, then file run with argv
+ * (envp NULL: this process's environment, file looked up in PATH). Only async-signal-safe
+ * calls. Never returns. */
+static void child_exec(int in, int out, int err, const char *dir, const char *file,
+                       const char *const *argv, const char *const *envp)
+{
+    static const char msg[] = "harness: exec failed\n";
+    sigset_t none;
+
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (dir && chdir(dir) != 0))
+        _exit(127);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
+#endif
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+    if (envp)
+        execve(file, (char *const *)argv, (char *const *)envp);
+    else
+        execvp(file, (char *const *)argv);
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(127);
+}
+
 struct h_proc *h_start(const char *const *argv, const char *const *env)
 {
     cr_assert_not_null(bin, "h_start before h_setup");
@@ -435,29 +485,8 @@ struct h_proc *h_start(const char *const *argv, const char *const *env)
     fflush(NULL);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* Only async-signal-safe calls from here on. */
-        if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-            _exit(127);
-        if (chdir(tmp_dir) != 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
-#endif
-            for (int fd = 3; fd < 1024; fd++)
-                close(fd);
-        execve(bin, (char *const *)args, (char *const *)all);
-        static const char msg[] = "harness: execve failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(devnull, out[1], err[1], tmp_dir, bin, args, all);
     close(out[1]);
     close(err[1]);
     close(devnull);
@@ -653,20 +682,8 @@ struct h_result h_cmd(const char *const *argv)
     fflush(NULL);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        if (dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0 ||
-            chdir(tmp_dir) != 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        execvp(argv[0], (char *const *)argv);
-        static const char msg[] = "harness: execvp failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(devnull, out[1], err[1], tmp_dir, argv[0], argv, NULL);
     close(out[1]);
     close(err[1]);
     close(devnull);
@@ -720,21 +737,7 @@ pid_t h_tool_start(const char *const *argv, const char *out, const char *port_fi
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-#ifdef SYS_close_range
-        syscall(SYS_close_range, 3U, ~0U, 0U);
-#endif
-        execvp(argv[0], (char *const *)argv);
-        static const char msg[] = "harness: execvp failed\n";
-        ssize_t ignored = write(2, msg, sizeof msg - 1);
-        (void)ignored;
-        _exit(127);
+        child_exec(devnull, fd, fd, NULL, argv[0], argv, NULL);
     }
     close(fd);
     int64_t deadline = now_ms() + 120 * 1000;
@@ -777,10 +780,9 @@ static PGconn *test_conn(void)
     return conn;
 }
 
-static char *query_params(const char *sql, int n, const char *const *values, const int *lengths,
-                          const int *formats)
+static char *query_on(PGconn *c, const char *sql, int n, const char *const *values,
+                      const int *lengths, const int *formats)
 {
-    PGconn *c = test_conn();
     PGresult *res = PQexecParams(c, sql, n, NULL, values, lengths, formats, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
@@ -794,6 +796,12 @@ static char *query_params(const char *sql, int n, const char *const *values, con
         v = dup_own(PQgetvalue(res, 0, 0));
     PQclear(res);
     return v;
+}
+
+static char *query_params(const char *sql, int n, const char *const *values, const int *lengths,
+                          const int *formats)
+{
+    return query_on(test_conn(), sql, n, values, lengths, formats);
 }
 
 char *h_query(const char *sql)
@@ -854,6 +862,107 @@ bool h_wait_until(const char *sql, struct h_proc *p, int timeout_ms)
         else
             sleep_ms(100);
     }
+}
+
+/* ---- PgBouncer and sessions of the test's own ---- */
+
+const char *h_pooled_url(void)
+{
+    const char *base = getenv("RG_TEST_PGBOUNCER_URL");
+    cr_assert(base && *base, "RG_TEST_PGBOUNCER_URL is not set: run scripts/test.sh");
+    cr_assert_not_null(db_name, "h_pooled_url before h_setup");
+    if (!pooled_url)
+        pooled_url = url_with_db(base, "RG_TEST_PGBOUNCER_URL", db_name, NULL);
+    return pooled_url;
+}
+
+struct h_session *h_session_open(const char *url)
+{
+    struct h_session *s = xmalloc(sizeof *s);
+    s->conn = connect_or_fail(url);
+    s->next = sessions;
+    sessions = s;
+    return s;
+}
+
+char *h_session_query(struct h_session *s, const char *sql)
+{
+    return query_on(s->conn, sql, 0, NULL, NULL, NULL);
+}
+
+void h_session_close(struct h_session *s)
+{
+    for (struct h_session **p = &sessions; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    PQfinish(s->conn);
+    free(s);
+}
+
+/* The backend pids of PgBouncer's server connections to this test's database, from its
+ * admin console. */
+static char **pool_backends(size_t *n)
+{
+    h_pooled_url();
+    PGconn *c = connect_or_fail(
+        url_with_db(getenv("RG_TEST_PGBOUNCER_URL"), "RG_TEST_PGBOUNCER_URL", "pgbouncer", NULL));
+    PGresult *res = PQexec(c, "SHOW SERVERS");
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "SHOW SERVERS: %s", PQerrorMessage(c));
+    int db = PQfnumber(res, "database"), pid = PQfnumber(res, "remote_pid");
+    cr_assert(db >= 0 && pid >= 0, "SHOW SERVERS has no database or remote_pid column");
+    char **pids = own(xmalloc(((size_t)PQntuples(res) + 1) * sizeof *pids));
+    *n = 0;
+    for (int row = 0; row < PQntuples(res); row++)
+        if (strcmp(PQgetvalue(res, row, db), db_name) == 0)
+            pids[(*n)++] = dup_own(PQgetvalue(res, row, pid));
+    PQclear(res);
+    PQfinish(c);
+    return pids;
+}
+
+static bool listed(char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] && strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+char **h_pool_each(const char *sql, size_t *n)
+{
+    size_t nservers;
+    char **servers = pool_backends(&nservers);
+    struct h_session **clients = own(xmalloc((nservers + 1) * sizeof *clients));
+    char **seen = own(xmalloc((nservers + 1) * sizeof *seen));
+    char **values = own(xmalloc((nservers + 1) * sizeof *values));
+
+    /* Each open transaction holds its server connection, so the next client gets another. */
+    for (size_t i = 0; i < nservers; i++) {
+        clients[i] = h_session_open(h_pooled_url());
+        h_session_query(clients[i], "BEGIN");
+        seen[i] = h_session_query(clients[i], "SELECT pg_backend_pid()");
+        cr_assert(listed(servers, nservers, seen[i]) && !listed(seen, i, seen[i]),
+                  "client %zu reached backend %s, not one more of PgBouncer's %zu", i, seen[i],
+                  nservers);
+        values[i] = h_session_query(clients[i], sql);
+    }
+    /* Ended, not dropped: PgBouncer closes a server connection whose client left mid-way. */
+    for (size_t i = 0; i < nservers; i++) {
+        h_session_query(clients[i], "COMMIT");
+        h_session_close(clients[i]);
+    }
+    *n = nservers;
+    return values;
+}
+
+bool h_pool_has_backend(const char *pid)
+{
+    size_t n;
+    char **servers = pool_backends(&n);
+    return listed(servers, n, pid);
 }
 
 char *h_sha256_file(const char *path)

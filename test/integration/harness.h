@@ -109,6 +109,26 @@ bool h_table_exists(const char *name);
 /* count(*) of a table or view. */
 long long h_count_rows(const char *table);
 
+/* This test's database through the PgBouncer scripts/test.sh starts in front of the test
+ * server (RG_TEST_PGBOUNCER_URL: transaction pooling, a pool of 2 server connections per
+ * database and user); fails the test when that variable is not set. */
+const char *h_pooled_url(void);
+/* A connection of the test's own, with its open transaction if any, kept until
+ * h_session_close or teardown: a lock holder, or a client pinned to a pooled server
+ * connection. */
+struct h_session;
+struct h_session *h_session_open(const char *url);
+/* h_query on that session. */
+char *h_session_query(struct h_session *s, const char *sql);
+void h_session_close(struct h_session *s);
+/* Runs sql (one value) on every server connection PgBouncer holds for this test's database
+ * now, all at once, each from its own client inside an open transaction so that no two land
+ * on the same one; fails the test unless the backends reached are exactly the pool's (its
+ * admin console's SHOW SERVERS). Returns the values (NULL for SQL NULL); *n is how many. */
+char **h_pool_each(const char *sql, size_t *n);
+/* Whether pid is the backend of one of those server connections. */
+bool h_pool_has_backend(const char *pid);
+
 /* Hex SHA-256 of a file's bytes, computed by PostgreSQL, not by rollgate. */
 char *h_sha256_file(const char *path);
 

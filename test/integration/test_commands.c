@@ -2,6 +2,7 @@
  * errors and invalid migration files. */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -368,4 +369,21 @@ Test(commands, status_also_refuses_invalid_files_with_4)
 
     h_assert_exit(r, 4);
     h_assert_has(r, r.err, "00a2_users.up.sql");
+}
+
+Test(commands, new_after_the_highest_possible_version_exits_4_and_writes_nothing)
+{
+    h_write_file(h_mig_path("9223372036854775807_last.up.sql"), "SELECT 1;\n");
+
+    struct h_result r = h_run(H_ARGS("new", "next", "--dir", h_mig_dir()), H_NOENV);
+
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.err, "9223372036854775807");
+    size_t files = 0;
+    DIR *d = opendir(h_mig_dir());
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        files += e->d_name[0] != '.';
+    closedir(d);
+    cr_assert_eq(files, 1, "new wrote a file\n%s", h_describe(&r));
 }

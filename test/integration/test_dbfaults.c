@@ -84,6 +84,17 @@ static bool proxy_saw(const char *needle)
     return false;
 }
 
+/* Sends SIGTERM to a run and collects it, asserting that it ended within BOUND_MS. */
+static struct h_result sigterm(struct h_proc *p)
+{
+    int64_t start = mono_ms();
+    cr_assert_eq(kill(h_proc_pid(p), SIGTERM), 0);
+    struct h_result r = h_wait(p);
+    int64_t took = mono_ms() - start;
+    cr_assert(took < BOUND_MS, "the run took %lldms to end after SIGTERM", (long long)took);
+    return r;
+}
+
 /* Three migrations; the second carries the marker the proxy stalls or resets on. */
 static void three_migrations(void)
 {
@@ -124,12 +135,8 @@ Test(dbfaults, a_connection_that_stalls_after_a_migration_was_sent_ends_by_sigte
     proxy_start("stall-on:fault-here");
     struct h_proc *p = h_start(H_ARGS("migrate"), H_ENV(env_proxied_url(), h_env_dir()));
     cr_assert(proxy_saw("stall conn="), "the proxy never stalled");
-    int64_t start = mono_ms();
-    cr_assert_eq(kill(h_proc_pid(p), SIGTERM), 0);
-    struct h_result r = h_wait(p);
-    int64_t took = mono_ms() - start;
+    struct h_result r = sigterm(p);
     h_assert_exit(r, 143);
-    cr_assert(took < BOUND_MS, "the run took %lldms to end after SIGTERM", (long long)took);
     assert_completes_exactly_once();
 }
 
@@ -156,12 +163,8 @@ Test(dbfaults, a_server_that_never_answers_the_connection_ends_by_sigterm)
     struct h_proc *p = h_start(H_ARGS("migrate"), H_ENV(env_proxied_url(), h_env_dir(),
                                                         "ROLLGATE_DATABASE_CONNECT_TIMEOUT=5m"));
     cr_assert(proxy_saw("accept conn=1"), "rollgate never connected to the proxy");
-    int64_t start = mono_ms();
-    cr_assert_eq(kill(h_proc_pid(p), SIGTERM), 0);
-    struct h_result r = h_wait(p);
-    int64_t took = mono_ms() - start;
+    struct h_result r = sigterm(p);
     h_assert_exit(r, 143);
-    cr_assert(took < BOUND_MS, "the run took %lldms to end after SIGTERM", (long long)took);
 }
 
 /* A connection attempt that gets no answer is given up after connectTimeout and tried

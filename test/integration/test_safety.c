@@ -4,7 +4,6 @@
 #include <criterion/criterion.h>
 
 #include <libpq-fe.h>
-#include <signal.h>
 #include <string.h>
 
 #include "harness.h"
@@ -163,42 +162,4 @@ Test(safety, live_queries_queued_behind_waiting_ddl_get_through_within_the_lock_
     release(reader);
     struct h_result r = h_wait(p);
     h_assert_exit(r, 0);
-}
-
-Test(safety, a_running_mark_left_by_a_killed_run_is_cleared_only_by_repair_naming_it)
-{
-    h_query("CREATE TABLE t (x int)");
-    /* A first run with nothing to do creates the history table the test polls. */
-    struct h_result first = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
-    h_assert_exit(first, 0);
-    h_migration(1, "index",
-                "-- rollgate:no-transaction\nSELECT pg_sleep(2);\n"
-                "CREATE INDEX CONCURRENTLY t_x ON t (x);\n",
-                NULL);
-    struct h_proc *p = h_start(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
-    bool running = h_wait_until("SELECT EXISTS (SELECT 1 FROM public.rollgate_migrations "
-                                "WHERE version = 1 AND state = 'running')",
-                                p, 120 * 1000);
-    cr_assert_eq(kill(h_proc_pid(p), SIGKILL), 0);
-    h_wait(p);
-    cr_assert(running, "the run never marked version 1 running");
-
-    struct h_result stuck =
-        h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("ROLLGATE_LEASE_WAIT_TIMEOUT=1s"));
-    h_assert_exit(stuck, 5);
-    h_assert_has(stuck, stuck.err, "repair --version 1");
-
-    struct h_result all = h_run(H_ARGS("repair"), MIGRATE_ENV_WITH("X=1"));
-    h_assert_exit(all, 0);
-    h_assert_has(all, all.termlog, "cleared 0");
-
-    struct h_result one = h_run(H_ARGS("repair", "--version", "1"), MIGRATE_ENV_WITH("X=1"));
-    h_assert_exit(one, 0);
-    h_assert_has(one, one.termlog, "cleared 1");
-
-    struct h_result again = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
-    h_assert_exit(again, 0);
-    cr_assert_str_eq(h_query("SELECT indisvalid::text FROM pg_index WHERE indexrelid = "
-                             "'t_x'::regclass"),
-                     "true");
 }

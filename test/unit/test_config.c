@@ -128,6 +128,7 @@ Test(config, defaults_with_no_sources)
 
     cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
     cr_assert_null(cfg.database.url);
+    cr_assert_null(cfg.database.direct_url);
     cr_assert_null(cfg.database.url_file);
     cr_assert_null(cfg.database.password_file);
     cr_assert_null(cfg.database.password);
@@ -190,6 +191,7 @@ Test(config, free_accepts_a_zeroed_struct_and_a_second_call)
 static void assert_all_non_defaults(void)
 {
     cr_assert_str_eq(cfg.database.url, "postgres://db/app");
+    cr_assert_str_eq(cfg.database.direct_url, "postgres://primary/app");
     cr_assert_str_eq(cfg.database.schema, "app_1");
     cr_assert_eq(cfg.database.connect_timeout_ms, 3000);
     cr_assert_eq(cfg.database.connect_retry_ms, 0);
@@ -219,6 +221,7 @@ Test(config, every_key_from_yaml)
 {
     assert_loads_yaml("database:\n"
                       "  url: postgres://db/app\n"
+                      "  directUrl: postgres://primary/app\n"
                       "  schema: app_1\n"
                       "  connectTimeout: 3s\n"
                       "  connectRetry: 0\n"
@@ -252,6 +255,7 @@ Test(config, every_key_from_yaml)
 Test(config, every_key_from_env)
 {
     char *env[] = {"ROLLGATE_DATABASE_URL=postgres://db/app",
+                   "ROLLGATE_DATABASE_DIRECT_URL=postgres://primary/app",
                    "ROLLGATE_DATABASE_SCHEMA=app_1",
                    "ROLLGATE_DATABASE_CONNECT_TIMEOUT=3s",
                    "ROLLGATE_DATABASE_CONNECT_RETRY=0",
@@ -285,6 +289,7 @@ Test(config, every_key_from_flags)
 {
     struct rg_config_flag flags[] = {
         {"database.url", "--database-url", "postgres://db/app"},
+        {"database.directUrl", "--x", "postgres://primary/app"},
         {"database.schema", "--schema", "app_1"},
         {"database.connectTimeout", "--x", "3s"},
         {"database.connectRetry", "--x", "0"},
@@ -641,7 +646,7 @@ Test(config, dotted_keys_are_not_accepted_at_the_top)
 Test(config, password_is_not_a_key)
 {
     assert_yaml_fails("database:\n  password: hunter22\n",
-                      ":2:3: database.password: unknown key (known keys: url, urlFile, "
+                      ":2:3: database.password: unknown key (known keys: url, directUrl, urlFile, "
                       "passwordFile, schema, connectTimeout, connectRetry, lockTimeout, "
                       "lockRetries, statementTimeout)");
 }
@@ -1070,8 +1075,8 @@ Test(config, a_url_pasted_as_a_key_is_not_echoed)
 {
     assert_yaml_fails("database:\n  postgres://app:s3cr3t@db/app: 1\n",
                       ":2:3: database: unknown key that looks like a connection string (not "
-                      "shown) (known keys: url, urlFile, passwordFile, schema, connectTimeout, "
-                      "connectRetry, lockTimeout, lockRetries, statementTimeout)");
+                      "shown) (known keys: url, directUrl, urlFile, passwordFile, schema, "
+                      "connectTimeout, connectRetry, lockTimeout, lockRetries, statementTimeout)");
     assert_yaml_fails("postgres://app:s3cr3t@db/app: 1\n",
                       ":1:1: unknown key that looks like a connection string (not shown) (known "
                       "keys: database, migrations, lease, log, timeout, terminationLog)");

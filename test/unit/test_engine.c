@@ -28,6 +28,9 @@ struct fake {
     int64_t fail_version;   /* apply of this version fails */
     bool durable[MAX];
     int ensure_calls;
+    int reads;      /* read_history calls */
+    bool runs_gone; /* the runs that marked rows running have no session left */
+    int alive_asks;
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -44,6 +47,7 @@ static int fake_read(void *ctx, struct rg_history *h, struct rg_err *err)
 {
     struct fake *f = ctx;
     (void)err;
+    f->reads++;
     h->exists = f->exists;
     h->n = f->n;
     h->rows = rg_calloc(f->n, sizeof(*h->rows));
@@ -169,6 +173,17 @@ static bool fake_has_row(const struct fake *f, int64_t version)
     return false;
 }
 
+/* For wait: whether the run that marked a row running is still connected. */
+static int fake_run_alive(void *ctx, const char *applied_by, bool *alive, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)applied_by;
+    (void)err;
+    f->alive_asks++;
+    *alive = !f->runs_gone;
+    return 0;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -178,7 +193,8 @@ static struct rg_store store = {&fk,
                                 fake_wait_running,
                                 fake_read_legacy,
                                 fake_baseline,
-                                fake_repair};
+                                fake_repair,
+                                fake_run_alive};
 static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
@@ -306,7 +322,8 @@ Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
     add_row(&fk, 1, "a", RG_ROW_FAILED);
     cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
-    cr_assert(strstr(err.msg, "rollgate repair"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "rollgate repair --version 1"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "pg_index WHERE NOT indisvalid"), "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
 }
 
@@ -631,6 +648,37 @@ Test(engine, nothing_to_do_never_asks_for_the_lock)
     cr_assert_eq(fl.released, 0);
 }
 
+Test(engine, nothing_to_do_reads_the_history_once)
+{
+    struct fake_lock fl = {.grant = true};
+    struct rg_lock lock = FAKE_LOCK(fl);
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.reads, 1);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.to, 2);
+}
+
+Test(engine, a_running_row_is_read_again_after_waiting_for_it)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.waited, 1);
+    cr_assert_eq(fk.reads, 2);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.to, 1);
+}
+
 Test(engine, the_leader_runs_the_steps_then_releases)
 {
     struct fake_lock fl = {.grant = true};
@@ -776,8 +824,8 @@ Test(engine, a_release_that_fails_is_logged_and_the_runs_own_error_is_kept)
 
 /* ---- wait: the history polled between pauses of a fake clock ---- */
 
-/* The run's time: pauses move it; at pause number apply_at the other run applies every
- * file; stop makes the pauses report a signal. */
+/* The run's time: pauses move it; at pause number apply_at the other run finishes what it
+ * marked running and applies every file; stop makes the pauses report a signal. */
 struct fake_time {
     int64_t ms;
     int pauses, apply_at;
@@ -798,10 +846,13 @@ static bool fake_pause(void *ctx, int64_t ms)
         return false;
     t->slept[t->pauses % MAX] = ms;
     t->ms += ms;
-    if (++t->pauses == t->apply_at)
-        for (size_t i = 0; i < src.n; i++)
-            if (!fake_has_row(&fk, files[i].version))
-                add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+    if (++t->pauses != t->apply_at)
+        return true;
+    for (size_t i = 0; i < fk.n; i++)
+        fk.rows[i].state = RG_ROW_APPLIED;
+    for (size_t i = 0; i < src.n; i++)
+        if (!fake_has_row(&fk, files[i].version))
+            add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
     return true;
 }
 
@@ -922,4 +973,34 @@ Test(wait, drift_fails_at_once_instead_of_waiting_for_ever)
     cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT, "%s", err.msg);
     cr_assert_eq(ft.pauses, 0);
+}
+
+Test(wait, a_running_mark_whose_run_is_connected_is_waited_for)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    ft.apply_at = 2;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 1);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(fk.alive_asks, 2);
+}
+
+Test(wait, a_running_mark_whose_run_is_gone_fails_at_once_with_the_repair)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    fk.runs_gone = true;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT, "%s", err.msg);
+    cr_assert(strstr(err.msg, "repair"), "%s", err.msg);
+    cr_assert_eq(ft.pauses, 0);
+    cr_assert_eq(fk.nsteps, 0);
 }

@@ -264,6 +264,28 @@ Test(kubeconfig, bad_key_data_is_refused_without_showing_it)
     assert_refused("client-key-data: not base64-encoded PEM");
 }
 
+/* Base64 as kubeconfigs carry it: wrapped lines are fine, padding only at the very end. */
+Test(kubeconfig, wrapped_data_is_decoded_and_padding_mid_way_refused)
+{
+    write_kubeconfig(
+        "current-context: prod\n",
+        "      server: https://10.0.0.1:6443\n"
+        "      certificate-authority-data: " CA_B64 "\n",
+        "      client-certificate-data: \"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClEwVlNW\\n"
+        "        QT09Ci0tLS0tRU5EIENFUlRJRklDQVRFLS0tLS0K\"\n"
+        "      client-key-data: " KEY_B64 "\n");
+    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(kc.cert_pem, CERT_PEM);
+    cr_assert_str_eq(kc.key_pem, KEY_PEM);
+    rg_config_kubeconfig_free(&kc);
+    write_kubeconfig("current-context: prod\n",
+                     "      server: https://10.0.0.1:6443\n"
+                     "      certificate-authority-data: " CA_B64 "\n",
+                     "      client-certificate-data: " CERT_B64 "\n"
+                     "      client-key-data: LS0t=S1CRUdJTiBQUklWQVRFIEtFWS0tLS0tClMwVloK\n");
+    assert_refused("client-key-data: not base64-encoded PEM");
+}
+
 Test(kubeconfig, a_user_without_credentials_is_refused)
 {
     write_kubeconfig("current-context: prod\n",
