@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/log.h"
+
+/* An argument is quoted in a message redacted whole, then cut to this many bytes: a URL typed
+ * in the wrong place shows no password, and a message stays short. */
+#define SHOWN_MAX 120
+
 enum {
     OPT_CONFIG = 256,
     OPT_DATABASE_URL,
@@ -162,13 +168,14 @@ static bool takes_version(const struct rg_cli *cli)
 
 static int parse_version(struct rg_cli *cli, const char *arg, struct rg_err *err)
 {
-    char *end;
+    char *end, shown[SHOWN_MAX + 1];
     long long v;
 
     errno = 0;
     v = strtoll(arg, &end, 10);
     if (errno || end == arg || *end || v <= 0) {
-        rg_err_set(err, RG_EUSAGE, "--version: \"%s\" is not a positive version number", arg);
+        rg_err_set(err, RG_EUSAGE, "--version: \"%s\" is not a positive version number",
+                   rg_log_scrub(shown, sizeof(shown), arg));
         return -1;
     }
     cli->at_version = v;
@@ -179,6 +186,8 @@ static int parse_version(struct rg_cli *cli, const char *arg, struct rg_err *err
  * baseline/repair --version N). */
 static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, struct rg_err *err)
 {
+    char shown[SHOWN_MAX + 1];
+
     if (*version_pending) {
         *version_pending = false;
         return parse_version(cli, arg, err);
@@ -188,8 +197,8 @@ static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, s
         return 0;
     }
     if (cli->command != RG_CMD_NONE) {
-        rg_err_set(err, RG_EUSAGE, "unexpected argument \"%s\" after command %s", arg,
-                   cli->command_name);
+        rg_err_set(err, RG_EUSAGE, "unexpected argument \"%s\" after command %s",
+                   rg_log_scrub(shown, sizeof(shown), arg), cli->command_name);
         return -1;
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {
@@ -202,25 +211,29 @@ static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, s
     rg_err_set(err, RG_EUSAGE,
                "unknown command \"%s\" (commands: migrate, status, version, validate, baseline, "
                "new, repair, wait)",
-               arg);
+               rg_log_scrub(shown, sizeof(shown), arg));
     return -1;
 }
 
 int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
 {
     bool version_pending = false;
-    int c;
+    char shown[SHOWN_MAX + 1];
+    int c, rc = 0;
 
     memset(cli, 0, sizeof(*cli));
     optind = 1;
     opterr = 0;
     /* "-" first: operands come back in order as option 1, so options may stand before or
-     * after the command without GNU getopt reordering argv. */
+     * after the command without GNU getopt reordering argv. After the first error the rest
+     * is still read, without a message (e is then NULL): every flag (--database-url) is then
+     * in cli->flags, for the caller to register its secrets before it shows the error. */
     while ((c = getopt_long(argc, argv, "-:h", options, NULL)) != -1) {
+        struct rg_err *e = rc < 0 ? NULL : err;
         switch (c) {
         case 1:
-            if (operand(cli, optarg, &version_pending, err) < 0)
-                return -1;
+            if (operand(cli, optarg, &version_pending, e) < 0)
+                rc = -1;
             break;
         case 'h':
             cli->help = true;
@@ -229,8 +242,8 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
             /* After baseline or repair, --version names the version to act on. */
             if (!takes_version(cli))
                 cli->version = true;
-            else if (optarg && parse_version(cli, optarg, err) < 0)
-                return -1;
+            else if (optarg && parse_version(cli, optarg, e) < 0)
+                rc = -1;
             else
                 version_pending = !optarg;
             break;
@@ -244,26 +257,32 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
             } else if (strcmp(optarg, "json") == 0) {
                 cli->output = RG_OUTPUT_JSON;
             } else {
-                rg_err_set(err, RG_EUSAGE, "--output: \"%s\" is not text or json", optarg);
-                return -1;
+                rg_err_set(e, RG_EUSAGE, "--output: \"%s\" is not text or json",
+                           rg_log_scrub(shown, sizeof(shown), optarg));
+                rc = -1;
             }
             break;
         case OPT_EXIT_CODE:
             cli->exit_code = true;
             break;
         case ':':
-            rg_err_set(err, RG_EUSAGE, "option %s needs a value", argv[optind - 1]);
-            return -1;
+            rg_err_set(e, RG_EUSAGE, "option %s needs a value",
+                       rg_log_scrub(shown, sizeof(shown), argv[optind - 1]));
+            rc = -1;
+            break;
         case '?':
-            rg_err_set(err, RG_EUSAGE, "unknown option %s", argv[optind - 1]);
-            return -1;
+            rg_err_set(e, RG_EUSAGE, "unknown option %s",
+                       rg_log_scrub(shown, sizeof(shown), argv[optind - 1]));
+            rc = -1;
+            break;
         default:
             for (size_t i = 0; i < sizeof(config_flags) / sizeof(config_flags[0]); i++) {
                 if (config_flags[i].opt != c)
                     continue;
                 if (cli->nflags == RG_CLI_MAX_FLAGS) {
-                    rg_err_set(err, RG_EUSAGE, "too many options");
-                    return -1;
+                    rg_err_set(e, RG_EUSAGE, "too many options");
+                    rc = -1;
+                    break;
                 }
                 cli->flags[cli->nflags].key = config_flags[i].key;
                 cli->flags[cli->nflags].flag = config_flags[i].flag;
@@ -273,6 +292,8 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
             break;
         }
     }
+    if (rc < 0)
+        return -1;
     if (cli->help || cli->version)
         return 0;
     if (cli->command == RG_CMD_NONE) {

@@ -11,6 +11,9 @@
 #include "log/log.h"
 #include "signals.h"
 
+_Static_assert(RG_CONFIG_IDENTITY_MAX < sizeof(((struct rg_lease_record *)0)->holder),
+               "the configuration accepts no identity the Lease would cut");
+
 struct rg_cluster {
     const struct rg_config *cfg;
     struct rg_kube *kube;

@@ -94,6 +94,9 @@ int main(int argc, char **argv)
     rg_signals_start();
     rg_log_setup(RG_LOG_FORMAT_AUTO, RG_LOG_INFO, stderr);
     if (rg_cli_parse(argc, argv, &cli, &err) < 0) {
+        /* The configuration is not read, but the secrets on the command line and in the
+         * environment are known before the message is shown. */
+        rg_config_redact(environ, cli.flags, cli.nflags);
         rg_err_prefix(&err, "usage (see rollgate --help)");
         return finish(cli.command_name ? cli.command_name : "rollgate",
                       rg_config_early_termination_log(environ), "", &err);

@@ -26,8 +26,9 @@
 #define CONFIG_ENV "ROLLGATE_CONFIG"
 
 /* Values are quoted in messages at most this long: enough to recognise, never a wall. */
-#define SHOWN "%.80s"
+#define SHOWN_MAX 80
 
+/* T_SECRET: a value never shown (the key's redact registers what in it is secret). */
 enum type { T_STRING, T_SECRET, T_DURATION, T_INT, T_BOOL, T_ENUM, T_TARGET };
 
 struct key {
@@ -43,6 +44,9 @@ struct key {
     /* A second environment name. It is weaker than env: when both are set, env wins, so the
      * documented long name always means what it says. */
     const char *alias;
+    /* Registers the secret the value is (T_SECRET) or names a file of (a path), as soon as
+     * the value is known, before any value is parsed (rg_config_redact_key). */
+    void (*redact)(const char *secret);
 };
 
 /* Enum fields are written through an int. */
@@ -120,6 +124,26 @@ static bool is_namespace(const char *s)
     return !*s || (strlen(s) <= 63 && is_label(s, strlen(s)));
 }
 
+/* What a Lease's holderIdentity carries and reads back equal, and the history's applied_by
+ * stores: UTF-8 text without control characters, never cut. Empty means the default. */
+static bool is_identity(const char *s)
+{
+    size_t n = strlen(s), u;
+
+    if (n > RG_CONFIG_IDENTITY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i += u) {
+        u = rg_log_utf8_len(s + i, n - i);
+        if (u == 0 || (u == 1 && ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)))
+            return false;
+    }
+    return true;
+}
+
+#define IDENTITY_ACCEPTS                                                                           \
+    "UTF-8 text without control characters, at most 253 bytes (the Lease's holderIdentity)"
+_Static_assert(RG_CONFIG_IDENTITY_MAX == 253, "IDENTITY_ACCEPTS names the limit");
+
 static bool is_nonempty(const char *s)
 {
     return *s != '\0';
@@ -130,15 +154,16 @@ static bool is_nonempty(const char *s)
 /* The DESIGN.md "Configuration" keys, grouped by section: known_names() in yaml.c relies
  * on it. */
 static const struct key keys[] = {
-    {"database.url", "ROLLGATE_DATABASE_URL", T_SECRET, AT(database.url), .def = NULL},
+    {"database.url", "ROLLGATE_DATABASE_URL", T_SECRET, AT(database.url), .def = NULL,
+     .redact = rg_log_redact_conninfo},
     /* Prisma's name: the connection that bypasses a transaction pooler, for the session
      * settings no-transaction migrations need. */
     {"database.directUrl", "ROLLGATE_DATABASE_DIRECT_URL", T_SECRET, AT(database.direct_url),
-     .def = NULL},
-    {"database.urlFile", "ROLLGATE_DATABASE_URL_FILE", T_STRING, AT(database.url_file),
-     .def = NULL},
+     .def = NULL, .redact = rg_log_redact_conninfo},
+    {"database.urlFile", "ROLLGATE_DATABASE_URL_FILE", T_STRING, AT(database.url_file), .def = NULL,
+     .redact = rg_log_redact_conninfo},
     {"database.passwordFile", "ROLLGATE_DATABASE_PASSWORD_FILE", T_STRING,
-     AT(database.password_file), .def = NULL},
+     AT(database.password_file), .def = NULL, .redact = rg_log_redact},
     {"database.schema", "ROLLGATE_DATABASE_SCHEMA", T_STRING, AT(database.schema), "public",
      .valid = is_identifier,
      .accepts = "letters, digits and _, not starting with a digit, at most 63 bytes"},
@@ -171,7 +196,8 @@ static const struct key keys[] = {
      .valid = is_namespace,
      .accepts = "empty for the service account's, or a DNS-1123 label: lower-case letters, "
                 "digits and '-', at most 63 bytes"},
-    {"lease.identity", "ROLLGATE_LEASE_IDENTITY", T_STRING, AT(lease.identity), "", .valid = NULL},
+    {"lease.identity", "ROLLGATE_LEASE_IDENTITY", T_STRING, AT(lease.identity), "",
+     .valid = is_identity, .accepts = IDENTITY_ACCEPTS},
     /* client-go's defaults; the order between them is checked once all sources are in. */
     {"lease.duration", "ROLLGATE_LEASE_DURATION", T_DURATION, AT(lease.duration_ms), "15s",
      .min = 1, .max = HOURS(1)},
@@ -281,17 +307,18 @@ int rg_config_set(struct loader *st, size_t k, const char *value, const struct o
 {
     const struct key *key = &keys[k];
     void *field = (char *)st->cfg + key->off;
-    char lo[32], hi[32], list[128], where[256];
+    char lo[32], hi[32], list[128], where[256], shown[SHOWN_MAX + 1];
     int64_t v = 0;
     bool b = false;
     int rc = -1;
 
+    /* Redacted whole, then cut: a URL pasted into the wrong key shows no password. */
+    rg_log_scrub(shown, sizeof(shown), value);
     switch (key->type) {
     case T_STRING:
     case T_SECRET:
         if (key->type == T_STRING && key->valid && !key->valid(value)) {
-            rg_err_set(err, RG_ECONFIG, "invalid value \"" SHOWN "\" (use %s)", value,
-                       key->accepts);
+            rg_err_set(err, RG_ECONFIG, "invalid value \"%s\" (use %s)", shown, key->accepts);
             goto out;
         }
         free_string(key, field);
@@ -300,22 +327,22 @@ int rg_config_set(struct loader *st, size_t k, const char *value, const struct o
         break;
     case T_DURATION:
         if (rg_duration_parse(value, &v) < 0) {
-            rg_err_set(err, RG_ECONFIG,
-                       "invalid duration \"" SHOWN "\" (use e.g. 500ms, 30s, 5m, 1h30m)", value);
+            rg_err_set(err, RG_ECONFIG, "invalid duration \"%s\" (use e.g. 500ms, 30s, 5m, 1h30m)",
+                       shown);
             goto out;
         }
         if (v < key->min || v > key->max) {
             rg_duration_format(key->min, lo, sizeof(lo));
             rg_duration_format(key->max, hi, sizeof(hi));
-            rg_err_set(err, RG_ECONFIG, "duration \"" SHOWN "\" is out of range (use %s to %s)",
-                       value, lo, hi);
+            rg_err_set(err, RG_ECONFIG, "duration \"%s\" is out of range (use %s to %s)", shown, lo,
+                       hi);
             goto out;
         }
         *(int64_t *)field = v;
         break;
     case T_INT:
         if (parse_int(value, &v) < 0 || v < key->min || v > key->max) {
-            rg_err_set(err, RG_ECONFIG, "invalid integer \"" SHOWN "\" (use %lld to %lld)", value,
+            rg_err_set(err, RG_ECONFIG, "invalid integer \"%s\" (use %lld to %lld)", shown,
                        (long long)key->min, (long long)key->max);
             goto out;
         }
@@ -326,7 +353,7 @@ int rg_config_set(struct loader *st, size_t k, const char *value, const struct o
             v = RG_TARGET_LATEST;
         else if (parse_int(value, &v) < 0 || v < key->min || v > key->max) {
             rg_err_set(err, RG_ECONFIG,
-                       "invalid target \"" SHOWN "\" (use latest or a version number >= 0)", value);
+                       "invalid target \"%s\" (use latest or a version number >= 0)", shown);
             goto out;
         }
         *(int64_t *)field = v;
@@ -334,8 +361,7 @@ int rg_config_set(struct loader *st, size_t k, const char *value, const struct o
     case T_BOOL:
         if (parse_bool(value, &b) < 0) {
             rg_err_set(err, RG_ECONFIG,
-                       "invalid boolean \"" SHOWN "\" (use true/false, yes/no, on/off or 1/0)",
-                       value);
+                       "invalid boolean \"%s\" (use true/false, yes/no, on/off or 1/0)", shown);
             goto out;
         }
         *(bool *)field = b;
@@ -345,7 +371,7 @@ int rg_config_set(struct loader *st, size_t k, const char *value, const struct o
             ;
         if (!key->names[v]) {
             join_names(key->names, list, sizeof(list));
-            rg_err_set(err, RG_ECONFIG, "invalid value \"" SHOWN "\" (use %s)", value, list);
+            rg_err_set(err, RG_ECONFIG, "invalid value \"%s\" (use %s)", shown, list);
             goto out;
         }
         *(int *)field = (int)v;
@@ -400,6 +426,57 @@ static bool is_known_env(const char *name)
     return false;
 }
 
+/* A secret file's text without one trailing newline (and the CR before it). */
+static int read_secret_file(const char *path, char **text, size_t *len, struct rg_err *err)
+{
+    if (rg_file_read(path, SECRET_FILE_CAP, 0, text, len, RG_ECONFIG, err) < 0)
+        return -1;
+    if (*len > 0 && (*text)[*len - 1] == '\n')
+        (*len)--;
+    if (*len > 0 && (*text)[*len - 1] == '\r')
+        (*len)--;
+    (*text)[*len] = '\0';
+    return 0;
+}
+
+static void free_secret(char *text, size_t len)
+{
+    if (text)
+        explicit_bzero(text, len);
+    free(text);
+}
+
+void rg_config_redact_key(size_t k, const char *value)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    if (k >= NKEYS || !keys[k].redact || !value)
+        return;
+    if (keys[k].type == T_SECRET) {
+        keys[k].redact(value);
+        return;
+    }
+    /* Quietly: a file that cannot be read is reported when it is read for use. */
+    if (read_secret_file(value, &text, &len, NULL) == 0)
+        keys[k].redact(text);
+    free_secret(text, len);
+}
+
+void rg_config_redact(char *const *env, const struct rg_config_flag *flags, size_t nflags)
+{
+    /* libpq's own variable: the password when the URL has none. */
+    rg_log_redact(env_get(env, "PGPASSWORD"));
+    for (size_t k = 0; k < NKEYS; k++) {
+        rg_config_redact_key(k, env_get(env, keys[k].env));
+        if (keys[k].alias)
+            rg_config_redact_key(k, env_get(env, keys[k].alias));
+        for (size_t i = 0; i < nflags; i++)
+            if (flags[i].key && strcmp(flags[i].key, keys[k].path) == 0)
+                rg_config_redact_key(k, flags[i].value);
+    }
+}
+
 static int load_env(struct loader *st, char *const *env, struct rg_err *err)
 {
     int rc = -1;
@@ -452,6 +529,24 @@ out:
     return rc;
 }
 
+/* Text the operator meant as a connection string but put where a path or a key belongs
+ * (ROLLGATE_DATABASE_URL_FILE=postgres://...) must not be echoed into the pod's logs. */
+bool rg_config_looks_like_secret(const char *path)
+{
+    return strstr(path, "://") || strchr(path, '@') || strchr(path, '=');
+}
+
+/* rg_file_read's message names the path, which may be the secret itself: then errno still
+ * tells why without it. */
+static void hide_secret_path(const char *path, struct rg_err *err)
+{
+    if (rg_config_looks_like_secret(path))
+        rg_err_set(err, RG_ECONFIG,
+                   "cannot read the file: %s (the value looks like a connection string, not a "
+                   "path to a file holding one)",
+                   strerror(errno));
+}
+
 /* --config must exist, so must ROLLGATE_CONFIG; the default file only when present. */
 static int load_file(struct loader *st, const char *file, char *const *env, struct rg_err *err)
 {
@@ -472,13 +567,14 @@ static int load_file(struct loader *st, const char *file, char *const *env, stru
         given_by = "config file";
         optional = true;
     }
-    if (rg_file_read(path, CONFIG_FILE_CAP, RG_FILE_ANY_KIND, &text, &len, RG_ECONFIG, err) < 0) {
+    if (rg_file_read(path, CONFIG_FILE_CAP, 0, &text, &len, RG_ECONFIG, err) < 0) {
         if (optional && errno == ENOENT) {
             /* No default file is the usual case, not an error: leave no message behind. */
             rg_err_clear(err);
             rc = 0;
             goto out;
         }
+        hide_secret_path(path, err);
         rg_err_prefix(err, "%s", given_by);
         goto out;
     }
@@ -488,13 +584,6 @@ static int load_file(struct loader *st, const char *file, char *const *env, stru
 out:
     free(text);
     return rc;
-}
-
-/* Text the operator meant as a connection string but put where a path or a key belongs
- * (ROLLGATE_DATABASE_URL_FILE=postgres://...) must not be echoed into the pod's logs. */
-bool rg_config_looks_like_secret(const char *path)
-{
-    return strstr(path, "://") || strchr(path, '@') || strchr(path, '=');
 }
 
 /* Read once all sources are in, so a path from any source works and the error names the
@@ -511,22 +600,13 @@ static int read_secret(struct loader *st, size_t file_key, char **dst, struct rg
         goto out;
     }
     describe(st, file_key, &st->from[file_key], true, where, sizeof(where));
-    if (rg_file_read(path, SECRET_FILE_CAP, RG_FILE_ANY_KIND, &buf, &len, RG_ECONFIG, err) < 0) {
-        /* The message names the path, which here may be the secret itself: errno still
-         * tells why without it. */
-        if (rg_config_looks_like_secret(path))
-            rg_err_set(err, RG_ECONFIG,
-                       "cannot read the file: %s (the value looks like a connection string, "
-                       "not a path to a file holding one)",
-                       strerror(errno));
+    if (read_secret_file(path, &buf, &len, err) < 0) {
+        hide_secret_path(path, err);
         rg_err_prefix(err, "%s", where);
         goto out;
     }
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
-    buf[len] = '\0';
+    /* Registered before any value was parsed; the file may have changed since. */
+    keys[file_key].redact(buf);
     if (len == 0 || strlen(buf) != len) {
         rg_err_set(err, RG_ECONFIG, "%s: %s %s", where, path,
                    len == 0 ? "is empty" : "contains a NUL byte");
@@ -537,10 +617,7 @@ static int read_secret(struct loader *st, size_t file_key, char **dst, struct rg
     buf = NULL;
     rc = 0;
 out:
-    if (buf) {
-        explicit_bzero(buf, len);
-        free(buf);
-    }
+    free_secret(buf, len);
     return rc;
 }
 
@@ -584,7 +661,7 @@ static int finish(struct loader *st, char *const *env, struct rg_err *err)
     size_t duration = (size_t)rg_config_find_key("lease.duration");
     size_t renew = (size_t)rg_config_find_key("lease.renewDeadline");
     size_t retry = (size_t)rg_config_find_key("lease.retryPeriod");
-    char where[256], other[256], host[256];
+    char where[256], other[256], host[256], shown[SHOWN_MAX + 1];
     const char *pod;
     int rc = -1;
 
@@ -608,6 +685,7 @@ static int finish(struct loader *st, char *const *env, struct rg_err *err)
         goto out;
     /* DESIGN.md: the identity is POD_NAME, else the host name. */
     if (!*c->lease.identity) {
+        const char *from = "env POD_NAME";
         pod = env_get(env, "POD_NAME");
         if (!pod || !*pod) {
             if (gethostname(host, sizeof(host)) < 0) {
@@ -618,6 +696,15 @@ static int finish(struct loader *st, char *const *env, struct rg_err *err)
             }
             host[sizeof(host) - 1] = '\0';
             pod = host;
+            from = "lease.identity: the host name";
+        }
+        /* Refused here, not when the history row or the Lease is written: there it would
+         * read as a failed migration, or be cut and never read back as this run's. */
+        if (!is_identity(pod)) {
+            rg_err_set(err, RG_ECONFIG, "%s: invalid value \"%s\" for the lease identity (use %s)",
+                       from, rg_log_scrub(shown, sizeof(shown), pod), IDENTITY_ACCEPTS);
+            rg_err_suffix(err, "; or set lease.identity");
+            goto out;
         }
         free(c->lease.identity);
         c->lease.identity = rg_strdup(pod);
@@ -659,6 +746,9 @@ int rg_config_load(struct rg_config *cfg, const char *file, char *const *env,
     int rc = -1;
 
     memset(cfg, 0, sizeof(*cfg));
+    /* Every secret is known before any value is parsed, so a message about a value typed in
+     * the wrong place hides it too. */
+    rg_config_redact(env, flags, nflags);
     for (size_t k = 0; k < NKEYS; k++) {
         struct origin o = {SRC_DEFAULT, 0, 0, NULL};
         if (keys[k].def && rg_config_set(&st, k, keys[k].def, &o, err) < 0) {

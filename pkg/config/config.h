@@ -13,6 +13,10 @@
 /* Read when neither --config nor ROLLGATE_CONFIG names a file, and only when present. */
 #define RG_CONFIG_DEFAULT_FILE "/etc/rollgate/config.yaml"
 
+/* The longest lease identity: what a Lease's holderIdentity holds here (struct
+ * rg_lease_record's holder, checked in cmd/rollgate), so the identity is never cut. */
+#define RG_CONFIG_IDENTITY_MAX 253
+
 /* migrations.target "latest" */
 #define RG_TARGET_LATEST INT64_MAX
 
@@ -45,7 +49,8 @@ struct rg_config {
         enum rg_lease_mode mode;
         char *name;
         char *namespace_; /* "": the service account's namespace */
-        char *identity;   /* never empty after load: POD_NAME, else the host name */
+        char *identity;   /* never empty after load: POD_NAME, else the host name; UTF-8 without
+                           * control characters, at most RG_CONFIG_IDENTITY_MAX bytes */
         char *service_account_dir;
         int64_t duration_ms;
         int64_t renew_deadline_ms;
@@ -101,5 +106,12 @@ struct rg_config_flag {
 int rg_config_load(struct rg_config *cfg, const char *file, char *const *env,
                    const struct rg_config_flag *flags, size_t nflags, struct rg_err *err) RG_WUR;
 void rg_config_free(struct rg_config *cfg);
+
+/* Registers for redaction (rg_log_redact) every secret the environment and the flags carry:
+ * the passwords of the connection strings, the contents of the files they name as the URL and
+ * password files, and PGPASSWORD. rg_config_load does this (and the same for the YAML file's
+ * values) before it parses anything; a caller that stops before loading, on a usage error,
+ * calls it so that its message hides them too. */
+void rg_config_redact(char *const *env, const struct rg_config_flag *flags, size_t nflags);
 
 #endif

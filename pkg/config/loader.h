@@ -37,6 +37,10 @@ const char *rg_config_key_path(size_t k);
 int rg_config_set(struct loader *st, size_t k, const char *value, const struct origin *o,
                   struct rg_err *err) RG_WUR;
 
+/* Registers for redaction the secret that value of key k is, or names a file of (the URL,
+ * the URL and password files); nothing for other keys. */
+void rg_config_redact_key(size_t k, const char *value);
+
 /* Whether text looks like a connection string, which a message must not echo. */
 bool rg_config_looks_like_secret(const char *path);
 

@@ -9,6 +9,11 @@
 #include <string.h>
 #include <yaml.h>
 
+/* Far deeper than any configuration (it has two levels), far shallower than what makes
+ * libyaml slow: its scanner costs the depth for every token, so 40,000 nested "[" take
+ * seconds before the first event. */
+#define MAX_DEPTH 64
+
 RG_PRINTF(5, 6)
 static void yaml_error(struct rg_err *err, const char *file, const yaml_node_t *node,
                        const char *path, const char *fmt, ...)
@@ -150,6 +155,64 @@ static void syntax_error(const char *file, const yaml_parser_t *parser, struct r
                    parser->context ? parser->context : "", parser->context ? ")" : "");
 }
 
+/* Walks the events alone, stopping at the first one past MAX_DEPTH, before libyaml builds the
+ * document (which would read the whole nest first). */
+static int check_depth(const struct loader *st, const char *text, size_t len, struct rg_err *err)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int depth = 0, rc = -1;
+    bool end = false;
+
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    while (!end) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            syntax_error(st->file, &parser, err);
+            goto out;
+        }
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
+            depth++;
+        else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+            depth--;
+        end = ev.type == YAML_STREAM_END_EVENT;
+        if (depth > MAX_DEPTH) {
+            rg_err_set(err, RG_ECONFIG, "%s:%zu:%zu: nested deeper than %d levels", st->file,
+                       ev.start_mark.line + 1, ev.start_mark.column + 1, MAX_DEPTH);
+            yaml_event_delete(&ev);
+            goto out;
+        }
+        yaml_event_delete(&ev);
+    }
+    rc = 0;
+out:
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* Registers every secret the file holds before any of its values is parsed, so that a value
+ * typed in the wrong key above the URL is hidden in the message about it too. */
+static void redact_secrets(yaml_document_t *doc, const yaml_node_t *map, const char *prefix)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        const yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        char path[128];
+        int k;
+
+        if (kn->type != YAML_SCALAR_NODE)
+            continue;
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
+                 (const char *)kn->data.scalar.value);
+        k = rg_config_find_key(path);
+        if (k >= 0 && vn->type == YAML_SCALAR_NODE)
+            rg_config_redact_key((size_t)k, (const char *)vn->data.scalar.value);
+        else if (k < 0 && vn->type == YAML_MAPPING_NODE && is_section(path))
+            redact_secrets(doc, vn, path);
+    }
+}
+
 int rg_config_load_yaml(struct loader *st, const char *text, size_t len, struct rg_err *err)
 {
     yaml_parser_t parser;
@@ -159,6 +222,8 @@ int rg_config_load_yaml(struct loader *st, const char *text, size_t len, struct 
     bool have_doc = false;
     int rc = -1;
 
+    if (check_depth(st, text, len, err) < 0)
+        return -1;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     /* A failed load frees the document itself. */
@@ -174,6 +239,8 @@ int rg_config_load_yaml(struct loader *st, const char *text, size_t len, struct 
                    names);
         goto out;
     }
+    if (root && root->type == YAML_MAPPING_NODE)
+        redact_secrets(&doc, root, "");
     if (root && root->type == YAML_MAPPING_NODE && load_mapping(st, &doc, root, "", err) < 0)
         goto out;
     yaml_document_delete(&doc);

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +9,6 @@
 #include <unistd.h>
 
 #include "err/mem.h"
-
-/* The first buffer for a pipe or a device, whose size fstat cannot tell. */
-#define STREAM_CHUNK 4096
 
 /* The cap as people write it: "1 MiB", "64 KiB", else "100-byte". */
 static void format_cap(size_t cap, char *out, size_t size)
@@ -23,6 +19,22 @@ static void format_cap(size_t cap, char *out, size_t size)
         snprintf(out, size, "%zu KiB", cap / 1024);
     else
         snprintf(out, size, "%zu-byte", cap);
+}
+
+/* What a file that is not a regular one is, for the message. */
+static const char *kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    return "another kind of file";
 }
 
 /* A larger buffer, at most max bytes. The old one is wiped: it may hold a secret. */
@@ -44,11 +56,11 @@ int rg_file_read(const char *path, size_t cap, unsigned flags, char **data, size
     struct stat st;
     char *buf = NULL, limit[32];
     size_t size = 0, got = 0, want;
-    bool regular;
     int fd = -1, rc = -1, why = 0;
 
     format_cap(cap, limit, sizeof(limit));
-    fd = open(path, O_RDONLY | O_CLOEXEC | ((flags & RG_FILE_ANY_KIND) ? 0 : O_NONBLOCK));
+    /* Non-blocking: opening a FIFO nobody writes to would wait for a writer. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         why = errno;
         rg_err_set(err, code, "%s: cannot open: %s", path, strerror(why));
@@ -59,23 +71,22 @@ int rg_file_read(const char *path, size_t cap, unsigned flags, char **data, size
         rg_err_set(err, code, "%s: cannot stat: %s", path, strerror(why));
         goto out;
     }
-    regular = S_ISREG(st.st_mode);
-    if (!regular && !(flags & RG_FILE_ANY_KIND)) {
+    if (!S_ISREG(st.st_mode)) {
         why = EINVAL;
-        rg_err_set(err, code, "%s: cannot read: not a regular file", path);
+        rg_err_set(err, code, "%s: cannot read: not a regular file (%s)", path, kind(st.st_mode));
         goto out;
     }
-    if (regular && (unsigned long long)st.st_size > cap) {
+    if ((unsigned long long)st.st_size > cap) {
         why = EFBIG;
         rg_err_set(err, code, "%s: file is %lld bytes, over the %s limit", path,
                    (long long)st.st_size, limit);
         goto out;
     }
-    /* One byte past what may be there tells a file that grew, or a stream over the cap,
-     * from one that fits. */
-    want = (regular && (flags & RG_FILE_UNCHANGED) ? (size_t)st.st_size : cap) + 1;
-    /* Room for that byte and the NUL, so a regular file that stays put is read in one go. */
-    size = (regular ? (size_t)st.st_size + 1 : STREAM_CHUNK) + 1;
+    /* One byte past what may be there tells a file that grew, or one that says 0 bytes and
+     * holds more than the cap (/proc's), from one that fits. */
+    want = ((flags & RG_FILE_UNCHANGED) ? (size_t)st.st_size : cap) + 1;
+    /* Room for that byte and the NUL, so a file that stays put is read in one go. */
+    size = (size_t)st.st_size + 2;
     if (size > want + 1)
         size = want + 1;
     buf = rg_malloc(size);
@@ -92,10 +103,10 @@ int rg_file_read(const char *path, size_t cap, unsigned flags, char **data, size
             goto out;
         }
         if (n == 0)
-            break; /* a regular file may have shrunk since fstat: what is there now is it */
+            break; /* the file may have shrunk since fstat: what is there now is it */
         got += (size_t)n;
     }
-    if (got == want && regular && (flags & RG_FILE_UNCHANGED)) {
+    if (got == want && (flags & RG_FILE_UNCHANGED)) {
         why = EINVAL;
         rg_err_set(err, code, "%s: file changed while it was being read", path);
         goto out;

@@ -85,8 +85,10 @@ static int check_url(const char *url, const char *key, struct rg_err *err)
     rg_log_redact(url);
     opts = PQconninfoParse(url, &msg);
     if (!opts) {
-        char line[256];
-        rg_pg_one_line(line, sizeof(line), msg ? msg : "out of memory");
+        char line[256], clean[256];
+        /* libpq quotes the URL or a piece of it: redacted whole before it is cut. */
+        rg_pg_one_line(line, sizeof(line),
+                       rg_log_scrub(clean, sizeof(clean), msg ? msg : "out of memory"));
         rg_err_set(err, RG_ECONFIG, "%s: %s", key, line);
         PQfreemem(msg);
         return -1;
@@ -147,6 +149,13 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
                        "current one (%s); put the user in the URL (postgresql://USER@host/db) "
                        "or set PGUSER",
                        line);
+            return -1;
+        }
+        /* A value libpq cannot use (a port that is not a number, an unknown sslmode): libpq
+         * says so before any network I/O, and every retry would say it again. */
+        if (strstr(line, "invalid port number") || strstr(line, "for connection option") ||
+            (strstr(line, "invalid ") && strstr(line, " value: "))) {
+            rg_err_set(err, RG_ECONFIG, "%s: %s", pg->url_key, line);
             return -1;
         }
         if (rg_now_ms() + backoff > deadline) {

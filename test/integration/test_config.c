@@ -2,9 +2,11 @@
  * value came from; precedence between sources; no password ever reaches the output. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -326,4 +328,132 @@ Test(config, no_database_user_and_none_to_look_up_exits_3_at_once)
 
     h_assert_exit(r, 3);
     h_assert_has(r, r.err, "no database user given");
+}
+
+/* A FIFO nobody writes to: opening it to read blocked until a writer came, so the run hung
+ * (the harness kills it after H_RUN_GUARD_MS and the exit status then fails the test). */
+Test(config, config_file_that_is_a_fifo_exits_3_naming_it)
+{
+    one_migration();
+    char *fifo = h_tmp_path("config.fifo");
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+
+    struct h_result r = h_run(H_ARGS("migrate", "--config", fifo), H_ENV(h_env_url(), h_env_dir()));
+
+    h_assert_exit(r, 3);
+    h_assert_has(r, r.err,
+                 h_fmt("flag --config: %s: cannot read: not a regular file (a FIFO)", fifo));
+    cr_assert_not(h_table_exists("a"));
+}
+
+Test(config, password_and_url_files_that_are_fifos_or_devices_exit_3_naming_them)
+{
+    one_migration();
+    char *fifo = h_tmp_path("secret.fifo");
+    cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+
+    struct h_result p =
+        h_run(H_ARGS("migrate"),
+              H_ENV(h_env_url(), h_env_dir(), h_fmt("ROLLGATE_DATABASE_PASSWORD_FILE=%s", fifo)));
+    h_assert_exit(p, 3);
+    h_assert_has(p, p.err,
+                 h_fmt("env ROLLGATE_DATABASE_PASSWORD_FILE: %s: cannot read: not a regular file "
+                       "(a FIFO)",
+                       fifo));
+
+    struct h_result u =
+        h_run(H_ARGS("migrate"), H_ENV(h_env_dir(), h_fmt("ROLLGATE_DATABASE_URL_FILE=%s", fifo)));
+    h_assert_exit(u, 3);
+    h_assert_has(u, u.err, "env ROLLGATE_DATABASE_URL_FILE: ");
+
+    /* A device was read up to the cap: refused now before any read. */
+    struct h_result d =
+        h_run(H_ARGS("migrate"), H_ENV(h_env_dir(), "ROLLGATE_DATABASE_URL_FILE=/dev/zero"));
+    h_assert_exit(d, 3);
+    h_assert_has(d, d.err, "/dev/zero: cannot read: not a regular file (a character device)");
+    cr_assert_not(h_table_exists("a"));
+}
+
+/* libyaml's cost grows with the square of the depth: 40,000 levels took seconds. The cap
+ * stops it at the first level too deep, and names where that is. */
+Test(config, deeply_nested_yaml_exits_3_naming_the_line_and_column)
+{
+    size_t depth = 40000;
+    char *yaml = malloc(2 * depth + 64);
+    cr_assert_not_null(yaml);
+    size_t o = (size_t)sprintf(yaml, "lease:\n  name: ");
+    memset(yaml + o, '[', depth);
+    memset(yaml + o + depth, ']', depth);
+    strcpy(yaml + o + 2 * depth, "\n");
+
+    struct h_result r = migrate_with_config(yaml);
+    free(yaml);
+
+    h_assert_exit(r, 3);
+    /* Two mappings, then the 63rd '[' (column 9 + 62) is the 65th level. */
+    h_assert_has(r, r.err, "config.yaml:2:71: nested deeper than 64 levels");
+    cr_assert_not(h_table_exists("a"));
+}
+
+/* Invalid UTF-8 in the identity failed the history insert, read as a failed migration. */
+Test(config, lease_identity_that_is_not_utf8_exits_3_naming_the_variable)
+{
+    struct h_result p = migrate_with("POD_NAME=app-\xff\xfe-1");
+    h_assert_exit(p, 3);
+    h_assert_has(p, p.err, "env POD_NAME: invalid value");
+    cr_assert_not(h_table_exists("a"));
+
+    struct h_result k = migrate_with("ROLLGATE_LEASE_IDENTITY=app-\xc3(");
+    h_assert_exit(k, 3);
+    h_assert_has(k, k.err, "env ROLLGATE_LEASE_IDENTITY: invalid value");
+
+    struct h_result y = migrate_with_config("lease:\n  identity: \"a\\u0007b\"\n");
+    h_assert_exit(y, 3);
+    h_assert_has(y, y.err, "config.yaml:2:13: lease.identity: invalid value");
+    cr_assert_not(h_table_exists("a"));
+}
+
+/* The Lease cut a longer identity at 253 bytes, so a holder could not read itself back. */
+Test(config, lease_identity_longer_than_a_lease_holds_exits_3)
+{
+    char name[300];
+    memset(name, 'p', 254);
+    name[254] = '\0';
+
+    struct h_result r = migrate_with(h_fmt("POD_NAME=%s", name));
+
+    h_assert_exit(r, 3);
+    h_assert_has(r, r.err, "env POD_NAME: invalid value");
+    h_assert_has(r, r.err, "at most 253 bytes");
+    cr_assert_not(h_table_exists("a"));
+}
+
+/* A name with a newline or a terminal escape would forge or garble a text log line. */
+Test(config, control_characters_in_a_file_name_are_escaped_in_text_logs)
+{
+    char *dir = h_tmp_path("mig\n2026 error forged\x1b[31mred");
+
+    struct h_result r =
+        h_run(H_ARGS("migrate", "--dir", dir), H_ENV(h_env_url(), "ROLLGATE_LOG_FORMAT=text"));
+
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.err, "mig\\n2026 error forged\\u001b[31mred");
+    cr_assert_null(strchr(r.err, '\x1b'), "%s", h_describe(&r));
+    cr_assert_null(strstr(r.err, "\n2026 error forged"), "%s", h_describe(&r));
+}
+
+/* A URL value libpq cannot use is permanent: exit 3 at once, not connection retries ending
+ * in exit 7 ("retryable"), which a Job would retry for ever. */
+Test(config, a_url_value_libpq_cannot_use_exits_3_without_retrying)
+{
+    const char *urls[] = {"postgresql://app@127.0.0.1:notaport/app",
+                          "postgresql://app@127.0.0.1:99999/app",
+                          "postgresql://app@127.0.0.1/app?sslmode=bogus"};
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        struct h_result r =
+            h_run(H_ARGS("version"), H_ENV(h_fmt("ROLLGATE_DATABASE_URL=%s", urls[i]),
+                                           "ROLLGATE_DATABASE_CONNECT_RETRY=1h"));
+        h_assert_exit(r, 3);
+        h_assert_lacks(r, r.err, "retrying");
+    }
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -122,10 +123,12 @@ static void assert_loads_yaml(const char *yaml)
 
 Test(config, defaults_with_no_sources)
 {
-    char host[256] = {0};
+    char host[256] = {0}, var[600];
     /* An empty file, so that a /etc/rollgate/config.yaml on this machine cannot interfere. */
-    char *env[] = {"PATH=/bin", "ROLLGATE_CONFIG=/dev/null", NULL};
+    char *env[] = {"PATH=/bin", var, NULL};
+    const char *empty = write_file("empty.yaml", "");
 
+    snprintf(var, sizeof(var), "ROLLGATE_CONFIG=%s", empty);
     cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
     cr_assert_null(cfg.database.url);
     cr_assert_null(cfg.database.direct_url);
@@ -158,7 +161,7 @@ Test(config, defaults_with_no_sources)
     cr_assert_eq(cfg.log.level, RG_LOG_INFO);
     cr_assert_eq(cfg.timeout_ms, 0);
     cr_assert_str_eq(cfg.termination_log, "/dev/termination-log");
-    cr_assert_str_eq(cfg.config_file, "/dev/null");
+    cr_assert_str_eq(cfg.config_file, empty);
 }
 
 Test(config, identity_comes_from_pod_name_unless_set)
@@ -726,7 +729,8 @@ Test(config, config_file_that_is_a_directory_is_an_error)
 {
     char msg[512];
 
-    snprintf(msg, sizeof(msg), "flag --config: %s: cannot read: Is a directory", dir);
+    snprintf(msg, sizeof(msg), "flag --config: %s: cannot read: not a regular file (a directory)",
+             dir);
     assert_failed(load(dir, NULL, NULL, 0), msg);
 }
 
@@ -1184,4 +1188,175 @@ Test(config, the_early_termination_log_is_the_environments_else_the_default)
 
     cr_assert_str_eq(rg_config_early_termination_log(env), "/tmp/early");
     cr_assert_str_eq(rg_config_early_termination_log(no_env), "/dev/termination-log");
+}
+
+/* --- files that are not regular ------------------------------------------------------ */
+
+/* Nobody writes to the FIFO: a blocking open would hang until Criterion's timeout. */
+Test(config, a_fifo_or_a_device_is_refused_wherever_a_file_is_read, .timeout = 30)
+{
+    char fifo[256], msg[600], var[300];
+    char *env[] = {var, NULL};
+    struct rg_config_flag url_file = {"database.urlFile", "--url-file", fifo};
+
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+
+    snprintf(msg, sizeof(msg), "flag --config: %s: cannot read: not a regular file (a FIFO)", fifo);
+    assert_failed(load(fifo, NULL, NULL, 0), msg);
+
+    snprintf(var, sizeof(var), "ROLLGATE_DATABASE_PASSWORD_FILE=%s", fifo);
+    snprintf(msg, sizeof(msg),
+             "env ROLLGATE_DATABASE_PASSWORD_FILE: %s: cannot read: not a regular file (a FIFO)",
+             fifo);
+    assert_failed(load(NULL, env, NULL, 0), msg);
+
+    snprintf(msg, sizeof(msg), "flag --url-file: %s: cannot read: not a regular file (a FIFO)",
+             fifo);
+    assert_failed(load(NULL, NULL, &url_file, 1), msg);
+
+    url_file.value = "/dev/zero";
+    assert_failed(load(NULL, NULL, &url_file, 1),
+                  "flag --url-file: /dev/zero: cannot read: not a regular file (a character "
+                  "device)");
+}
+
+/* --- nesting depth ------------------------------------------------------------------- */
+
+static char *nested(const char *key, int depth)
+{
+    static char text[200000];
+    size_t o = (size_t)snprintf(text, sizeof(text), "%s: ", key);
+
+    for (int i = 0; i < depth; i++)
+        text[o++] = '[';
+    for (int i = 0; i < depth; i++)
+        text[o++] = ']';
+    text[o++] = '\n';
+    text[o] = '\0';
+    return text;
+}
+
+Test(config, yaml_nested_past_the_cap_is_refused_at_the_first_level_too_deep, .timeout = 30)
+{
+    /* The top mapping is level 1: 63 sequences reach the cap of 64, 64 pass it at the 64th
+     * '[' (the first is at column 11). */
+    assert_yaml_fails(nested("database", 63), ":1:11: database: expected a mapping of database.* "
+                                              "keys");
+    assert_yaml_fails(nested("database", 64), ":1:74: nested deeper than 64 levels");
+    assert_yaml_fails(nested("database", 40000), ":1:74: nested deeper than 64 levels");
+}
+
+/* --- the lease identity -------------------------------------------------------------- */
+
+Test(config, an_identity_that_is_not_utf8_text_is_refused_naming_its_source)
+{
+    char *pod[] = {"POD_NAME=app-\xff-1", NULL};
+    char *ctl[] = {"POD_NAME=app\n1", NULL};
+
+    assert_env_fails("ROLLGATE_LEASE_IDENTITY=app-\xc3\x28",
+                     "env ROLLGATE_LEASE_IDENTITY: invalid value \"app-\xc3\x28\" (use UTF-8 text "
+                     "without control characters, at most 253 bytes (the Lease's holderIdentity))");
+    assert_failed(load(NULL, pod, NULL, 0),
+                  "env POD_NAME: invalid value \"app-\xff-1\" for the lease identity (use UTF-8 "
+                  "text without control characters, at most 253 bytes (the Lease's "
+                  "holderIdentity)); or set lease.identity");
+    cr_assert_eq(load(NULL, ctl, NULL, 0), -1);
+    cr_assert_eq(strncmp(err.msg, "env POD_NAME: invalid value", 27), 0, "%s", err.msg);
+    assert_yaml_fails("lease:\n  identity: \"a\\tb\"\n",
+                      ":2:13: lease.identity: invalid value \"a\tb\" (use UTF-8 text without "
+                      "control characters, at most 253 bytes (the Lease's holderIdentity))");
+}
+
+Test(config, an_identity_longer_than_a_lease_holds_is_refused_not_cut)
+{
+    char var[400], *env[] = {var, NULL};
+    int n = snprintf(var, sizeof(var), "POD_NAME=");
+
+    memset(var + n, 'p', RG_CONFIG_IDENTITY_MAX);
+    var[n + RG_CONFIG_IDENTITY_MAX] = '\0';
+    cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
+    cr_assert_eq(strlen(cfg.lease.identity), RG_CONFIG_IDENTITY_MAX);
+    rg_config_free(&cfg);
+
+    strcat(var, "q");
+    cr_assert_eq(load(NULL, env, NULL, 0), -1);
+    cr_assert_eq(err.code, RG_ECONFIG);
+    cr_assert_eq(strncmp(err.msg, "env POD_NAME: invalid value", 27), 0, "%s", err.msg);
+    memcpy(var, "ROLLGATE_LEASE_IDENTITY=", 24);
+    memset(var + 24, 'i', RG_CONFIG_IDENTITY_MAX + 1);
+    var[24 + RG_CONFIG_IDENTITY_MAX + 1] = '\0';
+    cr_assert_eq(load(NULL, env, NULL, 0), -1);
+    cr_assert_eq(strncmp(err.msg, "env ROLLGATE_LEASE_IDENTITY: invalid value", 42), 0, "%s",
+                 err.msg);
+    /* Multi-byte characters are counted in bytes. */
+    var[24] = '\0';
+    for (int i = 0; i < 126; i++)
+        strcat(var, "\xc3\xa9");
+    cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
+    cr_assert_eq(strlen(cfg.lease.identity), 252);
+}
+
+/* --- secrets are registered before any value is parsed ------------------------------- */
+
+static void assert_hidden(const char *text, const char *want)
+{
+    char out[512];
+
+    cr_assert_str_eq(rg_log_scrub(out, sizeof(out), text), want);
+}
+
+Test(config, a_short_password_typed_as_another_value_is_hidden_whatever_the_order)
+{
+    char *env[] = {"ROLLGATE_LEASE_MODE=Zq", "ROLLGATE_DATABASE_URL=postgresql://u:Zq@h/db", NULL};
+
+    assert_failed(load(NULL, env, NULL, 0),
+                  "env ROLLGATE_LEASE_MODE: invalid value \"***\" (use auto, kubernetes or none)");
+}
+
+Test(config, a_flag_before_the_url_flag_hides_its_password)
+{
+    struct rg_config_flag flags[] = {{"timeout", "--timeout", "Zq"},
+                                     {"database.url", "--database-url", "host=h password=Zq"}};
+
+    assert_failed(load(NULL, NULL, flags, 2),
+                  "flag --timeout: invalid duration \"***\" (use e.g. 500ms, 30s, 5m, 1h30m)");
+}
+
+Test(config, a_yaml_value_above_the_url_hides_its_password)
+{
+    assert_yaml_fails("lease:\n  mode: \"~\"\ndatabase:\n  url: postgres://u:%7E@h/db\n",
+                      ":2:9: lease.mode: invalid value \"***\" (use auto, kubernetes or none)");
+}
+
+Test(config, a_url_typed_into_another_key_shows_no_password)
+{
+    assert_flag_fails(
+        "timeout", "--timeout", "postgresql://app:Zq@db/app?password=Zq",
+        "flag --timeout: invalid duration \"postgresql://app:***@db/app?password=***\" "
+        "(use e.g. 500ms, 30s, 5m, 1h30m)");
+}
+
+Test(config, pgpassword_and_the_secret_files_are_registered)
+{
+    char var[600], pvar[600];
+    char *env[] = {"PGPASSWORD=P1", var, pvar, NULL};
+
+    snprintf(var, sizeof(var), "ROLLGATE_DATABASE_URL_FILE=%s",
+             write_file("url", "postgres://u:U1@h/db\n"));
+    snprintf(pvar, sizeof(pvar), "ROLLGATE_DATABASE_PASSWORD_FILE=%s", write_file("pw", "W1\n"));
+    cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
+    assert_hidden("a P1 b U1 c W1 d", "a *** b *** c *** d");
+}
+
+/* The files are read for use once every value is in; their secrets are known before. */
+Test(config, a_secret_file_content_typed_as_another_value_is_hidden)
+{
+    char yaml[700];
+    char *env[] = {"ROLLGATE_LEASE_MODE=W2", NULL};
+
+    snprintf(yaml, sizeof(yaml), "database:\n  passwordFile: %s\n", write_file("pw", "W2\n"));
+    write_file("config.yaml", yaml);
+    assert_failed(load(yaml_path, env, NULL, 0),
+                  "env ROLLGATE_LEASE_MODE: invalid value \"***\" (use auto, kubernetes or none)");
 }

@@ -82,3 +82,174 @@ Test(log, the_first_and_the_newest_secret_stay_redacted_when_tokens_rotate)
     cr_assert_null(strstr(out, "db-password-1"), "%s", out);
     cr_assert_null(strstr(out, "token-19"), "%s", out);
 }
+
+/* --- the redactor ---------------------------------------------------------------------- */
+
+static char scrubbed[2048];
+
+static const char *scrub(const char *text)
+{
+    return rg_log_scrub(scrubbed, sizeof(scrubbed), text);
+}
+
+#define assert_scrubs(text, want) cr_assert_str_eq(scrub(text), want, "from: %s", text)
+
+Test(redact, a_uri_password_is_hidden_whatever_its_length)
+{
+    assert_scrubs("postgresql://app:x@db:5432/app", "postgresql://app:***@db:5432/app");
+    assert_scrubs("see \"postgres://u:p%zz@h/db\" here", "see \"postgres://u:***@h/db\" here");
+    /* libpq reads the user information up to the first '@', so ':' and '?' are the password's */
+    assert_scrubs("postgresql://u:a:b?c@h/db", "postgresql://u:***@h/db");
+    /* No '@' before the path: "h:5432" is a host and port, not a user and password. */
+    assert_scrubs("postgresql://h:5432/db?x=1@y", "postgresql://h:5432/db?x=1@y");
+    assert_scrubs("postgresql://u@h/db", "postgresql://u@h/db");
+    assert_scrubs("https://tok:en@host/", "https://tok:***@host/");
+}
+
+Test(redact, a_password_parameter_is_hidden_in_a_uri_query)
+{
+    assert_scrubs("postgres://u@h/db?password=ab&sslmode=disable",
+                  "postgres://u@h/db?password=***&sslmode=disable");
+    assert_scrubs("postgres://u@h/db?sslmode=disable&PASSWORD=a%20b c",
+                  "postgres://u@h/db?sslmode=disable&PASSWORD=*** c");
+}
+
+Test(redact, a_password_keyword_is_hidden_in_key_value_text)
+{
+    assert_scrubs("host=h password=x port=5", "host=h password=*** port=5");
+    assert_scrubs("host=h password = 'quoted \\' value' port=5", "host=h password = *** port=5");
+    /* Unterminated: the rest is the value, as libpq would read it. */
+    assert_scrubs("host=h password='abc def port=5", "host=h password=***");
+    assert_scrubs("host=h password=a\\ b port=5", "host=h password=*** port=5");
+    assert_scrubs("PGPASSWORD=Zq rollgate", "PGPASSWORD=*** rollgate");
+    assert_scrubs("sslpassword=k3y", "sslpassword=***");
+    /* Not an assignment: nothing to hide. */
+    assert_scrubs("password authentication failed for user \"app\"",
+                  "password authentication failed for user \"app\"");
+}
+
+Test(redact, a_field_separator_ends_a_value)
+{
+    assert_scrubs("bad password=x" RG_F "exit_code=3", "bad password=***" RG_F "exit_code=3");
+    assert_scrubs("bad postgres://u:x" RG_F "a=b@c", "bad postgres://u:x" RG_F "a=b@c");
+}
+
+Test(redact, a_short_registered_secret_is_hidden_only_as_a_whole_token)
+{
+    rg_log_redact("ab");
+    rg_log_redact("~");
+    assert_scrubs("invalid duration \"ab\" (use 5m)", "invalid duration \"***\" (use 5m)");
+    assert_scrubs("ab", "***");
+    assert_scrubs("table unreachable abc cab ab1", "table unreachable abc cab ab1");
+    assert_scrubs("x ~ y~ ~z \"~\"", "x *** y~ ~z \"***\"");
+}
+
+Test(redact, a_registered_secret_of_four_bytes_or_more_is_hidden_anywhere)
+{
+    rg_log_redact("s3cr");
+    assert_scrubs("xs3cry s3cr", "x***y ***");
+}
+
+Test(redact, a_connection_string_registers_its_passwords_in_every_form)
+{
+    rg_log_redact_conninfo("postgresql://u:p%41Z@h/db?password=q%zz");
+    rg_log_redact_conninfo("host=h password='Q\\' v'");
+    /* libpq reads a URI's parameter to the next '&', spaces and all. */
+    rg_log_redact_conninfo("postgres://h/db?password=sp ace%zz&x=1");
+    /* As libpq quotes them: decoded, or raw when decoding failed, or unquoted. */
+    assert_scrubs("token \"pAZ\"", "token \"***\"");
+    assert_scrubs("invalid percent-encoded token: \"q%zz\"",
+                  "invalid percent-encoded token: \"***\"");
+    assert_scrubs("x Q' v y", "x *** y");
+    assert_scrubs("x 'Q\\' v' y", "x *** y");
+    assert_scrubs("token: \"sp ace%zz\"", "token: \"***\"");
+    /* The whole URL is not a secret: only its passwords are. */
+    assert_scrubs("host h", "host h");
+}
+
+Test(redact, text_is_redacted_whole_before_it_is_cut)
+{
+    char out[32];
+    char text[2100];
+
+    /* The cut falls inside the password: its first bytes must not show either. */
+    snprintf(text, sizeof(text), "url postgresql://u:%s@h/db", "LONGPASSWORD");
+    rg_log_scrub(out, 20, text);
+    cr_assert_str_eq(out, "url postgresql://u:");
+    rg_log_scrub(out, 16, "x postgres://u:pw@h");
+    cr_assert_str_eq(out, "x postgres://u:");
+    memset(text, 'a', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    memcpy(text + 2000, "?password=Zq", 12);
+    cr_assert_null(strstr(rg_log_scrub(scrubbed, sizeof(scrubbed), text), "Zq"));
+}
+
+#define LONG_SECRET "Zz9-a-password-long-enough-to-straddle-the-cut-of-a-line-0123"
+
+static void emit_long_secret_line(void)
+{
+    static char pad[8141];
+
+    memset(pad, 'a', sizeof(pad) - 1);
+    rg_log_redact(LONG_SECRET);
+    /* The event passes 8 KiB inside the secret; the written line shows its first bytes
+     * unless the event is redacted whole before it is cut. */
+    RG_ERROR("%s%s", pad, LONG_SECRET);
+}
+
+Test(redact, a_log_line_longer_than_the_limit_is_redacted_before_it_is_cut)
+{
+    static char out[16384];
+    FILE *f = tmpfile();
+    size_t n;
+
+    rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_INFO, f);
+    emit_long_secret_line();
+    rewind(f);
+    n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    cr_assert_gt(n, 8000);
+    cr_assert_null(strstr(out, "Zz9"), "%s", out + 8100);
+}
+
+/* --- escaping -------------------------------------------------------------------------- */
+
+static void emit_control_name(void)
+{
+    RG_ERROR("cannot read /m/0001_a\n\x1b[31mred.up.sql" RG_F "file=/m/b\x07\xff" RG_F
+             "ok=caf\xc3\xa9");
+}
+
+Test(log, text_escapes_control_bytes_in_the_message_and_values)
+{
+    char *out = capture(RG_LOG_FORMAT_TEXT, emit_control_name);
+    cr_assert(strstr(out, " error cannot read /m/0001_a\\n\\u001b[31mred.up.sql "), "%s", out);
+    cr_assert(strstr(out, " file=\"/m/b\\u0007\\xff\""), "%s", out);
+    cr_assert(strstr(out, " ok=caf\xc3\xa9\n"), "%s", out);
+    cr_assert_null(strchr(out, '\x1b'), "%s", out);
+    cr_assert_eq(strchr(out, '\n'), out + strlen(out) - 1, "one line: %s", out);
+}
+
+Test(log, json_escapes_control_bytes_and_replaces_bytes_that_are_not_utf8)
+{
+    char *out = capture(RG_LOG_FORMAT_JSON, emit_control_name);
+    cr_assert(strstr(out, "\"msg\":\"cannot read /m/0001_a\\n\\u001b[31mred.up.sql\""), "%s", out);
+    cr_assert(strstr(out, "\"file\":\"/m/b\\u0007\\ufffd\""), "%s", out);
+    cr_assert(strstr(out, "\"ok\":\"caf\xc3\xa9\""), "%s", out);
+}
+
+Test(log, utf8_sequences_are_validated)
+{
+    cr_assert_eq(rg_log_utf8_len("a", 1), 1);
+    cr_assert_eq(rg_log_utf8_len("\xc3\xa9", 2), 2);
+    cr_assert_eq(rg_log_utf8_len("\xe2\x82\xac", 3), 3);
+    cr_assert_eq(rg_log_utf8_len("\xf0\x9f\x98\x80", 4), 4);
+    cr_assert_eq(rg_log_utf8_len("\xc3", 1), 0, "truncated");
+    cr_assert_eq(rg_log_utf8_len("\xc0\xaf", 2), 0, "overlong");
+    cr_assert_eq(rg_log_utf8_len("\xe0\x80\xaf", 3), 0, "overlong");
+    cr_assert_eq(rg_log_utf8_len("\xed\xa0\x80", 3), 0, "surrogate");
+    cr_assert_eq(rg_log_utf8_len("\xf4\x90\x80\x80", 4), 0, "past U+10FFFF");
+    cr_assert_eq(rg_log_utf8_len("\xff", 1), 0);
+    cr_assert_eq(rg_log_utf8_len("\x80", 1), 0, "continuation byte");
+}
