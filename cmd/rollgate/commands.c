@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "engine/engine.h"
 #include "err/clock.h"
-#include "leader.h"
 #include "log/log.h"
 #include "output.h"
 #include "pg/pg.h"
@@ -47,7 +47,7 @@ static void close_store(struct rg_pg *pg)
     rg_pg_free(pg);
 }
 
-/* The history and how the files compare with it: what status, validate and wait read. */
+/* The history and how the files compare with it: what status and validate read. */
 struct view {
     struct rg_history h;
     struct rg_plan plan;
@@ -85,8 +85,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
-    struct rg_leader *leader = NULL;
-    struct rg_lock lock;
+    struct rg_cluster *cluster = NULL;
     int64_t start = rg_now_ms();
     int ret = -1, rc;
 
@@ -104,14 +103,11 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     pg = open_store(cfg, &store, err);
     if (!pg)
         goto out;
-    if (rg_leader_wanted(cfg)) {
-        if (rg_leader_new(&leader, cfg, pg, err) < 0)
-            goto out;
-        rg_leader_lock(leader, &lock);
-    }
-    rc = rg_engine_migrate(&store, leader ? &lock : NULL, &src, &opts, &res, err);
-    if (leader)
-        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_leader_requests(leader));
+    if (rg_cluster_open(&cluster, cfg, pg, err) < 0)
+        goto out;
+    rc = rg_engine_migrate(&store, rg_cluster_lock(cluster), &src, &opts, &res, err);
+    if (cluster)
+        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_cluster_requests(cluster));
     if (rc < 0)
         goto out;
     if (res.applied || res.reverted)
@@ -130,7 +126,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  res.scripts == 1 ? "" : "s");
     ret = 0;
 out:
-    rg_leader_free(leader);
+    rg_cluster_close(cluster);
     close_store(pg);
     rg_source_free(&src);
     return ret;
@@ -291,94 +287,37 @@ int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *s
     return ret;
 }
 
-/* Whether a no-transaction migration is under way: a row marked running, and every run
- * that marked one still connected. A run that is gone leaves the row to rg_engine_check,
- * which refuses it (exit 5, naming the repair). */
-static int under_way(const struct rg_store *store, const struct rg_plan *plan, bool *busy,
-                     struct rg_err *err)
-{
-    *busy = false;
-    for (size_t k = 0; k < plan->n; k++) {
-        const struct rg_history_row *row = plan->items[k].row;
-        bool alive = false;
-
-        if (!row || row->state != RG_ROW_RUNNING)
-            continue;
-        if (store->run_alive(store->ctx, row->applied_by, &alive, err) < 0)
-            return -1;
-        if (!alive) {
-            *busy = false;
-            return 0;
-        }
-        *busy = true;
-    }
-    return 0;
-}
-
 int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                 struct rg_err *err)
 {
     struct rg_source src = {0};
     struct rg_store store;
     struct rg_pg *pg = NULL;
-    struct rg_migrate_opts opts = {.target = RG_TARGET_LATEST};
-    struct rg_leader *leader = NULL;
-    int64_t start = rg_now_ms();
+    struct rg_cluster *cluster = NULL;
+    struct rg_clock clock;
     /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
      * lease.waitTimeout does. */
-    int64_t limit = cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms;
+    struct rg_wait_opts opts = {
+        .poll_ms = cfg->lease.retry_period_ms,
+        .limit_ms = cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms,
+    };
+    int64_t start = rg_now_ms(), version = 0;
     int ret = -1;
 
     (void)cli;
+    rg_signals_clock(&clock);
     if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
         goto out;
     pg = open_store(cfg, &store, err);
-    if (!pg || (rg_leader_wanted(cfg) && rg_leader_new(&leader, cfg, pg, err) < 0))
+    if (!pg || rg_cluster_open(&cluster, cfg, pg, err) < 0)
         goto out;
-    for (int round = 0;; round++) {
-        struct view v;
-        int rc = view_read(&store, &src, &v, err);
-        const struct rg_plan *plan = &v.plan;
-        bool current, busy = false;
-
-        if (rc == 0)
-            rc = under_way(&store, plan, &busy, err);
-        if (rc == 0 && !busy)
-            rc = rg_engine_check(plan, &opts, false, err);
-        current = rc == 0 && !busy && plan->pending == 0;
-        /* Current, and no run holds the Lease (one may be running data scripts). */
-        if (current && leader) {
-            bool held = false;
-            rc = rg_leader_held(leader, &held, err);
-            current = rc == 0 && !held;
-        }
-        if (current)
-            snprintf(summary, n,
-                     "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
-                     plan->current, rg_now_ms() - start);
-        else if (rc == 0 && round == 0)
-            RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
-                    "pending=%zu",
-                    plan->current, plan->pending);
-        if (rc == 0 && !current && limit && rg_now_ms() - start >= limit) {
-            rg_err_set(err, RG_ELEASE,
-                       "the schema is still at version %" PRId64 " with %zu pending after "
-                       "lease.waitTimeout",
-                       plan->current, plan->pending);
-            rc = -1;
-        }
-        view_free(&v);
-        if (rc < 0 || current) {
-            ret = rc;
-            break;
-        }
-        if (!rg_signals_pause(cfg->lease.retry_period_ms)) {
-            rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
-            break;
-        }
-    }
+    if (rg_engine_wait(&store, rg_cluster_lock(cluster), &clock, &src, &opts, &version, err) < 0)
+        goto out;
+    snprintf(summary, n, "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
+             version, rg_now_ms() - start);
+    ret = 0;
 out:
-    rg_leader_free(leader);
+    rg_cluster_close(cluster);
     close_store(pg);
     rg_source_free(&src);
     return ret;

@@ -10,16 +10,10 @@
 #include "cli.h"
 #include "commands.h"
 #include "config/config.h"
-#include "kube/kube.h"
 #include "log/log.h"
 #include "signals.h"
 
-#define DEFAULT_TERMINATION_LOG "/dev/termination-log"
-
 extern char **environ;
-
-_Static_assert(RG_CONFIG_IDENTITY_MAX < sizeof(((struct rg_lease_record *)0)->holder),
-               "the configuration accepts no identity the Lease would cut");
 
 /* Kubernetes shows this file's contents in the pod's status. Under /dev it is only
  * written when it exists (the kubelet mounts it), never created, so a run on a laptop as
@@ -46,14 +40,6 @@ static void write_termination_log(const char *path, const char *line)
         RG_DEBUG("termination log not written" RG_F "path=%s" RG_F "error=%s", path,
                  strerror(errno));
     close(fd);
-}
-
-/* Before the configuration has loaded (a usage or configuration error), the environment is
- * the one source of terminationLog that can be trusted. */
-static const char *early_termination_log(void)
-{
-    const char *path = getenv("ROLLGATE_TERMINATION_LOG");
-    return path ? path : DEFAULT_TERMINATION_LOG;
 }
 
 static int finish(const char *command, const char *termination_log, const char *summary,
@@ -112,8 +98,8 @@ int main(int argc, char **argv)
          * environment are known before the message is shown. */
         rg_config_redact(environ, cli.flags, cli.nflags);
         rg_err_prefix(&err, "usage (see rollgate --help)");
-        return finish(cli.command_name ? cli.command_name : "rollgate", early_termination_log(), "",
-                      &err);
+        return finish(cli.command_name ? cli.command_name : "rollgate",
+                      rg_config_early_termination_log(environ), "", &err);
     }
     if (cli.help) {
         rg_cli_usage(stdout, cli.command);
@@ -124,7 +110,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rg_config_load(&cfg, cli.config_file, environ, cli.flags, cli.nflags, &err) < 0)
-        return finish(cli.command_name, early_termination_log(), "", &err);
+        return finish(cli.command_name, rg_config_early_termination_log(environ), "", &err);
     rg_log_setup(cfg.log.format, cfg.log.level, stderr);
     rg_signals_set_timeout(cfg.timeout_ms);
 

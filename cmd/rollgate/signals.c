@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "cancel/cancel.h"
 #include "err/clock.h"
 #include "log/log.h"
 
@@ -14,6 +15,8 @@ static struct rg_pg *attached;
 static struct rg_kube *attached_kube;
 static atomic_int received;
 static atomic_bool timed_out;
+/* Fired with the first signal or the timeout: every pause of the run sleeps on it. */
+static struct rg_cancel *stopped;
 static sigset_t watched;
 static int64_t started_ms;
 /* The run's deadline on rg_now_ms()'s clock; 0: none (yet). */
@@ -23,6 +26,7 @@ static _Atomic int64_t deadline_ms;
  * the lock is held for an instant and a second signal is never stuck behind the first. */
 static void stop_run(void)
 {
+    rg_cancel_fire(stopped);
     pthread_mutex_lock(&lock);
     if (attached)
         rg_pg_cancel(attached);
@@ -75,6 +79,7 @@ void rg_signals_start(void)
     pthread_attr_t attr;
 
     started_ms = rg_now_ms();
+    stopped = rg_cancel_new();
     sigemptyset(&watched);
     sigaddset(&watched, SIGTERM);
     sigaddset(&watched, SIGINT);
@@ -122,13 +127,24 @@ bool rg_signals_timed_out(void)
 
 bool rg_signals_pause(int64_t ms)
 {
-    int64_t end = rg_now_ms() + ms;
+    return rg_cancel_sleep(stopped, ms);
+}
 
-    while (rg_now_ms() < end) {
-        struct timespec step = {0, 50 * 1000000L};
-        if (atomic_load(&received) || atomic_load(&timed_out))
-            return false;
-        nanosleep(&step, NULL);
-    }
-    return !atomic_load(&received) && !atomic_load(&timed_out);
+static int64_t clock_now(void *ctx)
+{
+    (void)ctx;
+    return rg_now_ms();
+}
+
+static bool clock_pause(void *ctx, int64_t ms)
+{
+    (void)ctx;
+    return rg_signals_pause(ms);
+}
+
+void rg_signals_clock(struct rg_clock *clock)
+{
+    clock->ctx = NULL;
+    clock->now_ms = clock_now;
+    clock->pause = clock_pause;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "engine/ports.h"
 #include "kube/kube.h"
 #include "pg/pg.h"
 
@@ -23,7 +24,9 @@ void rg_signals_attach_kube(struct rg_kube *kube);
 /* The signal received, or 0. */
 int rg_signals_received(void);
 bool rg_signals_timed_out(void);
-/* Sleeps up to ms in short steps; false when a signal or the timeout ended it early. */
+/* Sleeps up to ms; false when a signal or the timeout ended it (or had come before). */
 bool rg_signals_pause(int64_t ms);
+/* The monotonic clock and rg_signals_pause, as the engine's clock port. */
+void rg_signals_clock(struct rg_clock *clock);
 
 #endif

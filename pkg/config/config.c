@@ -714,6 +714,30 @@ out:
     return rc;
 }
 
+/* A copy of the variable's value; NULL when unset or empty. */
+static char *env_copy(char *const *env, const char *name)
+{
+    const char *v = env_get(env, name);
+
+    return v && *v ? rg_strdup(v) : NULL;
+}
+
+static void read_surroundings(struct rg_config *cfg, char *const *env)
+{
+    const char *list = env_get(env, "KUBECONFIG"), *home = env_get(env, "HOME");
+
+    cfg->env.service_host = env_copy(env, "KUBERNETES_SERVICE_HOST");
+    cfg->env.service_port = env_copy(env, "KUBERNETES_SERVICE_PORT");
+    cfg->env.pod_name = env_copy(env, "POD_NAME");
+    cfg->env.pod_namespace = env_copy(env, "POD_NAMESPACE");
+    if (list)
+        list += strspn(list, ":");
+    if (list && *list)
+        cfg->env.kubeconfig = rg_strndup(list, strcspn(list, ":"));
+    else if (home && *home)
+        cfg->env.kubeconfig = rg_asprintf("%s/.kube/config", home);
+}
+
 int rg_config_load(struct rg_config *cfg, const char *file, char *const *env,
                    const struct rg_config_flag *flags, size_t nflags, struct rg_err *err)
 {
@@ -735,6 +759,7 @@ int rg_config_load(struct rg_config *cfg, const char *file, char *const *env,
     if (load_file(&st, file, env, err) < 0 || load_env(&st, env, err) < 0 ||
         load_flags(&st, flags, nflags, err) < 0 || finish(&st, env, err) < 0)
         goto out;
+    read_surroundings(cfg, env);
     rc = 0;
 out:
     if (rc < 0)
@@ -753,5 +778,28 @@ void rg_config_free(struct rg_config *cfg)
         explicit_bzero(cfg->database.password, strlen(cfg->database.password));
     free(cfg->database.password);
     free(cfg->config_file);
+    free(cfg->env.service_host);
+    free(cfg->env.service_port);
+    free(cfg->env.kubeconfig);
+    free(cfg->env.pod_name);
+    free(cfg->env.pod_namespace);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+bool rg_config_wants_lease(const struct rg_config *cfg)
+{
+    char token[4096];
+
+    if (cfg->lease.mode != RG_LEASE_AUTO)
+        return cfg->lease.mode == RG_LEASE_KUBERNETES;
+    snprintf(token, sizeof(token), "%s/token", cfg->lease.service_account_dir);
+    return cfg->env.service_host && access(token, R_OK) == 0;
+}
+
+const char *rg_config_early_termination_log(char *const *env)
+{
+    const struct key *key = &keys[rg_config_find_key("terminationLog")];
+    const char *path = env_get(env, key->env);
+
+    return path ? path : key->def;
 }

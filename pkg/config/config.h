@@ -64,7 +64,27 @@ struct rg_config {
     int64_t timeout_ms;
     char *termination_log;
     char *config_file; /* the file that was read, or NULL */
+    /* No keys, but what the environment says about where this process runs, read at load
+     * like the rest so that nothing else reads the environment. NULL when unset or empty. */
+    struct {
+        char *service_host; /* KUBERNETES_SERVICE_HOST: set in every pod of a cluster */
+        char *service_port; /* KUBERNETES_SERVICE_PORT */
+        /* Outside a cluster: the first path in KUBECONFIG (kubectl would merge a list;
+         * rollgate reads one file), else $HOME/.kube/config. */
+        char *kubeconfig;
+        char *pod_name; /* POD_NAME and POD_NAMESPACE (the downward API): Events go there */
+        char *pod_namespace;
+    } env;
 };
+
+/* Whether runs coordinate through a Lease: lease.mode kubernetes, or auto in a cluster
+ * (KUBERNETES_SERVICE_HOST set and the service-account token readable). */
+bool rg_config_wants_lease(const struct rg_config *cfg);
+
+/* terminationLog before the configuration has loaded (a usage or configuration error): the
+ * environment's ROLLGATE_TERMINATION_LOG, the one source that can be trusted then, else the
+ * default. Borrowed from env or static. */
+const char *rg_config_early_termination_log(char *const *env);
 
 /* A value given on the command line: key is the YAML path ("migrations.dir"), flag the
  * flag's spelling for error messages ("--dir"). */

@@ -509,7 +509,6 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store,
                 const struct rg_source *src, const struct rg_migrate_opts *opts, struct pass *p,
                 struct rg_migrate_result *res, struct rg_err *err)
 {
-    struct rg_err release_err = {0};
     bool lost = false;
     int rc;
 
@@ -517,8 +516,7 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store,
     rc = prepare(store, src, opts, NULL, p, err);
     if (rc == 0)
         rc = execute(&p->r, res, err);
-    if (lock->release(lock->ctx, rc == 0, &lost, &release_err) < 0)
-        RG_WARN("could not release the lease" RG_F "error=%s", release_err.msg);
+    lock->release(lock->ctx, rc == 0, &lost);
     if (lost && rc == 0) {
         /* Every step had committed before the loss was noticed: the work is done. */
         RG_WARN("the lease was lost after the work had committed; the run succeeded");
@@ -584,6 +582,82 @@ out:
     pass_free(&p);
     rg_history_free(&h);
     return ret;
+}
+
+/* Whether a no-transaction migration is under way: a row marked running, and every run
+ * that marked one still connected. A run that is gone leaves the row to rg_engine_check,
+ * which refuses it (exit 5, naming the repair). */
+static int under_way(const struct rg_store *store, const struct rg_plan *plan, bool *busy,
+                     struct rg_err *err)
+{
+    *busy = false;
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct rg_history_row *row = plan->items[k].row;
+        bool alive = false;
+
+        if (!row || row->state != RG_ROW_RUNNING)
+            continue;
+        if (store->run_alive(store->ctx, row->applied_by, &alive, err) < 0)
+            return -1;
+        if (!alive) {
+            *busy = false;
+            return 0;
+        }
+        *busy = true;
+    }
+    return 0;
+}
+
+int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
+                   const struct rg_clock *clock, const struct rg_source *src,
+                   const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err)
+{
+    /* Every version counts, below the applied ones too: wait applies nothing. */
+    const struct rg_migrate_opts every = {.target = INT64_MAX};
+    int64_t start = clock->now_ms(clock->ctx);
+
+    *version = 0;
+    for (int round = 0;; round++) {
+        struct rg_history h = {0};
+        struct rg_plan plan = {0};
+        bool current, busy = false;
+        int rc = store->read_history(store->ctx, &h, err);
+
+        if (rc == 0) {
+            rg_plan_build(&plan, src, &h);
+            rc = under_way(store, &plan, &busy, err);
+        }
+        if (rc == 0 && !busy)
+            rc = rg_engine_check(&plan, &every, false, err);
+        current = rc == 0 && !busy && plan.pending == 0;
+        /* Current, and no run holds the lock (one may be running data scripts). */
+        if (current && lock) {
+            bool held = false;
+            rc = lock->held(lock->ctx, &held, err);
+            current = rc == 0 && !held;
+        }
+        *version = plan.current;
+        if (rc == 0 && !current && round == 0)
+            RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
+                    "pending=%zu",
+                    plan.current, plan.pending);
+        if (rc == 0 && !current && opts->limit_ms &&
+            clock->now_ms(clock->ctx) - start >= opts->limit_ms) {
+            rg_err_set(err, RG_ELEASE,
+                       "the schema is still at version %" PRId64 " with %zu pending after "
+                       "lease.waitTimeout",
+                       plan.current, plan.pending);
+            rc = -1;
+        }
+        rg_plan_free(&plan);
+        rg_history_free(&h);
+        if (rc < 0 || current)
+            return rc;
+        if (!clock->pause(clock->ctx, opts->poll_ms)) {
+            rg_err_set(err, RG_ESIGNAL, "stopped while waiting; nothing was changed");
+            return -1;
+        }
+    }
 }
 
 int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,

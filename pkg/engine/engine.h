@@ -78,6 +78,23 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                       const struct rg_source *src, const struct rg_migrate_opts *opts,
                       struct rg_migrate_result *res, struct rg_err *err) RG_WUR;
 
+struct rg_wait_opts {
+    int64_t poll_ms;  /* between looks at the history */
+    int64_t limit_ms; /* gives up after this; 0: never (the run's timeout stops the pause) */
+};
+
+/* `wait`, which never writes: looks at the history until every schema migration of src is
+ * applied, none is under way (a no-transaction migration marked running by a run that is
+ * still connected: store->run_alive) and, with a lock, no run holds it (one may be running
+ * data scripts), pausing poll_ms between looks. *version receives the schema version found
+ * current. Errors: what rg_engine_check refuses (drift, or a running mark whose run is gone,
+ * RG_ECONFLICT: waiting would never end), RG_ELEASE after
+ * limit_ms naming the version and what is pending, RG_ESIGNAL when a pause was cut short,
+ * and the store's and the lock's own. */
+int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
+                   const struct rg_clock *clock, const struct rg_source *src,
+                   const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err) RG_WUR;
+
 /* Adopts an existing database: records every migration of src up to version as applied
  * without running it. *count receives how many. Refuses when the history has rows. */
 int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,

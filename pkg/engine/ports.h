@@ -108,6 +108,16 @@ struct rg_store {
     int (*run_alive)(void *ctx, const char *applied_by, bool *alive, struct rg_err *err);
 };
 
+/* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's
+ * pause; tests: a fake clock that the pause moves). */
+struct rg_clock {
+    void *ctx;
+    int64_t (*now_ms)(void *ctx);
+    /* The run's one cancellable sleep: false when the run was stopped (a signal, its
+     * timeout) before ms passed. */
+    bool (*pause)(void *ctx, int64_t ms);
+};
+
 /* Coordination between runs beyond the database fence: the Kubernetes Lease in a cluster,
  * nothing elsewhere (a NULL lock). Asked for only when a run has something to do, so the
  * path every pod start takes when the schema is current makes no call at all. */
@@ -126,8 +136,12 @@ struct rg_lock {
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err);
     /* Gives the lock up after leading; *lost says whether it was lost while leading (its
      * renewal failed or another holder appeared), in which case the running statement was
-     * cancelled. succeeded: how the run ended, for the record (Kubernetes Events). */
-    int (*release)(void *ctx, bool succeeded, bool *lost, struct rg_err *err);
+     * cancelled. succeeded: how the run ended, for the record (Kubernetes Events). It
+     * cannot fail the run: a lock it could not give up is the lock's to log, and runs out
+     * on its own, while the run's own outcome stays what the run made it. */
+    void (*release)(void *ctx, bool succeeded, bool *lost);
+    /* For a run that never leads (`wait`): whether another run holds the lock now. */
+    int (*held)(void *ctx, bool *held, struct rg_err *err);
 };
 
 #endif

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "err/clock.h"
 #include "err/mem.h"
@@ -16,8 +15,6 @@
 #define MAX_BODY_BYTES (1024 * 1024)
 #define BACKOFF_FIRST_MS 200
 #define BACKOFF_MAX_MS 5000
-/* Sleeps are cut into steps this long so a cancel is noticed promptly. */
-#define NAP_STEP_MS 50
 /* How much of a body that is no Status goes into a message. */
 #define BODY_SHOWN 160
 
@@ -36,26 +33,6 @@ void rg_kube_response_free(struct rg_kube_response *r)
     free(r->body);
     r->body = NULL;
     r->len = 0;
-}
-
-/* Returns true when cancelled before ms ran out. */
-static bool nap(struct rg_kube *k, int64_t ms)
-{
-    int64_t end = rg_now_ms() + ms;
-
-    for (;;) {
-        int64_t left = end - rg_now_ms();
-        struct timespec ts;
-        if (atomic_load(&k->cancelled))
-            return true;
-        if (left <= 0)
-            return false;
-        if (left > NAP_STEP_MS)
-            left = NAP_STEP_MS;
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)left * 1000000;
-        nanosleep(&ts, NULL);
-    }
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -92,7 +69,7 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     (void)dlnow;
     (void)ultotal;
     (void)ulnow;
-    return atomic_load(&k->cancelled) ? 1 : 0;
+    return rg_cancel_fired(k->cancel) ? 1 : 0;
 }
 
 /* Counts the requests libcurl sends in one perform: on a reused connection that turns
@@ -368,7 +345,7 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
         int64_t wait, retry_after_ms;
         enum outcome o;
 
-        if (atomic_load(&k->cancelled)) {
+        if (rg_cancel_fired(k->cancel)) {
             rg_err_set(err, RG_ESIGNAL, "%s %s: cancelled", method, url);
             goto out;
         }
@@ -395,7 +372,7 @@ int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const 
         RG_DEBUG("Kubernetes API request failed; retrying" RG_F "attempt=%d" RG_F
                  "wait_ms=%lld" RG_F "error=%s",
                  attempts, (long long)wait, err->msg);
-        if (nap(k, wait)) {
+        if (!rg_cancel_sleep(k->cancel, wait)) {
             rg_err_set(err, RG_ESIGNAL, "%s %s: cancelled", method, url);
             goto out;
         }

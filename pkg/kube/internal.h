@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "cancel/cancel.h"
 #include "err/err.h"
 #include "kube/kube.h"
 
@@ -38,8 +39,9 @@ struct rg_kube {
      * know about (labels, annotations, owner references, newer spec fields) as client-go's
      * Update of the object it read does. */
     cJSON *lease;
-    /* The only fields another thread touches. */
-    atomic_bool cancelled;
+    /* The only fields another thread touches: rg_kube_cancel fires cancel, which ends a
+     * backoff at once and a transfer at curl's next progress call. */
+    struct rg_cancel *cancel;
     atomic_size_t requests;
     size_t sent; /* headers libcurl sent during the current perform */
 };

@@ -276,7 +276,7 @@ int rg_kube_new(struct rg_kube **out, const struct rg_kube_opts *opts, struct rg
         goto out;
     }
     k = rg_calloc(1, sizeof(*k));
-    atomic_init(&k->cancelled, false);
+    k->cancel = rg_cancel_new();
     atomic_init(&k->requests, 0);
     k->request_timeout_ms =
         opts->request_timeout_ms > 0 ? opts->request_timeout_ms : RG_KUBE_REQUEST_TIMEOUT_MS;
@@ -338,6 +338,7 @@ void rg_kube_free(struct rg_kube *k)
     free(k->key_file);
     free_secret(k->key_pem);
     free(k->namespace);
+    rg_cancel_free(k->cancel);
     free(k);
 }
 
@@ -348,7 +349,7 @@ const char *rg_kube_namespace(const struct rg_kube *k)
 
 void rg_kube_cancel(struct rg_kube *k)
 {
-    atomic_store(&k->cancelled, true);
+    rg_cancel_fire(k->cancel);
 }
 
 void rg_kube_set_deadline(struct rg_kube *k, int64_t monotonic_ms)

@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 #include "err/err.h"
+/* The Lease calls below serve pkg/lease's API port, so they speak its record type, as
+ * pkg/pg serves the engine's store port (engine/ports.h). */
+#include "lease/lease.h"
 
 #define RG_KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -61,17 +64,6 @@ void rg_kube_cancel(struct rg_kube *k);
 void rg_kube_set_deadline(struct rg_kube *k, int64_t monotonic_ms);
 /* HTTP requests sent so far (retries included), for logs and tests. */
 size_t rg_kube_requests(const struct rg_kube *k);
-
-/* A Lease as the algorithm sees it. Times are MicroTime ("2006-01-02T15:04:05.000000Z"). */
-struct rg_lease_record {
-    bool exists;
-    char holder[254];   /* spec.holderIdentity, "" when none */
-    int64_t duration_s; /* spec.leaseDurationSeconds */
-    char acquire_time[40];
-    char renew_time[40];
-    int64_t transitions;       /* spec.leaseTransitions */
-    char resource_version[64]; /* metadata.resourceVersion, sent back on update */
-};
 
 /* Errors of the calls below: RG_EAPIDENIED for 401/403, RG_EAPI for anything else that
  * retries could not mend, each carrying the Kubernetes Status message and reason;

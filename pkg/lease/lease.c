@@ -54,6 +54,13 @@ static void observe(struct rg_lease *l, const struct rg_lease_record *rec, int64
     l->observed_at_ms = now;
 }
 
+/* A record just read: only a change restarts the observer's clock on its holder. */
+static void saw(struct rg_lease *l, const struct rg_lease_record *rec, int64_t now)
+{
+    if (!record_equal(rec, &l->observed))
+        observe(l, rec, now);
+}
+
 static bool is_ours(const struct rg_lease *l, const struct rg_lease_record *rec)
 {
     return rec->exists && strcmp(rec->holder, l->identity) == 0;
@@ -133,8 +140,7 @@ int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
         return create(l, acquired, err);
 
     now = now_ms(l);
-    if (!record_equal(&rec, &l->observed))
-        observe(l, &rec, now);
+    saw(l, &rec, now);
     ours = is_ours(l, &rec);
     if (!ours)
         l->held = false;
@@ -157,6 +163,17 @@ int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
     if (rc == 1)
         return 0;
     took(l, &got, acquired);
+    return 0;
+}
+
+int rg_lease_read(struct rg_lease *l, struct rg_err *err)
+{
+    struct rg_lease_record rec;
+
+    memset(&rec, 0, sizeof(rec));
+    if (l->api.get(l->api.ctx, &rec, err) < 0)
+        return -1;
+    saw(l, &rec, now_ms(l));
     return 0;
 }
 
@@ -232,8 +249,7 @@ int rg_lease_release(struct rg_lease *l, struct rg_err *err)
     memset(&rec, 0, sizeof(rec));
     if (l->api.get(l->api.ctx, &rec, err) < 0)
         return -1;
-    if (!record_equal(&rec, &l->observed))
-        observe(l, &rec, now_ms(l));
+    saw(l, &rec, now_ms(l));
     if (!is_ours(l, &rec))
         return 0; /* taken over or deleted: nothing of ours to give up */
     rc = put_released(l, &rec, err);

@@ -1,15 +1,30 @@
 /* Leader election on a Lease, as client-go's leaderelection does it, with the API and the
- * clock injected: pkg/kube and the real clock in production, fakes in the unit tests. */
+ * clock injected: pkg/kube and the real clock in production, fakes in the unit tests.
+ * leader.h runs it for a whole run. */
 #ifndef RG_LEASE_H
 #define RG_LEASE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err/err.h"
-#include "kube/kube.h"
 
-/* The Lease calls the algorithm needs; the same contracts as rg_kube_lease_*. */
+/* A Lease (coordination.k8s.io/v1) as the algorithm sees it. Times are MicroTime
+ * ("2006-01-02T15:04:05.000000Z"). */
+struct rg_lease_record {
+    bool exists;
+    char holder[254];   /* spec.holderIdentity, "" when none */
+    int64_t duration_s; /* spec.leaseDurationSeconds */
+    char acquire_time[40];
+    char renew_time[40];
+    int64_t transitions;       /* spec.leaseTransitions */
+    char resource_version[64]; /* metadata.resourceVersion, sent back on update */
+};
+
+/* The Lease calls the algorithm needs (pkg/kube's rg_kube_lease_* in production): get
+ * sets rec->exists false on 404; create and update return 1, not an error, when another
+ * writer came first (409, or 404 for an update): read again. */
 struct rg_lease_api {
     void *ctx;
     int (*get)(void *ctx, struct rg_lease_record *rec, struct rg_err *err);
@@ -17,6 +32,10 @@ struct rg_lease_api {
                   struct rg_err *err);
     int (*update)(void *ctx, const struct rg_lease_record *want, struct rg_lease_record *got,
                   struct rg_err *err);
+    /* Calls from now on give up by this time of the clock's monotonic_ms (0: no bound),
+     * whatever their own retries; NULL when calls bound themselves. A renewal must be over
+     * by the renew deadline, as in client-go. */
+    void (*set_deadline)(void *ctx, int64_t monotonic_ms);
 };
 
 struct rg_lease_clock {
@@ -56,6 +75,10 @@ void rg_lease_init(struct rg_lease *l, const struct rg_lease_api *api,
  * incrementing leaseTransitions; renew it when already ours. A 409 means another process
  * wrote first: *acquired false, not an error. */
 int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err) RG_WUR;
+
+/* Reads the record without writing it, and observes it as rg_lease_try does: for `wait`,
+ * which asks only whether another process holds it (rg_lease_other_valid). */
+int rg_lease_read(struct rg_lease *l, struct rg_err *err) RG_WUR;
 
 /* How long to wait before the next attempt: the retry period stretched by a factor in
  * [1, 1.2] picked by random (0 .. UINT32_MAX), so pods started together spread out. */

@@ -3,10 +3,10 @@
 #define RG_PG_INTERNAL_H
 
 #include <libpq-fe.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cancel/cancel.h"
 #include "pg/pg.h"
 
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
@@ -24,15 +24,14 @@
 struct rg_pg {
     struct rg_pg_opts opts;
     PGconn *conn;
-    /* Set by rg_pg_cancel from any thread; the thread running a query acts on it. */
-    atomic_bool cancelled;
+    /* Fired by rg_pg_cancel from any thread; the thread running a query acts on it, and
+     * every wait on the server polls it (wire.c). */
+    struct rg_cancel *cancel;
     char *table;                          /* "schema".rollgate_migrations, quoted */
     char session[RG_PG_SESSION_NAME_MAX]; /* application_name of every connection */
     int64_t lock_key;                     /* advisory lock key derived from the table's name */
     /* A commit made with synchronous_commit off that no durable commit has followed. */
     bool unflushed;
-    /* rg_pg_cancel writes a byte here to wake a poll at once (wire.c). */
-    int wake[2];
     /* Why the connection was closed (conn NULL), for messages. */
     char closed_why[320];
     const char *url_key; /* the key that named opts.url, for messages */
@@ -48,9 +47,7 @@ struct rg_pg {
  * with the cancel request's own bound, a cancelled run is done within 2 seconds. */
 #define RG_PG_GRACE_MS 1000
 
-/* wire.c: the only code that waits on the server; every wait polls the wake pipe too. */
-void rg_pg_wake_init(struct rg_pg *pg);
-void rg_pg_wake_close(struct rg_pg *pg);
+/* wire.c: the only code that waits on the server; every wait polls the cancel token too. */
 /* Sleeps up to ms, returning at once when the run is cancelled. */
 void rg_pg_nap(struct rg_pg *pg, int64_t ms);
 /* Sends sql (one or more statements, simple protocol) and returns its last result, as

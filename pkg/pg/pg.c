@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +37,7 @@ struct rg_pg *rg_pg_new(const struct rg_pg_opts *opts)
     const char *schema = opts->schema ? opts->schema : "public";
 
     pg->opts = *opts;
-    atomic_init(&pg->cancelled, false);
-    rg_pg_wake_init(pg);
+    pg->cancel = rg_cancel_new();
     /* The schema name is validated as a plain identifier by the configuration, so
      * quoting it is enough; it is also what the lock key is derived from, so runs that
      * share a history table share the lock and no others do. */
@@ -63,7 +61,7 @@ void rg_pg_free(struct rg_pg *pg)
         return;
     if (pg->conn)
         PQfinish(pg->conn);
-    rg_pg_wake_close(pg);
+    rg_cancel_free(pg->cancel);
     rg_pg_free(pg->direct);
     free(pg->table);
     free(pg);
@@ -71,7 +69,7 @@ void rg_pg_free(struct rg_pg *pg)
 
 bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err)
 {
-    if (!atomic_load(&pg->cancelled))
+    if (!rg_cancel_fired(pg->cancel))
         return false;
     rg_err_set(err, RG_ESIGNAL, "stopped; the running migration, if any, was rolled back");
     return true;

@@ -3,10 +3,8 @@
  * closing (a vanished host, a half-open connection after a failover, a network policy that
  * drops packets) would hold the run forever, past its timeout and past SIGTERM. Here
  * queries and connections go through libpq's asynchronous API and poll both the socket and
- * a wake pipe that rg_pg_cancel writes to, so a cancel (signal, run timeout, lost lease)
+ * the cancel token that rg_pg_cancel fires, so a cancel (signal, run timeout, lost lease)
  * ends any call within RG_PG_GRACE_MS plus RG_PG_CANCEL_WAIT_MS. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "err/clock.h"
 #include "log/log.h"
@@ -25,48 +22,24 @@
  * and is abandoned after this. */
 #define RG_PG_CANCEL_WAIT_MS 500
 
-void rg_pg_wake_init(struct rg_pg *pg)
-{
-    if (pipe(pg->wake) < 0) {
-        /* Without the pipe a cancel is still seen, at the next poll timeout. */
-        pg->wake[0] = pg->wake[1] = -1;
-        return;
-    }
-    for (int i = 0; i < 2; i++) {
-        fcntl(pg->wake[i], F_SETFL, fcntl(pg->wake[i], F_GETFL) | O_NONBLOCK);
-        fcntl(pg->wake[i], F_SETFD, FD_CLOEXEC);
-    }
-}
-
-void rg_pg_wake_close(struct rg_pg *pg)
-{
-    for (int i = 0; i < 2; i++)
-        if (pg->wake[i] >= 0)
-            close(pg->wake[i]);
-}
-
 void rg_pg_cancel(struct rg_pg *pg)
 {
-    int saved = errno;
-
-    /* Only an atomic store and a write that cannot block: this runs on the signal
-     * watcher's thread, which must never wait on the network. The thread that runs the
-     * query sends the cancel request itself. */
-    atomic_store(&pg->cancelled, true);
-    if (pg->wake[1] >= 0 && write(pg->wake[1], "", 1) < 0) {
-        /* A full pipe already holds a wake-up. */
-    }
+    /* This runs on the signal watcher's thread, which must never wait on the network: the
+     * thread that runs the query sends the cancel request itself. */
+    rg_cancel_fire(pg->cancel);
     /* database.directUrl's store, made with this one, so the pointer is stable. */
     if (pg->direct)
         rg_pg_cancel(pg->direct);
-    errno = saved;
 }
 
-/* Waits until fd is ready for events, the wake pipe is written, or until (a rg_now_ms()
- * time; 0: no limit) passes. Returns whether fd is ready. */
+/* Waits until fd is ready for events, the run is cancelled, or until (a rg_now_ms() time;
+ * 0: no limit) passes. Returns whether fd is ready. Once cancelled, only fd and until
+ * count: a statement gets its grace period after the cancel. */
 static bool wait_fd(struct rg_pg *pg, int fd, short events, int64_t until)
 {
-    struct pollfd fds[2] = {{.fd = fd, .events = events}, {.fd = pg->wake[0], .events = POLLIN}};
+    bool cancelled = rg_cancel_fired(pg->cancel);
+    struct pollfd fds[2] = {{.fd = fd, .events = events},
+                            {.fd = cancelled ? -1 : rg_cancel_fd(pg->cancel), .events = POLLIN}};
     int timeout = -1;
 
     if (until) {
@@ -75,20 +48,12 @@ static bool wait_fd(struct rg_pg *pg, int fd, short events, int64_t until)
     }
     if (poll(fds, 2, timeout) < 0)
         return false;
-    if (fds[1].revents) {
-        char drain[64];
-        while (read(pg->wake[0], drain, sizeof(drain)) > 0)
-            ;
-    }
     return fds[0].revents != 0;
 }
 
 void rg_pg_nap(struct rg_pg *pg, int64_t ms)
 {
-    int64_t until = rg_now_ms() + ms;
-
-    while (!atomic_load(&pg->cancelled) && rg_now_ms() < until)
-        wait_fd(pg, -1, 0, until);
+    (void)rg_cancel_sleep(pg->cancel, ms);
 }
 
 struct cancel_job {
@@ -223,7 +188,7 @@ PGresult *rg_pg_query(struct rg_pg *pg, const char *sql)
      * to end before the connection is closed. A call made after the cancel (a rollback,
      * a failed mark) gets the same bound. */
     int64_t stop_at = 0;
-    bool cancel_sent = atomic_load(&pg->cancelled);
+    bool cancel_sent = rg_cancel_fired(pg->cancel);
     bool copy_out = false, wait = false, broken = false;
 
     if (cancel_sent)
@@ -245,7 +210,7 @@ PGresult *rg_pg_query(struct rg_pg *pg, const char *sql)
             break;
         if (flush == 0 && !wait)
             return last; /* no more results */
-        if (!cancel_sent && atomic_load(&pg->cancelled)) {
+        if (!cancel_sent && rg_cancel_fired(pg->cancel)) {
             cancel_sent = true;
             send_cancel(pg);
             stop_at = rg_now_ms() + RG_PG_GRACE_MS;
@@ -299,7 +264,7 @@ PGconn *rg_pg_connect_once(struct rg_pg *pg, const char *const *keys, const char
     while (PQstatus(conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
            st != PGRES_POLLING_FAILED) {
         short events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-        if (atomic_load(&pg->cancelled)) {
+        if (rg_cancel_fired(pg->cancel)) {
             snprintf(why, n, "cancelled");
             PQfinish(conn);
             return NULL;

@@ -1120,6 +1120,76 @@ Test(config, an_absent_default_file_leaves_no_error_behind)
     cr_assert_str_eq(err.msg, "");
 }
 
+/* ---- where this process runs: read at load, so cmd/ never calls getenv ---- */
+
+Test(config, the_cluster_and_the_pod_come_from_the_environment)
+{
+    char *env[] = {"KUBERNETES_SERVICE_HOST=10.0.0.1", "KUBERNETES_SERVICE_PORT=443",
+                   "POD_NAME=web-1", "POD_NAMESPACE=prod", NULL};
+
+    cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.env.service_host, "10.0.0.1");
+    cr_assert_str_eq(cfg.env.service_port, "443");
+    cr_assert_str_eq(cfg.env.pod_name, "web-1");
+    cr_assert_str_eq(cfg.env.pod_namespace, "prod");
+}
+
+Test(config, unset_or_empty_surroundings_are_null)
+{
+    char *env[] = {"KUBERNETES_SERVICE_HOST=", "POD_NAME=", "KUBECONFIG=", "HOME=", NULL};
+
+    cr_assert_eq(load(NULL, env, NULL, 0), 0, "%s", err.msg);
+    cr_assert_null(cfg.env.service_host);
+    cr_assert_null(cfg.env.service_port);
+    cr_assert_null(cfg.env.pod_name);
+    cr_assert_null(cfg.env.pod_namespace);
+    cr_assert_null(cfg.env.kubeconfig);
+}
+
+Test(config, the_kubeconfig_is_the_first_path_in_kubeconfig_else_home)
+{
+    char *list[] = {"KUBECONFIG=::/a/one:/b/two", "HOME=/home/me", NULL};
+    char *home[] = {"HOME=/home/me", NULL};
+
+    cr_assert_eq(load(NULL, list, NULL, 0), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.env.kubeconfig, "/a/one");
+    rg_config_free(&cfg);
+    cr_assert_eq(load(NULL, home, NULL, 0), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.env.kubeconfig, "/home/me/.kube/config");
+}
+
+Test(config, a_lease_is_wanted_by_mode_or_in_a_cluster_with_a_token)
+{
+    char sa_env[200], *in_cluster[] = {"KUBERNETES_SERVICE_HOST=10.0.0.1", sa_env, NULL};
+    char *kubernetes[] = {"ROLLGATE_LEASE_MODE=kubernetes", NULL};
+    char *none[] = {"ROLLGATE_LEASE_MODE=none", "KUBERNETES_SERVICE_HOST=10.0.0.1", sa_env, NULL};
+
+    snprintf(sa_env, sizeof(sa_env), "ROLLGATE_LEASE_SERVICE_ACCOUNT_DIR=%s", dir);
+    cr_assert_eq(load(NULL, in_cluster, NULL, 0), 0, "%s", err.msg);
+    cr_assert_not(rg_config_wants_lease(&cfg), "auto without a token");
+    rg_config_free(&cfg);
+    write_file("token", "t");
+    cr_assert_eq(load(NULL, in_cluster, NULL, 0), 0, "%s", err.msg);
+    cr_assert(rg_config_wants_lease(&cfg), "auto in a cluster with a token");
+    rg_config_free(&cfg);
+    cr_assert_eq(load(NULL, NULL, NULL, 0), 0, "%s", err.msg);
+    cr_assert_not(rg_config_wants_lease(&cfg), "auto outside a cluster");
+    rg_config_free(&cfg);
+    cr_assert_eq(load(NULL, kubernetes, NULL, 0), 0, "%s", err.msg);
+    cr_assert(rg_config_wants_lease(&cfg));
+    rg_config_free(&cfg);
+    cr_assert_eq(load(NULL, none, NULL, 0), 0, "%s", err.msg);
+    cr_assert_not(rg_config_wants_lease(&cfg));
+}
+
+Test(config, the_early_termination_log_is_the_environments_else_the_default)
+{
+    char *env[] = {"ROLLGATE_TERMINATION_LOG=/tmp/early", NULL};
+
+    cr_assert_str_eq(rg_config_early_termination_log(env), "/tmp/early");
+    cr_assert_str_eq(rg_config_early_termination_log(no_env), "/dev/termination-log");
+}
+
 /* --- files that are not regular ------------------------------------------------------ */
 
 /* Nobody writes to the FIFO: a blocking open would hang until Criterion's timeout. */

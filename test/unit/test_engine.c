@@ -6,6 +6,7 @@
 
 #include "engine/engine.h"
 #include "err/mem.h"
+#include "lease/leader.h"
 #include "log/log.h"
 
 #define MAX 64
@@ -27,7 +28,9 @@ struct fake {
     int64_t fail_version;   /* apply of this version fails */
     bool durable[MAX];
     int ensure_calls;
-    int reads; /* read_history calls */
+    int reads;      /* read_history calls */
+    bool runs_gone; /* the runs that marked rows running have no session left */
+    int alive_asks;
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -170,6 +173,17 @@ static bool fake_has_row(const struct fake *f, int64_t version)
     return false;
 }
 
+/* For wait: whether the run that marked a row running is still connected. */
+static int fake_run_alive(void *ctx, const char *applied_by, bool *alive, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)applied_by;
+    (void)err;
+    f->alive_asks++;
+    *alive = !f->runs_gone;
+    return 0;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -180,7 +194,7 @@ static struct rg_store store = {&fk,
                                 fake_read_legacy,
                                 fake_baseline,
                                 fake_repair,
-                                NULL /* run_alive: only `wait` asks, never the engine */};
+                                fake_run_alive};
 static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
@@ -572,6 +586,7 @@ struct fake_lock {
     int acquired, released;
     bool released_ok;
     int polls;
+    int looks, held_looks;
 };
 
 static int fake_acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
@@ -597,20 +612,32 @@ static int fake_acquire(void *ctx, int (*work_left)(void *arg, size_t *left, str
     return 0;
 }
 
-static int fake_release(void *ctx, bool succeeded, bool *lost, struct rg_err *err)
+static void fake_release(void *ctx, bool succeeded, bool *lost)
 {
     struct fake_lock *l = ctx;
-    (void)err;
     l->released++;
     l->released_ok = succeeded;
     *lost = l->lose;
+}
+
+/* For wait: another run holds the lock for the first held_looks looks. */
+static int fake_held(void *ctx, bool *held, struct rg_err *err)
+{
+    struct fake_lock *l = ctx;
+    (void)err;
+    *held = l->looks++ < l->held_looks;
     return 0;
 }
+
+#define FAKE_LOCK(fl)                                                                              \
+    {                                                                                              \
+        &(fl), fake_acquire, fake_release, fake_held                                               \
+    }
 
 Test(engine, nothing_to_do_never_asks_for_the_lock)
 {
     struct fake_lock fl = {.grant = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -624,7 +651,7 @@ Test(engine, nothing_to_do_never_asks_for_the_lock)
 Test(engine, nothing_to_do_reads_the_history_once)
 {
     struct fake_lock fl = {.grant = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -655,7 +682,7 @@ Test(engine, a_running_row_is_read_again_after_waiting_for_it)
 Test(engine, the_leader_runs_the_steps_then_releases)
 {
     struct fake_lock fl = {.grant = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -671,7 +698,7 @@ Test(engine, the_leader_runs_the_steps_then_releases)
 Test(engine, a_waiter_finds_the_work_done_elsewhere_and_runs_nothing)
 {
     struct fake_lock fl = {.grant = false};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -689,7 +716,7 @@ Test(engine, a_waiter_finds_the_work_done_elsewhere_and_runs_nothing)
 Test(engine, a_lease_lost_while_leading_is_exit_8_not_the_cancelled_statement)
 {
     struct fake_lock fl = {.grant = true, .lose = true};
-    struct rg_lock lock = {&fl, fake_acquire, fake_release};
+    struct rg_lock lock = FAKE_LOCK(fl);
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
@@ -699,4 +726,281 @@ Test(engine, a_lease_lost_while_leading_is_exit_8_not_the_cancelled_statement)
     cr_assert_eq(err.code, RG_ELEASE, "%s", err.msg);
     cr_assert_eq(fl.released, 1);
     cr_assert_not(fl.released_ok);
+}
+
+/* ---- the real leader (pkg/lease) as the lock, over a fake Lease API ---- */
+
+/* A cluster that lets this run create the Lease, then refuses every write to it (a Role
+ * that lost its update right mid-run): releasing it fails. */
+struct refusing_api {
+    struct rg_lease_record rec;
+    int updates;
+};
+
+static int refusing_get(void *ctx, struct rg_lease_record *rec, struct rg_err *err)
+{
+    (void)err;
+    *rec = ((struct refusing_api *)ctx)->rec;
+    return 0;
+}
+
+static int refusing_create(void *ctx, const struct rg_lease_record *want,
+                           struct rg_lease_record *got, struct rg_err *err)
+{
+    struct refusing_api *a = ctx;
+    (void)err;
+    a->rec = *want;
+    snprintf(a->rec.resource_version, sizeof(a->rec.resource_version), "1");
+    *got = a->rec;
+    return 0;
+}
+
+static int refusing_update(void *ctx, const struct rg_lease_record *want,
+                           struct rg_lease_record *got, struct rg_err *err)
+{
+    (void)want;
+    (void)got;
+    ((struct refusing_api *)ctx)->updates++;
+    rg_err_set(err, RG_EAPIDENIED, "leases \"rollgate\" is forbidden: cannot update");
+    return -1;
+}
+
+static int64_t frozen_ms(void *ctx)
+{
+    (void)ctx;
+    return 1000;
+}
+
+static void fixed_microtime(void *ctx, char *buf, size_t n)
+{
+    (void)ctx;
+    snprintf(buf, n, "2024-05-01T12:00:00.000000Z");
+}
+
+static void no_cancel(void *ctx)
+{
+    (void)ctx;
+}
+
+static bool no_pause(void *ctx, int64_t ms)
+{
+    (void)ctx;
+    (void)ms;
+    return false;
+}
+
+Test(engine, a_release_that_fails_is_logged_and_the_runs_own_error_is_kept)
+{
+    struct refusing_api api = {0};
+    struct rg_lease_api port = {&api, refusing_get, refusing_create, refusing_update, NULL};
+    struct rg_lease_clock clock = {NULL, frozen_ms, fixed_microtime};
+    /* A renewal period far longer than the test: only the release writes. */
+    struct rg_leader_opts lo = {{"pod-a", 15000, 10000, 3600 * 1000}, "ns/rollgate", 60000};
+    struct rg_leader_hooks hooks = {NULL, no_cancel, no_pause, NULL, NULL};
+    struct rg_leader *leader = rg_leader_new(&port, &clock, &lo, &hooks);
+    struct rg_lock lock;
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    char logged[4096] = "";
+    FILE *log = tmpfile();
+
+    cr_assert_not_null(log);
+    rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_WARN, log);
+    rg_leader_lock(leader, &lock);
+    add_file(1, "a");
+    fk.fail_version = 1;
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), -1);
+    cr_assert_eq(api.updates, 1, "the release was not attempted");
+    cr_assert_eq(err.code, RG_EMIGRATION, "%s", err.msg);
+    cr_assert(strstr(err.msg, "boom"), "%s", err.msg);
+    rewind(log);
+    cr_assert_gt(fread(logged, 1, sizeof(logged) - 1, log), 0);
+    cr_assert(strstr(logged, "could not release the lease"), "%s", logged);
+    cr_assert(strstr(logged, "cannot update"), "%s", logged);
+    fclose(log);
+    rg_leader_free(leader);
+}
+
+/* ---- wait: the history polled between pauses of a fake clock ---- */
+
+/* The run's time: pauses move it; at pause number apply_at the other run finishes what it
+ * marked running and applies every file; stop makes the pauses report a signal. */
+struct fake_time {
+    int64_t ms;
+    int pauses, apply_at;
+    bool stop;
+    int64_t slept[MAX];
+};
+
+static int64_t fake_now(void *ctx)
+{
+    return ((struct fake_time *)ctx)->ms;
+}
+
+static bool fake_pause(void *ctx, int64_t ms)
+{
+    struct fake_time *t = ctx;
+
+    if (t->stop)
+        return false;
+    t->slept[t->pauses % MAX] = ms;
+    t->ms += ms;
+    if (++t->pauses != t->apply_at)
+        return true;
+    for (size_t i = 0; i < fk.n; i++)
+        fk.rows[i].state = RG_ROW_APPLIED;
+    for (size_t i = 0; i < src.n; i++)
+        if (!fake_has_row(&fk, files[i].version))
+            add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+    return true;
+}
+
+static struct fake_time ft;
+static struct rg_clock fclock = {&ft, fake_now, fake_pause};
+static const struct rg_wait_opts wopts = {.poll_ms = 2000, .limit_ms = 0};
+
+static void wait_setup(void)
+{
+    setup();
+    memset(&ft, 0, sizeof(ft));
+    ft.ms = 5000;
+}
+
+TestSuite(wait, .init = wait_setup);
+
+Test(wait, a_current_schema_returns_at_once_without_a_pause)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(ft.pauses, 0);
+}
+
+Test(wait, pending_migrations_are_polled_until_another_run_applied_them_and_nothing_is_written)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    ft.apply_at = 3;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(ft.pauses, 3);
+    cr_assert_eq(ft.slept[0], 2000, "pauses are the poll period");
+    cr_assert_eq(fk.nsteps, 0, "wait ran a step");
+    cr_assert_eq(fk.ensure_calls, 0, "wait created the history");
+}
+
+Test(wait, a_held_lock_keeps_it_waiting_after_the_schema_is_current)
+{
+    struct fake_lock fl = {.held_looks = 2};
+    struct rg_lock lock = FAKE_LOCK(fl);
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, &lock, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(fl.looks, 3);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(fl.acquired + fl.released, 0, "wait took the lock");
+}
+
+Test(wait, the_lock_is_not_read_while_migrations_are_pending)
+{
+    struct fake_lock fl = {0};
+    struct rg_lock lock = FAKE_LOCK(fl);
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    ft.apply_at = 2;
+    cr_assert_eq(rg_engine_wait(&store, &lock, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(fl.looks, 1, "the lock was read while the schema was behind");
+}
+
+Test(wait, the_limit_ends_it_with_the_lease_code_naming_what_is_pending)
+{
+    const struct rg_wait_opts limited = {.poll_ms = 2000, .limit_ms = 5000};
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &limited, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ELEASE, "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 1 with 2 pending"), "%s", err.msg);
+    cr_assert_eq(ft.pauses, 3, "looks at 0, 2 and 4 s, gives up at 6 s");
+}
+
+Test(wait, a_stopped_pause_is_a_signal_and_nothing_was_changed)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    ft.stop = true;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "nothing was changed"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
+}
+
+Test(wait, drift_fails_at_once_instead_of_waiting_for_ever)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "changed", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT, "%s", err.msg);
+    cr_assert_eq(ft.pauses, 0);
+}
+
+Test(wait, a_running_mark_whose_run_is_connected_is_waited_for)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    ft.apply_at = 2;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 1);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(fk.alive_asks, 2);
+}
+
+Test(wait, a_running_mark_whose_run_is_gone_fails_at_once_with_the_repair)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_RUNNING);
+    fk.runs_gone = true;
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT, "%s", err.msg);
+    cr_assert(strstr(err.msg, "repair"), "%s", err.msg);
+    cr_assert_eq(ft.pauses, 0);
+    cr_assert_eq(fk.nsteps, 0);
 }

@@ -1,9 +1,11 @@
 /* The Lease algorithm against an in-memory Lease and fake clocks: each "process" is an
  * rg_lease with its own monotonic clock, all sharing one fake API server. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "lease/leader.h"
 #include "lease/lease.h"
 
 /* One Lease object as the API server holds it. */
@@ -17,6 +19,9 @@ struct fake_api {
     enum rg_code fail_update;
     int gets, creates, updates;
     struct rg_lease_record last_update; /* what the last update asked for */
+    /* From get number thief_at on, another process has taken the Lease over. */
+    const char *thief;
+    int thief_at;
 };
 
 static int take_failure(enum rg_code *code, struct rg_err *err)
@@ -33,11 +38,18 @@ static void bump(struct fake_api *f)
     snprintf(f->rec.resource_version, sizeof(f->rec.resource_version), "%lld", (long long)++f->rv);
 }
 
+static void other_writes(struct fake_api *f, const char *holder, int64_t duration_s,
+                         const char *renew_time);
+
 static int fake_get(void *ctx, struct rg_lease_record *rec, struct rg_err *err)
 {
     struct fake_api *f = ctx;
 
     f->gets++;
+    if (f->thief && f->gets >= f->thief_at) {
+        other_writes(f, f->thief, 15, "t-thief");
+        f->thief = NULL;
+    }
     if (take_failure(&f->fail_get, err) < 0)
         return -1;
     *rec = f->rec;
@@ -128,7 +140,7 @@ static struct proc pa, pb;
 
 static void start(struct proc *p, const char *identity, int64_t at_ms)
 {
-    struct rg_lease_api a = {&api, fake_get, fake_create, fake_update};
+    struct rg_lease_api a = {&api, fake_get, fake_create, fake_update, NULL};
     struct rg_lease_clock c = {&p->clock, fake_monotonic, fake_microtime};
     struct rg_lease_opts o = {identity, 15000, 10000, 2000};
 
@@ -519,4 +531,243 @@ Test(lease, microtime_strings_come_from_the_clock)
     cr_assert(try_ok(&pa));
     cr_assert_str_eq(api.rec.renew_time, "2024-05-01T12:00:03.000000Z");
     cr_assert_str_eq(api.rec.acquire_time, "2024-05-01T12:00:00.000042Z");
+}
+
+/* ---- the leader: a whole run's leadership (leader.h) over the same fake API ---- */
+
+/* The run around the leader: its clock (which its pauses move), its work as the database
+ * shows it, and what the hooks saw. */
+static struct fake_clock run_clock;
+static size_t answers[8], nanswers, polls;
+static bool stopped;
+static int pauses, leadings, cancels;
+static char events[4][64];
+static int nevents;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cancelled = PTHREAD_COND_INITIALIZER;
+static struct rg_leader *leader;
+static struct rg_lock lock;
+
+/* The work left, as the engine would count it: the answers in turn, the last one for ever. */
+static int work_left(void *arg, size_t *left, struct rg_err *err)
+{
+    (void)arg;
+    (void)err;
+    *left = answers[polls < nanswers ? polls : nanswers - 1];
+    polls++;
+    return 0;
+}
+
+static void hook_cancel(void *ctx)
+{
+    (void)ctx;
+    pthread_mutex_lock(&mu);
+    cancels++;
+    pthread_cond_signal(&cancelled);
+    pthread_mutex_unlock(&mu);
+}
+
+static bool hook_pause(void *ctx, int64_t ms)
+{
+    (void)ctx;
+    pauses++;
+    if (stopped)
+        return false;
+    run_clock.ms += ms;
+    return true;
+}
+
+static void hook_leading(void *ctx)
+{
+    (void)ctx;
+    leadings++;
+}
+
+static void hook_event(void *ctx, const char *type, const char *reason, const char *message)
+{
+    (void)ctx;
+    (void)message;
+    snprintf(events[nevents++ % 4], sizeof(events[0]), "%s %s", type, reason);
+}
+
+static void start_leader(const char *identity, int64_t retry_period_ms, int64_t wait_timeout_ms)
+{
+    struct rg_lease_api a = {&api, fake_get, fake_create, fake_update, NULL};
+    struct rg_lease_clock c = {&run_clock, fake_monotonic, fake_microtime};
+    struct rg_leader_opts o = {
+        {identity, 15000, 10000, retry_period_ms}, "ns/rollgate", wait_timeout_ms};
+    struct rg_leader_hooks h = {NULL, hook_cancel, hook_pause, hook_leading, hook_event};
+
+    leader = rg_leader_new(&a, &c, &o, &h);
+    rg_leader_lock(leader, &lock);
+}
+
+static void leader_setup(void)
+{
+    setup();
+    memset(&run_clock, 0, sizeof(run_clock));
+    run_clock.ms = 70000;
+    memset(answers, 0, sizeof(answers));
+    nanswers = 1; /* nothing left, unless the test says otherwise */
+    polls = 0;
+    stopped = false;
+    pauses = leadings = cancels = nevents = 0;
+    leader = NULL;
+}
+
+static void leader_teardown(void)
+{
+    rg_leader_free(leader);
+}
+
+static void work(size_t n, const size_t *lefts)
+{
+    memcpy(answers, lefts, n * sizeof(*lefts));
+    nanswers = n;
+}
+
+static enum rg_lock_outcome acquire_ok(void)
+{
+    enum rg_lock_outcome outcome;
+    struct rg_err err = {RG_OK, ""};
+
+    cr_assert_eq(lock.acquire(lock.ctx, work_left, NULL, &outcome, &err), 0, "%s", err.msg);
+    return outcome;
+}
+
+TestSuite(leader, .init = leader_setup, .fini = leader_teardown, .timeout = 60);
+
+Test(leader, a_free_lease_is_taken_then_released_with_events_for_the_outcome)
+{
+    bool lost = true;
+
+    start_leader("pod-b", 2000, 60000);
+    cr_assert_eq(acquire_ok(), RG_LOCK_LEADER);
+    cr_assert_str_eq(api.rec.holder, "pod-b");
+    cr_assert_eq(leadings, 1);
+    cr_assert_eq(polls, 0, "a leader does not wait on the work");
+    lock.release(lock.ctx, true, &lost);
+    cr_assert_not(lost);
+    cr_assert_str_eq(api.rec.holder, "", "released: the next waiter goes at once");
+    cr_assert_eq(nevents, 2);
+    cr_assert_str_eq(events[0], "Normal MigrationStarted");
+    cr_assert_str_eq(events[1], "Normal MigrationSucceeded");
+}
+
+Test(leader, a_follower_waits_on_the_work_and_leaves_the_lease_alone_while_it_progresses)
+{
+    const size_t lefts[] = {3, 2, 1, 0};
+
+    int gets;
+
+    cr_assert(try_ok(&pa));
+    start_leader("pod-b", 2000, 60000);
+    work(4, lefts);
+    gets = api.gets;
+    cr_assert_eq(acquire_ok(), RG_LOCK_DONE_ELSEWHERE);
+    cr_assert_eq(polls, 4);
+    cr_assert_eq(api.gets - gets, 1, "the Lease was read again while the leader made progress");
+    cr_assert_eq(api.creates + api.updates, 1, "a follower wrote the Lease");
+    cr_assert_eq(leadings, 0);
+    cr_assert_eq(nevents, 0, "a follower posted an Event");
+}
+
+Test(leader, a_dead_holder_is_taken_over_within_its_duration_and_a_retry_period)
+{
+    const size_t stuck[] = {2};
+    int64_t start = run_clock.ms;
+    bool lost = true;
+
+    int gets;
+
+    cr_assert(try_ok(&pa)); /* pod-a takes it and then never renews */
+    start_leader("pod-b", 2000, 60000);
+    work(1, stuck);
+    gets = api.gets;
+    cr_assert_eq(acquire_ok(), RG_LOCK_LEADER);
+    cr_assert_str_eq(api.rec.holder, "pod-b");
+    cr_assert_geq(run_clock.ms - start, 15000, "taken before the holder's duration ran out");
+    cr_assert_leq(run_clock.ms - start, 15000 + 2400, "taken over late");
+    /* The work stood still: the Lease was read every retry period (2 s to 2.4 s). */
+    cr_assert_geq(api.gets - gets, 15000 / 2400, "gets=%d", api.gets - gets);
+    lock.release(lock.ctx, true, &lost);
+    cr_assert_not(lost);
+}
+
+Test(leader, a_follower_gives_up_after_the_wait_timeout_naming_the_holder)
+{
+    const size_t stuck[] = {1};
+    enum rg_lock_outcome outcome;
+    struct rg_err err = {RG_OK, ""};
+
+    cr_assert(try_ok(&pa)); /* valid for 15 s: longer than the wait */
+    start_leader("pod-b", 2000, 5000);
+    work(1, stuck);
+    cr_assert_eq(lock.acquire(lock.ctx, work_left, NULL, &outcome, &err), -1);
+    cr_assert_eq(err.code, RG_ELEASE, "%s", err.msg);
+    cr_assert(strstr(err.msg, "pod-a"), "%s", err.msg);
+    cr_assert_eq(api.creates + api.updates, 1, "a follower wrote the Lease");
+}
+
+Test(leader, a_stopped_run_ends_the_followers_wait_at_the_pause)
+{
+    const size_t stuck[] = {1};
+    enum rg_lock_outcome outcome;
+    struct rg_err err = {RG_OK, ""};
+
+    cr_assert(try_ok(&pa));
+    start_leader("pod-b", 2000, 60000);
+    work(1, stuck);
+    stopped = true;
+    cr_assert_eq(lock.acquire(lock.ctx, work_left, NULL, &outcome, &err), -1);
+    cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
+    cr_assert_eq(pauses, 1);
+    cr_assert_eq(polls, 1);
+}
+
+Test(leader, a_lease_lost_while_leading_cancels_the_work_and_is_not_released)
+{
+    bool lost = false;
+    int updates;
+
+    /* Renewals come every few milliseconds of real time; every other judgement is on the
+     * fake clock, which does not move: another holder appears and stays valid. */
+    start_leader("pod-b", 5, 60000);
+    api.thief = "pod-c";
+    api.thief_at = 2; /* the first renewal's read */
+    cr_assert_eq(acquire_ok(), RG_LOCK_LEADER);
+    pthread_mutex_lock(&mu);
+    while (!cancels)
+        pthread_cond_wait(&cancelled, &mu);
+    pthread_mutex_unlock(&mu);
+    updates = api.updates;
+    lock.release(lock.ctx, false, &lost);
+    cr_assert(lost);
+    cr_assert_eq(cancels, 1);
+    cr_assert_eq(api.updates, updates, "the new holder's Lease was written");
+    cr_assert_str_eq(api.rec.holder, "pod-c");
+    cr_assert_str_eq(events[1], "Warning MigrationFailed");
+}
+
+Test(leader, held_says_whether_another_run_holds_the_lease_as_the_algorithm_judges)
+{
+    struct rg_err err = {RG_OK, ""};
+    bool held = true;
+
+    start_leader("pod-b", 2000, 60000);
+    cr_assert_eq(lock.held(lock.ctx, &held, &err), 0, "%s", err.msg);
+    cr_assert_not(held, "no Lease at all");
+    cr_assert(try_ok(&pa));
+    cr_assert_eq(lock.held(lock.ctx, &held, &err), 0, "%s", err.msg);
+    cr_assert(held);
+    run_clock.ms += 15000;
+    cr_assert_eq(lock.held(lock.ctx, &held, &err), 0, "%s", err.msg);
+    cr_assert_not(held, "a record that stood still for its duration is held no more");
+    cr_assert(try_ok(&pa)); /* renewed: a change */
+    cr_assert_eq(lock.held(lock.ctx, &held, &err), 0, "%s", err.msg);
+    cr_assert(held);
+    cr_assert_eq(rg_lease_release(&pa.lease, &err), 0, "%s", err.msg);
+    cr_assert_eq(lock.held(lock.ctx, &held, &err), 0, "%s", err.msg);
+    cr_assert_not(held, "released");
+    cr_assert_eq(api.creates + api.updates, 3, "held wrote the Lease");
 }

@@ -1,0 +1,214 @@
+#include "cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/kubeconfig.h"
+#include "err/mem.h"
+#include "kube/kube.h"
+#include "lease/leader.h"
+#include "log/log.h"
+#include "signals.h"
+
+_Static_assert(RG_CONFIG_IDENTITY_MAX < sizeof(((struct rg_lease_record *)0)->holder),
+               "the configuration accepts no identity the Lease would cut");
+
+struct rg_cluster {
+    const struct rg_config *cfg;
+    struct rg_kube *kube;
+    struct rg_pg *pg;
+    char *ns;
+    struct rg_leader *leader;
+    struct rg_lock lock;
+};
+
+static int api_get(void *ctx, struct rg_lease_record *rec, struct rg_err *err)
+{
+    struct rg_cluster *c = ctx;
+    return rg_kube_lease_get(c->kube, c->ns, c->cfg->lease.name, rec, err);
+}
+
+static int api_create(void *ctx, const struct rg_lease_record *want, struct rg_lease_record *got,
+                      struct rg_err *err)
+{
+    struct rg_cluster *c = ctx;
+    return rg_kube_lease_create(c->kube, c->ns, c->cfg->lease.name, want, got, err);
+}
+
+static int api_update(void *ctx, const struct rg_lease_record *want, struct rg_lease_record *got,
+                      struct rg_err *err)
+{
+    struct rg_cluster *c = ctx;
+    return rg_kube_lease_update(c->kube, c->ns, c->cfg->lease.name, want, got, err);
+}
+
+static void api_set_deadline(void *ctx, int64_t monotonic_ms)
+{
+    struct rg_cluster *c = ctx;
+    rg_kube_set_deadline(c->kube, monotonic_ms);
+}
+
+static void microtime(void *ctx, char *buf, size_t n)
+{
+    (void)ctx;
+    rg_kube_microtime(buf, n);
+}
+
+static void cancel_work(void *ctx)
+{
+    struct rg_cluster *c = ctx;
+    rg_pg_cancel(c->pg);
+}
+
+static void leading(void *ctx)
+{
+    (void)ctx;
+    /* From here a signal must leave the client working: releasing needs it. */
+    rg_signals_attach_kube(NULL);
+}
+
+/* An Event on this pod, when the downward API says which. */
+static void post_event(void *ctx, const char *type, const char *reason, const char *message)
+{
+    struct rg_cluster *c = ctx;
+    const char *pod = c->cfg->env.pod_name, *ns = c->cfg->env.pod_namespace;
+    struct rg_err err = {0};
+
+    if (!pod || !ns)
+        return;
+    if (rg_kube_event(c->kube, ns, pod, type, reason, message, &err) < 0)
+        RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,
+                err.msg);
+}
+
+/* lease.mode kubernetes without KUBERNETES_SERVICE_HOST: the kubeconfig's current context
+ * into ko, whose strings then point into kc. */
+static int from_kubeconfig(const struct rg_config *cfg, struct rg_kubeconfig *kc,
+                           struct rg_kube_opts *ko, struct rg_err *err)
+{
+    const char *path = cfg->env.kubeconfig;
+
+    if (!path) {
+        rg_err_set(err, RG_ECONFIG,
+                   "lease.mode kubernetes outside a cluster needs a kubeconfig: set KUBECONFIG "
+                   "(or HOME for ~/.kube/config)");
+        return -1;
+    }
+    if (rg_config_read_kubeconfig(path, kc, err) < 0) {
+        rg_err_prefix(err, "lease.mode kubernetes outside a cluster (no KUBERNETES_SERVICE_HOST)");
+        return -1;
+    }
+    RG_INFO("not in a cluster: using the kubeconfig" RG_F "kubeconfig=%s" RG_F "context=%s", path,
+            kc->context);
+    ko->server = kc->server;
+    ko->namespace_ = *kc->namespace_ ? kc->namespace_ : "default";
+    ko->ca_file = kc->ca_file;
+    ko->ca_pem = kc->ca_pem;
+    ko->token = kc->token;
+    ko->token_file = kc->token_file;
+    ko->cert_file = kc->cert_file;
+    ko->cert_pem = kc->cert_pem;
+    ko->key_file = kc->key_file;
+    ko->key_pem = kc->key_pem;
+    return 0;
+}
+
+static int open_kube(struct rg_cluster *c, struct rg_err *err)
+{
+    const struct rg_config *cfg = c->cfg;
+    struct rg_kubeconfig kc = {0};
+    /* client-go's budget: a renewal that has not got through by the renew deadline has
+     * failed, so one call may retry for that long, each request for half of it. */
+    struct rg_kube_opts ko = {
+        .host = cfg->env.service_host,
+        .port = cfg->env.service_port,
+        .sa_dir = cfg->lease.service_account_dir,
+        .request_timeout_ms = cfg->lease.renew_deadline_ms / 2,
+        .retry_budget_ms = cfg->lease.renew_deadline_ms,
+    };
+    int rc;
+
+    if (!ko.host && from_kubeconfig(cfg, &kc, &ko, err) < 0)
+        return -1;
+    rc = rg_kube_new(&c->kube, &ko, err);
+    /* The client keeps copies; the kubeconfig's secrets are wiped here. */
+    rg_config_kubeconfig_free(&kc);
+    return rc;
+}
+
+int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct rg_pg *pg,
+                    struct rg_err *err)
+{
+    struct rg_cluster *c = NULL;
+    struct rg_lease_api api = {NULL, api_get, api_create, api_update, api_set_deadline};
+    struct rg_clock run;
+    struct rg_lease_clock clock = {NULL, NULL, microtime};
+    struct rg_leader_hooks hooks = {NULL, cancel_work, NULL, leading, post_event};
+    struct rg_leader_opts lo = {
+        .lease =
+            {
+                .identity = cfg->lease.identity,
+                .duration_ms = cfg->lease.duration_ms,
+                .renew_deadline_ms = cfg->lease.renew_deadline_ms,
+                .retry_period_ms = cfg->lease.retry_period_ms,
+            },
+        .wait_timeout_ms = cfg->lease.wait_timeout_ms,
+    };
+    char *where = NULL;
+    int ret = -1;
+
+    *out = NULL;
+    if (!rg_config_wants_lease(cfg))
+        return 0;
+    c = rg_calloc(1, sizeof(*c));
+    c->cfg = cfg;
+    c->pg = pg;
+    if (open_kube(c, err) < 0)
+        goto out;
+    c->ns = rg_strdup(*cfg->lease.namespace_ ? cfg->lease.namespace_ : rg_kube_namespace(c->kube));
+    if (!*c->ns) {
+        rg_err_set(err, RG_ECONFIG,
+                   "lease.namespace: empty, and the service account gives none; set it");
+        goto out;
+    }
+    api.ctx = hooks.ctx = c;
+    /* The run's clock and pause: the follower's wait ends with a signal or the timeout. */
+    rg_signals_clock(&run);
+    clock.monotonic_ms = run.now_ms;
+    hooks.pause = run.pause;
+    where = rg_asprintf("%s/%s", c->ns, cfg->lease.name);
+    lo.where = where;
+    c->leader = rg_leader_new(&api, &clock, &lo, &hooks);
+    rg_leader_lock(c->leader, &c->lock);
+    /* Until this run leads, a signal cuts its API calls short. */
+    rg_signals_attach_kube(c->kube);
+    *out = c;
+    c = NULL;
+    ret = 0;
+out:
+    free(where);
+    rg_cluster_close(c);
+    return ret;
+}
+
+void rg_cluster_close(struct rg_cluster *c)
+{
+    if (!c)
+        return;
+    rg_signals_attach_kube(NULL);
+    rg_leader_free(c->leader);
+    rg_kube_free(c->kube);
+    free(c->ns);
+    free(c);
+}
+
+const struct rg_lock *rg_cluster_lock(const struct rg_cluster *c)
+{
+    return c ? &c->lock : NULL;
+}
+
+size_t rg_cluster_requests(const struct rg_cluster *c)
+{
+    return c ? rg_kube_requests(c->kube) : 0;
+}

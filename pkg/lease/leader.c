@@ -1,0 +1,227 @@
+/* A run's leadership over the Lease algorithm (lease.c): the follower's wait, the renewal
+ * thread, the release, and the engine's lock port over them. */
+#include "lease/leader.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cancel/cancel.h"
+#include "err/mem.h"
+#include "log/log.h"
+
+struct rg_leader {
+    struct rg_lease lease;
+    struct rg_leader_hooks hooks;
+    char *where;
+    int64_t wait_timeout_ms;
+    unsigned seed; /* rand_r: the follower, then the renewal thread, never both at once */
+    /* The renewal thread while leading, and how release tells it to stop. */
+    pthread_t renewer;
+    bool renewing;
+    struct rg_cancel *stop_renewing;
+    atomic_bool lost;
+};
+
+static int64_t now(const struct rg_leader *l)
+{
+    return l->lease.clock.monotonic_ms(l->lease.clock.ctx);
+}
+
+static int64_t jittered(struct rg_leader *l)
+{
+    return rg_lease_jittered_retry_ms(&l->lease, (uint32_t)rand_r(&l->seed));
+}
+
+static void set_deadline(struct rg_leader *l, int64_t monotonic_ms)
+{
+    if (l->lease.api.set_deadline)
+        l->lease.api.set_deadline(l->lease.api.ctx, monotonic_ms);
+}
+
+static void event(struct rg_leader *l, const char *type, const char *reason, const char *message)
+{
+    if (l->hooks.event)
+        l->hooks.event(l->hooks.ctx, type, reason, message);
+}
+
+struct rg_leader *rg_leader_new(const struct rg_lease_api *api, const struct rg_lease_clock *clock,
+                                const struct rg_leader_opts *opts,
+                                const struct rg_leader_hooks *hooks)
+{
+    struct rg_leader *l = rg_calloc(1, sizeof(*l));
+
+    rg_lease_init(&l->lease, api, clock, &opts->lease);
+    l->hooks = *hooks;
+    l->where = rg_strdup(opts->where);
+    l->wait_timeout_ms = opts->wait_timeout_ms;
+    l->seed = (unsigned)getpid() ^ (unsigned)now(l);
+    atomic_init(&l->lost, false);
+    return l;
+}
+
+void rg_leader_free(struct rg_leader *l)
+{
+    if (!l)
+        return;
+    rg_cancel_free(l->stop_renewing);
+    free(l->where);
+    free(l);
+}
+
+/* Gives the Lease up. A failure is logged here and goes no further: the run's outcome is
+ * what the run made it, and the Lease runs out on its own after its duration. */
+static void give_up(struct rg_leader *l)
+{
+    struct rg_err err = {0};
+
+    if (rg_lease_release(&l->lease, &err) < 0)
+        RG_WARN("could not release the lease; it expires on its own after its duration" RG_F
+                "lease=%s" RG_F "error=%s",
+                l->where, err.msg);
+}
+
+/* While leading: renew every retry period. Past the renew deadline without a renewal, or
+ * with another holder in the record, the lease is lost: cancel the running work so its
+ * transaction rolls back before another run can start the same work. */
+static void *renew(void *arg)
+{
+    struct rg_leader *l = arg;
+
+    while (rg_cancel_sleep(l->stop_renewing, jittered(l))) {
+        struct rg_err err = {0};
+        bool held = false;
+
+        /* The whole attempt, however the API answers, ends by the renew deadline. */
+        set_deadline(l, l->lease.renewed_at_ms + l->lease.opts.renew_deadline_ms);
+        if (rg_lease_try(&l->lease, &held, &err) < 0)
+            RG_WARN("lease renewal failed" RG_F "error=%s", err.msg);
+        set_deadline(l, 0);
+        if (held)
+            continue;
+        if (rg_lease_renew_overdue(&l->lease) || rg_lease_other_valid(&l->lease)) {
+            RG_ERROR("lost the lease; cancelling the running migration" RG_F "holder=%s",
+                     l->lease.observed.holder);
+            atomic_store(&l->lost, true);
+            l->hooks.cancel(l->hooks.ctx);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* The Lease has just been taken: renew it from now on. */
+static int lead(struct rg_leader *l, struct rg_err *err)
+{
+    RG_INFO("leading: holding the lease" RG_F "lease=%s" RG_F "identity=%s", l->where,
+            l->lease.identity);
+    if (l->hooks.leading)
+        l->hooks.leading(l->hooks.ctx);
+    l->stop_renewing = rg_cancel_new();
+    l->renewing = pthread_create(&l->renewer, NULL, renew, l) == 0;
+    if (!l->renewing) {
+        /* Leading without renewing would let the Lease lapse mid-migration. */
+        give_up(l);
+        rg_err_set(err, RG_EINTERNAL, "could not start the lease renewal thread");
+        return -1;
+    }
+    event(l, "Normal", "MigrationStarted", "rollgate is applying migrations");
+    return 0;
+}
+
+static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
+                   void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
+{
+    struct rg_leader *l = ctx;
+    int64_t start = now(l);
+    size_t before = SIZE_MAX;
+
+    for (;;) {
+        bool acquired = false;
+        size_t left = 0;
+        int64_t next_try;
+
+        if (rg_lease_try(&l->lease, &acquired, err) < 0)
+            return -1;
+        if (acquired) {
+            *outcome = RG_LOCK_LEADER;
+            return lead(l, err);
+        }
+        /* Held elsewhere. Wait on the work, which says when it is done, and read the
+         * Lease again only once its holder could have let it expire. A create that lost
+         * the race leaves no record observed: its winner holds it from now. */
+        next_try = now(l) + (l->lease.observed.exists ? rg_lease_expires_in(&l->lease)
+                                                      : l->lease.opts.duration_ms);
+        if (before == SIZE_MAX)
+            RG_INFO("waiting: another run holds the lease" RG_F "holder=%s",
+                    l->lease.observed.holder);
+        /* The work first, at least once: a holder seen releasing (an empty record, due
+         * now) has usually just finished it. */
+        do {
+            if (work_left(arg, &left, err) < 0)
+                return -1;
+            if (!left) {
+                *outcome = RG_LOCK_DONE_ELSEWHERE;
+                return 0;
+            }
+            /* While the leader makes progress the work shows it alive. When it shows none
+             * (a long migration, or a dead leader), read the Lease every retry period, so
+             * that the last renewal is seen soon after it happened and a dead holder is
+             * taken over within its duration and a retry period. */
+            if (left >= before)
+                next_try = now(l);
+            before = left;
+            if (now(l) - start >= l->wait_timeout_ms) {
+                rg_err_set(err, RG_ELEASE,
+                           "the lease is still held by %s after lease.waitTimeout, and "
+                           "migrations are still pending",
+                           *l->lease.observed.holder ? l->lease.observed.holder : "another run");
+                return -1;
+            }
+            if (!l->hooks.pause(l->hooks.ctx, jittered(l))) {
+                rg_err_set(err, RG_ESIGNAL, "stopped while waiting for the lease");
+                return -1;
+            }
+        } while (now(l) < next_try);
+    }
+}
+
+static void release(void *ctx, bool succeeded, bool *lost)
+{
+    struct rg_leader *l = ctx;
+
+    if (l->renewing) {
+        rg_cancel_fire(l->stop_renewing);
+        pthread_join(l->renewer, NULL);
+        l->renewing = false;
+    }
+    *lost = atomic_load(&l->lost);
+    event(l, succeeded ? "Normal" : "Warning", succeeded ? "MigrationSucceeded" : "MigrationFailed",
+          succeeded ? "rollgate applied the migrations"
+                    : "rollgate could not apply the migrations");
+    /* A lost Lease is someone else's now: nothing of ours to give up. */
+    if (!*lost)
+        give_up(l);
+}
+
+static int held(void *ctx, bool *held, struct rg_err *err)
+{
+    struct rg_leader *l = ctx;
+
+    if (rg_lease_read(&l->lease, err) < 0)
+        return -1;
+    /* Judged as the algorithm does: a holder whose record has stood still for its
+     * duration, as this process has seen it, holds it no more. */
+    *held = rg_lease_other_valid(&l->lease);
+    return 0;
+}
+
+void rg_leader_lock(struct rg_leader *l, struct rg_lock *lock)
+{
+    lock->ctx = l;
+    lock->acquire = acquire;
+    lock->release = release;
+    lock->held = held;
+}
