@@ -61,6 +61,16 @@ static void cancel_work(void *ctx)
     rg_pg_cancel(c->pg);
 }
 
+/* The database judges whether the holder still runs: its sessions carry its identity. */
+static int holder_alive(void *ctx, const char *holder, bool *alive, struct rg_err *err)
+{
+    struct rg_cluster *c = ctx;
+    struct rg_store store;
+
+    rg_pg_store(c->pg, &store);
+    return store.run_alive(store.ctx, holder, alive, err);
+}
+
 static void leading(void *ctx)
 {
     (void)ctx;
@@ -144,7 +154,7 @@ int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct
     struct rg_lease_api api = {NULL, api_get, api_create, api_update, api_set_deadline};
     struct rg_clock run;
     struct rg_lease_clock clock = {NULL, NULL, microtime};
-    struct rg_leader_hooks hooks = {NULL, cancel_work, NULL, leading, post_event};
+    struct rg_leader_hooks hooks = {NULL, cancel_work, NULL, leading, post_event, holder_alive};
     struct rg_leader_opts lo = {
         .lease =
             {

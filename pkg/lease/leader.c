@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cancel/cancel.h"
@@ -131,6 +132,31 @@ static int lead(struct rg_leader *l, struct rg_err *err)
     return 0;
 }
 
+/* A follower's look at a holder that shows no sign of life: the work makes no progress
+ * and its record has not changed for a retry period. When it has no database session
+ * either (a SIGKILLed or OOM-killed pod, a lost node), the Lease is taken over now
+ * instead of after its duration. *acquired: this run leads. */
+static int take_over_if_gone(struct rg_leader *l, bool *acquired, struct rg_err *err)
+{
+    char holder[sizeof(l->lease.observed.holder)];
+    bool alive = true;
+
+    *acquired = false;
+    if (!l->hooks.holder_alive || !l->lease.observed.exists || !*l->lease.observed.holder ||
+        now(l) - l->lease.observed_at_ms < l->lease.opts.retry_period_ms ||
+        !rg_lease_other_valid(&l->lease))
+        return 0;
+    memcpy(holder, l->lease.observed.holder, sizeof(holder));
+    if (l->hooks.holder_alive(l->hooks.ctx, holder, &alive, err) < 0)
+        return -1;
+    if (alive)
+        return 0;
+    RG_WARN("the lease holder has not renewed it for a retry period and has no database "
+            "session: taking the lease over" RG_F "lease=%s" RG_F "holder=%s",
+            l->where, holder);
+    return rg_lease_take_over(&l->lease, holder, acquired, err);
+}
+
 static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
@@ -170,8 +196,16 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
              * (a long migration, or a dead leader), read the Lease every retry period, so
              * that the last renewal is seen soon after it happened and a dead holder is
              * taken over within its duration and a retry period. */
-            if (left >= before)
+            if (left >= before) {
+                bool taken = false;
+                if (take_over_if_gone(l, &taken, err) < 0)
+                    return -1;
+                if (taken) {
+                    *outcome = RG_LOCK_LEADER;
+                    return lead(l, err);
+                }
                 next_try = now(l);
+            }
             before = left;
             if (now(l) - start >= l->wait_timeout_ms) {
                 rg_err_set(err, RG_ELEASE,

@@ -28,6 +28,11 @@ struct rg_leader_hooks {
     /* An Event about the run (type "Normal" or "Warning", reason CamelCase); NULL: none.
      * Posting one never fails the run: the hook logs its own failure. */
     void (*event)(void *ctx, const char *type, const char *reason, const char *message);
+    /* Whether the run named holder still has a session in the database (*alive); NULL:
+     * never asked, a dead holder is then taken over only once its Lease expires. A
+     * follower asks when the work shows no progress and the holder's record has not
+     * changed for a retry period, and takes the Lease over at once when it has none. */
+    int (*holder_alive)(void *ctx, const char *holder, bool *alive, struct rg_err *err);
 };
 
 struct rg_leader_opts {
@@ -45,7 +50,9 @@ void rg_leader_free(struct rg_leader *l);
 /* The leader as the engine's lock, valid while l lives:
  * - acquire takes the Lease, or follows: waits on work_left (the database) between
  *   pauses, reading the Lease again only once its holder could have let it expire, or
- *   every retry period while the work shows no progress; RG_LOCK_DONE_ELSEWHERE once
+ *   every retry period while the work shows no progress, and taking it over at once from
+ *   a holder that has not renewed it for a retry period and has no database session
+ *   (hooks.holder_alive); RG_LOCK_DONE_ELSEWHERE once
  *   no work is left, RG_ELEASE after wait_timeout_ms, RG_ESIGNAL when a pause is cut
  *   short, the API's error (RG_EAPI, RG_EAPIDENIED) when it fails.
  * - release stops the renewal and gives the Lease up; a release that fails is logged,

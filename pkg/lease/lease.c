@@ -125,10 +125,11 @@ static int create(struct rg_lease *l, bool *acquired, struct rg_err *err)
     return 0;
 }
 
-int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
+/* rg_lease_try, or with gone: rg_lease_take_over. */
+static int try_lease(struct rg_lease *l, const char *gone, bool *acquired, struct rg_err *err)
 {
     struct rg_lease_record rec, want, got;
-    bool ours;
+    bool ours, unchanged;
     int64_t now;
     int rc;
 
@@ -140,11 +141,14 @@ int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
         return create(l, acquired, err);
 
     now = now_ms(l);
+    unchanged = record_equal(&rec, &l->observed);
     saw(l, &rec, now);
     ours = is_ours(l, &rec);
     if (!ours)
         l->held = false;
-    if (observed_other_valid(l, now))
+    /* A holder judged gone is taken over only while its record stands as last seen: any
+     * renewal since then shows it alive after all. */
+    if (observed_other_valid(l, now) && !(gone && unchanged && strcmp(rec.holder, gone) == 0))
         return 0;
 
     want = rec;
@@ -164,6 +168,16 @@ int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
         return 0;
     took(l, &got, acquired);
     return 0;
+}
+
+int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
+{
+    return try_lease(l, NULL, acquired, err);
+}
+
+int rg_lease_take_over(struct rg_lease *l, const char *gone, bool *acquired, struct rg_err *err)
+{
+    return try_lease(l, gone, acquired, err);
 }
 
 int rg_lease_read(struct rg_lease *l, struct rg_err *err)

@@ -80,6 +80,13 @@ int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err) RG_WUR;
  * which asks only whether another process holds it (rg_lease_other_valid). */
 int rg_lease_read(struct rg_lease *l, struct rg_err *err) RG_WUR;
 
+/* rg_lease_try, but a record still held by gone, and unchanged since this process last saw
+ * it, is taken as if it had expired: its holder was judged dead (no database session) by
+ * the caller. Safe when the judgement is wrong: the update carries the record's
+ * resourceVersion, and the database's fence keeps each migration to one run. */
+int rg_lease_take_over(struct rg_lease *l, const char *gone, bool *acquired,
+                       struct rg_err *err) RG_WUR;
+
 /* How long to wait before the next attempt: the retry period stretched by a factor in
  * [1, 1.2] picked by random (0 .. UINT32_MAX), so pods started together spread out. */
 int64_t rg_lease_jittered_retry_ms(const struct rg_lease *l, uint32_t random);

@@ -529,6 +529,96 @@ Test(lease, a_killed_leaders_work_rolls_back_and_a_waiter_takes_over_after_expir
               h_describe(&rb));
 }
 
+/* Takeover in seconds (DESIGN.md "Leader lease"): a SIGKILLed leader's session is gone
+ * within a second or so (its socket closes, or client_connection_check_interval notices),
+ * and a waiter that finds the holder without a session and without a renewal for a retry
+ * period takes the Lease over at once. With a 60 s Lease, the waiter is done long before
+ * it would have expired; without the takeover it waits it out. */
+Test(lease, a_sigkilled_leader_is_taken_over_long_before_its_lease_expires)
+{
+    default_sa();
+    char *leader = h_fmt("leader-%s", kf_tag), *waiter = h_fmt("waiter-%s", kf_tag);
+    const char *timings[] = {"ROLLGATE_LEASE_DURATION=60s", "ROLLGATE_LEASE_RENEW_DEADLINE=40s",
+                             "ROLLGATE_LEASE_RETRY_PERIOD=1s"};
+    h_query("CREATE TABLE applied_log (who text NOT NULL)");
+    /* The first run hangs in it; whoever runs it next goes straight through. */
+    h_migration(1, "one",
+                "CREATE TABLE one (id int);\n"
+                "INSERT INTO applied_log VALUES (current_setting('application_name'));\n"
+                "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE "
+                "'rollgate/leader-%' THEN 600 ELSE 0 END);\n",
+                NULL);
+
+    struct h_proc *a = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", leader),
+                                                         timings[0], timings[1], timings[2], NULL));
+    cr_assert(h_proc_wait_stderr(a, "leading", KF_LONG_MS), "the first run never led");
+    cr_assert(kf_wait_statement("pg_sleep(CASE", a), "the first run never reached its sleep");
+    struct h_proc *b = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", waiter),
+                                                         timings[0], timings[1], timings[2], NULL));
+    cr_assert(h_proc_wait_stderr(b, "another run holds the lease", KF_LONG_MS),
+              "the second run did not wait for the lease");
+
+    int64_t killed = kf_mono_ms();
+    cr_assert_eq(kill(h_proc_pid(a), SIGKILL), 0);
+    h_wait(a);
+    struct h_result rb = h_wait(b);
+    int64_t took = kf_mono_ms() - killed;
+
+    h_assert_exit(rb, 0);
+    cr_assert(kf_led(&rb), "the waiter finished without leading\n%s", h_describe(&rb));
+    h_assert_has(rb, rb.err, "taking the lease over");
+    cr_assert(took < 30 * 1000, "the waiter took %lld ms after the kill: it waited for expiry",
+              (long long)took);
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 1);
+    cr_assert_str_eq(h_query("SELECT applied_by FROM public.rollgate_migrations"), waiter);
+    cr_assert_eq(h_query_int("SELECT count(*) FROM applied_log"), 1,
+                 "the killed run's transaction was not rolled back");
+}
+
+/* A live leader whose session the database briefly does not show (here: terminated by an
+ * operator) may be judged gone and its Lease taken: the transaction fence still keeps every
+ * migration to one run. */
+Test(lease, a_leader_judged_gone_wrongly_still_applies_nothing_twice)
+{
+    default_sa();
+    char *leader = h_fmt("leader-%s", kf_tag), *waiter = h_fmt("waiter-%s", kf_tag);
+    const char *timings[] = {"ROLLGATE_LEASE_DURATION=60s", "ROLLGATE_LEASE_RENEW_DEADLINE=40s",
+                             "ROLLGATE_LEASE_RETRY_PERIOD=1s"};
+    h_query("CREATE TABLE applied_log (version int NOT NULL)");
+    h_migration(1, "one", "CREATE TABLE one (id int);\nINSERT INTO applied_log VALUES (1);\n",
+                NULL);
+    h_migration(2, "two",
+                "CREATE TABLE two (id int);\nINSERT INTO applied_log VALUES (2);\n"
+                "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE "
+                "'rollgate/leader-%' THEN 600 ELSE 0 END);\n",
+                NULL);
+    h_migration(3, "three", "CREATE TABLE three (id int);\nINSERT INTO applied_log VALUES (3);\n",
+                NULL);
+
+    struct h_proc *a = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", leader),
+                                                         timings[0], timings[1], timings[2], NULL));
+    cr_assert(h_proc_wait_stderr(a, "leading", KF_LONG_MS), "the first run never led");
+    cr_assert(kf_wait_statement("pg_sleep(CASE", a), "the first run never reached version 2");
+    struct h_proc *b = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", waiter),
+                                                         timings[0], timings[1], timings[2], NULL));
+    cr_assert(h_proc_wait_stderr(b, "another run holds the lease", KF_LONG_MS),
+              "the second run did not wait for the lease");
+    h_query(h_fmt("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                  "application_name = 'rollgate/%s'",
+                  leader));
+
+    struct h_result ra = h_wait(a);
+    struct h_result rb = h_wait(b);
+    cr_assert(ra.exited && ra.code != 0, "the leader whose session was ended succeeded\n%s",
+              h_describe(&ra));
+    h_assert_exit(rb, 0);
+    for (int v = 1; v <= 3; v++)
+        cr_assert_eq(h_query_int(h_fmt("SELECT count(*) FROM applied_log WHERE version = %d", v)),
+                     1, "version %d was applied %lld times", v,
+                     h_query_int(h_fmt("SELECT count(*) FROM applied_log WHERE version = %d", v)));
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 3);
+}
+
 /* ---- 5. SIGTERM ---- */
 
 Test(lease, sigterm_rolls_back_releases_the_lease_at_once_and_exits_143)

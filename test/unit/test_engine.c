@@ -796,7 +796,7 @@ Test(engine, a_release_that_fails_is_logged_and_the_runs_own_error_is_kept)
     struct rg_lease_clock clock = {NULL, frozen_ms, fixed_microtime};
     /* A renewal period far longer than the test: only the release writes. */
     struct rg_leader_opts lo = {{"pod-a", 15000, 10000, 3600 * 1000}, "ns/rollgate", 60000};
-    struct rg_leader_hooks hooks = {NULL, no_cancel, no_pause, NULL, NULL};
+    struct rg_leader_hooks hooks = {NULL, no_cancel, no_pause, NULL, NULL, NULL};
     struct rg_leader *leader = rg_leader_new(&port, &clock, &lo, &hooks);
     struct rg_lock lock;
     struct rg_migrate_opts o = opts();

@@ -590,13 +590,32 @@ static void hook_event(void *ctx, const char *type, const char *reason, const ch
     snprintf(events[nevents++ % 4], sizeof(events[0]), "%s %s", type, reason);
 }
 
+/* The database's word on the holder (hooks.holder_alive): -1 no hook, 0 dead, 1 alive;
+ * renews_meanwhile: the holder renews its Lease while the follower asks. */
+static int holder_is_alive;
+static bool renews_meanwhile;
+static char asked_about[64];
+
+static int hook_holder_alive(void *ctx, const char *holder, bool *alive, struct rg_err *err)
+{
+    (void)ctx;
+    (void)err;
+    snprintf(asked_about, sizeof(asked_about), "%s", holder);
+    if (renews_meanwhile)
+        cr_assert(try_ok(&pa));
+    *alive = holder_is_alive == 1;
+    return 0;
+}
+
 static void start_leader(const char *identity, int64_t retry_period_ms, int64_t wait_timeout_ms)
 {
     struct rg_lease_api a = {&api, fake_get, fake_create, fake_update, NULL};
     struct rg_lease_clock c = {&run_clock, fake_monotonic, fake_microtime};
     struct rg_leader_opts o = {
         {identity, 15000, 10000, retry_period_ms}, "ns/rollgate", wait_timeout_ms};
-    struct rg_leader_hooks h = {NULL, hook_cancel, hook_pause, hook_leading, hook_event};
+    struct rg_leader_hooks h = {NULL,       hook_cancel,
+                                hook_pause, hook_leading,
+                                hook_event, holder_is_alive < 0 ? NULL : hook_holder_alive};
 
     leader = rg_leader_new(&a, &c, &o, &h);
     rg_leader_lock(leader, &lock);
@@ -613,6 +632,9 @@ static void leader_setup(void)
     stopped = false;
     pauses = leadings = cancels = nevents = 0;
     leader = NULL;
+    holder_is_alive = -1;
+    renews_meanwhile = false;
+    asked_about[0] = '\0';
 }
 
 static void leader_teardown(void)
@@ -692,6 +714,62 @@ Test(leader, a_dead_holder_is_taken_over_within_its_duration_and_a_retry_period)
     cr_assert_geq(api.gets - gets, 15000 / 2400, "gets=%d", api.gets - gets);
     lock.release(lock.ctx, true, &lost);
     cr_assert_not(lost);
+}
+
+/* Takeover in seconds: a SIGKILLed holder (no database session, no renewal for a retry
+ * period) is replaced after a retry period or two, not after its duration. */
+Test(leader, a_holder_without_a_database_session_is_taken_over_after_a_retry_period)
+{
+    const size_t stuck[] = {2};
+    int64_t start = run_clock.ms;
+    bool lost = true;
+
+    cr_assert(try_ok(&pa)); /* pod-a takes it and then never renews */
+    holder_is_alive = 0;
+    start_leader("pod-b", 2000, 60000);
+    work(1, stuck);
+    cr_assert_eq(acquire_ok(), RG_LOCK_LEADER);
+    cr_assert_str_eq(api.rec.holder, "pod-b");
+    cr_assert_str_eq(asked_about, "pod-a");
+    cr_assert_geq(run_clock.ms - start, 2000, "taken before a retry period without renewal");
+    cr_assert_leq(run_clock.ms - start, 2 * 2400, "taken over late: %lld ms",
+                  (long long)(run_clock.ms - start));
+    cr_assert_eq(api.rec.transitions, 1);
+    lock.release(lock.ctx, true, &lost);
+    cr_assert_not(lost);
+}
+
+Test(leader, a_holder_with_a_database_session_is_not_taken_over_before_expiry)
+{
+    const size_t stuck[] = {2};
+    int64_t start = run_clock.ms;
+    bool lost = true;
+
+    cr_assert(try_ok(&pa));
+    holder_is_alive = 1;
+    start_leader("pod-b", 2000, 60000);
+    work(1, stuck);
+    cr_assert_eq(acquire_ok(), RG_LOCK_LEADER);
+    cr_assert_str_eq(asked_about, "pod-a");
+    cr_assert_geq(run_clock.ms - start, 15000, "a holder with a session was taken over");
+    lock.release(lock.ctx, true, &lost);
+}
+
+/* The database may show no session for a live holder (its connection briefly gone, or a
+ * pooler between): a record that changed since it was last seen wins over that. */
+Test(leader, a_holder_that_renews_is_not_taken_over_even_without_a_session)
+{
+    const size_t lefts[] = {2, 2, 2, 2, 2, 2, 0};
+
+    cr_assert(try_ok(&pa));
+    holder_is_alive = 0;
+    renews_meanwhile = true;
+    start_leader("pod-b", 2000, 60000);
+    work(7, lefts);
+    cr_assert_eq(acquire_ok(), RG_LOCK_DONE_ELSEWHERE);
+    cr_assert_str_eq(asked_about, "pod-a", "the holder was never judged");
+    cr_assert_str_eq(api.rec.holder, "pod-a");
+    cr_assert_eq(leadings, 0);
 }
 
 Test(leader, a_follower_gives_up_after_the_wait_timeout_naming_the_holder)
