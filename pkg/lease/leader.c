@@ -151,10 +151,13 @@ static int take_over_if_gone(struct rg_leader *l, bool *acquired, struct rg_err 
         return -1;
     if (alive)
         return 0;
-    RG_WARN("the lease holder has not renewed it for a retry period and has no database "
-            "session: taking the lease over" RG_F "lease=%s" RG_F "holder=%s",
-            l->where, holder);
-    return rg_lease_take_over(&l->lease, holder, acquired, err);
+    if (rg_lease_take_over(&l->lease, holder, acquired, err) < 0)
+        return -1;
+    if (*acquired)
+        RG_WARN("the lease holder had not renewed it for a retry period and has no database "
+                "session: took the lease over" RG_F "lease=%s" RG_F "holder=%s",
+                l->where, holder);
+    return 0;
 }
 
 static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),

@@ -566,7 +566,7 @@ Test(lease, a_sigkilled_leader_is_taken_over_long_before_its_lease_expires)
 
     h_assert_exit(rb, 0);
     cr_assert(kf_led(&rb), "the waiter finished without leading\n%s", h_describe(&rb));
-    h_assert_has(rb, rb.err, "taking the lease over");
+    h_assert_has(rb, rb.err, "took the lease over");
     cr_assert(took < 30 * 1000, "the waiter took %lld ms after the kill: it waited for expiry",
               (long long)took);
     cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 1);
