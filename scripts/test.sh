@@ -88,6 +88,12 @@ for t in "${units[@]}"; do
     count "$logs/unit.log" "$status" || ok=0
 done
 
+# One owner per third-party library, and the environment read by pkg/config alone.
+echo "== owners" >&2
+status=0
+test/owners/check.sh 2>&1 | tee "$logs/owners.log" >&2 || status=$?
+count "$logs/owners.log" "$status" || ok=0
+
 # Statement splitting over PostgreSQL's parser under libFuzzer for a bounded time: one test.
 echo "== fuzz_sql (60 s)" >&2
 status=0
