@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "config/kubeconfig.h"
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "kube/kube.h"
 #include "lease/leader.h"
 #include "log/log.h"

@@ -8,7 +8,7 @@
 
 #include "cluster.h"
 #include "engine/engine.h"
-#include "err/clock.h"
+#include "clock/clock.h"
 #include "log/log.h"
 #include "output.h"
 #include "pg/pg.h"

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "source/source.h"
 
 /* Versions this long are timestamps (20240101120000): the next one is the time now. */

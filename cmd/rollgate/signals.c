@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "cancel/cancel.h"
-#include "err/clock.h"
+#include "clock/clock.h"
 #include "log/log.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 
 struct rg_cancel {
     atomic_bool fired;

@@ -12,8 +12,8 @@
 
 #include "config/loader.h"
 #include "duration/duration.h"
-#include "err/file.h"
-#include "err/mem.h"
+#include "file/file.h"
+#include "mem/mem.h"
 
 #define SECONDS(n) ((int64_t)(n)*1000)
 #define MINUTES(n) SECONDS((n)*60)

@@ -12,8 +12,8 @@
 
 
 #include "config/yamlnode.h"
-#include "err/file.h"
-#include "err/mem.h"
+#include "file/file.h"
+#include "mem/mem.h"
 #include "log/log.h"
 
 /* Kubeconfigs with many clusters and embedded certificates run to a few hundred KiB. */

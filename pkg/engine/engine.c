@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "log/log.h"
 
 static void free_rows(struct rg_history_row *rows, size_t n)

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 
 static char *event_body(const char *ns, const char *pod, const char *type, const char *reason,
                         const char *message)

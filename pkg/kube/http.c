@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 #include "log/log.h"
 
 /* A Lease or an Event answer is a few KiB; a bigger body is not one of ours. */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 
 static void set(cJSON *obj, const char *key, cJSON *value)
 {

@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err/file.h"
-#include "err/mem.h"
+#include "file/file.h"
+#include "mem/mem.h"
 #include "log/log.h"
 
 /* Service-account files are a few KiB; anything bigger is not what we take it for. */

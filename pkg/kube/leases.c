@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 
 #define LEASES "/apis/coordination.k8s.io/v1/namespaces/%s/leases"
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cancel/cancel.h"
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "log/log.h"
 
 struct rg_leader {

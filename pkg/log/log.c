@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 
 #define LINE_MAX_BYTES 8192
 /* The database's passwords in their forms, PGPASSWORD, the password file, tokens. */

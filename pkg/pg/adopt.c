@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 #include "log/log.h"
 #include "pg/internal.h"
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 #include "log/log.h"
 
 void rg_pg_one_line(char *dst, size_t n, const char *src)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "pg/internal.h"
 
 const char *rg_pg_dead_client_check(struct rg_pg *pg, bool local)

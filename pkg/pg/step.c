@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/clock.h"
-#include "err/mem.h"
+#include "clock/clock.h"
+#include "mem/mem.h"
 #include "log/log.h"
 #include "pg/internal.h"
 #include "source/sql.h"
@@ -152,11 +152,17 @@ static void step_error(const struct rg_step *s, const PGresult *res, long shift,
     append(err, outcome);
 }
 
-/* Sorts out how a query that ran a file's SQL ended. Returns 0 (done), 1 (hit
- * lock_timeout: may be retried) or -1. (The step functions also return 2: another run is
- * part way through the same version.) */
+/* How an attempt at a step ended, beyond done (0) or failed (-1 with err set). */
+enum attempt {
+    ATTEMPT_ENDED,
+    ATTEMPT_LOCKED, /* failed on lock_timeout (55P03): stepping aside and trying again may help */
+    ATTEMPT_BUSY,   /* another run is part way through this version outside a transaction */
+};
+
+/* Sorts out how a query that ran a file's SQL ended: 0 (done) or -1, with *how
+ * ATTEMPT_LOCKED when it hit lock_timeout. */
 static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res, long shift,
-                 const char *outcome, struct rg_err *err)
+                 const char *outcome, enum attempt *how, struct rg_err *err)
 {
     if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK ||
         PQresultStatus(res) == PGRES_EMPTY_QUERY)
@@ -170,7 +176,9 @@ static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res,
         return -1;
     }
     step_error(s, res, shift, outcome, err);
-    return rg_pg_state_is(res, SQLSTATE_LOCK_NOT_AVAILABLE) ? 1 : -1;
+    if (rg_pg_state_is(res, SQLSTATE_LOCK_NOT_AVAILABLE))
+        *how = ATTEMPT_LOCKED;
+    return -1;
 }
 
 /* Makes earlier commits of this run that skipped the WAL flush durable: a transaction
@@ -206,7 +214,8 @@ static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct
  * for the COMMIT (deferred constraints run there). A transaction-control statement in the
  * file, which would break this, was refused when the file was read (sql.h). */
 static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
-                              const char *key, enum rg_apply_outcome *outcome, struct rg_err *err)
+                              const char *key, enum rg_apply_outcome *outcome, enum attempt *how,
+                              struct rg_err *err)
 {
     char *lock = locked_head(pg, s, q, key);
     char *rec = record(pg, s, q, key, "applied", DURATION_SQL);
@@ -228,7 +237,8 @@ static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const s
         goto out;
     res = rg_pg_query(pg, sql);
     if (rg_pg_state_is(res, SQLSTATE_IN_PROGRESS)) {
-        ret = 2;
+        *how = ATTEMPT_BUSY;
+        ret = 0;
         goto out;
     }
     if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE)) {
@@ -237,7 +247,7 @@ static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const s
         ret = s->durable && pg->unflushed ? flush(pg, err) : 0;
         goto out;
     }
-    ret = judge(pg, s, res, -(long)strlen(head), "; rolled back", err);
+    ret = judge(pg, s, res, -(long)strlen(head), "; rolled back", how, err);
     if (ret == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         rg_err_set(err, RG_EMIGRATION, "%s: not committed (the server said %s); rolled back",
                    s->path, PQcmdStatus(res));
@@ -281,6 +291,8 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
                             s->statement_timeout_ms);
     PGresult *res = rg_pg_exec(pg, set, PGRES_COMMAND_OK, err);
     struct rg_err reset_err = {0};
+    /* A lock_timeout here is not retried: statements before it may have taken effect. */
+    enum attempt how = ATTEMPT_ENDED;
     int ret = res ? 0 : -1;
 
     PQclear(res);
@@ -290,8 +302,7 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
             ret = -1;
         } else {
             res = rg_pg_query(pg, one);
-            ret =
-                judge(pg, s, res, chars_before(s->sql, st[i].start), failed_outcome, err) ? -1 : 0;
+            ret = judge(pg, s, res, chars_before(s->sql, st[i].start), failed_outcome, &how, err);
             PQclear(res);
         }
         free(one);
@@ -328,7 +339,7 @@ static void mark_failed(struct rg_pg *pg, const char *key)
 
 static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
                                    const struct literals *q, const char *key,
-                                   enum rg_apply_outcome *outcome, int64_t start,
+                                   enum rg_apply_outcome *outcome, int64_t start, enum attempt *how,
                                    struct rg_err *err)
 {
     char *lock = locked_head(pg, s, q, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
@@ -355,7 +366,8 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
     sql = rg_asprintf("%s%s%sCOMMIT", lock, mark ? mark : "", mark ? ";" : "");
     res = rg_pg_query(pg, sql);
     if (rg_pg_state_is(res, SQLSTATE_IN_PROGRESS)) {
-        ret = 2;
+        *how = ATTEMPT_BUSY;
+        ret = 0;
         goto out;
     }
     if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE)) {
@@ -363,7 +375,7 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
         ret = 0;
         goto out;
     }
-    if (judge(pg, s, res, 0, "", err) != 0)
+    if (judge(pg, s, res, 0, "", how, err) < 0)
         goto out;
     if (run_statements(pg, s, outcome_msg, err) < 0) {
         if (schema)
@@ -428,11 +440,13 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
     key = row_key(s, &q);
     for (int64_t attempt = 0;; attempt++) {
         int64_t start = rg_now_ms();
+        enum attempt how = ATTEMPT_ENDED;
+
         rc = s->directives.no_transaction
-                 ? run_without_transaction(on, s, &q, key, outcome, start, err)
-                 : run_in_transaction(pg, s, &q, key, outcome, err);
+                 ? run_without_transaction(on, s, &q, key, outcome, start, &how, err)
+                 : run_in_transaction(pg, s, &q, key, outcome, &how, err);
         *duration_ms = rg_now_ms() - start;
-        if (rc == 2) {
+        if (rc == 0 && how == ATTEMPT_BUSY) {
             /* Another run is part way through this version outside a transaction. */
             if (rg_pg_wait_running(pg, s->version, pg->opts.wait_timeout_ms, err) < 0) {
                 rc = -1;
@@ -441,11 +455,10 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
             attempt--;
             continue;
         }
-        if (rc <= 0)
+        if (rc == 0 || how != ATTEMPT_LOCKED)
             break;
         if (attempt >= pg->opts.lock_retries) {
             rg_err_prefix(err, "gave up after %" PRId64 " tries", attempt + 1);
-            rc = -1;
             break;
         }
         /* Queued behind a long transaction: step aside so live traffic is not blocked

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/clock.h"
+#include "clock/clock.h"
 #include "log/log.h"
 #include "pg/internal.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 
 #define EXPECTED_NAME "expected NNNN_title.up.sql or NNNN_title.down.sql"
 #define EXPECTED_FLYWAY "expected V<version>__title.sql or U<version>__title.sql"

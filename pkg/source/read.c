@@ -11,8 +11,8 @@
 #include <openssl/evp.h>
 
 #include "duration/duration.h"
-#include "err/file.h"
-#include "err/mem.h"
+#include "file/file.h"
+#include "mem/mem.h"
 #include "source/sql.h"
 
 #define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout="

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "log/log.h"
 #include "source/internal.h"
 

@@ -14,7 +14,7 @@
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 
 /* libpg_query keeps every token and node of its input in memory until the call returns,
  * about ten times the input (a whole 16 MiB data file would take hundreds of MiB). So it

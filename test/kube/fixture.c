@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 
 struct fixture fx;
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "config/kubeconfig.h"
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "fixture.h"
 #include "kube/kube.h"
 #include "log/log.h"

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "err/mem.h"
+#include "mem/mem.h"
 #include "lease/leader.h"
 #include "log/log.h"
 

@@ -1,4 +1,4 @@
-#include "err/clock.h"
+#include "clock/clock.h"
 
 #include <stdio.h>
 #include <time.h>

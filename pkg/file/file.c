@@ -1,4 +1,4 @@
-#include "err/file.h"
+#include "file/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err/mem.h"
+#include "mem/mem.h"
 
 /* The cap as people write it: "1 MiB", "64 KiB", else "100-byte". */
 static void format_cap(size_t cap, char *out, size_t size)

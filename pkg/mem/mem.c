@@ -1,4 +1,4 @@
-#include "err/mem.h"
+#include "mem/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
