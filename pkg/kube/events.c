@@ -53,12 +53,9 @@ int rg_kube_event(struct rg_kube *k, const char *ns, const char *pod, const char
         goto out;
     path = rg_asprintf("/api/v1/namespaces/%s/events", ns);
     body = event_body(ns, pod, type, reason, message);
-    if (rg_kube_call(k, "POST", path, body, &resp, err) != 0)
+    if (rg_kube_call(k, "POST", path, body, &resp, err) != 0 ||
+        rg_kube_expect_success(k, "POST", path, &resp, err) != 0)
         goto out;
-    if (resp.status < 200 || resp.status > 299) {
-        rg_kube_status_error(k, RG_EAPI, "POST", path, &resp, err);
-        goto out;
-    }
     rc = 0;
 out:
     rg_kube_response_free(&resp);

@@ -236,6 +236,15 @@ void rg_kube_status_error(struct rg_kube *k, enum rg_code code, const char *meth
     cJSON_Delete(json);
 }
 
+int rg_kube_expect_success(struct rg_kube *k, const char *method, const char *path,
+                           const struct rg_kube_response *resp, struct rg_err *err)
+{
+    if (resp->status >= 200 && resp->status <= 299)
+        return 0;
+    rg_kube_status_error(k, RG_EAPI, method, path, resp, err);
+    return -1;
+}
+
 /* One HTTP request. RETRY leaves err set to what went wrong, for the final message. */
 static enum outcome attempt(struct rg_kube *k, const char *method, const char *path,
                             const char *url, const char *payload, struct rg_kube_response *resp,

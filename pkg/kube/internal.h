@@ -72,6 +72,9 @@ int rg_kube_check_name(const char *what, const char *name, struct rg_err *err) R
  * RG_EAPIDENIED (401/403), RG_EAPI, RG_ESIGNAL. payload may be NULL (no body). */
 int rg_kube_call(struct rg_kube *k, const char *method, const char *path, const char *payload,
                  struct rg_kube_response *resp, struct rg_err *err) RG_WUR;
+/* 0 for a 2xx answer; else -1 with err set as rg_kube_status_error sets it (RG_EAPI). */
+int rg_kube_expect_success(struct rg_kube *k, const char *method, const char *path,
+                           const struct rg_kube_response *resp, struct rg_err *err) RG_WUR;
 /* Sets err for an unexpected response, carrying the Kubernetes Status message and
  * reason (or the start of a body that is no Status). */
 void rg_kube_status_error(struct rg_kube *k, enum rg_code code, const char *method,

@@ -237,11 +237,8 @@ static int write_lease(struct rg_kube *k, bool update, const char *ns, const cha
         rc = 1;
         goto out;
     }
-    if (resp.status < 200 || resp.status > 299) {
-        rg_kube_status_error(k, RG_EAPI, method, path, &resp, err);
-        goto out;
-    }
-    if (take_lease(k, method, path, &resp, got, err) != 0)
+    if (rg_kube_expect_success(k, method, path, &resp, err) != 0 ||
+        take_lease(k, method, path, &resp, got, err) != 0)
         goto out;
     rc = 0;
 out:

@@ -102,10 +102,21 @@ static void took(struct rg_lease *l, const struct rg_lease_record *got, bool *ac
     *acquired = true;
 }
 
+/* After a create or an update: rc as the API port returns it. 1: another process wrote
+ * between our read and our write; nothing is remembered, so the next attempt reads the
+ * record again and judges its holder from then on. */
+static int wrote(struct rg_lease *l, int rc, const struct rg_lease_record *got, bool *acquired)
+{
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        took(l, got, acquired);
+    return 0;
+}
+
 static int create(struct rg_lease *l, bool *acquired, struct rg_err *err)
 {
     struct rg_lease_record want, got;
-    int rc;
 
     memset(&want, 0, sizeof(want));
     memset(&got, 0, sizeof(got));
@@ -114,15 +125,7 @@ static int create(struct rg_lease *l, bool *acquired, struct rg_err *err)
     l->clock.microtime(l->clock.ctx, want.acquire_time, sizeof(want.acquire_time));
     memcpy(want.renew_time, want.acquire_time, sizeof(want.renew_time));
     want.transitions = 0;
-    rc = l->api.create(l->api.ctx, &want, &got, err);
-    if (rc < 0)
-        return -1;
-    /* Another process created it between our read and our create: nothing is remembered,
-     * so the next attempt reads the record and judges its holder from then on. */
-    if (rc == 1)
-        return 0;
-    took(l, &got, acquired);
-    return 0;
+    return wrote(l, l->api.create(l->api.ctx, &want, &got, err), &got, acquired);
 }
 
 /* rg_lease_try, or with gone: rg_lease_take_over. */
@@ -131,7 +134,6 @@ static int try_lease(struct rg_lease *l, const char *gone, bool *acquired, struc
     struct rg_lease_record rec, want, got;
     bool ours, unchanged;
     int64_t now;
-    int rc;
 
     *acquired = false;
     memset(&rec, 0, sizeof(rec));
@@ -160,14 +162,7 @@ static int try_lease(struct rg_lease *l, const char *gone, bool *acquired, struc
         want.transitions = rec.transitions + 1;
     }
     memset(&got, 0, sizeof(got));
-    rc = l->api.update(l->api.ctx, &want, &got, err);
-    if (rc < 0)
-        return -1;
-    /* Someone wrote after our read; the next attempt reads again and sees who. */
-    if (rc == 1)
-        return 0;
-    took(l, &got, acquired);
-    return 0;
+    return wrote(l, l->api.update(l->api.ctx, &want, &got, err), &got, acquired);
 }
 
 int rg_lease_try(struct rg_lease *l, bool *acquired, struct rg_err *err)
