@@ -132,24 +132,24 @@ static int lead(struct rg_leader *l, struct rg_err *err)
     return 0;
 }
 
-/* A follower's look at a holder that shows no sign of life: the work makes no progress
- * and its record has not changed for a retry period. When it has no database session
- * either (a SIGKILLed or OOM-killed pod, a lost node), the Lease is taken over now
+/* A follower's look at the holder while the work shows no progress: does it still have a
+ * database session (*gone false)? Without one (a SIGKILLed or OOM-killed pod, a lost node),
+ * and once its record has not changed for a retry period, the Lease is taken over now
  * instead of after its duration. *acquired: this run leads. */
-static int take_over_if_gone(struct rg_leader *l, bool *acquired, struct rg_err *err)
+static int take_over_if_gone(struct rg_leader *l, bool *acquired, bool *gone, struct rg_err *err)
 {
     char holder[sizeof(l->lease.observed.holder)];
     bool alive = true;
 
-    *acquired = false;
+    *acquired = *gone = false;
     if (!l->hooks.holder_alive || !l->lease.observed.exists || !*l->lease.observed.holder ||
-        now(l) - l->lease.observed_at_ms < l->lease.opts.retry_period_ms ||
         !rg_lease_other_valid(&l->lease))
         return 0;
     memcpy(holder, l->lease.observed.holder, sizeof(holder));
     if (l->hooks.holder_alive(l->hooks.ctx, holder, &alive, err) < 0)
         return -1;
-    if (alive)
+    *gone = !alive;
+    if (alive || now(l) - l->lease.observed_at_ms < l->lease.opts.retry_period_ms)
         return 0;
     if (rg_lease_take_over(&l->lease, holder, acquired, err) < 0)
         return -1;
@@ -189,6 +189,8 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
         /* The work first, at least once: a holder seen releasing (an empty record, due
          * now) has usually just finished it. */
         do {
+            bool gone = false;
+
             if (work_left(arg, &left, err) < 0)
                 return -1;
             if (!left) {
@@ -201,7 +203,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
              * taken over within its duration and a retry period. */
             if (left >= before) {
                 bool taken = false;
-                if (take_over_if_gone(l, &taken, err) < 0)
+                if (take_over_if_gone(l, &taken, &gone, err) < 0)
                     return -1;
                 if (taken) {
                     *outcome = RG_LOCK_LEADER;
@@ -217,7 +219,10 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                            *l->lease.observed.holder ? l->lease.observed.holder : "another run");
                 return -1;
             }
-            if (!l->hooks.pause(l->hooks.ctx, jittered(l))) {
+            /* A holder without a session is looked at four times a retry period, so the
+             * Lease is taken soon after its record has stood still for one. */
+            if (!l->hooks.pause(l->hooks.ctx,
+                                gone ? l->lease.opts.retry_period_ms / 4 : jittered(l))) {
                 rg_err_set(err, RG_ESIGNAL, "stopped while waiting for the lease");
                 return -1;
             }
