@@ -151,6 +151,7 @@ matrix=(
     "tag|--set image.tag=1.2.3"
     "digest|--set image.tag=1.2.3 --set image.digest=$digest"
     "secret|--set database.existingSecret=app-db --set database.secretKey=dsn"
+    "direct|--set database.existingSecret=app-db --set database.directUrlKey=direct"
     "nottl|--set job.ttlSecondsAfterFinished=null --set job.backoffLimit=0 --set job.activeDeadlineSeconds=60"
     "norollback|--set rollback.enabled=false"
     "extras|-f $work/extras.values.yaml"
@@ -260,6 +261,11 @@ check_json "env: database URL from the Secret, POD_NAME, config path" def \
 check_json "env: database Secret name and key from values" secret \
     '[jobpod, cronpod | envmap.ROLLGATE_DATABASE_URL] | unique' \
     '[{"secretKeyRef": {"name": "app-db", "key": "dsn"}}]'
+check_json "env: no direct URL unless its key is given" def \
+    '[jobpod, cronpod | envmap | has("ROLLGATE_DATABASE_DIRECT_URL")] | unique' '[false]'
+check_json "env: the direct URL from the same Secret" direct \
+    '[jobpod, cronpod | envmap.ROLLGATE_DATABASE_DIRECT_URL] | unique' \
+    '[{"secretKeyRef": {"name": "app-db", "key": "direct"}}]'
 check_json "config mounted read-only at /etc/rollgate, no /migrations with source image" def \
     'jobpod | {m: mountmap, v: volmap}' '{
   "m": {"/etc/rollgate": {"name": "rollgate-config", "mountPath": "/etc/rollgate", "readOnly": true}},

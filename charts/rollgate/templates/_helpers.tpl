@@ -80,6 +80,13 @@ Events on the pod (the Role's events/create).
     secretKeyRef:
       name: {{ .Values.database.existingSecret | quote }}
       key: {{ .Values.database.secretKey | quote }}
+{{- with .Values.database.directUrlKey }}
+- name: ROLLGATE_DATABASE_DIRECT_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.database.existingSecret | quote }}
+      key: {{ . | quote }}
+{{- end }}
 - name: POD_NAME
   valueFrom:
     fieldRef:
