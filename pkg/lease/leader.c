@@ -164,7 +164,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
     struct rg_leader *l = ctx;
-    int64_t start = now(l);
+    int64_t start = now(l), read_at;
     size_t before = SIZE_MAX;
 
     for (;;) {
@@ -174,6 +174,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
 
         if (rg_lease_try(&l->lease, &acquired, err) < 0)
             return -1;
+        read_at = now(l);
         if (acquired) {
             *outcome = RG_LOCK_LEADER;
             return lead(l, err);
@@ -189,7 +190,7 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
         /* The work first, at least once: a holder seen releasing (an empty record, due
          * now) has usually just finished it. */
         do {
-            bool gone = false;
+            bool gone = false, stalled;
 
             if (work_left(arg, &left, err) < 0)
                 return -1;
@@ -199,9 +200,11 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
             }
             /* While the leader makes progress the work shows it alive. When it shows none
              * (a long migration, or a dead leader), read the Lease every retry period, so
-             * that the last renewal is seen soon after it happened and a dead holder is
-             * taken over within its duration and a retry period. */
-            if (left >= before) {
+             * that the last renewal is seen soon after it happened, and take a holder with
+             * no database session over once its record stood still for a retry period (one
+             * with a session, within its duration and a retry period). */
+            stalled = left >= before;
+            if (stalled) {
                 bool taken = false;
                 if (take_over_if_gone(l, &taken, &gone, err) < 0)
                     return -1;
@@ -209,7 +212,8 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                     *outcome = RG_LOCK_LEADER;
                     return lead(l, err);
                 }
-                next_try = now(l);
+                if (next_try > read_at + l->lease.opts.retry_period_ms)
+                    next_try = read_at + l->lease.opts.retry_period_ms;
             }
             before = left;
             if (now(l) - start >= l->wait_timeout_ms) {
@@ -219,10 +223,12 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                            *l->lease.observed.holder ? l->lease.observed.holder : "another run");
                 return -1;
             }
-            /* A holder without a session is looked at four times a retry period, so the
-             * Lease is taken soon after its record has stood still for one. */
-            if (!l->hooks.pause(l->hooks.ctx,
-                                gone ? l->lease.opts.retry_period_ms / 4 : jittered(l))) {
+            /* While the work shows no progress the holder is looked at twice a retry
+             * period (the Lease itself is read once), and one without a session four times,
+             * so that a dead one is taken over soon after its record stood still for one. */
+            if (!l->hooks.pause(l->hooks.ctx, gone      ? l->lease.opts.retry_period_ms / 4
+                                              : stalled ? jittered(l) / 2
+                                                        : jittered(l))) {
                 rg_err_set(err, RG_ESIGNAL, "stopped while waiting for the lease");
                 return -1;
             }
