@@ -89,7 +89,7 @@ static void proxy_start(const char *match, ...)
     argv[n++] = "--upstream";
     argv[n++] = h_fmt("127.0.0.1:%s", kf_port);
     argv[n++] = "--ca-dir";
-    argv[n++] = kf_dir;
+    argv[n++] = kf_cluster_dir();
     argv[n++] = "--work";
     argv[n++] = dir;
     argv[n++] = "--log";
@@ -236,7 +236,7 @@ static void assert_released(void)
 
 static void faults_setup(void)
 {
-    kf_setup("fault", "ft", "ca.key",
+    kf_setup("ft", "ca.key",
              " (the proxy signs its certificate with the cluster's CA): run "
              "scripts/kube-test-cluster.sh start on it");
     proxy_pid = 0;

@@ -37,8 +37,7 @@ static int nsync;
 
 static void lease_setup(void)
 {
-    kf_setup("lease", "lt", "rollgate.token",
-             ": run scripts/kube-test-cluster.sh start and smoke on it");
+    kf_setup("lt", "rollgate.token", ": run scripts/kube-test-cluster.sh start and smoke on it");
     nsync = 0;
 }
 
@@ -99,14 +98,6 @@ static bool token_authenticates(const char *token)
                  201);
     char *ok = h_json(a.body, "{status,authenticated}");
     return ok && strcmp(ok, "true") == 0;
-}
-
-/* The kubelet's way to rotate: a new file renamed over the old one. */
-static void rotate_token(const char *dir, const char *token)
-{
-    char *tmp = h_fmt("%s/.token.new", dir), *dst = h_fmt("%s/token", dir);
-    h_write_file(tmp, token);
-    cr_assert(rename(tmp, dst) == 0, "rename %s: %s", tmp, strerror(errno));
 }
 
 /* A ServiceAccount with the smoke test's Role (leases get/create/update, events create)
@@ -742,7 +733,7 @@ Test(lease, a_token_rotated_mid_run_is_read_again_and_the_run_succeeds)
     cr_assert(kf_wait_statement("pg_advisory_xact_lock(7001)", p), "the migration never started");
 
     char *new_token = kf_token_for(sa, NULL);
-    rotate_token(kf_sa_dir, new_token);
+    kf_write(h_fmt("%s/token", kf_sa_dir), new_token); /* as the kubelet rotates it */
     /* The old token stops working once the Secret it is bound to is gone (after the API
      * server's token cache lets go of it). */
     kf_admin("DELETE", h_fmt("/api/v1/namespaces/" KF_NS "/secrets/%s", secret), NULL, 200);

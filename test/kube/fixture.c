@@ -1,8 +1,6 @@
 #include "fixture.h"
 
 #include <criterion/criterion.h>
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,107 +15,28 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mem/mem.h"
 
 struct fixture fx;
 
-static const char *cluster_dir(void)
-{
-    const char *dir = getenv("RG_TEST_KUBE_DIR");
-
-    cr_assert(dir && *dir,
-              "RG_TEST_KUBE_DIR is not set: run test/kube/run.sh, which starts a kube-apiserver");
-    return dir;
-}
-
-char *fx_cluster_file(const char *name)
-{
-    return rg_asprintf("%s/%s", cluster_dir(), name);
-}
-
-char *fx_read(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t len = 0;
-
-    cr_assert(f, "cannot open %s: %s", path, strerror(errno));
-    for (;;) {
-        buf = rg_realloc(buf, len + 4097);
-        size_t n = fread(buf + len, 1, 4096, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
-
-void fx_write(const char *path, const char *content)
-{
-    char *tmp = rg_asprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-
-    cr_assert(f, "cannot write %s: %s", tmp, strerror(errno));
-    cr_assert_eq(fwrite(content, 1, strlen(content), f), strlen(content));
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(rename(tmp, path), 0, "rename %s: %s", tmp, strerror(errno));
-    free(tmp);
-}
-
 char *fx_sa_file(const char *name)
 {
-    return rg_asprintf("%s/%s", fx.sa_dir, name);
-}
-
-void fx_name(char *buf, size_t n, const char *prefix)
-{
-    static int seq;
-
-    snprintf(buf, n, "%s-%lx-%d-%d", prefix, (unsigned long)time(NULL), (int)getpid(), ++seq);
+    return kf_keep(rg_asprintf("%s/%s", fx.sa_dir, name));
 }
 
 void fx_setup(void)
 {
-    char *token = NULL, *ca = NULL, *port = NULL, *path = NULL;
-
     memset(&fx, 0, sizeof(fx));
     fx.server_out = -1;
     /* Before anything is made: a failed setup gets no teardown. */
-    (void)cluster_dir();
+    (void)kf_cluster_dir();
     snprintf(fx.tmp, sizeof(fx.tmp), "/tmp/rg-kube-test.XXXXXX");
     cr_assert(mkdtemp(fx.tmp), "mkdtemp: %s", strerror(errno));
     snprintf(fx.sa_dir, sizeof(fx.sa_dir), "%s/sa", fx.tmp);
-    cr_assert_eq(mkdir(fx.sa_dir, 0700), 0);
-
-    path = fx_cluster_file("rollgate.token");
-    token = fx_read(path);
-    free(path);
-    path = fx_cluster_file("ca.crt");
-    ca = fx_read(path);
-    free(path);
-    path = fx_cluster_file("port");
-    port = fx_read(path);
-    free(path);
-    port[strcspn(port, "\n")] = '\0';
-    snprintf(fx.port, sizeof(fx.port), "%s", port);
-
-    path = fx_sa_file("token");
-    fx_write(path, token);
-    free(path);
-    path = fx_sa_file("ca.crt");
-    fx_write(path, ca);
-    free(path);
-    path = fx_sa_file("namespace");
-    fx_write(path, TEST_NS);
-    free(path);
-    free(token);
-    free(ca);
-    free(port);
+    kf_write_sa_dir(fx.sa_dir, kf_read(kf_file("rollgate.token")));
+    fx.port = kf_cluster_port();
 }
 
 /* Removes dir and everything under it (no symbolic links are made here). */
@@ -155,6 +74,7 @@ void fx_teardown(void)
         close(fx.server_out);
     if (fx.tmp[0])
         remove_tree(fx.tmp);
+    kf_release();
 }
 
 struct rg_kube *fx_client(const char *host, const char *port, long timeout_ms, long budget_ms)
@@ -172,87 +92,6 @@ struct rg_kube *fx_client(const char *host, const char *port, long timeout_ms, l
     cr_assert_eq(rg_kube_new(&k, &opts, &err), 0, "rg_kube_new: %s", err.msg);
     cr_assert(k);
     return k;
-}
-
-struct buffer {
-    char *data;
-    size_t len;
-};
-
-static size_t collect(char *data, size_t size, size_t nmemb, void *userdata)
-{
-    struct buffer *b = userdata;
-    size_t n = size * nmemb;
-
-    b->data = rg_realloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-long fx_admin(const char *method, const char *path, const char *payload, char **body)
-{
-    char *url = NULL, *ca = fx_cluster_file("ca.crt"), *cert = fx_cluster_file("admin.crt"),
-         *key = fx_cluster_file("admin.key");
-    struct buffer b = {rg_strdup(""), 0};
-    struct curl_slist *headers = NULL;
-    char errbuf[CURL_ERROR_SIZE] = "";
-    long status = 0;
-    CURL *h = curl_easy_init();
-    CURLcode c;
-
-    cr_assert(h);
-    url = rg_asprintf("https://127.0.0.1:%s%s", fx.port, path);
-    headers = curl_slist_append(headers, "Accept: application/json");
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-    curl_easy_setopt(h, CURLOPT_SSLCERT, cert);
-    curl_easy_setopt(h, CURLOPT_SSLKEY, key);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    if (payload)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
-    c = curl_easy_perform(h);
-    cr_assert_eq(c, CURLE_OK, "admin %s %s: %s", method, path,
-                 errbuf[0] ? errbuf : curl_easy_strerror(c));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(h);
-    free(url);
-    free(ca);
-    free(cert);
-    free(key);
-    if (body)
-        *body = b.data;
-    else
-        free(b.data);
-    return status;
-}
-
-char *fx_new_token(void)
-{
-    char *body = NULL, *token;
-    long status = fx_admin("POST", "/api/v1/namespaces/" TEST_NS "/serviceaccounts/rollgate/token",
-                           "{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenRequest\","
-                           "\"spec\":{\"expirationSeconds\":3600}}",
-                           &body);
-    cJSON *json = cJSON_Parse(body);
-    const cJSON *t =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "status"), "token");
-
-    cr_assert_eq(status, 201, "TokenRequest: %ld %s", status, body);
-    cr_assert(cJSON_IsString(t), "TokenRequest answer has no status.token: %s", body);
-    token = rg_strdup(t->valuestring);
-    cJSON_Delete(json);
-    free(body);
-    return token;
 }
 
 void fx_make_cert(const char *dir)
@@ -276,7 +115,7 @@ void fx_fake_response(const char *www, const char *path, const char *response)
         cr_assert(mkdir(full, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", full, strerror(errno));
         *s = '/';
     }
-    fx_write(full, response);
+    kf_write(full, response);
     free(full);
 }
 

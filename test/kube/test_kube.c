@@ -1,5 +1,6 @@
-/* pkg/kube against a real kube-apiserver 1.20.2 (test/kube/run.sh starts it), and against
- * a fake HTTPS server for the answers a healthy server never gives (503, 429, junk). */
+/* pkg/kube against a real kube-apiserver 1.20.2 (scripts/kube-test-cluster.sh starts it; see
+ * test/common/kube_cluster.h), and against a fake HTTPS server for the answers a healthy server
+ * never gives (503, 429, junk). */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config/kubeconfig.h"
@@ -41,14 +41,6 @@ static struct rg_lease_record record(const char *holder, int64_t transitions)
     return r;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool matches(const char *pattern, const char *s)
 {
     regex_t re;
@@ -63,13 +55,11 @@ static bool matches(const char *pattern, const char *s)
 /* The token never shows in an error message. */
 static void assert_no_token(const struct rg_err *err)
 {
-    char *path = fx_sa_file("token"), *token = fx_read(path);
+    char *token = kf_read(fx_sa_file("token"));
 
     token[strcspn(token, "\n")] = '\0';
     if (strlen(token) >= 8)
         cr_assert_null(strstr(err->msg, token), "the token leaked into: %s", err->msg);
-    free(token);
-    free(path);
 }
 
 /* An object from a JSON body, by a dotted path of keys. */
@@ -97,8 +87,8 @@ Test(kube, lease_create_get_update_and_stale_update_conflicts)
     struct rg_err err = {RG_OK, ""};
     char name[64];
 
-    fx_name(name, sizeof(name), "lifecycle");
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    kf_name(name, sizeof(name), "lifecycle");
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
     cr_assert(got.exists);
     cr_assert_str_eq(got.holder, "pod-a");
     cr_assert_eq(got.duration_s, 15);
@@ -107,7 +97,7 @@ Test(kube, lease_create_get_update_and_stale_update_conflicts)
     cr_assert_str_eq(got.renew_time, want.renew_time);
     cr_assert_str_neq(got.resource_version, "");
 
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &read, &err), 0, "%s", err.msg);
     cr_assert(read.exists);
     cr_assert_str_eq(read.holder, "pod-a");
     cr_assert_str_eq(read.resource_version, got.resource_version);
@@ -116,7 +106,7 @@ Test(kube, lease_create_get_update_and_stale_update_conflicts)
     snprintf(want.holder, sizeof(want.holder), "pod-b");
     want.transitions = 1;
     rg_kube_microtime(want.renew_time, sizeof(want.renew_time));
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &want, &second, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &want, &second, &err), 0, "%s", err.msg);
     cr_assert_str_eq(second.holder, "pod-b");
     cr_assert_eq(second.transitions, 1);
     cr_assert_str_eq(second.renew_time, want.renew_time);
@@ -124,14 +114,14 @@ Test(kube, lease_create_get_update_and_stale_update_conflicts)
 
     /* want still carries the resourceVersion from before the update: a conflict. */
     snprintf(want.holder, sizeof(want.holder), "pod-c");
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &want, &again, &err), 1);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &want, &again, &err), 1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &read, &err), 0, "%s", err.msg);
     cr_assert_str_eq(read.holder, "pod-b", "a stale update changed the Lease");
 
     /* Released: the holder emptied, which reads back as "". */
     want = read;
     want.holder[0] = '\0';
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
     cr_assert_str_eq(got.holder, "");
     rg_kube_free(k);
 }
@@ -143,11 +133,11 @@ Test(kube, create_of_an_existing_lease_returns_1)
     struct rg_err err = {RG_OK, ""};
     char name[64];
 
-    fx_name(name, sizeof(name), "exists");
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    kf_name(name, sizeof(name), "exists");
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
     snprintf(want.holder, sizeof(want.holder), "pod-b");
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 1);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &got, &err), 0, "%s", err.msg);
     cr_assert_str_eq(got.holder, "pod-a");
     rg_kube_free(k);
 }
@@ -159,9 +149,9 @@ Test(kube, get_of_a_missing_lease_reads_as_absent)
     struct rg_err err = {RG_OK, ""};
     char name[64];
 
-    fx_name(name, sizeof(name), "missing");
+    kf_name(name, sizeof(name), "missing");
     memset(&rec, 'x', sizeof(rec));
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
     cr_assert_not(rec.exists);
     cr_assert_str_eq(rec.holder, "");
     cr_assert_str_eq(rec.resource_version, "");
@@ -175,11 +165,11 @@ Test(kube, update_of_a_deleted_lease_returns_1)
     struct rg_err err = {RG_OK, ""};
     char name[64], *path;
 
-    fx_name(name, sizeof(name), "deleted");
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
-    path = rg_asprintf("/apis/coordination.k8s.io/v1/namespaces/" TEST_NS "/leases/%s", name);
-    cr_assert_eq(fx_admin("DELETE", path, NULL, NULL), 200);
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &got, &want, &err), 1);
+    kf_name(name, sizeof(name), "deleted");
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    path = rg_asprintf("/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases/%s", name);
+    kf_admin("DELETE", path, NULL, 200);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &got, &want, &err), 1);
     free(path);
     rg_kube_free(k);
 }
@@ -197,11 +187,11 @@ Test(kube, microtime_has_six_digits_and_round_trips)
     /* Trailing zeros too: the server must not shorten them, nor rollgate lose them. */
     snprintf(want.acquire_time, sizeof(want.acquire_time), "2026-11-22T01:02:03.123456Z");
     snprintf(want.renew_time, sizeof(want.renew_time), "2026-11-22T01:02:04.000100Z");
-    fx_name(name, sizeof(name), "microtime");
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    kf_name(name, sizeof(name), "microtime");
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
     cr_assert_str_eq(got.acquire_time, "2026-11-22T01:02:03.123456Z");
     cr_assert_str_eq(got.renew_time, "2026-11-22T01:02:04.000100Z");
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &read, &err), 0, "%s", err.msg);
     cr_assert_str_eq(read.acquire_time, "2026-11-22T01:02:03.123456Z");
     cr_assert_str_eq(read.renew_time, "2026-11-22T01:02:04.000100Z");
     rg_kube_free(k);
@@ -212,22 +202,19 @@ Test(kube, a_lease_without_holder_reads_as_empty_holder)
     struct rg_kube *k = client();
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
-    char name[64], *body = NULL, *payload;
+    char name[64], *payload;
 
-    fx_name(name, sizeof(name), "noholder");
+    kf_name(name, sizeof(name), "noholder");
     payload = rg_asprintf("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
                           "\"metadata\":{\"name\":\"%s\"},\"spec\":{\"leaseDurationSeconds\":7}}",
                           name);
-    cr_assert_eq(fx_admin("POST", "/apis/coordination.k8s.io/v1/namespaces/" TEST_NS "/leases",
-                          payload, &body),
-                 201, "%s", body);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
+    kf_admin("POST", "/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases", payload, 201);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
     cr_assert(rec.exists);
     cr_assert_str_eq(rec.holder, "");
     cr_assert_str_eq(rec.acquire_time, "");
     cr_assert_eq(rec.duration_s, 7);
     cr_assert_eq(rec.transitions, 0);
-    free(body);
     free(payload);
     rg_kube_free(k);
 }
@@ -237,35 +224,31 @@ Test(kube, update_keeps_labels_and_annotations_it_does_not_know)
     struct rg_kube *k = client();
     struct rg_lease_record rec, want, got;
     struct rg_err err = {RG_OK, ""};
-    char name[64], *body = NULL, *payload, *path;
+    char name[64], *body, *payload, *path;
     cJSON *json;
 
-    fx_name(name, sizeof(name), "labels");
+    kf_name(name, sizeof(name), "labels");
     payload = rg_asprintf(
         "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":"
         "\"%s\",\"labels\":{\"app\":\"rollgate\"},\"annotations\":{\"team\":\"db\"}},"
         "\"spec\":{\"holderIdentity\":\"\",\"leaseDurationSeconds\":15}}",
         name);
-    cr_assert_eq(fx_admin("POST", "/apis/coordination.k8s.io/v1/namespaces/" TEST_NS "/leases",
-                          payload, &body),
-                 201, "%s", body);
-    free(body);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
+    kf_admin("POST", "/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases", payload, 201);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
     want = rec;
     snprintf(want.holder, sizeof(want.holder), "pod-a");
     rg_kube_microtime(want.acquire_time, sizeof(want.acquire_time));
     rg_kube_microtime(want.renew_time, sizeof(want.renew_time));
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
 
-    path = rg_asprintf("/apis/coordination.k8s.io/v1/namespaces/" TEST_NS "/leases/%s", name);
-    cr_assert_eq(fx_admin("GET", path, NULL, &body), 200);
+    path = rg_asprintf("/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases/%s", name);
+    body = kf_admin("GET", path, NULL, 200).body;
     json = cJSON_Parse(body);
     cr_assert_str_eq(str_at(json, "spec.holderIdentity"), "pod-a");
     cr_assert_not_null(str_at(json, "metadata.labels.app"), "labels lost: %s", body);
     cr_assert_str_eq(str_at(json, "metadata.labels.app"), "rollgate");
     cr_assert_not_null(str_at(json, "metadata.annotations.team"), "annotations lost: %s", body);
     cJSON_Delete(json);
-    free(body);
     free(path);
     free(payload);
     rg_kube_free(k);
@@ -275,17 +258,17 @@ Test(kube, event_is_created_on_the_pod)
 {
     struct rg_kube *k = client();
     struct rg_err err = {RG_OK, ""};
-    char pod[64], *path, *body = NULL;
+    char pod[64], *path, *body;
     const cJSON *items, *ev;
     cJSON *json;
 
-    fx_name(pod, sizeof(pod), "app-pod");
-    cr_assert_eq(rg_kube_event(k, TEST_NS, pod, "Warning", "MigrationFailed",
+    kf_name(pod, sizeof(pod), "app-pod");
+    cr_assert_eq(rg_kube_event(k, KF_NS, pod, "Warning", "MigrationFailed",
                                "0003_add_index.up.sql:4:1: relation \"x\" does not exist", &err),
                  0, "%s", err.msg);
     path = rg_asprintf(
-        "/api/v1/namespaces/" TEST_NS "/events?fieldSelector=involvedObject.name%%3D%s", pod);
-    cr_assert_eq(fx_admin("GET", path, NULL, &body), 200, "%s", body);
+        "/api/v1/namespaces/" KF_NS "/events?fieldSelector=involvedObject.name%%3D%s", pod);
+    body = kf_admin("GET", path, NULL, 200).body;
     json = cJSON_Parse(body);
     items = at(json, "items");
     cr_assert_eq(cJSON_GetArraySize(items), 1, "%s", body);
@@ -293,7 +276,7 @@ Test(kube, event_is_created_on_the_pod)
     cr_assert(matches("^rollgate-", str_at(ev, "metadata.name")));
     cr_assert_str_eq(str_at(ev, "involvedObject.kind"), "Pod");
     cr_assert_str_eq(str_at(ev, "involvedObject.apiVersion"), "v1");
-    cr_assert_str_eq(str_at(ev, "involvedObject.namespace"), TEST_NS);
+    cr_assert_str_eq(str_at(ev, "involvedObject.namespace"), KF_NS);
     cr_assert_str_eq(str_at(ev, "reason"), "MigrationFailed");
     cr_assert_str_eq(str_at(ev, "type"), "Warning");
     cr_assert_str_eq(str_at(ev, "message"),
@@ -305,7 +288,6 @@ Test(kube, event_is_created_on_the_pod)
                       str_at(ev, "firstTimestamp")));
     cr_assert_str_eq(str_at(ev, "firstTimestamp"), str_at(ev, "lastTimestamp"));
     cJSON_Delete(json);
-    free(body);
     free(path);
     rg_kube_free(k);
 }
@@ -334,31 +316,31 @@ static struct rg_kube *kubeconfig_client(const struct rg_kubeconfig *kc)
     return k;
 }
 
-/* Create, get, update and release a Lease in TEST_NS through k. */
+/* Create, get, update and release a Lease in KF_NS through k. */
 static void assert_lease_round_trip(struct rg_kube *k, const char *prefix)
 {
     struct rg_lease_record want = record("laptop", 0), got, read;
     struct rg_err err = {RG_OK, ""};
     char name[64];
 
-    fx_name(name, sizeof(name), prefix);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    kf_name(name, sizeof(name), prefix);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &read, &err), 0, "%s", err.msg);
     cr_assert_not(read.exists);
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
     cr_assert_str_eq(got.holder, "laptop");
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &read, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &read, &err), 0, "%s", err.msg);
     cr_assert(read.exists);
     cr_assert_str_eq(read.resource_version, got.resource_version);
     want = read;
     want.holder[0] = '\0';
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
     cr_assert_str_eq(got.holder, "");
     cr_assert_str_neq(got.resource_version, read.resource_version);
 }
 
 Test(kube, kubeconfig_with_a_client_certificate_file_manages_leases)
 {
-    char *path = fx_cluster_file("admin.kubeconfig");
+    char *path = kf_file("admin.kubeconfig");
     struct rg_kubeconfig kc;
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
@@ -368,7 +350,7 @@ Test(kube, kubeconfig_with_a_client_certificate_file_manages_leases)
     cr_assert_not_null(kc.cert_file);
     cr_assert_null(kc.token);
     k = kubeconfig_client(&kc);
-    cr_assert_str_eq(rg_kube_namespace(k), TEST_NS);
+    cr_assert_str_eq(rg_kube_namespace(k), KF_NS);
     assert_lease_round_trip(k, "kc-cert");
     /* The admin certificate (system:masters) is what was sent: the service account would
      * get 403 in kube-system, the admin reads a missing Lease. */
@@ -377,22 +359,21 @@ Test(kube, kubeconfig_with_a_client_certificate_file_manages_leases)
     cr_assert_not(rec.exists);
     rg_kube_free(k);
     rg_config_kubeconfig_free(&kc);
-    free(path);
 }
 
 Test(kube, kubeconfig_pem_data_is_used_as_curl_blobs)
 {
-    char *ca = fx_cluster_file("ca.crt"), *crt = fx_cluster_file("admin.crt"),
-         *key = fx_cluster_file("admin.key"), *path = fx_cluster_file("admin.kubeconfig");
+    char *ca = kf_file("ca.crt"), *crt = kf_file("admin.crt"), *key = kf_file("admin.key"),
+         *path = kf_file("admin.kubeconfig");
     struct rg_kubeconfig kc;
     struct rg_err err = {RG_OK, ""};
     struct rg_kube *k;
 
     cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
     /* The data forms, decoded, as rg_config_read_kubeconfig hands them over. */
-    kc.ca_pem = fx_read(ca);
-    kc.cert_pem = fx_read(crt);
-    kc.key_pem = fx_read(key);
+    kc.ca_pem = rg_strdup(kf_read(ca));
+    kc.cert_pem = rg_strdup(kf_read(crt));
+    kc.key_pem = rg_strdup(kf_read(key));
     free(kc.ca_file);
     free(kc.cert_file);
     free(kc.key_file);
@@ -401,17 +382,13 @@ Test(kube, kubeconfig_pem_data_is_used_as_curl_blobs)
     assert_lease_round_trip(k, "kc-blob");
     rg_kube_free(k);
     rg_config_kubeconfig_free(&kc);
-    free(ca);
-    free(crt);
-    free(key);
-    free(path);
 }
 
 /* A kubeconfig for the cluster's server and CA with a token user (user_line). */
 static char *token_kubeconfig(const char *user_line)
 {
-    char *admin = fx_cluster_file("admin.kubeconfig"), *text = fx_read(admin),
-         *ca = fx_cluster_file("ca.crt"), *server = strstr(text, "server: "), *path, *content;
+    char *admin = kf_file("admin.kubeconfig"), *text = kf_read(admin), *ca = kf_file("ca.crt"),
+         *server = strstr(text, "server: "), *path, *content;
 
     cr_assert_not_null(server);
     server += strlen("server: ");
@@ -430,20 +407,17 @@ static char *token_kubeconfig(const char *user_line)
                           "    %s\n"
                           "contexts:\n"
                           "- name: ctx\n"
-                          "  context: {cluster: c, user: sa, namespace: " TEST_NS "}\n"
+                          "  context: {cluster: c, user: sa, namespace: " KF_NS "}\n"
                           "current-context: ctx\n",
                           server, ca, user_line);
-    fx_write(path, content);
+    kf_write(path, content);
     free(content);
-    free(ca);
-    free(text);
-    free(admin);
     return path;
 }
 
 Test(kube, kubeconfig_with_a_token_manages_leases_as_the_service_account)
 {
-    char *token = fx_new_token(), *line = rg_asprintf("token: %s", token),
+    char *token = kf_token_for("rollgate", NULL), *line = rg_asprintf("token: %s", token),
          *path = token_kubeconfig(line);
     struct rg_kubeconfig kc;
     struct rg_lease_record rec;
@@ -457,14 +431,12 @@ Test(kube, kubeconfig_with_a_token_manages_leases_as_the_service_account)
     /* The token is the service account's: denied where it has no Role. */
     cr_assert_eq(rg_kube_lease_get(k, "kube-system", "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPIDENIED, "%d %s", err.code, err.msg);
-    cr_assert_not_null(strstr(err.msg, "system:serviceaccount:" TEST_NS ":rollgate"), "%s",
-                       err.msg);
+    cr_assert_not_null(strstr(err.msg, "system:serviceaccount:" KF_NS ":rollgate"), "%s", err.msg);
     cr_assert_null(strstr(err.msg, token), "%s", err.msg);
     rg_kube_free(k);
     rg_config_kubeconfig_free(&kc);
     free(path);
     free(line);
-    free(token);
 }
 
 Test(kube, kubeconfig_token_file_is_used)
@@ -483,7 +455,6 @@ Test(kube, kubeconfig_token_file_is_used)
     rg_config_kubeconfig_free(&kc);
     free(path);
     free(line);
-    free(sa_token);
 }
 
 Test(kube, kubeconfig_token_refused_says_so_without_showing_it)
@@ -496,7 +467,7 @@ Test(kube, kubeconfig_token_refused_says_so_without_showing_it)
 
     cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
     k = kubeconfig_client(&kc);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPIDENIED, "%d %s", err.code, err.msg);
     cr_assert_not_null(strstr(err.msg, "the kubeconfig's token was refused"), "%s", err.msg);
     cr_assert_null(strstr(err.msg, "not-a-real-token-4242"), "%s", err.msg);
@@ -532,16 +503,15 @@ Test(kube, garbage_token_is_denied_401_without_retry)
     struct rg_err err = {RG_OK, ""};
     char *path = fx_sa_file("token");
 
-    fx_write(path, "garbage-token-0123456789\n");
+    kf_write(path, "garbage-token-0123456789\n");
     k = client();
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPIDENIED, "%d %s", err.code, err.msg);
     cr_assert_not_null(strstr(err.msg, "401: Unauthorized"), "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, path), "the message does not name the token file: %s",
                        err.msg);
     cr_assert_null(strstr(err.msg, "garbage-token"), "the token leaked: %s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 1, "a 401 was retried");
-    free(path);
     rg_kube_free(k);
 }
 
@@ -550,23 +520,21 @@ Test(kube, token_is_read_again_before_every_request)
     struct rg_kube *k = client();
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
-    char *path = fx_sa_file("token"), *second = fx_new_token();
+    char *path = fx_sa_file("token"), *second = kf_token_for("rollgate", NULL);
     char name[64];
 
-    fx_name(name, sizeof(name), "rotate");
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
-    fx_write(path, second);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
+    kf_name(name, sizeof(name), "rotate");
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
+    kf_write(path, second);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
     /* Proof that the file is read each time: a bad token now fails the same client... */
-    fx_write(path, "revoked-token-0123456789");
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), -1);
+    kf_write(path, "revoked-token-0123456789");
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPIDENIED, "%s", err.msg);
     /* ...and a good one mends it. */
-    fx_write(path, second);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
+    kf_write(path, second);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 4);
-    free(second);
-    free(path);
     rg_kube_free(k);
 }
 
@@ -578,26 +546,23 @@ Test(kube, token_file_gone_at_request_time_is_an_api_error)
     char *path = fx_sa_file("token");
 
     cr_assert_eq(unlink(path), 0);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPI, "%d %s", err.code, err.msg);
     cr_assert_not_null(strstr(err.msg, path), "%s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 0, "a request went out without a token");
-    free(path);
     rg_kube_free(k);
 }
 
 Test(kube, token_is_registered_for_redaction)
 {
     struct rg_kube *k = client();
-    char *path = fx_sa_file("token"), *token = fx_read(path), *line, out[8192];
+    char *token = kf_read(fx_sa_file("token")), *line, out[8192];
 
     token[strcspn(token, "\n")] = '\0';
     line = rg_asprintf("Authorization: Bearer %s", token);
     rg_log_scrub(out, sizeof(out), line);
     cr_assert_str_eq(out, "Authorization: Bearer ***");
     free(line);
-    free(token);
-    free(path);
     rg_kube_free(k);
 }
 
@@ -607,7 +572,7 @@ Test(kube, new_checks_its_files_and_options)
     struct rg_kube *k = NULL;
     struct rg_err err = {RG_OK, ""};
     char *token = fx_sa_file("token"), *ca = fx_sa_file("ca.crt"), *ns = fx_sa_file("namespace");
-    char *saved = fx_read(ca);
+    char *saved = kf_read(ca);
 
     opts.host = NULL;
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
@@ -623,7 +588,7 @@ Test(kube, new_checks_its_files_and_options)
     opts.port = fx.port;
 
     /* The namespace is trimmed, and its file is optional. */
-    fx_write(ns, "  rollgate-test\n");
+    kf_write(ns, "  rollgate-test\n");
     cr_assert_eq(rg_kube_new(&k, &opts, &err), 0, "%s", err.msg);
     cr_assert_str_eq(rg_kube_namespace(k), "rollgate-test");
     rg_kube_free(k);
@@ -633,7 +598,7 @@ Test(kube, new_checks_its_files_and_options)
     rg_kube_free(k);
     k = NULL;
 
-    fx_write(ca, "not a certificate\n");
+    kf_write(ca, "not a certificate\n");
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG);
     cr_assert_not_null(strstr(err.msg, ca), "%s", err.msg);
@@ -641,13 +606,13 @@ Test(kube, new_checks_its_files_and_options)
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG);
     cr_assert_not_null(strstr(err.msg, ca), "%s", err.msg);
-    fx_write(ca, saved);
+    kf_write(ca, saved);
 
-    fx_write(token, "");
+    kf_write(token, "");
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG);
     cr_assert_not_null(strstr(err.msg, "empty"), "%s", err.msg);
-    fx_write(token, "two\r\nX-Injected: yes");
+    kf_write(token, "two\r\nX-Injected: yes");
     cr_assert_eq(rg_kube_new(&k, &opts, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG);
     cr_assert_not_null(strstr(err.msg, "not allowed in an HTTP header"), "%s", err.msg);
@@ -656,10 +621,6 @@ Test(kube, new_checks_its_files_and_options)
     cr_assert_eq(err.code, RG_ECONFIG);
     cr_assert_not_null(strstr(err.msg, token), "%s", err.msg);
     cr_assert_null(k);
-    free(saved);
-    free(token);
-    free(ca);
-    free(ns);
 }
 
 Test(kube, bad_names_are_refused_before_any_request)
@@ -668,11 +629,11 @@ Test(kube, bad_names_are_refused_before_any_request)
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
 
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "../../secrets", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "../../secrets", &rec, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG, "%s", err.msg);
     cr_assert_eq(rg_kube_lease_get(k, "Rollgate", "x", &rec, &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG, "%s", err.msg);
-    cr_assert_eq(rg_kube_event(k, TEST_NS, "pod/x", "Normal", "Started", "m", &err), -1);
+    cr_assert_eq(rg_kube_event(k, KF_NS, "pod/x", "Normal", "Started", "m", &err), -1);
     cr_assert_eq(err.code, RG_ECONFIG, "%s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 0);
     rg_kube_free(k);
@@ -685,13 +646,13 @@ Test(kube, requests_are_counted)
     struct rg_err err = {RG_OK, ""};
     char name[64];
 
-    fx_name(name, sizeof(name), "count");
+    kf_name(name, sizeof(name), "count");
     cr_assert_eq(rg_kube_requests(k), 0);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &got, &err), 0, "%s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 1);
-    cr_assert_eq(rg_kube_lease_create(k, TEST_NS, name, &want, &got, &err), 0, "%s", err.msg);
-    cr_assert_eq(rg_kube_lease_update(k, TEST_NS, name, &got, &want, &err), 0, "%s", err.msg);
-    cr_assert_eq(rg_kube_event(k, TEST_NS, name, "Normal", "Counted", "m", &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_create(k, KF_NS, name, &want, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_lease_update(k, KF_NS, name, &got, &want, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_event(k, KF_NS, name, "Normal", "Counted", "m", &err), 0, "%s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 4);
     rg_kube_free(k);
 }
@@ -702,14 +663,14 @@ Test(kube, requests_carry_the_user_agent)
     struct rg_kube *k = client();
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
-    char name[64], *audit_path = fx_cluster_file("audit.log");
+    char name[64], *audit_path = kf_file("audit.log");
     bool found = false;
 
-    fx_name(name, sizeof(name), "agent");
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, name, &rec, &err), 0, "%s", err.msg);
+    kf_name(name, sizeof(name), "agent");
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, name, &rec, &err), 0, "%s", err.msg);
     /* --audit-log-mode=blocking writes the line before the answer; a bounded wait anyway. */
     for (int i = 0; i < 100 && !found; i++) {
-        char *log = fx_read(audit_path), *save = NULL;
+        char *log = kf_read(audit_path), *save = NULL;
         for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             cJSON *json;
             const char *uri;
@@ -726,12 +687,10 @@ Test(kube, requests_carry_the_user_agent)
             }
             cJSON_Delete(json);
         }
-        free(log);
         if (!found)
             usleep(100000);
     }
     cr_assert(found, "no audit line for the Lease %s", name);
-    free(audit_path);
     rg_kube_free(k);
 }
 
@@ -747,9 +706,9 @@ Test(kube, down_server_is_unavailable_after_the_retry_budget)
 
     snprintf(port, sizeof(port), "%d", fx_refusing_port(&fd));
     k = fx_client("127.0.0.1", port, 2000, 1500);
-    start = now_ms();
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
-    cr_assert_lt(now_ms() - start, 30000, "the budget was not kept");
+    start = kf_mono_ms();
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
+    cr_assert_lt(kf_mono_ms() - start, 30000, "the budget was not kept");
     cr_assert_eq(err.code, RG_EAPI, "%d %s", err.code, err.msg);
     cr_assert_eq(sscanf(err.msg, "Kubernetes API unavailable after %zu attempts: ", &attempts), 1,
                  "%s", err.msg);
@@ -769,15 +728,13 @@ Test(kube, wrong_ca_fails_tls_and_is_not_retried)
     char *cert = rg_asprintf("%s/cert.pem", fx.tmp), *ca = fx_sa_file("ca.crt"), *pem;
 
     fx_make_cert(fx.tmp);
-    pem = fx_read(cert);
-    fx_write(ca, pem);
+    pem = kf_read(cert);
+    kf_write(ca, pem);
     k = client();
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPI, "%d %s", err.code, err.msg);
     cr_assert_not_null(strstr(err.msg, "SSL certificate problem"), "%s", err.msg);
     cr_assert_eq(rg_kube_requests(k), 1, "a TLS verification failure was retried");
-    free(pem);
-    free(ca);
     free(cert);
     rg_kube_free(k);
 }
@@ -787,19 +744,18 @@ Test(kube, ipv6_host_is_bracketed_in_the_url)
     struct rg_kube *k;
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
-    char *want = rg_asprintf("GET https://[::1]:%s/apis/coordination.k8s.io/v1/namespaces/" TEST_NS
-                             "/leases/x",
-                             fx.port);
+    char *want = rg_asprintf(
+        "GET https://[::1]:%s/apis/coordination.k8s.io/v1/namespaces/" KF_NS "/leases/x", fx.port);
 
     /* The API server listens on 127.0.0.1 only: the request fails, naming the URL. */
     k = fx_client("::1", fx.port, 2000, 300);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "x", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "x", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPI, "%s", err.msg);
     cr_assert_not_null(strstr(err.msg, want), "%s", err.msg);
     rg_kube_free(k);
     /* Already bracketed: kept as it is. */
     k = fx_client("[::1]", fx.port, 2000, 300);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "x", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "x", &rec, &err), -1);
     cr_assert_not_null(strstr(err.msg, want), "%s", err.msg);
     rg_kube_free(k);
     free(want);
@@ -828,17 +784,17 @@ static void assert_cancel_stops(struct rg_kube *k)
     struct rg_lease_record rec;
     struct rg_err err = {RG_OK, ""};
     pthread_t t;
-    int64_t start = now_ms();
+    int64_t start = kf_mono_ms();
     size_t sent;
 
     cr_assert_eq(pthread_create(&t, NULL, cancel_after_first_request, &c), 0);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_eq(err.code, RG_ESIGNAL, "%d %s", err.code, err.msg);
     /* The budget and the timeout are 120s: only the cancel can end the call this soon. */
-    cr_assert_lt(now_ms() - start, 60000);
+    cr_assert_lt(kf_mono_ms() - start, 60000);
     sent = rg_kube_requests(k);
-    cr_assert_eq(rg_kube_lease_get(k, TEST_NS, "rollgate", &rec, &err), -1);
+    cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_ESIGNAL);
     cr_assert_eq(rg_kube_requests(k), sent, "a cancelled client sent a request");
 }
@@ -877,11 +833,9 @@ static struct rg_kube *fake_client(const char *www, long budget_ms)
     char port[16];
 
     fx_make_cert(fx.tmp);
-    pem = fx_read(cert);
-    fx_write(ca, pem);
+    pem = kf_read(cert);
+    kf_write(ca, pem);
     snprintf(port, sizeof(port), "%d", fx_fake_server(fx.tmp, www));
-    free(pem);
-    free(ca);
     free(cert);
     return fx_client("127.0.0.1", port, TIMEOUT_MS, budget_ms);
 }
