@@ -7,7 +7,7 @@ packages=(
     cmake gcc make pkg-config
     libpq-dev libcurl4-openssl-dev libyaml-dev libcjson-dev libssl-dev
     libpg-query-dev libprotobuf-c-dev
-    libcriterion-dev postgresql-15 pgbouncer clang-format python3
+    libcriterion-dev postgresql-15 pgbouncer clang-format python3 iproute2
     clang libclang-rt-14-dev
 )
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -207,4 +208,34 @@ Test(dbfaults, a_connection_reset_mid_migration_exits_7_and_the_next_run_complet
     h_assert_has(r, r.err, "0002_two.up.sql");
     cr_assert(h_table_exists("one") && !h_table_exists("two"));
     assert_completes_exactly_once();
+}
+
+/* A dead peer is noticed without any deadline too: the connection has TCP keepalives on
+ * (the kernel shows their timer on an idle socket, here while `wait` sleeps between polls). */
+Test(dbfaults, connections_keep_tcp_keepalives_on)
+{
+    h_migration(1, "pending", "CREATE TABLE pending (id int);", NULL);
+    struct h_proc *p = h_start(H_ARGS("wait", "--timeout", "2m"), H_ENV(h_env_url(), h_env_dir()));
+    cr_assert(h_proc_wait_stderr(p, "waiting for the schema to become current", 120 * 1000),
+              "wait never started waiting");
+    char *port = strrchr(h_db_hostport(), ':') + 1;
+    struct h_result ss =
+        h_cmd(H_ARGS("ss", "-tnpoH", "state", "established", h_fmt("dport = :%s", port)));
+    kill(h_proc_pid(p), SIGTERM);
+    h_wait(p);
+    cr_assert(ss.exited && ss.code == 0, "ss failed\n%s", h_describe(&ss));
+    char *mine = NULL;
+    for (char *line = strtok(ss.out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, h_fmt("pid=%d,", (int)h_proc_pid(p))))
+            mine = line;
+    cr_assert_not_null(mine, "no connection of the run in:\n%s", ss.out);
+    /* libpq turns keepalives on by default, but leaves the kernel's 2 hours before the
+     * first probe: rollgate's is 10 s, so the timer shows seconds, not "119min". */
+    char *timer = strstr(mine, "timer:(keepalive,");
+    cr_assert_not_null(timer, "no keepalive timer on the run's socket: %s", mine);
+    char *end = NULL;
+    double left = strtod(timer + strlen("timer:(keepalive,"), &end);
+    /* ss prints seconds as "Nsec" or, in some versions, "N.NNNms"; never "min" here. */
+    cr_assert(end && ((strncmp(end, "sec", 3) == 0 && left <= 10.0) || strncmp(end, "ms", 2) == 0),
+              "the first keepalive probe is not due within 10 s: %s", mine);
 }
