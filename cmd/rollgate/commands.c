@@ -210,7 +210,10 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     int ret = -1;
 
     (void)cli;
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0 || rg_source_check_names(&src, err) < 0)
+    /* Every file read whole, as no run does: a validate that passes means no run will
+     * refuse one. */
+    if (rg_source_load(cfg->migrations.dir, &src, err) < 0 ||
+        rg_source_prepare_all(&src, err) < 0 || rg_source_check_names(&src, err) < 0)
         goto out;
     once.database.connect_retry_ms = 0;
     pg = open_store(&once, &store, &conn_err);

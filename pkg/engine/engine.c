@@ -203,7 +203,10 @@ static void free_run(struct run *r)
     free(r->steps);
 }
 
-static void plan_up(struct run *r, const struct rg_plan *plan)
+/* Up steps in version order, each file read (rg_source_prepare) as its step is built: only
+ * the migrations this run applies are read past their checksum. */
+static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
+                   struct rg_err *err)
 {
     for (size_t k = 0; k < plan->n; k++) {
         const struct rg_plan_item *it = &plan->items[k];
@@ -212,6 +215,9 @@ static void plan_up(struct run *r, const struct rg_plan *plan)
 
         if (it->state != RG_ITEM_PENDING || it->version > r->opts->target)
             continue;
+        /* The down file too: it is stored with the row, for a later image's rollback. */
+        if (rg_source_prepare(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) < 0)
+            return -1;
         s = add_step(r, RG_ACT_APPLY, RG_KIND_SCHEMA);
         s->version = m->version;
         s->title = m->title;
@@ -221,11 +227,13 @@ static void plan_up(struct run *r, const struct rg_plan *plan)
         s->down_sql = m->down_sql;
         s->directives = m->directives;
     }
+    return 0;
 }
 
-/* Down steps newest first, each with its SQL from the file or, failing that, from the
- * history row; every version without either is named before anything runs. */
-static int plan_down(struct run *r, const struct rg_plan *plan, struct rg_err *err)
+/* Down steps newest first, each with its SQL from the file (read now) or, failing that,
+ * from the history row; every version without either is named before anything runs. */
+static int plan_down(struct run *r, struct rg_source *src, const struct rg_plan *plan,
+                     struct rg_err *err)
 {
     char missing[256] = "";
     size_t nmissing = 0;
@@ -237,7 +245,7 @@ static int plan_down(struct run *r, const struct rg_plan *plan, struct rg_err *e
 
         if (!it->row || it->version <= r->opts->target)
             continue;
-        if (!(m && m->down_sql) && !it->row->has_down) {
+        if (!(m && m->down_path) && !it->row->has_down) {
             size_t used = strlen(missing);
             snprintf(missing + used, sizeof(missing) - used, "%s%" PRId64, nmissing ? ", " : "",
                      it->version);
@@ -247,7 +255,9 @@ static int plan_down(struct run *r, const struct rg_plan *plan, struct rg_err *e
         s = add_step(r, RG_ACT_REVERT, RG_KIND_SCHEMA);
         s->version = it->version;
         s->title = it->title;
-        if (m && m->down_sql) {
+        if (m && m->down_path) {
+            if (rg_source_prepare(src, it->version, RG_SOURCE_DOWN, err) < 0)
+                return -1;
             s->path = m->down_path;
             s->sql = m->down_sql;
             s->directives = m->down_directives;
@@ -368,23 +378,29 @@ static int execute(struct run *r, struct rg_migrate_result *res, struct rg_err *
     return 0;
 }
 
-static int record_baseline(const struct rg_store *store, const struct rg_source *src,
-                           int64_t version, const char *applied_by, bool adopting, size_t *count,
-                           struct rg_err *err)
+static int record_baseline(const struct rg_store *store, struct rg_source *src, int64_t version,
+                           const char *applied_by, bool adopting, size_t *count, struct rg_err *err)
 {
     const struct rg_migration **ms = rg_calloc(src->n, sizeof(*ms));
     int ret;
 
     *count = 0;
-    for (size_t i = 0; i < src->n && src->items[i].version <= version; i++)
+    /* Read whole as if they were applied: a file no run would take is not recorded, and
+     * the down SQL goes into the history with each row. */
+    for (size_t i = 0; i < src->n && src->items[i].version <= version; i++) {
+        if (rg_source_prepare(src, src->items[i].version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) < 0) {
+            free(ms);
+            return -1;
+        }
         ms[(*count)++] = &src->items[i];
+    }
     ret = store->baseline(store->ctx, ms, *count, applied_by, adopting, err);
     free(ms);
     return ret;
 }
 
 /* golang-migrate's version becomes rollgate's history, before the first run. */
-static int adopt_legacy(const struct rg_store *store, const struct rg_source *src,
+static int adopt_legacy(const struct rg_store *store, struct rg_source *src,
                         const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
                         struct rg_err *err)
 {
@@ -457,7 +473,7 @@ static void pass_free(struct pass *p)
 
 /* Plans every step, changing nothing, from the history read just now (first, which the
  * pass takes over) or, with first NULL, read here. */
-static int prepare(const struct rg_store *store, const struct rg_source *src,
+static int prepare(const struct rg_store *store, struct rg_source *src,
                    const struct rg_migrate_opts *opts, struct rg_history *first, struct pass *p,
                    struct rg_err *err)
 {
@@ -474,8 +490,9 @@ static int prepare(const struct rg_store *store, const struct rg_source *src,
     if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
         return -1;
     if (!p->up)
-        return plan_down(&p->r, &p->plan, err) < 0 ? -1 : load_stored_downs(&p->r, err);
-    plan_up(&p->r, &p->plan);
+        return plan_down(&p->r, src, &p->plan, err) < 0 ? -1 : load_stored_downs(&p->r, err);
+    if (plan_up(&p->r, src, &p->plan, err) < 0)
+        return -1;
     /* Scripts are written for this image's schema: only a run that ends there runs them. */
     if (opts->target >= p->plan.latest)
         plan_scripts(&p->r, src, &p->h);
@@ -484,7 +501,7 @@ static int prepare(const struct rg_store *store, const struct rg_source *src,
 
 struct waiting {
     const struct rg_store *store;
-    const struct rg_source *src;
+    struct rg_source *src;
     const struct rg_migrate_opts *opts;
 };
 
@@ -505,9 +522,9 @@ static int work_left(void *arg, size_t *left, struct rg_err *err)
 
 /* Leads: plans again (the database may have moved while this run waited), runs, and
  * gives the lock up, reporting a lock lost meanwhile as such. */
-static int lead(const struct rg_lock *lock, const struct rg_store *store,
-                const struct rg_source *src, const struct rg_migrate_opts *opts, struct pass *p,
-                struct rg_migrate_result *res, struct rg_err *err)
+static int lead(const struct rg_lock *lock, const struct rg_store *store, struct rg_source *src,
+                const struct rg_migrate_opts *opts, struct pass *p, struct rg_migrate_result *res,
+                struct rg_err *err)
 {
     bool lost = false;
     int rc;
@@ -531,7 +548,7 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store,
 }
 
 int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
-                      const struct rg_source *src, const struct rg_migrate_opts *opts,
+                      struct rg_source *src, const struct rg_migrate_opts *opts,
                       struct rg_migrate_result *res, struct rg_err *err)
 {
     struct rg_history h = {0};
@@ -660,7 +677,7 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
     }
 }
 
-int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,
+int rg_engine_baseline(const struct rg_store *store, struct rg_source *src, int64_t version,
                        const char *applied_by, size_t *count, struct rg_err *err)
 {
     return record_baseline(store, src, version, applied_by, false, count, err);

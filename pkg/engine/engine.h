@@ -73,9 +73,12 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
  * fail_on_newer (RG_ECONFLICT), a pending version below the newest applied without
  * allow_out_of_order (RG_EFILES), a rollback without a down migration for every version
  * it must undo (RG_EFILES, listing them). Where golang-migrate's schema_migrations exists
- * and rollgate's history does not, starts from its version (RG_ECONFLICT when dirty). */
+ * and rollgate's history does not, starts from its version (RG_ECONFLICT when dirty).
+ * Of src it reads (rg_source_prepare) only the files of the steps it takes, all of them
+ * before the first step runs, so a file it refuses (RG_EFILES) changes nothing; a run with
+ * nothing to do reads none. */
 int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
-                      const struct rg_source *src, const struct rg_migrate_opts *opts,
+                      struct rg_source *src, const struct rg_migrate_opts *opts,
                       struct rg_migrate_result *res, struct rg_err *err) RG_WUR;
 
 struct rg_wait_opts {
@@ -96,8 +99,9 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err) RG_WUR;
 
 /* Adopts an existing database: records every migration of src up to version as applied
- * without running it. *count receives how many. Refuses when the history has rows. */
-int rg_engine_baseline(const struct rg_store *store, const struct rg_source *src, int64_t version,
+ * without running it, with its down SQL (so reads those files whole, as a run would, and
+ * refuses what it refuses). *count receives how many. Refuses when the history has rows. */
+int rg_engine_baseline(const struct rg_store *store, struct rg_source *src, int64_t version,
                        const char *applied_by, size_t *count, struct rg_err *err) RG_WUR;
 
 #endif

@@ -272,9 +272,35 @@ static int check_utf8(const char *path, const char *sql, size_t len, struct rg_e
     return -1;
 }
 
+/* The file's bytes and, when one is wanted, their checksum, taken before anything is
+ * changed: it describes the file as written. */
+static int read_summed(const char *path, char **data, size_t *len, char *checksum,
+                       struct rg_err *err)
+{
+    if (read_file(path, data, len, err) != 0)
+        return -1;
+    if (checksum && sha256_hex(*data, *len, checksum) != 0) {
+        rg_err_set(err, RG_EINTERNAL, "%s: OpenSSL could not compute SHA-256", path);
+        free(*data);
+        *data = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int rg_source_read_checksum(const char *path, char *checksum, struct rg_err *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+
+    if (read_summed(path, &buf, &n, checksum, err) != 0)
+        return -1;
+    free(buf);
+    return 0;
+}
+
 /* Reads a file to run: its bytes, its checksum (when one is wanted), its directives, and a
- * BEGIN/COMMIT wrapper blanked unless the file runs outside a transaction. The checksum
- * is taken before anything is changed: it describes the file as written. A leading UTF-8
+ * BEGIN/COMMIT wrapper blanked unless the file runs outside a transaction. A leading UTF-8
  * byte order mark is dropped from the SQL, as psql drops it: PostgreSQL would take it for
  * part of the first word. */
 int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,
@@ -284,12 +310,8 @@ int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum
     size_t n = 0;
     int rc = -1;
 
-    if (read_file(path, &buf, &n, err) != 0)
+    if (read_summed(path, &buf, &n, checksum, err) != 0)
         goto out;
-    if (checksum && sha256_hex(buf, n, checksum) != 0) {
-        rg_err_set(err, RG_EINTERNAL, "%s: OpenSSL could not compute SHA-256", path);
-        goto out;
-    }
     if (n >= 3 && memcmp(buf, UTF8_BOM, 3) == 0) {
         memmove(buf, buf + 3, n - 3 + 1);
         n -= 3;

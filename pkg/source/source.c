@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -134,26 +135,23 @@ static void migration_free(struct rg_migration *m)
     free(m->down_sql);
 }
 
-/* One version from its up entry and its optional down entry. */
+/* One version from its up entry and its optional down entry: names and the up file's
+ * checksum, what every run compares with the history. The rest waits for
+ * rg_source_prepare. */
 static int load_migration(const char *dir, const struct entry *up, const struct entry *down,
                           struct rg_migration *out, struct rg_err *err)
 {
     struct rg_migration m = {0};
-    size_t down_len = 0;
     int rc = -1;
 
     m.version = up->version;
     m.title = rg_strndup(up->title, up->title_len);
     m.up_name = rg_strdup(up->name);
     m.up_path = rg_source_join_path(dir, up->name);
-    if (rg_source_read_sql(m.up_path, &m.up_sql, &m.up_len, m.checksum, &m.directives, err) != 0)
+    if (rg_source_read_checksum(m.up_path, m.checksum, err) != 0)
         goto out;
-    if (down) {
+    if (down)
         m.down_path = rg_source_join_path(dir, down->name);
-        if (rg_source_read_sql(m.down_path, &m.down_sql, &down_len, NULL, &m.down_directives,
-                               err) != 0)
-            goto out;
-    }
     *out = m;
     m = (struct rg_migration){0};
     rc = 0;
@@ -412,23 +410,81 @@ void rg_source_free(struct rg_source *src)
     *src = (struct rg_source){0};
 }
 
-const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t version)
+/* The index of the migration with this version, or src->n when there is none. */
+static size_t index_of(const struct rg_source *src, int64_t version)
 {
-    size_t lo = 0, hi;
+    size_t lo = 0, hi = src->n;
 
-    if (!src)
-        return NULL;
-    hi = src->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int64_t v = src->items[mid].version;
 
         if (v == version)
-            return &src->items[mid];
+            return mid;
         if (v < version)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return src->n;
+}
+
+static int prepare_up(struct rg_migration *m, struct rg_err *err)
+{
+    char sum[65];
+
+    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &m->directives, err) != 0)
+        return -1;
+    /* A file replaced while the run started (a ConfigMap updated under a running pod):
+     * running it would record a checksum that does not describe what ran. */
+    if (strcmp(sum, m->checksum) != 0) {
+        rg_err_set(err, RG_EFILES,
+                   "%s: the file changed while rollgate was running (checksum %s when the "
+                   "directory was read, %s now); nothing of it was run; run again",
+                   m->up_path, m->checksum, sum);
+        free(m->up_sql);
+        m->up_sql = NULL;
+        m->up_len = 0;
+        m->directives = (struct rg_directives){0};
+        return -1;
+    }
+    return 0;
+}
+
+int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts, struct rg_err *err)
+{
+    size_t i = index_of(src, version), len = 0;
+    struct rg_migration *m = i < src->n ? &src->items[i] : NULL;
+
+    if (!m) {
+        rg_err_set(err, RG_EINTERNAL, "no migration file for version %" PRId64, version);
+        return -1;
+    }
+    if ((parts & RG_SOURCE_UP) && !(m->prepared & RG_SOURCE_UP)) {
+        if (prepare_up(m, err) != 0)
+            return -1;
+        m->prepared |= RG_SOURCE_UP;
+    }
+    if ((parts & RG_SOURCE_DOWN) && !(m->prepared & RG_SOURCE_DOWN)) {
+        if (m->down_path && rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL,
+                                               &m->down_directives, err) != 0)
+            return -1;
+        m->prepared |= RG_SOURCE_DOWN;
+    }
+    return 0;
+}
+
+int rg_source_prepare_all(struct rg_source *src, struct rg_err *err)
+{
+    for (size_t i = 0; i < src->n; i++)
+        if (rg_source_prepare(src, src->items[i].version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) != 0)
+            return -1;
+    return 0;
+}
+
+const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t version)
+{
+    size_t i = src ? index_of(src, version) : 0;
+
+    return src && i < src->n ? &src->items[i] : NULL;
 }

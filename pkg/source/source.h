@@ -20,17 +20,24 @@ struct rg_directives {
     int64_t statement_timeout_ms;
 };
 
+/* Which files of a migration rg_source_prepare reads. */
+#define RG_SOURCE_UP 0x1u   /* the up file: its SQL and directives */
+#define RG_SOURCE_DOWN 0x2u /* the down file, if there is one */
+
 struct rg_migration {
-    int64_t version; /* > 0 */
-    char *title;     /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
-    char *up_path;   /* path of the up file, as opened */
-    char *up_name;   /* its base name, for messages */
-    char *up_sql;    /* NUL-terminated contents without a leading UTF-8 byte order mark;
-                        a BEGIN/COMMIT wrapper blanked (sql.h) */
-    size_t up_len;
+    int64_t version;   /* > 0 */
+    char *title;       /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
+    char *up_path;     /* path of the up file, as opened */
+    char *up_name;     /* its base name, for messages */
     char checksum[65]; /* hex SHA-256 of the up file's bytes */
     char *down_path;   /* NULL when there is no down file */
-    char *down_sql;    /* NULL when there is no down file */
+    /* What follows is read by rg_source_prepare, for the steps that will run (prepared
+     * says which parts); NULL and zero until then. */
+    unsigned prepared;
+    char *up_sql; /* NUL-terminated contents without a leading UTF-8 byte order mark;
+                     a BEGIN/COMMIT wrapper blanked (sql.h) */
+    size_t up_len;
+    char *down_sql; /* NULL when there is no down file */
     struct rg_directives directives;
     /* The down file's own header: a rollback of CREATE INDEX CONCURRENTLY needs
      * no-transaction too. Zero when there is no down file. */
@@ -63,41 +70,59 @@ struct rg_source {
     size_t nnear_misses;
 };
 
-/* Loads every migration in dir:
+/* Loads what every run needs of the migrations in dir, and no more, so that a start with
+ * nothing to do costs the same however long the history is:
  *  - versioned: golang-migrate's NNNN_title.up.sql with optional NNNN_title.down.sql, or
  *    Flyway's V<n>__title.sql with optional U<n>__title.sql. A version is a positive 64-bit
  *    integer (leading zeros and timestamps are fine, Flyway's dotted V1.1 is not); a title
  *    is [A-Za-z0-9_-]+. One version uses one naming style for its up and its down file.
+ *    Only the up file is read here, whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), for
+ *    its checksum (the file's bytes), and not kept; its SQL and the down file are read by
+ *    rg_source_prepare, for the migrations a run will apply or roll back.
  *  - repeatable: R__title.sql, into repeatable, named by its title.
  *  - data: every *.sql file directly in dir/data/ (which may be absent), into data, named
  *    by its file name, whose part before .sql is [A-Za-z0-9_.-]+. Dotfiles, other files
  *    and subdirectories in data/ are skipped.
- * Every file is read whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), checksummed (the
- * file's bytes), a leading UTF-8 byte order mark dropped, checked to be UTF-8, its leading
- * -- rollgate: directives parsed and its statements checked by PostgreSQL's parser
- * (rg_sql_unwrap: a file of only comments, COPY FROM STDIN / TO STDOUT, and unless marked
- * no-transaction transaction control and VACUUM are refused, a BEGIN; ... COMMIT;
- * wrapper blanked); down files are not checksummed.
- * Errors (code RG_EFILES) name the file: a missing or unreadable directory or file, a
+ * Repeatable and data scripts are read whole as rg_source_prepare reads a migration, and
+ * checksummed.
+ * Errors (code RG_EFILES) name the file: a missing or unreadable directory or up file, a
  * *.sql name in dir that fits none of the forms above, a bad version or title, two up or
  * two down files for one version, one version named in both styles, up and down files
- * with different titles, a down file without its up file, a file over
- * RG_SOURCE_MAX_FILE or holding a NUL byte or bytes that are not UTF-8 (path:line), an
- * unknown or malformed directive, what rg_sql_unwrap refuses, a dir/data that is not a
- * directory. In dir itself, names that do not end in .sql (README.md, .keep, data/) and
- * dotfiles (a ConfigMap volume's ..data links) are skipped, but those that look meant to
- * be migrations (near misses, README "Migration files") are listed in near_misses and
- * each logged as a warning. On error *src is left empty. */
+ * with different titles, a down file without its up file, an up file over
+ * RG_SOURCE_MAX_FILE or holding a NUL byte, what rg_source_prepare refuses in a script, a
+ * dir/data that is not a directory. In dir itself, names that do not end in .sql
+ * (README.md, .keep, data/) and dotfiles (a ConfigMap volume's ..data links) are skipped,
+ * but those that look meant to be migrations (near misses, README "Migration files") are
+ * listed in near_misses and each logged as a warning. On error *src is left empty. */
 int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
 void rg_source_free(struct rg_source *src);
 
-/* For validate, which is stricter than the commands that run: an error (RG_EFILES) naming
- * the first near-miss name, if there is one. */
 /* The highest version among dir's migration file names (0 when none) and that file's name
  * (allocated; NULL when none), from the names alone: what `new` numbers from. Errors as
  * rg_source_load's for the names. */
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err) RG_WUR;
+
+/* For validate, which is stricter than the commands that run: an error (RG_EFILES) naming
+ * the first near-miss name, if there is one. */
 int rg_source_check_names(const struct rg_source *src, struct rg_err *err) RG_WUR;
+
+/* Reads the parts (RG_SOURCE_UP, RG_SOURCE_DOWN) of version's files that are not read
+ * yet: each file whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), a leading UTF-8 byte
+ * order mark dropped, checked to be UTF-8, its leading -- rollgate: directives parsed and
+ * its statements checked by PostgreSQL's parser (rg_sql_unwrap: a file of only comments,
+ * COPY FROM STDIN / TO STDOUT, and unless marked no-transaction transaction control and
+ * VACUUM are refused, a BEGIN; ... COMMIT; wrapper blanked). The up file must still have
+ * the checksum rg_source_load took: SQL other than what the history will record is never
+ * run. Errors (RG_EFILES) name the file (path:line where there is one): a missing or
+ * unreadable file, a file over RG_SOURCE_MAX_FILE, a NUL byte, bytes that are not UTF-8,
+ * an unknown or malformed directive, what rg_sql_unwrap refuses, an up file changed since
+ * it was loaded; RG_EINTERNAL for a version src does not have. */
+int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts,
+                      struct rg_err *err) RG_WUR;
+
+/* rg_source_prepare of every migration's up and down file, in version order: what
+ * validate checks, so that a validate that passes means no run will refuse a file. */
+int rg_source_prepare_all(struct rg_source *src, struct rg_err *err) RG_WUR;
 
 /* The migration with this version, or NULL. */
 const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t version);

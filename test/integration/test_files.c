@@ -187,3 +187,36 @@ Test(files, near_miss_names_fail_validate_and_are_warned_by_migrate)
     cr_assert(w2 && !strstr(w2 + 1, "0003_add.up.sq"), "%s", h_describe(&r));
     h_assert_has(r, r.err, "file not loaded");
 }
+
+Test(files, a_refused_down_file_stops_validate_and_its_rollback_but_not_a_start)
+{
+    /* A start reads the up files' checksums only (README "What a start reads"): a down file
+     * no run would take must not stop the pods, only what reads it. */
+    h_migration(1, "a", "CREATE TABLE a (id int);\n", "DROP TABLE a;\n");
+    h_migration(2, "b", "CREATE TABLE b (id int);\n", "DROP TABLE b;\n");
+    struct h_result up = h_run(H_ARGS("migrate"), ENV);
+    h_assert_exit(up, 0);
+    h_write_file(h_mig_path("0001_a.down.sql"), "DROP TABLE a;\nCOPY (SELECT 1) TO STDOUT;\n");
+
+    struct h_result noop = h_run(H_ARGS("migrate"), ENV);
+    h_assert_exit(noop, 0);
+    h_assert_has(noop, noop.err, "no migration to apply");
+
+    struct h_result v = h_run(H_ARGS("validate"), ENV);
+    h_assert_exit(v, 4);
+    h_assert_has(v, v.err, "0001_a.down.sql:2: COPY ... TO STDOUT");
+
+    struct h_result down = h_run(H_ARGS("migrate", "--target", "0"), ENV);
+    h_assert_exit(down, 4);
+    h_assert_has(down, down.err, "0001_a.down.sql:2: COPY ... TO STDOUT");
+    /* Refused before anything ran: version 2's rollback did not run either. */
+    cr_assert(h_table_exists("a"));
+    cr_assert(h_table_exists("b"));
+    cr_assert_eq(history_rows(), 2);
+
+    /* A rollback that stops above it does not read it. */
+    struct h_result above = h_run(H_ARGS("migrate", "--target", "1"), ENV);
+    h_assert_exit(above, 0);
+    cr_assert(h_table_exists("a"));
+    cr_assert_not(h_table_exists("b"));
+}

@@ -220,6 +220,20 @@ static void add_file(int64_t version, const char *sum)
     m->up_name = "f.up.sql";
     m->up_path = "dir/f.up.sql";
     snprintf(m->checksum, sizeof(m->checksum), "%s", sum);
+    /* Held in memory, as rg_source_prepare leaves a migration it has read: dir/ does not
+     * exist, so a test that clears this flag proves the engine leaves the file unread. */
+    m->prepared = RG_SOURCE_UP | RG_SOURCE_DOWN;
+}
+
+/* A migration whose files the engine must not read, or must fail to read: as
+ * rg_source_load leaves it, with paths that do not exist. */
+static void add_unread_file(int64_t version, const char *sum, bool down)
+{
+    add_file(version, sum);
+    files[src.n - 1].prepared = 0;
+    files[src.n - 1].up_path = "nowhere/f.up.sql";
+    if (down)
+        files[src.n - 1].down_path = "nowhere/f.down.sql";
 }
 
 static struct rg_migrate_opts opts(void)
@@ -459,6 +473,85 @@ Test(engine, rollback_runs_downs_newest_first_from_the_file_or_else_the_history)
     cr_assert(fk.durable[3] && !fk.durable[2]);
 }
 
+Test(engine, a_run_with_nothing_to_do_reads_no_migration_file)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", true);
+    add_unread_file(2, "b", true);
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(files[0].prepared, 0);
+    cr_assert_eq(files[1].prepared, 0);
+}
+
+Test(engine, an_apply_reads_only_the_pending_migrations_files)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", true);
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(fk.applied_order[0], 2);
+    cr_assert_eq(files[0].prepared, 0);
+}
+
+Test(engine, a_pending_migrations_unreadable_file_stops_the_run_before_any_step)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_unread_file(2, "b", true);
+    files[1].prepared = RG_SOURCE_UP; /* the up file is fine; the down file cannot be read */
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "nowhere/f.down.sql"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0, "version 1 must not run either");
+}
+
+Test(engine, a_rollback_reads_only_the_down_files_it_runs)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", true);
+    add_file(2, "b");
+    add_down(2, "DROP TABLE b;");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(fk.applied_order[0], -2);
+    cr_assert_eq(files[0].prepared, 0);
+}
+
+Test(engine, a_rollback_whose_down_file_cannot_be_read_changes_nothing_and_names_it)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_unread_file(2, "b", true);
+    add_file(3, "c");
+    add_down(3, "DROP TABLE c;");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "nowhere/f.down.sql"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0, "version 3's rollback must not run either");
+}
+
 Test(engine, rollback_without_a_down_for_every_version_changes_nothing_and_lists_them)
 {
     struct rg_migrate_opts o = opts();
@@ -577,6 +670,19 @@ Test(engine, baseline_records_files_up_to_the_version)
     cr_assert_eq(fk.n, 2);
     cr_assert_eq(rg_engine_baseline(&store, &src, 5, "me", &count, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
+}
+
+Test(engine, baseline_refuses_a_file_it_cannot_read_and_records_nothing)
+{
+    size_t count;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_unread_file(2, "b", false);
+    add_unread_file(3, "c", false);
+    cr_assert_eq(rg_engine_baseline(&store, &src, 2, "me", &count, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "nowhere/f.up.sql"), "%s", err.msg);
+    cr_assert_eq(fk.baselined, 0);
 }
 
 /* A lock whose other holder applies everything while this run waits, or which grants it. */

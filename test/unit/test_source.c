@@ -75,33 +75,39 @@ static void make_dir(const char *name)
     cr_assert_eq(mkdir(path, 0700), 0);
 }
 
-/* Loads tmp and expects success. */
+/* Loads tmp and reads every file whole (as validate does), expecting success. */
 static void load_ok(struct rg_source *src)
 {
     struct rg_err err = {0};
 
     cr_assert_eq(rg_source_load(tmp, src, &err), 0, "load failed: %s", err.msg);
+    cr_assert_eq(rg_source_prepare_all(src, &err), 0, "prepare failed: %s", err.msg);
 }
 
-/* Loads tmp, expects RG_EFILES with every given fragment in the message, and a source left
- * empty. */
+/* Loads tmp and reads every file whole (as validate does), expecting RG_EFILES with every
+ * given fragment in the message; a source that rg_source_load refused is left empty. */
 static void load_fails(const char *frag1, const char *frag2)
 {
     struct rg_source src;
     struct rg_err err = {0};
+    int rc;
 
     memset(&src, 0xAB, sizeof(src));
-    cr_assert_eq(rg_source_load(tmp, &src, &err), -1);
+    rc = rg_source_load(tmp, &src, &err);
+    if (rc == 0) {
+        cr_assert_eq(rg_source_prepare_all(&src, &err), -1);
+    } else {
+        cr_assert_null(src.items);
+        cr_assert_eq(src.n, 0);
+        cr_assert_null(src.repeatable);
+        cr_assert_eq(src.nrepeatable, 0);
+        cr_assert_null(src.data);
+        cr_assert_eq(src.ndata, 0);
+    }
     cr_assert_eq(err.code, RG_EFILES, "code %d: %s", err.code, err.msg);
     cr_assert_not_null(strstr(err.msg, frag1), "\"%s\" not in: %s", frag1, err.msg);
     if (frag2)
         cr_assert_not_null(strstr(err.msg, frag2), "\"%s\" not in: %s", frag2, err.msg);
-    cr_assert_null(src.items);
-    cr_assert_eq(src.n, 0);
-    cr_assert_null(src.repeatable);
-    cr_assert_eq(src.nrepeatable, 0);
-    cr_assert_null(src.data);
-    cr_assert_eq(src.ndata, 0);
     rg_source_free(&src);
 }
 
@@ -741,6 +747,125 @@ Test(source, finds_by_version)
     cr_assert_null(rg_source_find(&src, 2));
     cr_assert_null(rg_source_find(&src, 8));
     cr_assert_null(rg_source_find(&src, INT64_MAX));
+    rg_source_free(&src);
+}
+
+/* Loads tmp without reading past the up files' checksums, as every run starts. */
+static void load_names(struct rg_source *src)
+{
+    struct rg_err err = {0};
+
+    cr_assert_eq(rg_source_load(tmp, src, &err), 0, "load failed: %s", err.msg);
+}
+
+/* A down file that cannot be read: a dangling link, as a ConfigMap volume can leave. */
+static void dangling(const char *name)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", tmp, name);
+    cr_assert_eq(symlink("/nonexistent/rollgate/target.sql", path), 0);
+}
+
+Test(source, load_takes_the_up_checksum_and_reads_no_sql_and_no_down_file)
+{
+    struct rg_source src;
+    char sum[65];
+
+    write_file("0001_a.up.sql", "CREATE TABLE a();");
+    dangling("0001_a.down.sql");
+    write_file("0002_b.up.sql", "CREATE TABLE b();");
+    write_file("0002_b.down.sql", "COPY b FROM STDIN;"); /* refused once read */
+    load_names(&src);
+    cr_assert_eq(src.n, 2);
+    rg_source_checksum("CREATE TABLE a();", strlen("CREATE TABLE a();"), sum);
+    cr_assert_str_eq(src.items[0].checksum, sum);
+    cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_a.down.sql"));
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(src.items[i].prepared, 0);
+        cr_assert_null(src.items[i].up_sql);
+        cr_assert_null(src.items[i].down_sql);
+    }
+    rg_source_free(&src);
+}
+
+Test(source, an_unreadable_or_invalid_down_file_stops_only_what_reads_it)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    write_file("0001_a.up.sql", "CREATE TABLE a();");
+    dangling("0001_a.down.sql");
+    write_file("0002_b.up.sql", "CREATE TABLE b();");
+    write_file("0002_b.down.sql", "-- only a comment\n");
+    load_names(&src);
+    /* An apply of the up file alone, or a run with nothing to do, is not stopped. */
+    cr_assert_eq(rg_source_prepare(&src, 1, RG_SOURCE_UP, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(src.items[0].up_sql, "CREATE TABLE a();");
+    cr_assert_eq(src.items[0].prepared, RG_SOURCE_UP);
+    /* A rollback that needs the down file is. */
+    cr_assert_eq(rg_source_prepare(&src, 1, RG_SOURCE_DOWN, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, in_tmp("0001_a.down.sql")), "%s", err.msg);
+    cr_assert_eq(rg_source_prepare(&src, 2, RG_SOURCE_UP | RG_SOURCE_DOWN, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, in_tmp("0002_b.down.sql")), "%s", err.msg);
+    cr_assert(strstr(err.msg, "no SQL statement"), "%s", err.msg);
+    /* And validate, which reads every file. */
+    err = (struct rg_err){0};
+    cr_assert_eq(rg_source_prepare_all(&src, &err), -1);
+    cr_assert(strstr(err.msg, in_tmp("0001_a.down.sql")), "%s", err.msg);
+    rg_source_free(&src);
+}
+
+Test(source, an_invalid_up_file_loads_for_its_checksum_but_is_refused_when_read)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    write_file("0001_a.up.sql", "BEGIN; CREATE TABLE a(); COMMIT; VACUUM;");
+    load_names(&src);
+    cr_assert_eq(rg_source_prepare(&src, 1, RG_SOURCE_UP, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, in_tmp("0001_a.up.sql")), "%s", err.msg);
+    cr_assert_null(src.items[0].up_sql);
+    cr_assert_eq(src.items[0].prepared, 0);
+    rg_source_free(&src);
+}
+
+Test(source, prepare_refuses_an_up_file_changed_since_it_was_loaded)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    write_file("0001_a.up.sql", "CREATE TABLE a();");
+    load_names(&src);
+    write_file("0001_a.up.sql", "CREATE TABLE b();");
+    cr_assert_eq(rg_source_prepare(&src, 1, RG_SOURCE_UP, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, in_tmp("0001_a.up.sql")), "%s", err.msg);
+    cr_assert(strstr(err.msg, "changed while rollgate was running"), "%s", err.msg);
+    cr_assert(strstr(err.msg, src.items[0].checksum), "%s", err.msg);
+    cr_assert_null(src.items[0].up_sql);
+    rg_source_free(&src);
+}
+
+Test(source, prepare_reads_a_file_once)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    write_file("0001_a.up.sql", "CREATE TABLE a();");
+    write_file("0001_a.down.sql", "DROP TABLE a;");
+    load_names(&src);
+    cr_assert_eq(rg_source_prepare(&src, 1, RG_SOURCE_UP | RG_SOURCE_DOWN, &err), 0, "%s", err.msg);
+    /* Gone now: a second prepare (the leader planning again) keeps what was read. */
+    remove_file("0001_a.up.sql");
+    remove_file("0001_a.down.sql");
+    cr_assert_eq(rg_source_prepare(&src, 1, RG_SOURCE_UP | RG_SOURCE_DOWN, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(src.items[0].down_sql, "DROP TABLE a;");
+    cr_assert_eq(rg_source_prepare(&src, 2, RG_SOURCE_UP, &err), -1);
+    cr_assert_eq(err.code, RG_EINTERNAL);
     rg_source_free(&src);
 }
 
