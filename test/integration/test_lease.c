@@ -520,6 +520,28 @@ Test(lease, a_killed_leaders_work_rolls_back_and_a_waiter_takes_over_after_expir
               h_describe(&rb));
 }
 
+/* The SQL that makes the first run (POD_NAME leader-...) hang in a migration and lets any
+ * other run straight through. */
+#define LEADER_HANGS                                                                               \
+    "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE "                          \
+    "'rollgate/leader-%' THEN 600 ELSE 0 END);\n"
+
+/* A leader (POD_NAME leader-<tag>) that leads and reaches LEADER_HANGS, and a waiter
+ * (waiter-<tag>) that waits for it, both with a 60 s Lease and a 1 s retry period. */
+static void leader_hangs_and_waiter_waits(struct h_proc **leader, struct h_proc **waiter)
+{
+    const char *timings[] = {"ROLLGATE_LEASE_DURATION=60s", "ROLLGATE_LEASE_RENEW_DEADLINE=40s",
+                             "ROLLGATE_LEASE_RETRY_PERIOD=1s"};
+    *leader = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=leader-%s", kf_tag),
+                                                timings[0], timings[1], timings[2], NULL));
+    cr_assert(h_proc_wait_stderr(*leader, "leading", KF_LONG_MS), "the first run never led");
+    cr_assert(kf_wait_statement("pg_sleep(CASE", *leader), "the first run never reached its sleep");
+    *waiter = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=waiter-%s", kf_tag),
+                                                timings[0], timings[1], timings[2], NULL));
+    cr_assert(h_proc_wait_stderr(*waiter, "another run holds the lease", KF_LONG_MS),
+              "the second run did not wait for the lease");
+}
+
 /* Takeover in seconds (DESIGN.md "Leader lease"): a SIGKILLed leader's session is gone
  * within a second or so (its socket closes, or client_connection_check_interval notices),
  * and a waiter that finds the holder without a session and without a renewal for a retry
@@ -528,26 +550,15 @@ Test(lease, a_killed_leaders_work_rolls_back_and_a_waiter_takes_over_after_expir
 Test(lease, a_sigkilled_leader_is_taken_over_long_before_its_lease_expires)
 {
     default_sa();
-    char *leader = h_fmt("leader-%s", kf_tag), *waiter = h_fmt("waiter-%s", kf_tag);
-    const char *timings[] = {"ROLLGATE_LEASE_DURATION=60s", "ROLLGATE_LEASE_RENEW_DEADLINE=40s",
-                             "ROLLGATE_LEASE_RETRY_PERIOD=1s"};
+    char *waiter = h_fmt("waiter-%s", kf_tag);
+    struct h_proc *a, *b;
     h_query("CREATE TABLE applied_log (who text NOT NULL)");
-    /* The first run hangs in it; whoever runs it next goes straight through. */
-    h_migration(1, "one",
-                "CREATE TABLE one (id int);\n"
-                "INSERT INTO applied_log VALUES (current_setting('application_name'));\n"
-                "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE "
-                "'rollgate/leader-%' THEN 600 ELSE 0 END);\n",
-                NULL);
-
-    struct h_proc *a = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", leader),
-                                                         timings[0], timings[1], timings[2], NULL));
-    cr_assert(h_proc_wait_stderr(a, "leading", KF_LONG_MS), "the first run never led");
-    cr_assert(kf_wait_statement("pg_sleep(CASE", a), "the first run never reached its sleep");
-    struct h_proc *b = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", waiter),
-                                                         timings[0], timings[1], timings[2], NULL));
-    cr_assert(h_proc_wait_stderr(b, "another run holds the lease", KF_LONG_MS),
-              "the second run did not wait for the lease");
+    h_migration(
+        1, "one",
+        "CREATE TABLE one (id int);\n"
+        "INSERT INTO applied_log VALUES (current_setting('application_name'));\n" LEADER_HANGS,
+        NULL);
+    leader_hangs_and_waiter_waits(&a, &b);
 
     int64_t killed = kf_mono_ms();
     cr_assert_eq(kill(h_proc_pid(a), SIGKILL), 0);
@@ -572,28 +583,17 @@ Test(lease, a_sigkilled_leader_is_taken_over_long_before_its_lease_expires)
 Test(lease, a_leader_judged_gone_wrongly_still_applies_nothing_twice)
 {
     default_sa();
-    char *leader = h_fmt("leader-%s", kf_tag), *waiter = h_fmt("waiter-%s", kf_tag);
-    const char *timings[] = {"ROLLGATE_LEASE_DURATION=60s", "ROLLGATE_LEASE_RENEW_DEADLINE=40s",
-                             "ROLLGATE_LEASE_RETRY_PERIOD=1s"};
+    char *leader = h_fmt("leader-%s", kf_tag);
+    struct h_proc *a, *b;
     h_query("CREATE TABLE applied_log (version int NOT NULL)");
     h_migration(1, "one", "CREATE TABLE one (id int);\nINSERT INTO applied_log VALUES (1);\n",
                 NULL);
     h_migration(2, "two",
-                "CREATE TABLE two (id int);\nINSERT INTO applied_log VALUES (2);\n"
-                "SELECT pg_sleep(CASE WHEN current_setting('application_name') LIKE "
-                "'rollgate/leader-%' THEN 600 ELSE 0 END);\n",
+                "CREATE TABLE two (id int);\nINSERT INTO applied_log VALUES (2);\n" LEADER_HANGS,
                 NULL);
     h_migration(3, "three", "CREATE TABLE three (id int);\nINSERT INTO applied_log VALUES (3);\n",
                 NULL);
-
-    struct h_proc *a = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", leader),
-                                                         timings[0], timings[1], timings[2], NULL));
-    cr_assert(h_proc_wait_stderr(a, "leading", KF_LONG_MS), "the first run never led");
-    cr_assert(kf_wait_statement("pg_sleep(CASE", a), "the first run never reached version 2");
-    struct h_proc *b = h_start(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", waiter),
-                                                         timings[0], timings[1], timings[2], NULL));
-    cr_assert(h_proc_wait_stderr(b, "another run holds the lease", KF_LONG_MS),
-              "the second run did not wait for the lease");
+    leader_hangs_and_waiter_waits(&a, &b);
     h_query(h_fmt("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                   "application_name = 'rollgate/%s'",
                   leader));
