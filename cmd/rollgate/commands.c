@@ -69,12 +69,38 @@ static void view_free(struct view *v)
     rg_history_free(&v->h);
 }
 
+/* What most commands hold: the files, the store over a connection, the Lease when one is
+ * used, and how files and history compare. One close for all of them. */
+struct session {
+    struct rg_source src;
+    struct rg_pg *pg;
+    struct rg_store store;
+    struct rg_cluster *cluster;
+    struct view v;
+};
+
+/* The files in cfg's directory, then a connection (cfg's retries). */
+static int session_open(struct session *s, const struct rg_config *cfg, struct rg_err *err)
+{
+    memset(s, 0, sizeof(*s));
+    if (rg_source_load(cfg->migrations.dir, &s->src, err) < 0)
+        return -1;
+    s->pg = open_store(cfg, &s->store, err);
+    return s->pg ? 0 : -1;
+}
+
+static void session_close(struct session *s)
+{
+    rg_cluster_close(s->cluster);
+    view_free(&s->v);
+    close_store(s->pg);
+    rg_source_free(&s->src);
+}
+
 int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                    struct rg_err *err)
 {
-    struct rg_source src = {0};
-    struct rg_store store;
-    struct rg_pg *pg = NULL;
+    struct session s;
     struct rg_migrate_result res;
     struct rg_migrate_opts opts = {
         .target = cfg->migrations.target,
@@ -85,7 +111,6 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
-    struct rg_cluster *cluster = NULL;
     int64_t start = rg_now_ms();
     int ret = -1, rc;
 
@@ -96,18 +121,17 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  "database was not touched");
         return 0;
     }
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+    memset(&s, 0, sizeof(s));
+    if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0)
         goto out;
     RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s",
-            cfg->migrations.dir, src.n, cfg->lease.identity);
-    pg = open_store(cfg, &store, err);
-    if (!pg)
+            cfg->migrations.dir, s.src.n, cfg->lease.identity);
+    s.pg = open_store(cfg, &s.store, err);
+    if (!s.pg || rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0)
         goto out;
-    if (rg_cluster_open(&cluster, cfg, pg, err) < 0)
-        goto out;
-    rc = rg_engine_migrate(&store, rg_cluster_lock(cluster), &src, &opts, &res, err);
-    if (cluster)
-        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_cluster_requests(cluster));
+    rc = rg_engine_migrate(&s.store, rg_cluster_lock(s.cluster), &s.src, &opts, &res, err);
+    if (s.cluster)
+        RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_cluster_requests(s.cluster));
     if (rc < 0)
         goto out;
     if (res.applied || res.reverted)
@@ -126,43 +150,34 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
                  res.scripts == 1 ? "" : "s");
     ret = 0;
 out:
-    rg_cluster_close(cluster);
-    close_store(pg);
-    rg_source_free(&src);
+    session_close(&s);
     return ret;
 }
 
 int rg_cmd_status(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                   struct rg_err *err)
 {
-    struct rg_source src = {0};
-    struct view v = {0};
-    struct rg_store store;
-    struct rg_pg *pg = NULL;
+    struct session s;
+    const struct rg_plan *plan = &s.v.plan;
     int ret = -1;
 
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
+    if (session_open(&s, cfg, err) < 0 || view_read(&s.store, &s.src, &s.v, err) < 0)
         goto out;
-    pg = open_store(cfg, &store, err);
-    if (!pg || view_read(&store, &src, &v, err) < 0)
-        goto out;
-    rg_output_status(stdout, &v.plan, cli->output);
+    rg_output_status(stdout, plan, cli->output);
     snprintf(summary, n,
              "status: schema at version %" PRId64 ", image latest %" PRId64
              ", %zu pending, %zu changed, %zu failed",
-             v.plan.current, v.plan.latest, v.plan.pending, v.plan.changed, v.plan.failed);
+             plan->current, plan->latest, plan->pending, plan->changed, plan->failed);
     ret = 0;
-    if (cli->exit_code && (v.plan.changed || v.plan.failed)) {
+    if (cli->exit_code && (plan->changed || plan->failed)) {
         rg_err_set(err, RG_ECONFLICT, "%s", summary);
         ret = -1;
-    } else if (cli->exit_code && v.plan.pending) {
+    } else if (cli->exit_code && plan->pending) {
         rg_err_set(err, RG_EPENDING, "%s", summary);
         ret = -1;
     }
 out:
-    view_free(&v);
-    close_store(pg);
-    rg_source_free(&src);
+    session_close(&s);
     return ret;
 }
 
@@ -197,10 +212,7 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
                     struct rg_err *err)
 {
     struct rg_config once = *cfg;
-    struct rg_source src = {0};
-    struct view v = {0};
-    struct rg_store store;
-    struct rg_pg *pg = NULL;
+    struct session s;
     struct rg_err conn_err = {0};
     struct rg_migrate_opts opts = {
         .target = cfg->migrations.target,
@@ -210,14 +222,15 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     int ret = -1;
 
     (void)cli;
+    memset(&s, 0, sizeof(s));
     /* Every file read whole, as no run does: a validate that passes means no run will
      * refuse one. */
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0 ||
-        rg_source_prepare_all(&src, err) < 0 || rg_source_check_names(&src, err) < 0)
+    if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0 ||
+        rg_source_prepare_all(&s.src, err) < 0 || rg_source_check_names(&s.src, err) < 0)
         goto out;
     once.database.connect_retry_ms = 0;
-    pg = open_store(&once, &store, &conn_err);
-    if (!pg) {
+    s.pg = open_store(&once, &s.store, &conn_err);
+    if (!s.pg) {
         if (conn_err.code == RG_ESIGNAL || conn_err.code == RG_ECONFIG) {
             *err = conn_err;
             goto out;
@@ -226,39 +239,32 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
         snprintf(summary, n,
                  "validate: %zu migrations, %zu repeatable, %zu data scripts are valid (files "
                  "only: no database reachable)",
-                 src.n, src.nrepeatable, src.ndata);
+                 s.src.n, s.src.nrepeatable, s.src.ndata);
         ret = 0;
         goto out;
     }
-    if (view_read(&store, &src, &v, err) < 0 || rg_engine_check(&v.plan, &opts, true, err) < 0)
+    if (view_read(&s.store, &s.src, &s.v, err) < 0 ||
+        rg_engine_check(&s.v.plan, &opts, true, err) < 0)
         goto out;
     snprintf(summary, n,
              "validate: %zu migrations, %zu repeatable, %zu data scripts are valid and match "
              "the history (schema at version %" PRId64 ", %zu pending)",
-             src.n, src.nrepeatable, src.ndata, v.plan.current, v.plan.pending);
+             s.src.n, s.src.nrepeatable, s.src.ndata, s.v.plan.current, s.v.plan.pending);
     ret = 0;
 out:
-    view_free(&v);
-    close_store(pg);
-    rg_source_free(&src);
+    session_close(&s);
     return ret;
 }
 
 int rg_cmd_baseline(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                     struct rg_err *err)
 {
-    struct rg_source src = {0};
-    struct rg_store store;
-    struct rg_pg *pg = NULL;
+    struct session s;
     size_t count = 0;
     int ret = -1;
 
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
-        goto out;
-    pg = open_store(cfg, &store, err);
-    if (!pg)
-        goto out;
-    if (rg_engine_baseline(&store, &src, cli->at_version, cfg->lease.identity, &count, err) < 0)
+    if (session_open(&s, cfg, err) < 0 ||
+        rg_engine_baseline(&s.store, &s.src, cli->at_version, cfg->lease.identity, &count, err) < 0)
         goto out;
     snprintf(summary, n,
              "baseline: recorded %zu migration%s up to version %" PRId64
@@ -266,8 +272,7 @@ int rg_cmd_baseline(const struct rg_cli *cli, const struct rg_config *cfg, char 
              count, count == 1 ? "" : "s", cli->at_version);
     ret = 0;
 out:
-    close_store(pg);
-    rg_source_free(&src);
+    session_close(&s);
     return ret;
 }
 
@@ -293,10 +298,7 @@ int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *s
 int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                 struct rg_err *err)
 {
-    struct rg_source src = {0};
-    struct rg_store store;
-    struct rg_pg *pg = NULL;
-    struct rg_cluster *cluster = NULL;
+    struct session s;
     struct rg_clock clock;
     /* The run's timeout (--timeout) ends the wait through the signal watcher; without one,
      * lease.waitTimeout does. */
@@ -309,19 +311,14 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
 
     (void)cli;
     rg_signals_clock(&clock);
-    if (rg_source_load(cfg->migrations.dir, &src, err) < 0)
-        goto out;
-    pg = open_store(cfg, &store, err);
-    if (!pg || rg_cluster_open(&cluster, cfg, pg, err) < 0)
-        goto out;
-    if (rg_engine_wait(&store, rg_cluster_lock(cluster), &clock, &src, &opts, &version, err) < 0)
+    if (session_open(&s, cfg, err) < 0 || rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0 ||
+        rg_engine_wait(&s.store, rg_cluster_lock(s.cluster), &clock, &s.src, &opts, &version, err) <
+            0)
         goto out;
     snprintf(summary, n, "wait: schema at version %" PRId64 " is current after %" PRId64 "ms",
              version, rg_now_ms() - start);
     ret = 0;
 out:
-    rg_cluster_close(cluster);
-    close_store(pg);
-    rg_source_free(&src);
+    session_close(&s);
     return ret;
 }
