@@ -45,19 +45,18 @@ int rg_kube_event(struct rg_kube *k, const char *ns, const char *pod, const char
                   const char *reason, const char *message, struct rg_err *err)
 {
     struct rg_kube_response resp = {0, NULL, 0};
-    char *path = NULL, *body = NULL;
-    int rc = -1;
+    char *path, *body;
+    int rc;
 
     if (rg_kube_check_name("namespace", ns, err) != 0 ||
         rg_kube_check_name("Pod name", pod, err) != 0)
-        goto out;
+        return -1;
     path = rg_asprintf("/api/v1/namespaces/%s/events", ns);
     body = event_body(ns, pod, type, reason, message);
-    if (rg_kube_call(k, "POST", path, body, &resp, err) != 0 ||
-        rg_kube_expect_success(k, "POST", path, &resp, err) != 0)
-        goto out;
-    rc = 0;
-out:
+    rc = rg_kube_call(k, "POST", path, body, &resp, err) == 0 &&
+                 rg_kube_expect_success(k, "POST", path, &resp, err) == 0
+             ? 0
+             : -1;
     rg_kube_response_free(&resp);
     free(body);
     free(path);

@@ -52,40 +52,38 @@ void rg_source_checksum(const void *buf, size_t len, char out[65])
     }
 }
 
+/* libpq takes the SQL as a C string: everything after a NUL would be silently lost. */
+static int check_nul(const char *path, const char *buf, size_t len, struct rg_err *err)
+{
+    const char *nul = memchr(buf, '\0', len);
+    size_t line = 1;
+
+    if (!nul)
+        return 0;
+    for (const char *c = buf; c < nul; c++)
+        line += *c == '\n';
+    rg_err_set(err, RG_EFILES,
+               "%s:%zu: file contains a NUL byte (at offset %zu); PostgreSQL cannot take it", path,
+               line, (size_t)(nul - buf));
+    return -1;
+}
+
 /* Reads the whole file, NUL-terminated: a regular file only (a FIFO named *.sql must not
  * hang the run), and one that grew while it was read is refused, as its checksum would
  * describe neither version. */
 static int read_file(const char *path, char **data, size_t *len, struct rg_err *err)
 {
-    char *buf = NULL;
-    size_t got = 0;
-    int rc = -1;
-    const char *nul;
-
-    if (rg_file_read(path, RG_SOURCE_MAX_FILE, RG_FILE_UNCHANGED, &buf, &got, RG_EFILES, err) !=
-        0) {
+    if (rg_file_read(path, RG_SOURCE_MAX_FILE, RG_FILE_UNCHANGED, data, len, RG_EFILES, err) != 0) {
         if (errno == EFBIG)
             rg_err_suffix(err, " for a migration (a data dump in the wrong place?)");
-        goto out;
+        return -1;
     }
-    /* libpq takes the SQL as a C string: everything after a NUL would be silently lost. */
-    nul = memchr(buf, '\0', got);
-    if (nul) {
-        size_t line = 1;
-        for (const char *c = buf; c < nul; c++)
-            line += *c == '\n';
-        rg_err_set(err, RG_EFILES,
-                   "%s:%zu: file contains a NUL byte (at offset %zu); PostgreSQL cannot take it",
-                   path, line, (size_t)(nul - buf));
-        goto out;
+    if (check_nul(path, *data, *len, err) != 0) {
+        free(*data);
+        *data = NULL;
+        return -1;
     }
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = 0;
-out:
-    free(buf);
-    return rc;
+    return 0;
 }
 
 static bool is_space(char c)
