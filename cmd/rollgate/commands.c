@@ -102,7 +102,14 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
 {
     struct session s;
     struct rg_migrate_result res;
+    struct rg_clock clock;
+    /* Without a Lease, a run that meets another at the fence follows it: a look is one short
+     * history read, so it looks often and ends soon after the other run; a run silent for a
+     * Lease's duration is presumed gone, as a Lease follower would. */
     struct rg_migrate_opts opts = {
+        .clock = &clock,
+        .follow_poll_ms = 50,
+        .follow_stall_ms = cfg->lease.duration_ms,
         .target = cfg->migrations.target,
         .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
         .allow_out_of_order = cfg->migrations.allow_out_of_order,
@@ -122,6 +129,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         return 0;
     }
     memset(&s, 0, sizeof(s));
+    rg_signals_clock(&clock);
     if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0)
         goto out;
     RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s",

@@ -1,9 +1,11 @@
 #include "engine/engine.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/follow.h"
 #include "mem/mem.h"
 #include "log/log.h"
 
@@ -341,8 +343,13 @@ static const char *step_label(const struct rg_step *s)
     return labels[s->action == RG_ACT_REVERT ? 1 : 0];
 }
 
-static int execute(struct run *r, struct rg_migrate_result *res, struct rg_err *err)
+/* Runs the steps in order. aside (a run without a lock that has not yet seen the work
+ * stall): a step that another run did first, or whose fence another run holds, ends the
+ * run's own steps with *stepped set, so that it follows instead of trying every step. */
+static int execute(struct run *r, bool aside, bool *stepped, struct rg_migrate_result *res,
+                   struct rg_err *err)
 {
+    *stepped = false;
     for (size_t i = 0; i < r->n; i++) {
         struct rg_step *s = &r->steps[i];
         enum rg_apply_outcome outcome;
@@ -352,10 +359,18 @@ static int execute(struct run *r, struct rg_migrate_result *res, struct rg_err *
         s->statement_timeout_ms =
             pick(s->directives.statement_timeout_ms, r->opts->statement_timeout_ms);
         s->durable = i + 1 == r->n;
+        s->try_fence = aside;
         RG_INFO("%s started" RG_F "version=%" PRId64 RG_F "title=%s", step_label(s), s->version,
                 s->title);
         if (r->store->run(r->store->ctx, s, &outcome, &ms, err) < 0)
             return -1;
+        if (outcome == RG_APPLY_BUSY || (aside && outcome == RG_APPLY_ALREADY)) {
+            RG_INFO("another run is applying migrations; following it" RG_F "version=%" PRId64 RG_F
+                    "title=%s",
+                    s->version, s->title);
+            *stepped = true;
+            return 0;
+        }
         if (outcome == RG_APPLY_ALREADY) {
             res->already++;
             if (s->action == RG_ACT_APPLY && s->version > res->to)
@@ -520,19 +535,92 @@ static int work_left(void *arg, size_t *left, struct rg_err *err)
     return ret;
 }
 
+/* A racer without a lock, following: how long the work has shown no progress. */
+struct racing {
+    const struct rg_migrate_opts *opts;
+    int64_t progress_at;
+    int64_t pause_ms;
+};
+
+/* Polls fast while the other run makes progress, backing off while it shows none, and
+ * stops following once none for follow_stall_ms: the other run may have died, and the
+ * work must not be stranded. */
+static int racing_look(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms, bool *stop,
+                       struct rg_err *err)
+{
+    struct racing *rs = ctx;
+    const struct rg_clock *clock = rs->opts->clock;
+    int64_t t = clock->now_ms(clock->ctx);
+
+    (void)f;
+    (void)err;
+    if (!stalled) {
+        rs->progress_at = t;
+        rs->pause_ms = rs->opts->follow_poll_ms;
+    } else if (rs->pause_ms < rs->opts->follow_stall_ms / 4) {
+        rs->pause_ms *= 2;
+    }
+    *stop = t - rs->progress_at >= rs->opts->follow_stall_ms;
+    *pause_ms = rs->pause_ms;
+    return 0;
+}
+
+/* A racer without a lock that met another run at the fence: waits on the database like a
+ * Lease follower until the work is done (*done), or until it stalls. */
+static int follow(struct waiting *w, bool *done, struct rg_err *err)
+{
+    const struct rg_clock *clock = w->opts->clock;
+    struct racing rs = {w->opts, clock->now_ms(clock->ctx), w->opts->follow_poll_ms};
+    struct rg_follow f = {clock, work_left, w, racing_look, &rs, SIZE_MAX, 0};
+    enum rg_follow_end end;
+
+    if (rg_engine_follow(&f, &end, err) < 0)
+        return -1;
+    *done = end == RG_FOLLOW_DONE;
+    if (!*done)
+        RG_WARN("the other run's migrations showed no progress for a while; trying again "
+                "to apply them" RG_F "stalled_ms=%" PRId64,
+                w->opts->follow_stall_ms);
+    return 0;
+}
+
+/* Runs without a lock: tries the steps, stepping aside to follow at the first one another
+ * run took; after a stall tries again, waiting at the fence this time. */
+static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
+                struct rg_err *err)
+{
+    bool stepped = false, done = false;
+
+    if (execute(&p->r, true, &stepped, res, err) < 0)
+        return -1;
+    if (!stepped)
+        return 0;
+    if (follow(w, &done, err) < 0)
+        return -1;
+    pass_free(p);
+    if (prepare(w->store, w->src, w->opts, NULL, p, err) < 0)
+        return -1;
+    if (done) {
+        res->elsewhere = true;
+        res->to = p->plan.current;
+        return 0;
+    }
+    return execute(&p->r, false, &stepped, res, err);
+}
+
 /* Leads: plans again (the database may have moved while this run waited), runs, and
  * gives the lock up, reporting a lock lost meanwhile as such. */
 static int lead(const struct rg_lock *lock, const struct rg_store *store, struct rg_source *src,
                 const struct rg_migrate_opts *opts, struct pass *p, struct rg_migrate_result *res,
                 struct rg_err *err)
 {
-    bool lost = false;
+    bool lost = false, stepped;
     int rc;
 
     pass_free(p);
     rc = prepare(store, src, opts, NULL, p, err);
     if (rc == 0)
-        rc = execute(&p->r, res, err);
+        rc = execute(&p->r, false, &stepped, res, err);
     lock->release(lock->ctx, rc == 0, &lost);
     if (lost && rc == 0) {
         /* Every step had committed before the loss was noticed: the work is done. */
@@ -584,7 +672,7 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     } else if (p.r.n && lock) {
         if (lead(lock, store, src, opts, &p, res, err) < 0)
             goto out;
-    } else if (execute(&p.r, res, err) < 0) {
+    } else if (race(&w, &p, res, err) < 0) {
         goto out;
     }
     if (!p.up) {

@@ -46,6 +46,12 @@ struct rg_migrate_opts {
     int64_t statement_timeout_ms;
     /* How long to wait for another run's no-transaction migration marked running. */
     int64_t wait_timeout_ms;
+    /* A run without a lock that finds another run at the fence follows it: looks at the
+     * history every follow_poll_ms (longer while it shows no progress), and tries again
+     * itself after follow_stall_ms without progress. */
+    const struct rg_clock *clock;
+    int64_t follow_poll_ms;
+    int64_t follow_stall_ms;
 };
 
 struct rg_migrate_result {

@@ -59,12 +59,19 @@ struct rg_step {
     const char *applied_by;
     int64_t lock_timeout_ms;      /* 0: no limit */
     int64_t statement_timeout_ms; /* 0: no limit */
+    /* true: when another run holds the history table's advisory lock, RG_APPLY_BUSY at once
+     * (nothing run, no transaction left open) instead of waiting for it. */
+    bool try_fence;
     /* false lets the commit return before its WAL is flushed: safe for all but the last
      * step of a run, because flushing the last commit flushes every earlier one. */
     bool durable;
 };
 
-enum rg_apply_outcome { RG_APPLY_DONE, RG_APPLY_ALREADY };
+enum rg_apply_outcome {
+    RG_APPLY_DONE,
+    RG_APPLY_ALREADY, /* another run did the step first: nothing run */
+    RG_APPLY_BUSY,    /* try_fence, and another run holds the lock: nothing run */
+};
 
 /* golang-migrate's schema_migrations table, for adopting a database it managed. */
 struct rg_legacy {

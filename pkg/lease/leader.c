@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cancel/cancel.h"
+#include "engine/follow.h"
 #include "mem/mem.h"
 #include "log/log.h"
 
@@ -160,21 +161,76 @@ static int take_over_if_gone(struct rg_leader *l, bool *acquired, bool *gone, st
     return 0;
 }
 
+/* What a follower's look at the work means for the Lease (the wait itself is the engine's,
+ * rg_engine_follow). */
+struct following {
+    struct rg_leader *l;
+    int64_t start, read_at;
+    bool taken; /* took the Lease over from a holder with no session */
+};
+
+static int look(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms, bool *stop,
+                struct rg_err *err)
+{
+    struct following *fw = ctx;
+    struct rg_leader *l = fw->l;
+    bool gone = false;
+
+    /* While the leader makes progress the work shows it alive. When it shows none (a long
+     * migration, or a dead leader), read the Lease every retry period, so that the last
+     * renewal is seen soon after it happened, and take a holder with no database session
+     * over once its record stood still for a retry period (one with a session, within its
+     * duration and a retry period). */
+    if (stalled) {
+        if (take_over_if_gone(l, &fw->taken, &gone, err) < 0)
+            return -1;
+        if (fw->taken) {
+            *stop = true;
+            return 0;
+        }
+        if (f->until_ms > fw->read_at + l->lease.opts.retry_period_ms)
+            f->until_ms = fw->read_at + l->lease.opts.retry_period_ms;
+    }
+    if (now(l) - fw->start >= l->wait_timeout_ms) {
+        rg_err_set(err, RG_ELEASE,
+                   "the lease is still held by %s after lease.waitTimeout, and "
+                   "migrations are still pending",
+                   *l->lease.observed.holder ? l->lease.observed.holder : "another run");
+        return -1;
+    }
+    /* While the work shows no progress the holder is looked at twice a retry period (the
+     * Lease itself is read once), and one without a session four times, so that a dead
+     * one is taken over soon after its record stood still for one. */
+    *pause_ms = gone ? l->lease.opts.retry_period_ms / 4 : stalled ? jittered(l) / 2 : jittered(l);
+    return 0;
+}
+
+static int64_t lease_now(void *ctx)
+{
+    return now(ctx);
+}
+
+static bool lease_pause(void *ctx, int64_t ms)
+{
+    struct rg_leader *l = ctx;
+    return l->hooks.pause(l->hooks.ctx, ms);
+}
+
 static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct rg_err *err),
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
     struct rg_leader *l = ctx;
-    int64_t start = now(l), read_at;
-    size_t before = SIZE_MAX;
+    const struct rg_clock clock = {l, lease_now, lease_pause};
+    struct following fw = {l, now(l), 0, false};
+    struct rg_follow f = {&clock, work_left, arg, look, &fw, SIZE_MAX, 0};
 
     for (;;) {
         bool acquired = false;
-        size_t left = 0;
-        int64_t next_try;
+        enum rg_follow_end end;
 
         if (rg_lease_try(&l->lease, &acquired, err) < 0)
             return -1;
-        read_at = now(l);
+        fw.read_at = now(l);
         if (acquired) {
             *outcome = RG_LOCK_LEADER;
             return lead(l, err);
@@ -182,57 +238,23 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
         /* Held elsewhere. Wait on the work, which says when it is done, and read the
          * Lease again only once its holder could have let it expire. A create that lost
          * the race leaves no record observed: its winner holds it from now. */
-        next_try = now(l) + (l->lease.observed.exists ? rg_lease_expires_in(&l->lease)
-                                                      : l->lease.opts.duration_ms);
-        if (before == SIZE_MAX)
+        f.until_ms = now(l) + (l->lease.observed.exists ? rg_lease_expires_in(&l->lease)
+                                                        : l->lease.opts.duration_ms);
+        if (f.before == SIZE_MAX)
             RG_INFO("waiting: another run holds the lease" RG_F "holder=%s",
                     l->lease.observed.holder);
         /* The work first, at least once: a holder seen releasing (an empty record, due
          * now) has usually just finished it. */
-        do {
-            bool gone = false, stalled;
-
-            if (work_left(arg, &left, err) < 0)
-                return -1;
-            if (!left) {
-                *outcome = RG_LOCK_DONE_ELSEWHERE;
-                return 0;
-            }
-            /* While the leader makes progress the work shows it alive. When it shows none
-             * (a long migration, or a dead leader), read the Lease every retry period, so
-             * that the last renewal is seen soon after it happened, and take a holder with
-             * no database session over once its record stood still for a retry period (one
-             * with a session, within its duration and a retry period). */
-            stalled = left >= before;
-            if (stalled) {
-                bool taken = false;
-                if (take_over_if_gone(l, &taken, &gone, err) < 0)
-                    return -1;
-                if (taken) {
-                    *outcome = RG_LOCK_LEADER;
-                    return lead(l, err);
-                }
-                if (next_try > read_at + l->lease.opts.retry_period_ms)
-                    next_try = read_at + l->lease.opts.retry_period_ms;
-            }
-            before = left;
-            if (now(l) - start >= l->wait_timeout_ms) {
-                rg_err_set(err, RG_ELEASE,
-                           "the lease is still held by %s after lease.waitTimeout, and "
-                           "migrations are still pending",
-                           *l->lease.observed.holder ? l->lease.observed.holder : "another run");
-                return -1;
-            }
-            /* While the work shows no progress the holder is looked at twice a retry
-             * period (the Lease itself is read once), and one without a session four times,
-             * so that a dead one is taken over soon after its record stood still for one. */
-            if (!l->hooks.pause(l->hooks.ctx, gone      ? l->lease.opts.retry_period_ms / 4
-                                              : stalled ? jittered(l) / 2
-                                                        : jittered(l))) {
-                rg_err_set(err, RG_ESIGNAL, "stopped while waiting for the lease");
-                return -1;
-            }
-        } while (now(l) < next_try);
+        if (rg_engine_follow(&f, &end, err) < 0)
+            return -1;
+        if (end == RG_FOLLOW_DONE) {
+            *outcome = RG_LOCK_DONE_ELSEWHERE;
+            return 0;
+        }
+        if (end == RG_FOLLOW_STOP) {
+            *outcome = RG_LOCK_LEADER;
+            return lead(l, err);
+        }
     }
 }
 

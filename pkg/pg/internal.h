@@ -18,6 +18,9 @@
 /* Raised by rollgate itself when another run's no-transaction step of the same version is
  * under way. */
 #define SQLSTATE_IN_PROGRESS "RG003"
+/* Raised by rollgate itself when a step that may not wait for the lock finds another run
+ * holding it. */
+#define SQLSTATE_FENCE_HELD "RG004"
 /* Raised by rollgate itself when a baseline finds history already there. */
 #define SQLSTATE_HAS_HISTORY "RG002"
 

@@ -195,14 +195,22 @@ static int flush(struct rg_pg *pg, struct rg_err *err)
 
 /* Begins a transaction holding the lock. Waiting for the lock must not be cut short by a
  * timeout set for the server or role: the run that holds it may be applying a long
- * migration. */
+ * migration. A step that must not wait (s->try_fence) raises RG004 at once instead, so the
+ * run waits elsewhere with no transaction open. */
 static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
                          const char *key)
 {
     char *check = recheck(pg, s, q, key);
+    char *take = s->try_fence
+                     ? rg_asprintf("DO $rg$BEGIN IF NOT pg_try_advisory_xact_lock(%" PRId64
+                                   ") THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = "
+                                   "'" SQLSTATE_FENCE_HELD "'; END IF; END$rg$;",
+                                   pg->lock_key)
+                     : rg_asprintf("SELECT pg_advisory_xact_lock(%" PRId64 ");", pg->lock_key);
     char *head = rg_asprintf("BEGIN;%sSET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
-                             "SELECT pg_advisory_xact_lock(%" PRId64 ");%s",
-                             rg_pg_dead_client_check(pg, true), pg->lock_key, check);
+                             "%s%s",
+                             rg_pg_dead_client_check(pg, true), take, check);
+    free(take);
     free(check);
     return head;
 }
@@ -241,10 +249,12 @@ static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const s
         ret = 0;
         goto out;
     }
-    if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE)) {
-        *outcome = RG_APPLY_ALREADY;
+    if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE) || rg_pg_state_is(res, SQLSTATE_FENCE_HELD)) {
+        *outcome = rg_pg_state_is(res, SQLSTATE_FENCE_HELD) ? RG_APPLY_BUSY : RG_APPLY_ALREADY;
         rg_pg_rollback(pg);
-        ret = s->durable && pg->unflushed ? flush(pg, err) : 0;
+        /* A step that may not wait is the last this run tries when another run has it: the
+         * run follows from here, so its own commits must be on disk now. */
+        ret = (s->durable || s->try_fence) && pg->unflushed ? flush(pg, err) : 0;
         goto out;
     }
     ret = judge(pg, s, res, -(long)strlen(head), "; rolled back", how, err);
@@ -372,6 +382,11 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
     }
     if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE)) {
         *outcome = RG_APPLY_ALREADY;
+        ret = 0;
+        goto out;
+    }
+    if (rg_pg_state_is(res, SQLSTATE_FENCE_HELD)) {
+        *outcome = RG_APPLY_BUSY;
         ret = 0;
         goto out;
     }

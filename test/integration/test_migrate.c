@@ -140,6 +140,49 @@ Test(migrate, concurrent_runs_apply_each_migration_exactly_once)
                  NMIG);
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+Test(migrate, racers_without_a_lease_step_aside_and_follow_instead_of_trying_every_migration)
+{
+    enum { NPROC = 8, NMIG = 100 };
+    /* A follower tries again only after a Lease's duration without progress: an hour here,
+     * so that a slow machine cannot make one retry and the count below is exact. */
+    const char *const *env =
+        H_ENV(h_env_url(), h_env_dir(), "ROLLGATE_LEASE_MODE=none", "ROLLGATE_LEASE_DURATION=1h");
+    size_t started = 0, followed = 0;
+
+    h_query("CREATE TABLE applied_log (v int)");
+    for (int i = 1; i <= NMIG; i++)
+        h_migration(i, h_fmt("step_%d", i), h_fmt("INSERT INTO applied_log VALUES (%d);\n", i),
+                    NULL);
+
+    struct h_result r[NPROC];
+    h_run_many(NPROC, H_ARGS("migrate"), env, r);
+
+    for (int i = 0; i < NPROC; i++) {
+        h_assert_exit(r[i], 0);
+        started += count_of(r[i].err, "migration started");
+        followed += count_of(r[i].err, "following it");
+    }
+    cr_assert_eq(h_count_rows("applied_log"), NMIG, "some migration applied twice or never");
+    cr_assert_eq(h_query_int("SELECT count(DISTINCT v) FROM applied_log"), NMIG);
+    cr_assert_eq(h_query_int("SELECT count(DISTINCT version) FROM public.rollgate_migrations"),
+                 NMIG);
+    /* Each migration is started once by the run that applies it, plus at most one start
+     * per racer that met another run and followed it; trying every migration would be up
+     * to NPROC * NMIG. */
+    cr_assert_leq(started, (size_t)NMIG + NPROC, "%zu migration starts for %d migrations", started,
+                  NMIG);
+    cr_assert_leq(followed, (size_t)NPROC);
+    cr_assert_eq(started, (size_t)NMIG + followed, "a start that neither applied nor followed");
+}
+
 Test(migrate, drift_in_an_applied_file_exits_5_naming_both_checksums)
 {
     h_migration(1, "create_a", "CREATE TABLE a (id int);\n", NULL);

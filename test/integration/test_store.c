@@ -3,6 +3,7 @@
  * for COPY data, and text libpq cannot quote. Its last line of defence must still tell
  * the truth about what the database did. */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -152,4 +153,47 @@ Test(store, an_identity_libpq_cannot_quote_is_a_configuration_error)
     cr_assert_eq(err.code, RG_ECONFIG, "%d: %s", err.code, err.msg);
     cr_assert(strstr(err.msg, "lease.identity"), "%s", err.msg);
     cr_assert_not(h_table_exists("d"));
+}
+
+Test(store, a_step_that_may_not_wait_is_busy_while_another_session_holds_the_fence)
+{
+    struct rg_err err = {0};
+    enum rg_apply_outcome outcome = RG_APPLY_DONE;
+    /* The first step writes down the fence's key as the server saw it taken. */
+    struct rg_step learn = step("CREATE TABLE fence_key AS SELECT (classid::bigint << 32 | "
+                                "objid::bigint) AS k FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND pid = pg_backend_pid();",
+                                false);
+    struct rg_step second = step("CREATE TABLE second_ran (id int);", false);
+    PGconn *holder = PQconnectdb(h_db_url());
+    PGresult *res;
+
+    cr_assert_eq(run(&learn, &outcome, &err), 0, "%s", err.msg);
+    cr_assert_eq(outcome, RG_APPLY_DONE);
+    cr_assert_eq(PQstatus(holder), CONNECTION_OK, "%s", PQerrorMessage(holder));
+    res = PQexec(holder, h_fmt("BEGIN; SELECT pg_advisory_xact_lock(%s)",
+                               h_query("SELECT k FROM fence_key")));
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(holder));
+    PQclear(res);
+
+    second.version = 2;
+    second.try_fence = true;
+    cr_assert_eq(run(&second, &outcome, &err), 0, "%s", err.msg);
+    cr_assert_eq(outcome, RG_APPLY_BUSY);
+    cr_assert_not(h_table_exists("second_ran"));
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations WHERE version = 2"),
+                 0);
+    /* Nothing left open: the store's session is idle, not idle in a transaction. */
+    cr_assert_eq(h_query_int(h_fmt("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                   "current_database() AND state LIKE 'idle in transaction%%' "
+                                   "AND pid <> %d",
+                                   PQbackendPID(holder))),
+                 0);
+
+    res = PQexec(holder, "COMMIT");
+    PQclear(res);
+    PQfinish(holder);
+    cr_assert_eq(run(&second, &outcome, &err), 0, "%s", err.msg);
+    cr_assert_eq(outcome, RG_APPLY_DONE);
+    cr_assert(h_table_exists("second_ran"));
 }

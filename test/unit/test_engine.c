@@ -31,6 +31,8 @@ struct fake {
     int reads;      /* read_history calls */
     bool runs_gone; /* the runs that marked rows running have no session left */
     int alive_asks;
+    int runs;        /* run calls */
+    bool fence_held; /* another run holds the fence: a step that may not wait is BUSY */
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -82,6 +84,11 @@ static int fake_run(void *ctx, const struct rg_step *s, enum rg_apply_outcome *o
 {
     struct fake *f = ctx;
     *ms = 1;
+    f->runs++;
+    if (s->try_fence && f->fence_held) {
+        *outcome = RG_APPLY_BUSY;
+        return 0;
+    }
     if (s->version && s->version == f->fail_version) {
         rg_err_set(err, RG_EMIGRATION, "%s: boom", s->path);
         return -1;
@@ -199,10 +206,46 @@ static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
 
+/* The run's time: pauses move it; at pause number apply_at the other run finishes what it
+ * marked running and applies every file; stop makes the pauses report a signal. */
+struct fake_time {
+    int64_t ms;
+    int pauses, apply_at;
+    bool stop;
+    int64_t slept[MAX];
+};
+
+static int64_t fake_now(void *ctx)
+{
+    return ((struct fake_time *)ctx)->ms;
+}
+
+static bool fake_pause(void *ctx, int64_t ms)
+{
+    struct fake_time *t = ctx;
+
+    if (t->stop)
+        return false;
+    t->slept[t->pauses % MAX] = ms;
+    t->ms += ms;
+    if (++t->pauses != t->apply_at)
+        return true;
+    for (size_t i = 0; i < fk.n; i++)
+        fk.rows[i].state = RG_ROW_APPLIED;
+    for (size_t i = 0; i < src.n; i++)
+        if (!fake_has_row(&fk, files[i].version))
+            add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+    return true;
+}
+
+static struct fake_time ft;
+static struct rg_clock fclock = {&ft, fake_now, fake_pause};
+
 static void setup(void)
 {
     rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_ERROR, stderr);
     memset(&fk, 0, sizeof(fk));
+    memset(&ft, 0, sizeof(ft));
     memset(files, 0, sizeof(files));
     memset(&src, 0, sizeof(src));
     memset(reps, 0, sizeof(reps));
@@ -238,7 +281,11 @@ static void add_unread_file(int64_t version, const char *sum, bool down)
 
 static struct rg_migrate_opts opts(void)
 {
-    struct rg_migrate_opts o = {.target = INT64_MAX, .applied_by = "me"};
+    struct rg_migrate_opts o = {.target = INT64_MAX,
+                                .applied_by = "me",
+                                .clock = &fclock,
+                                .follow_poll_ms = 50,
+                                .follow_stall_ms = 15000};
     return o;
 }
 
@@ -309,6 +356,86 @@ Test(engine, a_version_another_run_applied_first_is_counted_not_run)
     cr_assert_eq(res.already, 1);
     cr_assert_eq(res.applied, 1);
     cr_assert_eq(fk.applied_order[0], 2);
+}
+
+Test(engine, a_lone_run_takes_the_fence_without_waiting_for_it)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.applied, 2);
+    cr_assert(fk.steps[0].try_fence && fk.steps[1].try_fence);
+    cr_assert_eq(ft.pauses, 0);
+}
+
+Test(engine, a_racer_that_meets_a_version_done_elsewhere_follows_and_applies_nothing_more)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    fk.taken_by_other = 1;
+    ft.apply_at = 2; /* the other run has applied everything by the second pause */
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.runs, 1, "tried one step, not every step");
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.applied, 0);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 3);
+    cr_assert_eq(ft.pauses, 2);
+    cr_assert_eq(ft.slept[0], 50, "polls at the follow period");
+}
+
+Test(engine, a_racer_that_finds_the_fence_held_follows_until_the_work_is_done)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    fk.fence_held = true;
+    ft.apply_at = 3;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.runs, 1);
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 2);
+    cr_assert_eq(ft.pauses, 3);
+}
+
+Test(engine, a_follower_whose_work_stalls_tries_again_waiting_at_the_fence_and_applies)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    fk.fence_held = true; /* and the run holding it never finishes */
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.applied, 2);
+    cr_assert(!res.elsewhere);
+    cr_assert(!fk.steps[0].try_fence && !fk.steps[1].try_fence, "waits at the fence this time");
+    cr_assert_geq(ft.ms, 15000, "followed for follow_stall_ms first");
+    cr_assert_lt(ft.ms, 30000);
+    cr_assert_gt(ft.slept[2], ft.slept[1], "backs off while nothing moves");
+}
+
+Test(engine, a_follower_stopped_by_a_signal_fails_and_applies_nothing)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    fk.fence_held = true;
+    ft.stop = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
 }
 
 Test(engine, drift_refuses_before_applying_anything_and_names_both_checksums)
@@ -930,40 +1057,6 @@ Test(engine, a_release_that_fails_is_logged_and_the_runs_own_error_is_kept)
 
 /* ---- wait: the history polled between pauses of a fake clock ---- */
 
-/* The run's time: pauses move it; at pause number apply_at the other run finishes what it
- * marked running and applies every file; stop makes the pauses report a signal. */
-struct fake_time {
-    int64_t ms;
-    int pauses, apply_at;
-    bool stop;
-    int64_t slept[MAX];
-};
-
-static int64_t fake_now(void *ctx)
-{
-    return ((struct fake_time *)ctx)->ms;
-}
-
-static bool fake_pause(void *ctx, int64_t ms)
-{
-    struct fake_time *t = ctx;
-
-    if (t->stop)
-        return false;
-    t->slept[t->pauses % MAX] = ms;
-    t->ms += ms;
-    if (++t->pauses != t->apply_at)
-        return true;
-    for (size_t i = 0; i < fk.n; i++)
-        fk.rows[i].state = RG_ROW_APPLIED;
-    for (size_t i = 0; i < src.n; i++)
-        if (!fake_has_row(&fk, files[i].version))
-            add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
-    return true;
-}
-
-static struct fake_time ft;
-static struct rg_clock fclock = {&ft, fake_now, fake_pause};
 static const struct rg_wait_opts wopts = {.poll_ms = 2000, .limit_ms = 0};
 
 static void wait_setup(void)
