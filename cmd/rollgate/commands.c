@@ -145,16 +145,17 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     if (res.applied || res.reverted)
         snprintf(summary, n,
                  "migrate: %s %zu migration%s and ran %zu script%s in %" PRId64
-                 "ms, schema at version %" PRId64 " (was %" PRId64 ")%s",
+                 "ms, schema at version %" PRId64 " (was %" PRId64 ")%s%s",
                  res.reverted ? "rolled back" : "applied", res.applied + res.reverted,
                  res.applied + res.reverted == 1 ? "" : "s", res.scripts,
                  res.scripts == 1 ? "" : "s", rg_now_ms() - start, res.to, res.from,
-                 res.adopted ? ", adopted from golang-migrate" : "");
+                 res.adopted ? ", adopted from golang-migrate" : "",
+                 res.elsewhere ? ", the rest done by another run" : "");
     else
         snprintf(summary, n,
                  "migrate: no migration to %s, schema at version %" PRId64 "%s; ran %zu script%s",
                  opts.target < res.from ? "roll back" : "apply", res.to,
-                 res.already ? " (done by another run)" : "", res.scripts,
+                 res.already || res.elsewhere ? " (done by another run)" : "", res.scripts,
                  res.scripts == 1 ? "" : "s");
     ret = 0;
 out:

@@ -344,11 +344,16 @@ static const char *step_label(const struct rg_step *s)
 }
 
 /* Runs the steps in order. aside (a run without a lock that has not yet seen the work
- * stall): a step that another run did first, or whose fence another run holds, ends the
- * run's own steps with *stepped set, so that it follows instead of trying every step. */
+ * stall): a step whose fence another run holds, or, until this run has held the fence
+ * once, a step seen done, ends the run's own steps with *stepped set, so that it follows
+ * instead of trying every step. A run that has held the fence carries on past a step done
+ * meanwhile: the run that did it may have stepped aside at that very hold, and if both
+ * followed nobody would be left applying. */
 static int execute(struct run *r, bool aside, bool *stepped, struct rg_migrate_result *res,
                    struct rg_err *err)
 {
+    bool held = false;
+
     *stepped = false;
     for (size_t i = 0; i < r->n; i++) {
         struct rg_step *s = &r->steps[i];
@@ -364,14 +369,15 @@ static int execute(struct run *r, bool aside, bool *stepped, struct rg_migrate_r
                 s->title);
         if (r->store->run(r->store->ctx, s, &outcome, &ms, err) < 0)
             return -1;
-        if (outcome == RG_APPLY_BUSY || (aside && outcome == RG_APPLY_ALREADY)) {
+        if (outcome == RG_APPLY_BUSY || (outcome == RG_APPLY_SEEN && !held)) {
             RG_INFO("another run is applying migrations; following it" RG_F "version=%" PRId64 RG_F
                     "title=%s",
                     s->version, s->title);
             *stepped = true;
             return 0;
         }
-        if (outcome == RG_APPLY_ALREADY) {
+        held = held || outcome != RG_APPLY_SEEN;
+        if (outcome != RG_APPLY_DONE) {
             res->already++;
             if (s->action == RG_ACT_APPLY && s->version > res->to)
                 res->to = s->version;

@@ -71,6 +71,7 @@ enum rg_apply_outcome {
     RG_APPLY_DONE,
     RG_APPLY_ALREADY, /* another run did the step first: nothing run */
     RG_APPLY_BUSY,    /* try_fence, and another run holds the lock: nothing run */
+    RG_APPLY_SEEN,    /* try_fence, and done already, seen before taking the lock */
 };
 
 /* golang-migrate's schema_migrations table, for adopting a database it managed. */

@@ -21,6 +21,8 @@
 /* Raised by rollgate itself when a step that may not wait for the lock finds another run
  * holding it. */
 #define SQLSTATE_FENCE_HELD "RG004"
+/* Raised by rollgate itself when such a step, looked at before the lock, is done already. */
+#define SQLSTATE_SEEN_DONE "RG005"
 /* Raised by rollgate itself when a baseline finds history already there. */
 #define SQLSTATE_HAS_HISTORY "RG002"
 

@@ -64,11 +64,11 @@ static char *row_key(const struct rg_step *s, const struct literals *q)
                              q->title);
 }
 
-/* Under the lock: raise RG001 when another run has done the step meanwhile, RG003 while
- * another run's no-transaction migration of this version is under way. A data script has
- * nothing to check: it runs on every migrate, by contract idempotent. */
+/* Under the lock: raise done (RG001) when another run has done the step meanwhile, RG003
+ * while another run's no-transaction migration of this version is under way. A data script
+ * has nothing to check: it runs on every migrate, by contract idempotent. */
 static char *recheck(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
-                     const char *key)
+                     const char *key, const char *done)
 {
     const char *raise = "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = ";
 
@@ -76,14 +76,14 @@ static char *recheck(struct rg_pg *pg, const struct rg_step *s, const struct lit
         return rg_strdup("");
     if (s->action == RG_ACT_SCRIPT)
         return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND checksum = %s) "
-                           "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
-                           pg->table, key, q->sum, raise);
+                           "%s'%s'; END IF; END$rg$;",
+                           pg->table, key, q->sum, raise, done);
     return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND state = 'running') "
                        "%s'" SQLSTATE_IN_PROGRESS "'; END IF; IF %s (SELECT 1 FROM %s WHERE %s%s) "
-                       "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
+                       "%s'%s'; END IF; END$rg$;",
                        pg->table, key, raise, s->action == RG_ACT_REVERT ? "NOT EXISTS" : "EXISTS",
                        pg->table, key, s->action == RG_ACT_REVERT ? " AND state = 'applied'" : "",
-                       raise);
+                       raise, done);
 }
 
 /* The statement that records the step done (state applied), its duration an SQL
@@ -200,16 +200,20 @@ static int flush(struct rg_pg *pg, struct rg_err *err)
 static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
                          const char *key)
 {
-    char *check = recheck(pg, s, q, key);
+    char *check = recheck(pg, s, q, key, SQLSTATE_ALREADY_DONE);
+    /* Looked at first, without the lock: done already says so without holding the fence
+     * even for a moment (RG005), which would make the run that holds it step aside. */
+    char *seen = s->try_fence ? recheck(pg, s, q, key, SQLSTATE_SEEN_DONE) : rg_strdup("");
     char *take = s->try_fence
-                     ? rg_asprintf("DO $rg$BEGIN IF NOT pg_try_advisory_xact_lock(%" PRId64
+                     ? rg_asprintf("%sDO $rg$BEGIN IF NOT pg_try_advisory_xact_lock(%" PRId64
                                    ") THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = "
                                    "'" SQLSTATE_FENCE_HELD "'; END IF; END$rg$;",
-                                   pg->lock_key)
+                                   seen, pg->lock_key)
                      : rg_asprintf("SELECT pg_advisory_xact_lock(%" PRId64 ");", pg->lock_key);
     char *head = rg_asprintf("BEGIN;%sSET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
                              "%s%s",
                              rg_pg_dead_client_check(pg, true), take, check);
+    free(seen);
     free(take);
     free(check);
     return head;
@@ -249,8 +253,11 @@ static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const s
         ret = 0;
         goto out;
     }
-    if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE) || rg_pg_state_is(res, SQLSTATE_FENCE_HELD)) {
-        *outcome = rg_pg_state_is(res, SQLSTATE_FENCE_HELD) ? RG_APPLY_BUSY : RG_APPLY_ALREADY;
+    if (rg_pg_state_is(res, SQLSTATE_ALREADY_DONE) || rg_pg_state_is(res, SQLSTATE_FENCE_HELD) ||
+        rg_pg_state_is(res, SQLSTATE_SEEN_DONE)) {
+        *outcome = rg_pg_state_is(res, SQLSTATE_FENCE_HELD)  ? RG_APPLY_BUSY
+                   : rg_pg_state_is(res, SQLSTATE_SEEN_DONE) ? RG_APPLY_SEEN
+                                                             : RG_APPLY_ALREADY;
         rg_pg_rollback(pg);
         /* A step that may not wait is the last this run tries when another run has it: the
          * run follows from here, so its own commits must be on disk now. */
@@ -385,8 +392,8 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
         ret = 0;
         goto out;
     }
-    if (rg_pg_state_is(res, SQLSTATE_FENCE_HELD)) {
-        *outcome = RG_APPLY_BUSY;
+    if (rg_pg_state_is(res, SQLSTATE_FENCE_HELD) || rg_pg_state_is(res, SQLSTATE_SEEN_DONE)) {
+        *outcome = rg_pg_state_is(res, SQLSTATE_SEEN_DONE) ? RG_APPLY_SEEN : RG_APPLY_BUSY;
         ret = 0;
         goto out;
     }
