@@ -64,26 +64,28 @@ static char *row_key(const struct rg_step *s, const struct literals *q)
                              q->title);
 }
 
-/* Under the lock: raise done (RG001) when another run has done the step meanwhile, RG003
- * while another run's no-transaction migration of this version is under way. A data script
- * has nothing to check: it runs on every migrate, by contract idempotent. */
+/* Under the lock: raise RG001 when another run has done the step meanwhile, RG003 while
+ * another run's no-transaction migration of this version is under way. A data script has
+ * nothing to check: it runs on every migrate, by contract idempotent. */
 static char *recheck(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
-                     const char *key, const char *done)
+                     const char *key)
 {
-    const char *raise = "THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = ";
+    /* Short: pg_stat_activity shows only the first track_activity_query_size bytes of the
+     * step, and the file's SQL must stay in them. */
+    const char *raise = "THEN RAISE SQLSTATE ";
 
     if (s->action == RG_ACT_SCRIPT && s->kind == RG_KIND_DATA)
         return rg_strdup("");
     if (s->action == RG_ACT_SCRIPT)
         return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND checksum = %s) "
-                           "%s'%s'; END IF; END$rg$;",
-                           pg->table, key, q->sum, raise, done);
+                           "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
+                           pg->table, key, q->sum, raise);
     return rg_asprintf("DO $rg$BEGIN IF EXISTS (SELECT 1 FROM %s WHERE %s AND state = 'running') "
                        "%s'" SQLSTATE_IN_PROGRESS "'; END IF; IF %s (SELECT 1 FROM %s WHERE %s%s) "
-                       "%s'%s'; END IF; END$rg$;",
+                       "%s'" SQLSTATE_ALREADY_DONE "'; END IF; END$rg$;",
                        pg->table, key, raise, s->action == RG_ACT_REVERT ? "NOT EXISTS" : "EXISTS",
                        pg->table, key, s->action == RG_ACT_REVERT ? " AND state = 'applied'" : "",
-                       raise, done);
+                       raise);
 }
 
 /* The statement that records the step done (state applied), its duration an SQL
@@ -200,19 +202,25 @@ static int flush(struct rg_pg *pg, struct rg_err *err)
 static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
                          const char *key)
 {
-    char *check = recheck(pg, s, q, key, SQLSTATE_ALREADY_DONE);
-    /* Looked at first, without the lock: done already says so without holding the fence
-     * even for a moment (RG005), which would make the run that holds it step aside. */
-    char *seen = s->try_fence ? recheck(pg, s, q, key, SQLSTATE_SEEN_DONE) : rg_strdup("");
-    char *take = s->try_fence
-                     ? rg_asprintf("%sDO $rg$BEGIN IF NOT pg_try_advisory_xact_lock(%" PRId64
-                                   ") THEN RAISE EXCEPTION 'rollgate' USING ERRCODE = "
-                                   "'" SQLSTATE_FENCE_HELD "'; END IF; END$rg$;",
-                                   seen, pg->lock_key)
-                     : rg_asprintf("SELECT pg_advisory_xact_lock(%" PRId64 ");", pg->lock_key);
-    char *head = rg_asprintf("BEGIN;%sSET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
-                             "%s%s",
-                             rg_pg_dead_client_check(pg, true), take, check);
+    char *check = recheck(pg, s, q, key);
+    /* A schema migration to apply is looked at first, without the lock: one done already
+     * says so (RG005) without holding the fence even for a moment, which would make the
+     * run holding it step aside. Not waiting, it needs no timeouts lifted. */
+    char *seen = s->action == RG_ACT_APPLY && s->kind == RG_KIND_SCHEMA
+                     ? rg_asprintf("IF EXISTS (SELECT FROM %s WHERE %s) THEN RAISE SQLSTATE "
+                                   "'" SQLSTATE_SEEN_DONE "'; END IF;",
+                                   pg->table, key)
+                     : rg_strdup("");
+    char *take =
+        s->try_fence
+            ? rg_asprintf("DO $rg$BEGIN %sIF NOT pg_try_advisory_xact_lock(%" PRId64
+                          ") THEN RAISE SQLSTATE '" SQLSTATE_FENCE_HELD "'; END IF; END$rg$;",
+                          seen, pg->lock_key)
+            : rg_asprintf("SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
+                          "SELECT pg_advisory_xact_lock(%" PRId64 ");",
+                          pg->lock_key);
+    char *head = rg_asprintf("BEGIN;%s%s%s", rg_pg_dead_client_check(pg, true), take, check);
+
     free(seen);
     free(take);
     free(check);
