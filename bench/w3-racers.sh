@@ -2,7 +2,6 @@
 # W3 vs W1 (issue #15 item 2): N racers without a Lease vs one run on M trivial migrations,
 # each pass on a fresh database; prints wall ms, exit status, "migration started" lines and
 # history rows. usage: bench/w3-racers.sh BIN postgresql://user@host:port N M REPS
-# usage: w3.sh BIN URL_BASE(without db) N_RACERS N_MIG REPS
 set -eu
 bin=$1; base=$2; n=$3; m=$4; reps=$5
 work=$(mktemp -d)
