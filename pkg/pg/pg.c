@@ -121,8 +121,12 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
         keys[k] = "password";
         vals[k++] = pg->opts.password;
     }
-    /* After the URL, so that it wins over an application_name there: other runs judge
-     * whether this one is alive by it (adopt.c). */
+    /* After the URL, so that they win over the same keys there. Migration files are UTF-8
+     * (pkg/source refuses others), so the connection says so: left to a database's own
+     * encoding (LATIN1, SQL_ASCII), 'é' would be stored as two other characters. */
+    keys[k] = "client_encoding";
+    vals[k++] = "UTF8";
+    /* Other runs judge whether this one is alive by its application_name (adopt.c). */
     keys[k] = "application_name";
     vals[k++] = pg->session;
     keys[k] = NULL;

@@ -2,6 +2,7 @@
  * drift, failures, an unreachable database, SIGTERM, auto-migrate off, the history schema
  * and the termination log. */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -179,11 +180,15 @@ Test(migrate, racers_without_a_lease_step_aside_and_follow_instead_of_trying_eve
     cr_assert_eq(h_query_int("SELECT count(DISTINCT version) FROM public.rollgate_migrations"),
                  NMIG);
     /* Each migration is started once by the run that applies it, plus one start per racer
-     * that met another at the fence and followed it, plus the rare step a racer found done
-     * in a brief hold of the fence (it carries on, then meets the fence held); trying every
-     * migration was some 4 * NMIG. */
-    cr_assert_leq(started, (size_t)NMIG + 4 * NPROC, "%zu migration starts for %d migrations",
-                  started, NMIG);
+     * that met another at the fence and followed it, plus the steps a racer found done after
+     * a brief hold of the fence (it carries on, then meets the fence held), which scheduling
+     * decides: 103 to 107 usually, 187 seen once under load. Racers that try every
+     * migration start about NPROC * NMIG / 2 and more (444 measured without this change),
+     * so that is the bound, far above anything stepping aside has been seen to give. */
+    cr_log_info("%zu migration starts for %d migrations, %zu racers followed", started, NMIG,
+                followed);
+    cr_assert_lt(started, (size_t)NPROC * NMIG / 2, "%zu migration starts for %d migrations",
+                 started, NMIG);
     cr_assert_leq(followed, (size_t)NPROC);
     cr_assert_geq(followed, 1, "no racer followed another");
 }
@@ -383,4 +388,27 @@ Test(migrate, termination_log_holds_the_final_summary_line)
     h_assert_exit(failed, 6);
     assert_termination_log_is_final_summary(&failed);
     h_assert_has(failed, failed.termlog, "0002_broken.up.sql");
+}
+
+/* Migration files are UTF-8; a database in another encoding gets the characters they mean,
+ * converted by the server, not their bytes taken one by one. */
+Test(migrate, utf8_files_keep_their_characters_in_a_latin1_database)
+{
+    const char *db = h_fmt("%s_latin1", h_db_name());
+    h_query(h_fmt("CREATE DATABASE %s ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+                  "TEMPLATE template0",
+                  db));
+    h_migration(1, "accents", "CREATE TABLE words AS SELECT 'caf\xc3\xa9'::text AS w;\n", NULL);
+    char *url = h_fmt("ROLLGATE_DATABASE_URL=postgresql://postgres@%s/%s?sslmode=disable",
+                      h_db_hostport(), db);
+    struct h_result r = h_run(H_ARGS("migrate"), H_ENV(url, h_env_dir()));
+    struct h_result seen =
+        h_cmd(H_ARGS("psql", "-XAtq",
+                     h_fmt("postgresql://postgres@%s/%s?sslmode=disable&client_encoding=UTF8",
+                           h_db_hostport(), db),
+                     "-c", "SELECT length(w) || ' ' || w FROM words"));
+    h_query(h_fmt("DROP DATABASE %s WITH (FORCE)", db));
+    h_assert_exit(r, 0);
+    cr_assert(seen.exited && seen.code == 0, "%s", h_describe(&seen));
+    cr_assert_str_eq(seen.out, "4 caf\xc3\xa9\n");
 }
