@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <string.h>
 
-
 #include "config/yamlnode.h"
 #include "file/file.h"
 #include "mem/mem.h"

@@ -380,7 +380,6 @@ static void put_text_value(struct line *l, const char *s, size_t n)
     put_escaped(l, s, n, quote);
 }
 
-
 void rg_log_line(enum rg_log_level level, const char *event)
 {
     static char scrubbed[LINE_MAX_BYTES];
