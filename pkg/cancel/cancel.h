@@ -11,7 +11,7 @@
 struct rg_cancel;
 
 /* A token not yet fired. A process that cannot get two file descriptors can open neither
- * a connection nor a file either, so, as for memory (err/mem.h), that aborts. */
+ * a connection nor a file either, so, as for memory (mem/mem.h), that aborts. */
 struct rg_cancel *rg_cancel_new(void);
 void rg_cancel_free(struct rg_cancel *c);
 

@@ -276,3 +276,29 @@ Test(pooler, search_path_set_in_a_migration_does_not_reach_the_next_behind_a_poo
     search_path_does_not_carry_over(h_pooled_url(), h_db_url());
     assert_pool_has_defaults();
 }
+
+/* SIGTERM while a no-transaction migration runs on the direct URL: the cancel reaches that
+ * connection too (it is not the one the run opened first), the statement stops, the row is
+ * marked failed, and the run exits 143 instead of waiting for the statement. */
+Test(pooler, sigterm_cancels_a_no_transaction_migration_on_the_direct_url)
+{
+    h_migration(1, "slow",
+                "-- rollgate:no-transaction\nSELECT pg_sleep(600);\nCREATE TABLE never (id int);\n",
+                NULL);
+    struct h_proc *p =
+        h_start(H_ARGS("migrate"), H_ENV(h_fmt("ROLLGATE_DATABASE_URL=%s", h_pooled_url()),
+                                         h_fmt("ROLLGATE_DATABASE_DIRECT_URL=%s", h_db_url()),
+                                         h_env_dir(), "ROLLGATE_LEASE_MODE=none"));
+    cr_assert(
+        h_wait_until("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                     "AND query LIKE 'SELECT pg_sleep(600)%' AND state = 'active')",
+                     p, 120 * 1000),
+        "the migration's statement never ran");
+    cr_assert_eq(kill(h_proc_pid(p), SIGTERM), 0);
+    struct h_result r = h_wait(p);
+
+    h_assert_exit(r, 143);
+    cr_assert(!h_table_exists("never"));
+    cr_assert_str_eq(h_query("SELECT state FROM public.rollgate_migrations WHERE version = 1"),
+                     "failed");
+}
