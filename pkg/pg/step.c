@@ -547,8 +547,10 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         }
         pause = rg_pg_lock_pause_after(attempt, (uint32_t)rand_r(&seed));
         next = rg_pg_lock_timeout_at(attempt + 1, pg->opts.lock_retries, s->lock_timeout_ms);
+        /* An attempt cut short by the run's timeout would end as a stop (exit 8) without
+         * naming the blocker: better to end here, with a second left to say why. */
         if (pg->opts.deadline_ms &&
-            rg_now_ms() + pause + (next ? next : 1) >= pg->opts.deadline_ms) {
+            rg_now_ms() + pause + next + RG_PG_GRACE_MS >= pg->opts.deadline_ms) {
             lock_gave_up(s, watch, attempt + 1, one.lock_timeout_ms,
                          ", and the run's timeout leaves no time for another", err);
             break;

@@ -1,5 +1,6 @@
 /* Lock waits that name the blocker, escalating lock retries, and progress reports
- * (DESIGN.md "Database": lock waits, progress; exit code 12), on the real PostgreSQL. */
+ * (DESIGN.md "Database": lock waits, progress; exit code 12), on the real PostgreSQL; the
+ * LockWait Event on the real kube-apiserver (suite lockwait_kube, RG_TEST_KUBE_DIR). */
 #include <criterion/criterion.h>
 
 #include <libpq-fe.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "kube_fixture.h"
 
 TestSuite(lockwait, .init = h_setup, .fini = h_teardown);
 
@@ -78,6 +80,11 @@ Test(lockwait, retries_running_out_exit_12_naming_the_blocker_in_log_and_termina
     h_assert_has(r, r.err, "\"blocker_state\":\"idle in transaction\"");
     h_assert_has(r, r.err, "\"blocker_query\":\"SELECT '");
     h_assert_has(r, r.err, "0001_add_column.up.sql");
+    /* Once per wait, not at each look: only the last attempt waits over a second. */
+    cr_assert_str_eq(h_query1("SELECT count(*) FROM regexp_matches($1, 'waits on a lock held by "
+                              "another session', 'g')",
+                              r.err),
+                     "1", "%s", h_describe(&r));
     /* The final error and the termination log. */
     h_assert_has(r, r.termlog, "lock not acquired after 3 tries");
     h_assert_has(r, r.termlog, h_fmt("blocked by pid %s", pid));
@@ -219,4 +226,86 @@ Test(lockwait, progress_interval_zero_reports_nothing)
 
     h_assert_exit(r, 0);
     h_assert_lacks(r, r.err, "statement running");
+}
+
+/* ---- the LockWait Event, on the real kube-apiserver ---- */
+
+static void kube_setup(void)
+{
+    kf_setup("lw", "rollgate.token", ": run scripts/kube-test-cluster.sh start and smoke on it");
+}
+
+TestSuite(lockwait_kube, .init = kube_setup, .fini = kf_teardown, .timeout = 300);
+
+Test(lockwait_kube, a_lock_wait_is_a_lockwait_event_on_the_pod_naming_the_blocker)
+{
+    char *pid, *pod = h_fmt("pod-%s", kf_tag);
+    /* The smoke test's ServiceAccount: its Role may create events. */
+    kf_sa_dir = kf_make_sa_dir("sa", kf_read(kf_file("rollgate.token")));
+    h_query("CREATE TABLE busy (id int)");
+    h_migration(1, "add_column", "ALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *blocker = open_blocker("busy", NULL, &pid);
+
+    struct h_result r =
+        h_run(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", pod), "POD_NAMESPACE=" KF_NS,
+                                        "ROLLGATE_DATABASE_LOCK_TIMEOUT=1500ms",
+                                        "ROLLGATE_DATABASE_LOCK_RETRIES=2", NULL));
+    close_blocker(blocker);
+
+    h_assert_exit(r, 12);
+    h_assert_lacks(r, r.err, "could not post an Event");
+    struct kf_api ev = kf_admin(
+        "GET",
+        h_fmt("/api/v1/namespaces/" KF_NS "/events?fieldSelector=involvedObject.name%%3D%s", pod),
+        NULL, 200);
+    char *n = h_query2("SELECT count(*) FROM jsonb_array_elements(($1::jsonb)->'items') e "
+                       "WHERE e->>'reason' = 'LockWait' AND e->>'type' = 'Warning' AND "
+                       "e#>>'{involvedObject,kind}' = 'Pod' AND "
+                       "strpos(e->>'message', $2) > 0 AND "
+                       "strpos(e->>'message', 'application_name \"" BLOCKER_APP "\"') > 0 AND "
+                       "strpos(e->>'message', '0001_add_column.up.sql') > 0",
+                       ev.body, h_fmt("blocked by pid %s ", pid));
+    cr_assert_str_eq(n, "1", "LockWait Events on pod %s: %s\n%s", pod, ev.body, h_describe(&r));
+}
+
+/* Behind PgBouncer in transaction pooling the backend pid libpq was given is the pooler's
+ * own: the monitor finds the migrating backend by the run's application_name instead. */
+Test(lockwait, the_blocker_is_named_behind_a_transaction_pooler)
+{
+    char *pid;
+    h_query("CREATE TABLE busy (id int)");
+    h_migration(1, "add_column", "ALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *blocker = open_blocker("busy", NULL, &pid);
+
+    struct h_result r = h_run(
+        H_ARGS("migrate"), H_ENV(h_fmt("ROLLGATE_DATABASE_URL=%s", h_pooled_url()), h_env_dir(),
+                                 "ROLLGATE_DATABASE_LOCK_TIMEOUT=1500ms",
+                                 "ROLLGATE_DATABASE_LOCK_RETRIES=0", "ROLLGATE_LEASE_MODE=none"));
+    close_blocker(blocker);
+
+    h_assert_exit(r, 12);
+    h_assert_has(r, r.termlog, h_fmt("blocked by pid %s (", pid));
+    h_assert_has(r, r.termlog, "application_name \"" BLOCKER_APP "\"");
+}
+
+/* Retries that would run past the run's timeout stop before it, as a lock failure naming the
+ * blocker (exit 12), not as a timeout (exit 8). */
+Test(lockwait, retries_stop_before_the_runs_timeout_with_exit_12)
+{
+    char *pid;
+    h_query("CREATE TABLE busy (id int)");
+    h_migration(1, "add_column", "ALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *blocker = open_blocker("busy", NULL, &pid);
+
+    /* 20 retries up to 10s each would take minutes; the run has 8 seconds. */
+    struct h_result r =
+        h_run(H_ARGS("migrate", "--timeout", "8s"),
+              MIGRATE_ENV_WITH("ROLLGATE_DATABASE_LOCK_TIMEOUT=10s",
+                               "ROLLGATE_DATABASE_LOCK_RETRIES=20", "ROLLGATE_LEASE_MODE=none"));
+    close_blocker(blocker);
+
+    h_assert_exit(r, 12);
+    h_assert_has(r, r.termlog, "the run's timeout leaves no time for another");
+    h_assert_lacks(r, r.err, "run timeout reached");
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 0);
 }
