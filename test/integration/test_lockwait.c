@@ -309,3 +309,34 @@ Test(lockwait, retries_stop_before_the_runs_timeout_with_exit_12)
     h_assert_lacks(r, r.err, "run timeout reached");
     cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 0);
 }
+
+/* Progress reaches the pod's Events at a sixth of the log's rate. */
+Test(lockwait_kube, a_long_index_build_sends_progress_events_at_a_lower_rate)
+{
+    char *pod = h_fmt("pod-%s", kf_tag);
+    kf_sa_dir = kf_make_sa_dir("sa", kf_read(kf_file("rollgate.token")));
+    slow_index_table();
+    h_migration(1, "index_big", "CREATE INDEX big_slow ON big (slow_id(id));\n", NULL);
+
+    struct h_result r =
+        h_run(H_ARGS("migrate"), kf_env(kf_port, h_fmt("POD_NAME=%s", pod), "POD_NAMESPACE=" KF_NS,
+                                        "ROLLGATE_LOG_PROGRESS_INTERVAL=200ms", NULL));
+
+    h_assert_exit(r, 0);
+    h_assert_lacks(r, r.err, "could not post an Event");
+    struct kf_api ev = kf_admin(
+        "GET",
+        h_fmt("/api/v1/namespaces/" KF_NS "/events?fieldSelector=involvedObject.name%%3D%s", pod),
+        NULL, 200);
+    long long events = atoll(h_query1("SELECT count(*) FROM jsonb_array_elements(($1::jsonb)->"
+                                      "'items') e WHERE e->>'reason' = 'MigrationProgress' AND "
+                                      "e->>'type' = 'Normal' AND strpos(e->>'message', "
+                                      "'0001_index_big.up.sql running for ') > 0",
+                                      ev.body));
+    long long reports = atoll(h_query1("SELECT count(*) FROM regexp_matches($1, "
+                                       "'\"msg\":\"statement running\",\"file\":\"[^\"]*"
+                                       "0001_index_big', 'g')",
+                                       r.err));
+    cr_assert(events >= 1 && events == reports / 6,
+              "%lld progress reports, %lld MigrationProgress Events\n%s", reports, events, ev.body);
+}
