@@ -288,6 +288,42 @@ Test(lockwait, the_blocker_is_named_behind_a_transaction_pooler)
     h_assert_has(r, r.termlog, "application_name \"" BLOCKER_APP "\"");
 }
 
+/* The monitor looks with single autocommit statements: between looks its session holds no
+ * transaction and no snapshot, which would stall a CREATE INDEX CONCURRENTLY or VACUUM. */
+Test(lockwait, the_monitor_holds_no_transaction_or_snapshot_between_looks)
+{
+    char *pid;
+    h_query("CREATE TABLE busy (id int)");
+    h_migration(1, "add_column", "ALTER TABLE busy ADD COLUMN x int;\n", NULL);
+    PGconn *blocker = open_blocker("busy", NULL, &pid);
+    struct h_proc *p =
+        h_start(H_ARGS("migrate"),
+                MIGRATE_ENV_WITH("ROLLGATE_DATABASE_LOCK_TIMEOUT=1h",
+                                 "ROLLGATE_DATABASE_LOCK_RETRIES=0", "ROLLGATE_LEASE_MODE=none"));
+
+    cr_assert(h_proc_wait_stderr(p, "waits on a lock held by another session", 120 * 1000),
+              "the blocker was never reported");
+    /* Two sessions of the run: the migration, waiting, and the monitor, idle or looking. */
+    char *sessions =
+        h_query("SELECT string_agg(state || ':' || (backend_xmin IS NULL)::text, ',' "
+                "ORDER BY state) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'rollgate/%' AND wait_event_type IS "
+                "DISTINCT FROM 'Lock'");
+    char *waiting =
+        h_query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name LIKE 'rollgate/%' AND wait_event_type = 'Lock'");
+    close_blocker(blocker);
+    struct h_result r = h_wait(p);
+
+    h_assert_exit(r, 0);
+    cr_assert_str_eq(waiting, "1");
+    /* Idle with no snapshot, or in the middle of a look. */
+    cr_assert(sessions &&
+                  (strcmp(sessions, "idle:true") == 0 || strcmp(sessions, "active:false") == 0 ||
+                   strcmp(sessions, "active:true") == 0),
+              "the monitor's session: %s", sessions ? sessions : "(none)");
+}
+
 /* Retries that would run past the run's timeout stop before it, as a lock failure naming the
  * blocker (exit 12), not as a timeout (exit 8). */
 Test(lockwait, retries_stop_before_the_runs_timeout_with_exit_12)
