@@ -157,7 +157,8 @@ void rg_cli_usage(FILE *out, enum rg_command command)
     fputs("\nExit codes: 0 ok, 1 internal, 2 usage, 3 configuration, 4 migration files,\n"
           "5 history conflict, 6 migration failed, 7 database unavailable, 8 lease or\n"
           "timeout, 9 Kubernetes API unavailable, 10 Kubernetes API refused, 11 pending\n"
-          "(status --exit-code), 128+N stopped by signal N.\n",
+          "(status --exit-code), 12 table lock not acquired (the blocker is named),\n"
+          "128+N stopped by signal N.\n",
           out);
 }
 

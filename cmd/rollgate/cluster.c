@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock/clock.h"
 #include "config/kubeconfig.h"
 #include "mem/mem.h"
 #include "kube/kube.h"
@@ -17,6 +18,10 @@ _Static_assert(RG_CONFIG_IDENTITY_MAX < sizeof(((struct rg_lease_record *)0)->ho
 struct rg_cluster {
     const struct rg_config *cfg;
     struct rg_kube *kube;
+    /* The store's Events (lock waits, progress), sent while the renewal thread uses kube:
+     * a client of their own, made at the first, used by the step's thread alone. */
+    struct rg_kube *events;
+    bool events_failed;
     struct rg_pg *pg;
     char *ns;
     struct rg_leader *leader;
@@ -124,7 +129,9 @@ static int from_kubeconfig(const struct rg_config *cfg, struct rg_kubeconfig *kc
     return 0;
 }
 
-static int open_kube(struct rg_cluster *c, struct rg_err *err)
+/* A client for the API; budget_ms bounds each call (0: a renewal's budget). */
+static int open_kube(struct rg_cluster *c, struct rg_kube **out, int64_t budget_ms,
+                     struct rg_err *err)
 {
     const struct rg_config *cfg = c->cfg;
     struct rg_kubeconfig kc = {0};
@@ -134,17 +141,42 @@ static int open_kube(struct rg_cluster *c, struct rg_err *err)
         .host = cfg->env.service_host,
         .port = cfg->env.service_port,
         .sa_dir = cfg->lease.service_account_dir,
-        .request_timeout_ms = cfg->lease.renew_deadline_ms / 2,
-        .retry_budget_ms = cfg->lease.renew_deadline_ms,
+        .request_timeout_ms = (budget_ms ? budget_ms : cfg->lease.renew_deadline_ms) / 2,
+        .retry_budget_ms = budget_ms ? budget_ms : cfg->lease.renew_deadline_ms,
     };
     int rc;
 
     if (!ko.host && from_kubeconfig(cfg, &kc, &ko, err) < 0)
         return -1;
-    rc = rg_kube_new(&c->kube, &ko, err);
+    rc = rg_kube_new(out, &ko, err);
     /* The client keeps copies; the kubeconfig's secrets are wiped here. */
     rg_config_kubeconfig_free(&kc);
     return rc;
+}
+
+/* A LockWait or progress Event, sent while the step's statement runs on: it gets a short
+ * budget, so an API that does not answer delays the run's next look at the database (and
+ * its reaction to a signal) by at most that, and a failure is only logged. */
+#define STORE_EVENT_BUDGET_MS 2000
+
+static void store_event(void *ctx, const char *type, const char *reason, const char *message)
+{
+    struct rg_cluster *c = ctx;
+    const char *pod = c->cfg->env.pod_name, *ns = c->cfg->env.pod_namespace;
+    struct rg_err err = {0};
+
+    if (!pod || !ns || c->events_failed)
+        return;
+    if (!c->events && open_kube(c, &c->events, STORE_EVENT_BUDGET_MS, &err) < 0) {
+        c->events_failed = true;
+        RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,
+                err.msg);
+        return;
+    }
+    rg_kube_set_deadline(c->events, rg_now_ms() + STORE_EVENT_BUDGET_MS);
+    if (rg_kube_event(c->events, ns, pod, type, reason, message, &err) < 0)
+        RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,
+                err.msg);
 }
 
 int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct rg_pg *pg,
@@ -174,7 +206,7 @@ int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct
     c = rg_calloc(1, sizeof(*c));
     c->cfg = cfg;
     c->pg = pg;
-    if (open_kube(c, err) < 0)
+    if (open_kube(c, &c->kube, 0, err) < 0)
         goto out;
     c->ns = rg_strdup(*cfg->lease.namespace_ ? cfg->lease.namespace_ : rg_kube_namespace(c->kube));
     if (!*c->ns) {
@@ -193,6 +225,7 @@ int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct
     rg_leader_lock(c->leader, &c->lock);
     /* Until this run leads, a signal cuts its API calls short. */
     rg_signals_attach_kube(c->kube);
+    rg_pg_on_event(pg, store_event, c);
     *out = c;
     c = NULL;
     ret = 0;
@@ -207,7 +240,9 @@ void rg_cluster_close(struct rg_cluster *c)
     if (!c)
         return;
     rg_signals_attach_kube(NULL);
+    rg_pg_on_event(c->pg, NULL, NULL);
     rg_leader_free(c->leader);
+    rg_kube_free(c->events);
     rg_kube_free(c->kube);
     free(c->ns);
     free(c);

@@ -26,6 +26,8 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
         .connect_timeout_ms = cfg->database.connect_timeout_ms,
         .connect_retry_ms = cfg->database.connect_retry_ms,
         .lock_retries = cfg->database.lock_retries,
+        .progress_interval_ms = cfg->log.progress_interval_ms,
+        .deadline_ms = rg_signals_deadline(),
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
         .identity = cfg->lease.identity,
     };

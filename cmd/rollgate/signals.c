@@ -96,6 +96,11 @@ void rg_signals_set_timeout(int64_t timeout_ms)
         atomic_store(&deadline_ms, started_ms + timeout_ms);
 }
 
+int64_t rg_signals_deadline(void)
+{
+    return atomic_load(&deadline_ms);
+}
+
 void rg_signals_attach(struct rg_pg *pg)
 {
     pthread_mutex_lock(&lock);

@@ -16,6 +16,8 @@ void rg_signals_start(void);
 /* The run's timeout, from process start (0: none): when it passes, the attached
  * connection and client are cancelled as for a signal. */
 void rg_signals_set_timeout(int64_t timeout_ms);
+/* The run's deadline on rg_now_ms()'s clock, 0 when it has none. */
+int64_t rg_signals_deadline(void);
 /* The connection to cancel when a signal or the timeout comes (NULL: none). */
 void rg_signals_attach(struct rg_pg *pg);
 /* The API client whose calls a signal should cut short (NULL: none). Only while waiting:

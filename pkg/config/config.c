@@ -214,6 +214,8 @@ static const struct key keys[] = {
      "10m", .min = SECONDS(1), .max = HOURS(24)},
     {"log.format", "ROLLGATE_LOG_FORMAT", T_ENUM, AT(log.format), "auto", .names = log_formats},
     {"log.level", "ROLLGATE_LOG_LEVEL", T_ENUM, AT(log.level), "info", .names = log_levels},
+    {"log.progressInterval", "ROLLGATE_LOG_PROGRESS_INTERVAL", T_DURATION,
+     AT(log.progress_interval_ms), "10s", .min = 0, .max = HOURS(1)},
     {"timeout", "ROLLGATE_TIMEOUT", T_DURATION, AT(timeout_ms), "0", .min = 0, .max = HOURS(24)},
     {"terminationLog", "ROLLGATE_TERMINATION_LOG", T_STRING, AT(termination_log),
      "/dev/termination-log", .valid = NULL},

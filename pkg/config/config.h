@@ -60,6 +60,7 @@ struct rg_config {
     struct {
         enum rg_log_format format;
         enum rg_log_level level;
+        int64_t progress_interval_ms; /* 0: no progress reports */
     } log;
     int64_t timeout_ms;
     char *termination_log;

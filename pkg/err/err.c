@@ -74,6 +74,7 @@ static const struct code_info {
     {RG_EAPI, "api", 1},
     {RG_EAPIDENIED, "api-denied", 0},
     {RG_EPENDING, "pending", 0},
+    {RG_ELOCK, "lock", 1},
     {RG_ESIGNAL, "signal", 1},
 };
 

@@ -20,6 +20,7 @@ enum rg_code {
     RG_EAPI = 9,
     RG_EAPIDENIED = 10,
     RG_EPENDING = 11, /* only `status --exit-code`: something is pending */
+    RG_ELOCK = 12,    /* a table lock not acquired before the lock_timeout retries ran out */
     RG_ESIGNAL = 128,
 };
 

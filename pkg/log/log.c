@@ -23,6 +23,10 @@ enum rg_log_level rg_log_threshold = RG_LOG_INFO;
 
 static FILE *out_stream;
 static bool as_json = true;
+/* Text to a terminal: progress reports update one line in place. */
+static bool live_line;
+/* A progress line is on the terminal with no newline after it yet. */
+static bool progress_open;
 static char *secrets[MAX_SECRETS];
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -36,6 +40,7 @@ void rg_log_setup(enum rg_log_format format, enum rg_log_level level, FILE *out)
         as_json = !isatty(fileno(out));
     else
         as_json = format == RG_LOG_FORMAT_JSON;
+    live_line = !as_json && isatty(fileno(out));
 }
 
 /* Adds one secret; the caller holds secrets_lock. */
@@ -380,7 +385,7 @@ static void put_text_value(struct line *l, const char *s, size_t n)
     put_escaped(l, s, n, quote);
 }
 
-void rg_log_line(enum rg_log_level level, const char *event)
+static void write_event(enum rg_log_level level, const char *event, bool progress)
 {
     static char scrubbed[LINE_MAX_BYTES];
     struct line l = {.len = 0};
@@ -393,6 +398,10 @@ void rg_log_line(enum rg_log_level level, const char *event)
     /* Lines from the renewal thread and the main thread are each written whole by one
      * fwrite; the static scratch buffer is guarded by the same stdio lock. */
     flockfile(out);
+    /* The progress line on the terminal gives way to whatever comes next. */
+    if (progress_open)
+        puts_(&l, "\r\x1b[K");
+    progress_open = progress && live_line;
     rg_log_scrub(scrubbed, sizeof(scrubbed), event);
     rg_utc_now(ts, sizeof(ts), 3);
     end = strchr(scrubbed, '\x1f');
@@ -441,28 +450,52 @@ void rg_log_line(enum rg_log_level level, const char *event)
     }
     if (as_json)
         put(&l, "}", 1);
-    l.buf[l.len++] = '\n';
+    if (progress_open)
+        puts_(&l, "\x1b[K");
+    else
+        l.buf[l.len++] = '\n';
     fwrite(l.buf, 1, l.len, out);
     fflush(out);
     funlockfile(out);
 }
 
-void rg_log_emit(enum rg_log_level level, const char *fmt, ...)
+void rg_log_line(enum rg_log_level level, const char *event)
+{
+    write_event(level, event, false);
+}
+
+static void emit(enum rg_log_level level, bool progress, const char *fmt, va_list ap)
 {
     char event[LINE_MAX_BYTES], *whole = NULL;
-    va_list ap, again;
+    va_list again;
     int n;
 
-    va_start(ap, fmt);
     va_copy(again, ap);
     n = vsnprintf(event, sizeof(event), fmt, ap);
-    va_end(ap);
     /* Formatted whole, so that redaction sees every secret entire before the line is cut. */
     if (n >= (int)sizeof(event)) {
         whole = rg_malloc((size_t)n + 1);
         vsnprintf(whole, (size_t)n + 1, fmt, again);
     }
     va_end(again);
-    rg_log_line(level, whole ? whole : event);
+    write_event(level, whole ? whole : event, progress);
     free(whole);
+}
+
+void rg_log_emit(enum rg_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    emit(level, false, fmt, ap);
+    va_end(ap);
+}
+
+void rg_log_progress(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    emit(RG_LOG_INFO, true, fmt, ap);
+    va_end(ap);
 }

@@ -52,6 +52,16 @@ void rg_log_line(enum rg_log_level level, const char *event);
 #define RG_WARN(...) RG_LOG(RG_LOG_WARN, __VA_ARGS__)
 #define RG_ERROR(...) RG_LOG(RG_LOG_ERROR, __VA_ARGS__)
 
+/* A progress report (info): in text on a terminal, one line that each next report
+ * overwrites (carriage return, erase to the end) and the next event replaces; elsewhere
+ * an ordinary event, one per report. */
+void rg_log_progress(const char *fmt, ...) RG_PRINTF(1, 2);
+#define RG_PROGRESS(...)                                                                           \
+    do {                                                                                           \
+        if (RG_LOG_INFO >= rg_log_threshold)                                                       \
+            rg_log_progress(__VA_ARGS__);                                                          \
+    } while (0)
+
 /* Copies src into dst (size n) redacted, and returns dst. All of src is redacted before the
  * copy is cut to n, so text from outside (an argument, a value, a library's message) goes into
  * a bounded buffer through this, never around it. */

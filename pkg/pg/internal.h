@@ -45,6 +45,14 @@ struct rg_pg {
     struct rg_pg *direct;
     /* This connection was seen to reach a PostgreSQL backend with no pooler in between. */
     bool seen_direct;
+    /* cancel is another store's (a lock monitor's is the one of the connection it
+     * watches): not freed with this one. */
+    bool cancel_borrowed;
+    /* The watch over the step this connection runs now (watch.c), or NULL. */
+    struct rg_pg_watch *watch;
+    /* rg_pg_on_event's hook, or NULL. */
+    void (*event)(void *ctx, const char *type, const char *reason, const char *message);
+    void *event_ctx;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection
@@ -60,6 +68,9 @@ void rg_pg_nap(struct rg_pg *pg, int64_t ms);
  * and RG_PG_GRACE_MS to end, after which the connection is closed. NULL when the
  * connection broke or was closed (rg_pg_error says why). */
 PGresult *rg_pg_query(struct rg_pg *pg, const char *sql);
+/* rg_pg_query, cancelled as by a cancel of the run when until (rg_now_ms()'s clock; 0:
+ * never) passes: a query that must not take long whatever the server does. */
+PGresult *rg_pg_query_until(struct rg_pg *pg, const char *sql, int64_t until);
 /* libpq's last message, or why the connection was closed. */
 const char *rg_pg_error(const struct rg_pg *pg);
 /* One connection attempt with these parameters (after rollgate's keepalive defaults),
@@ -113,6 +124,28 @@ int rg_pg_int(const char *s, int64_t min, int64_t max, int64_t *out) RG_WUR;
 /* step.c */
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err);
+
+/* watch.c: while a step's statement runs, a second connection of the run's (the lock
+ * monitor) looks at it from outside: who blocks it when it waits on a lock, and how far a
+ * long one has got. The looks happen on the step's thread, in rg_pg_query's poll loop, as
+ * single autocommit statements with a deadline; the step's statement runs on meanwhile. */
+struct rg_pg_watch;
+/* Watches what on (pg itself, or its database.directUrl store) runs for step s from now
+ * on; pg gives the options and the Event hook. Nothing is looked up, and no connection
+ * made, until a statement has run for a second. */
+struct rg_pg_watch *rg_pg_watch_new(struct rg_pg *pg, struct rg_pg *on, const struct rg_step *s);
+/* Stops watching and closes the monitor's connection; NULL is fine. */
+void rg_pg_watch_free(struct rg_pg_watch *w);
+/* The attempt at the step now starting (from 0) and its lock_timeout, for the reports. */
+void rg_pg_watch_attempt(struct rg_pg_watch *w, int64_t attempt, int64_t lock_timeout_ms);
+/* Who blocked the step's statement when last seen waiting on a lock, as one line for a
+ * message; "" when no wait lasted long enough to look. */
+const char *rg_pg_watch_blocker(const struct rg_pg_watch *w);
+/* For wire.c: a statement was sent; when the next look is due (rg_now_ms()'s clock); the
+ * look itself. */
+void rg_pg_watch_started(struct rg_pg_watch *w);
+int64_t rg_pg_watch_due(const struct rg_pg_watch *w);
+void rg_pg_watch_tick(struct rg_pg_watch *w);
 
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);

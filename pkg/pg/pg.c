@@ -61,10 +61,20 @@ void rg_pg_free(struct rg_pg *pg)
         return;
     if (pg->conn)
         PQfinish(pg->conn);
-    rg_cancel_free(pg->cancel);
+    if (!pg->cancel_borrowed)
+        rg_cancel_free(pg->cancel);
     rg_pg_free(pg->direct);
     free(pg->table);
     free(pg);
+}
+
+void rg_pg_on_event(struct rg_pg *pg,
+                    void (*event)(void *ctx, const char *type, const char *reason,
+                                  const char *message),
+                    void *ctx)
+{
+    pg->event = event;
+    pg->event_ctx = ctx;
 }
 
 bool rg_pg_is_cancelled(struct rg_pg *pg, struct rg_err *err)

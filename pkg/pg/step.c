@@ -451,13 +451,60 @@ out:
     return ret;
 }
 
+int64_t rg_pg_lock_timeout_at(int64_t attempt, int64_t retries, int64_t cap_ms)
+{
+    int64_t t = RG_PG_LOCK_TIMEOUT_FIRST_MS;
+
+    if (attempt >= retries)
+        return cap_ms;
+    for (int64_t i = 0; i < attempt && (cap_ms == 0 || t < cap_ms) && t < INT32_MAX; i++)
+        t *= 2;
+    /* PostgreSQL keeps lock_timeout in an int of milliseconds. */
+    if (t > INT32_MAX)
+        t = INT32_MAX;
+    return cap_ms && t > cap_ms ? cap_ms : t;
+}
+
+int64_t rg_pg_lock_pause_after(int64_t attempt, uint32_t random)
+{
+    int64_t base = RG_PG_LOCK_PAUSE_FIRST_MS;
+
+    for (int64_t i = 0; i < attempt && base < RG_PG_LOCK_PAUSE_MAX_MS; i++)
+        base *= 2;
+    if (base > RG_PG_LOCK_PAUSE_MAX_MS)
+        base = RG_PG_LOCK_PAUSE_MAX_MS;
+    return base / 2 + (int64_t)(random % (uint32_t)(base / 2 + 1));
+}
+
+/* The lock retries ran out (or the run's deadline left no room for another): exit 12, and
+ * the message names who blocked the migration, as last seen by the watch. */
+static void lock_gave_up(const struct rg_step *s, const struct rg_pg_watch *w, int64_t tries,
+                         int64_t lock_timeout_ms, const char *why, struct rg_err *err)
+{
+    char last[sizeof(err->msg)];
+    const char *blocker = rg_pg_watch_blocker(w);
+
+    snprintf(last, sizeof(last), "%s", err->msg);
+    rg_err_set(err, RG_ELOCK,
+               "%s: lock not acquired after %" PRId64 " tr%s (lock_timeout %" PRId64
+               "ms at the last)%s: %s; %s",
+               s->path, tries, tries == 1 ? "y" : "ies", lock_timeout_ms, why,
+               *blocker ? blocker
+                        : "the blocker was not looked up (no wait lasted over a second; a "
+                          "longer database.lockTimeout lets rollgate name it)",
+               last);
+}
+
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err)
 {
     struct rg_pg *pg = ctx, *on = pg;
+    struct rg_pg_watch *watch = NULL;
+    struct rg_step one = *s;
     struct literals q;
     char *key = NULL;
-    int64_t backoff = 1000;
+    /* Jitter differs between runs that were blocked together. */
+    unsigned seed = (unsigned)rg_now_ms() ^ (unsigned)PQbackendPID(pg->conn);
     int rc = -1;
 
     *duration_ms = 0;
@@ -468,13 +515,20 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
     if (quote_step(pg, s, &q, err) < 0)
         goto out;
     key = row_key(s, &q);
+    watch = rg_pg_watch_new(pg, on, s);
     for (int64_t attempt = 0;; attempt++) {
-        int64_t start = rg_now_ms();
+        int64_t start = rg_now_ms(), pause, next;
         enum attempt how = ATTEMPT_ENDED;
 
+        /* A no-transaction file is not tried again (statements before the one that waited
+         * may have taken effect), so its one try waits the whole lock_timeout. */
+        if (!s->directives.no_transaction)
+            one.lock_timeout_ms =
+                rg_pg_lock_timeout_at(attempt, pg->opts.lock_retries, s->lock_timeout_ms);
+        rg_pg_watch_attempt(watch, attempt, one.lock_timeout_ms);
         rc = s->directives.no_transaction
-                 ? run_without_transaction(on, s, &q, key, outcome, start, &how, err)
-                 : run_in_transaction(pg, s, &q, key, outcome, &how, err);
+                 ? run_without_transaction(on, &one, &q, key, outcome, start, &how, err)
+                 : run_in_transaction(pg, &one, &q, key, outcome, &how, err);
         *duration_ms = rg_now_ms() - start;
         if (rc == 0 && how == ATTEMPT_BUSY) {
             /* Another run is part way through this version outside a transaction. */
@@ -488,18 +542,29 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         if (rc == 0 || how != ATTEMPT_LOCKED)
             break;
         if (attempt >= pg->opts.lock_retries) {
-            rg_err_prefix(err, "gave up after %" PRId64 " tries", attempt + 1);
+            lock_gave_up(s, watch, attempt + 1, one.lock_timeout_ms, "", err);
+            break;
+        }
+        pause = rg_pg_lock_pause_after(attempt, (uint32_t)rand_r(&seed));
+        next = rg_pg_lock_timeout_at(attempt + 1, pg->opts.lock_retries, s->lock_timeout_ms);
+        /* An attempt cut short by the run's timeout would end as a stop (exit 8) without
+         * naming the blocker: better to end here, with a second left to say why. */
+        if (pg->opts.deadline_ms &&
+            rg_now_ms() + pause + next + RG_PG_GRACE_MS >= pg->opts.deadline_ms) {
+            lock_gave_up(s, watch, attempt + 1, one.lock_timeout_ms,
+                         ", and the run's timeout leaves no time for another", err);
             break;
         }
         /* Queued behind a long transaction: step aside so live traffic is not blocked
-         * behind our DDL, then try again. */
+         * behind our DDL, then try again, waiting a little longer. */
         RG_WARN("lock not available within lock_timeout, retrying" RG_F "file=%s" RG_F
-                "attempt=%" PRId64 RG_F "retry_in_ms=%" PRId64 RG_F "error=%s",
-                s->path, attempt + 1, backoff, err->msg);
-        rg_pg_nap(pg, backoff);
-        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+                "attempt=%" PRId64 RG_F "lock_timeout_ms=%" PRId64 RG_F "retry_in_ms=%" PRId64 RG_F
+                "next_lock_timeout_ms=%" PRId64 RG_F "error=%s",
+                s->path, attempt + 1, one.lock_timeout_ms, pause, next, err->msg);
+        rg_pg_nap(pg, pause);
     }
 out:
+    rg_pg_watch_free(watch);
     literals_free(&q);
     free(key);
     return rc;

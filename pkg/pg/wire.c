@@ -183,6 +183,11 @@ static PGresult *next_result(struct rg_pg *pg, bool *copy_out, bool *wait, bool 
 
 PGresult *rg_pg_query(struct rg_pg *pg, const char *sql)
 {
+    return rg_pg_query_until(pg, sql, 0);
+}
+
+PGresult *rg_pg_query_until(struct rg_pg *pg, const char *sql, int64_t until)
+{
     PGresult *last = NULL, *r;
     /* When the run is cancelled, the statement gets a cancel request and then this long
      * to end before the connection is closed. A call made after the cancel (a rollback,
@@ -195,8 +200,11 @@ PGresult *rg_pg_query(struct rg_pg *pg, const char *sql)
         stop_at = rg_now_ms() + RG_PG_GRACE_MS;
     if (!pg->conn || PQstatus(pg->conn) != CONNECTION_OK || !PQsendQuery(pg->conn, sql))
         return NULL;
+    if (pg->watch)
+        rg_pg_watch_started(pg->watch);
     for (;;) {
         int flush = PQflush(pg->conn);
+        int64_t wake;
 
         if (flush < 0)
             break;
@@ -210,7 +218,7 @@ PGresult *rg_pg_query(struct rg_pg *pg, const char *sql)
             break;
         if (flush == 0 && !wait)
             return last; /* no more results */
-        if (!cancel_sent && rg_cancel_fired(pg->cancel)) {
+        if (!cancel_sent && (rg_cancel_fired(pg->cancel) || (until && rg_now_ms() >= until))) {
             cancel_sent = true;
             send_cancel(pg);
             stop_at = rg_now_ms() + RG_PG_GRACE_MS;
@@ -220,7 +228,15 @@ PGresult *rg_pg_query(struct rg_pg *pg, const char *sql)
             PQclear(last);
             return NULL;
         }
-        if (wait_fd(pg, PQsocket(pg->conn), flush == 1 ? POLLIN | POLLOUT : POLLIN, stop_at) &&
+        /* The statement runs on in the server while the watch looks at it. */
+        if (pg->watch && !cancel_sent && rg_now_ms() >= rg_pg_watch_due(pg->watch)) {
+            rg_pg_watch_tick(pg->watch);
+            continue;
+        }
+        wake = stop_at ? stop_at : until;
+        if (pg->watch && !cancel_sent && (!wake || rg_pg_watch_due(pg->watch) < wake))
+            wake = rg_pg_watch_due(pg->watch);
+        if (wait_fd(pg, PQsocket(pg->conn), flush == 1 ? POLLIN | POLLOUT : POLLIN, wake) &&
             !PQconsumeInput(pg->conn))
             break;
     }

@@ -63,7 +63,7 @@ Test(pooler, lock_timeout_ends_a_blocked_migration_and_no_setting_stays_in_the_p
                     "ROLLGATE_DATABASE_STATEMENT_TIMEOUT=1h", "ROLLGATE_LEASE_MODE=none"));
     h_session_close(holder);
 
-    h_assert_exit(r, 6);
+    h_assert_exit(r, 12);
     h_assert_has(r, r.err, "55P03");
     h_assert_has(r, r.err, "lock timeout");
     cr_assert_eq(rows_for(1), 0);

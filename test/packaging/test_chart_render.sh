@@ -297,6 +297,10 @@ pfp='{"rules": [
 for r in k126 k131 def; do
     check_json "podFailurePolicy on $r" "$r" 'job.spec.podFailurePolicy' "$pfp"
 done
+# 12 (a lock not acquired) is retryable: the blocker may be gone by the next attempt.
+check_json "exit 12 is retried, not FailJob" k126 \
+    '[job, cron.spec.jobTemplate | .spec.podFailurePolicy.rules[0].onExitCodes.values | any(. == 12)]' \
+    '[false, false]'
 check_json "rollback's podFailurePolicy names its container" k126 \
     'cron.spec.jobTemplate.spec.podFailurePolicy.rules[0].onExitCodes.containerName' '"rollback"'
 for r in k120 k125 k131nopfp; do

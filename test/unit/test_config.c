@@ -159,6 +159,7 @@ Test(config, defaults_with_no_sources)
                      "/var/run/secrets/kubernetes.io/serviceaccount");
     cr_assert_eq(cfg.log.format, RG_LOG_FORMAT_AUTO);
     cr_assert_eq(cfg.log.level, RG_LOG_INFO);
+    cr_assert_eq(cfg.log.progress_interval_ms, 10000);
     cr_assert_eq(cfg.timeout_ms, 0);
     cr_assert_str_eq(cfg.termination_log, "/dev/termination-log");
     cr_assert_str_eq(cfg.config_file, empty);
@@ -216,6 +217,7 @@ static void assert_all_non_defaults(void)
     cr_assert_eq(cfg.lease.wait_timeout_ms, 3600000);
     cr_assert_eq(cfg.log.format, RG_LOG_FORMAT_JSON);
     cr_assert_eq(cfg.log.level, RG_LOG_DEBUG);
+    cr_assert_eq(cfg.log.progress_interval_ms, 0);
     cr_assert_eq(cfg.timeout_ms, 5400000);
     cr_assert_str_eq(cfg.termination_log, "/tmp/term");
 }
@@ -249,6 +251,7 @@ Test(config, every_key_from_yaml)
                       "log:\n"
                       "  format: json\n"
                       "  level: debug\n"
+                      "  progressInterval: 0\n"
                       "timeout: 1h30m\n"
                       "terminationLog: /tmp/term\n");
     assert_all_non_defaults();
@@ -280,6 +283,7 @@ Test(config, every_key_from_env)
                    "ROLLGATE_LEASE_WAIT_TIMEOUT=1h",
                    "ROLLGATE_LOG_FORMAT=json",
                    "ROLLGATE_LOG_LEVEL=debug",
+                   "ROLLGATE_LOG_PROGRESS_INTERVAL=0",
                    "ROLLGATE_TIMEOUT=1h30m",
                    "ROLLGATE_TERMINATION_LOG=/tmp/term",
                    NULL};
@@ -314,6 +318,7 @@ Test(config, every_key_from_flags)
         {"lease.waitTimeout", "--x", "1h"},
         {"log.format", "--log-format", "json"},
         {"log.level", "--log-level", "debug"},
+        {"log.progressInterval", "--x", "0"},
         {"timeout", "--timeout", "1h30m"},
         {"terminationLog", "--x", "/tmp/term"},
     };

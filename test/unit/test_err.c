@@ -21,6 +21,7 @@ Test(err, every_code_maps_to_its_documented_exit_status)
     cr_assert_eq(rg_err_exit_status(RG_EAPI, 0), 9);
     cr_assert_eq(rg_err_exit_status(RG_EAPIDENIED, 0), 10);
     cr_assert_eq(rg_err_exit_status(RG_EPENDING, 0), 11);
+    cr_assert_eq(rg_err_exit_status(RG_ELOCK, 0), 12);
     cr_assert_eq(rg_err_exit_status(RG_ESIGNAL, 15), 143);
     cr_assert_eq(rg_err_exit_status(RG_ESIGNAL, 2), 130);
     cr_assert_eq(rg_err_exit_status((enum rg_code)77, 0), 1);
@@ -32,6 +33,9 @@ Test(err, retryable_follows_the_table)
     cr_assert(rg_err_retryable(RG_ELEASE));
     cr_assert(rg_err_retryable(RG_EAPI));
     cr_assert(rg_err_retryable(RG_ESIGNAL));
+    /* The blocker may be gone next time: the chart's podFailurePolicy retries exit 12. */
+    cr_assert(rg_err_retryable(RG_ELOCK));
+    cr_assert_str_eq(rg_err_code_name(RG_ELOCK), "lock");
     cr_assert_not(rg_err_retryable(RG_EMIGRATION));
     cr_assert_not(rg_err_retryable(RG_ECONFIG));
     cr_assert_not(rg_err_retryable(RG_EAPIDENIED));

@@ -1,7 +1,12 @@
 /* Log lines: one per event, JSON or text, secrets never shown. */
+#define _GNU_SOURCE /* posix_openpt and friends, cfmakeraw */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "log/log.h"
 
@@ -252,4 +257,56 @@ Test(log, utf8_sequences_are_validated)
     cr_assert_eq(rg_log_utf8_len("\xf4\x90\x80\x80", 4), 0, "past U+10FFFF");
     cr_assert_eq(rg_log_utf8_len("\xff", 1), 0);
     cr_assert_eq(rg_log_utf8_len("\x80", 1), 0, "continuation byte");
+}
+
+static void emit_progress(void)
+{
+    RG_PROGRESS("statement running" RG_F "elapsed_ms=%d", 1000);
+    RG_PROGRESS("statement running" RG_F "elapsed_ms=%d", 2000);
+    RG_INFO("migration applied");
+}
+
+/* Off a terminal each progress report is an ordinary event. */
+Test(log, progress_off_a_terminal_is_one_event_per_report)
+{
+    char *out = capture(RG_LOG_FORMAT_TEXT, emit_progress);
+    cr_assert_null(strchr(out, '\r'), "%s", out);
+    cr_assert(strstr(out, "statement running elapsed_ms=1000\n"), "%s", out);
+    cr_assert(strstr(out, "statement running elapsed_ms=2000\n"), "%s", out);
+    out = capture(RG_LOG_FORMAT_JSON, emit_progress);
+    cr_assert(strstr(out, "\"elapsed_ms\":1000}\n"), "%s", out);
+    cr_assert(strstr(out, "\"elapsed_ms\":2000}\n"), "%s", out);
+}
+
+/* On a terminal (a pseudo-terminal here) the reports update one line in place, and the next
+ * event takes its place. */
+Test(log, progress_on_a_terminal_updates_one_line)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    char buf[4096];
+    ssize_t n, got = 0;
+    FILE *term;
+
+    cr_assert(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0);
+    term = fopen(ptsname(master), "w");
+    cr_assert_not_null(term);
+    /* Raw: the line discipline would turn "\n" into "\r\n". */
+    struct termios t;
+    cr_assert_eq(tcgetattr(fileno(term), &t), 0);
+    cfmakeraw(&t);
+    cr_assert_eq(tcsetattr(fileno(term), TCSANOW, &t), 0);
+    rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_INFO, term);
+    emit_progress();
+    fclose(term);
+    while ((n = read(master, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+        got += n;
+    buf[got] = '\0';
+    close(master);
+    rg_log_setup(RG_LOG_FORMAT_JSON, RG_LOG_INFO, stderr);
+    /* First report: no newline after it; the second returns to the line's start, writes
+     * itself over it; the event after it clears it and ends with a newline. */
+    cr_assert(strstr(buf, "statement running elapsed_ms=1000\x1b[K\r\x1b[K"), "%s", buf);
+    cr_assert(strstr(buf, "statement running elapsed_ms=2000\x1b[K\r\x1b[K"), "%s", buf);
+    cr_assert(strstr(buf, "info migration applied\n"), "%s", buf);
+    cr_assert_eq(strchr(buf, '\n'), buf + got - 1, "one line in all: %s", buf);
 }
