@@ -133,10 +133,9 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
             rg_err_set(err, RG_ECONFLICT,
                        "version %" PRId64 " is marked %s in the history: a no-transaction "
                        "migration stopped part way; check what it did and undo it by hand (an "
-                       "index build may have left an invalid index: SELECT "
-                       "indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop it with "
-                       "DROP INDEX CONCURRENTLY), then run `rollgate repair --version %" PRId64
-                       "` and migrate again (%s)",
+                       "invalid index left by a CREATE INDEX CONCURRENTLY of the file is "
+                       "dropped and built again by the next migrate), then run `rollgate "
+                       "repair --version %" PRId64 "` and migrate again (%s)",
                        it->version, it->row->state == RG_ROW_RUNNING ? "running" : "failed",
                        it->version, it->title);
             return -1;

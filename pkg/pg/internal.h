@@ -114,6 +114,17 @@ int rg_pg_int(const char *s, int64_t min, int64_t max, int64_t *out) RG_WUR;
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err);
 
+/* index.c: around a no-transaction CREATE INDEX CONCURRENTLY statement of s's file */
+struct rg_sql_index;
+/* Drops (DROP INDEX CONCURRENTLY, logged) an invalid index of ix's name that no session is
+ * building: what an earlier failed build left. */
+int rg_pg_index_before(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_index *ix,
+                       struct rg_err *err) RG_WUR;
+/* After the build: RG_EMIGRATION naming s's file, line and the index unless the index is
+ * there and valid (pg_index.indisvalid); outcome is appended to the message. */
+int rg_pg_index_after(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_index *ix,
+                      size_t line, const char *outcome, struct rg_err *err) RG_WUR;
+
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);
 int rg_pg_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err);

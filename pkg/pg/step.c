@@ -302,11 +302,42 @@ static long chars_before(const char *sql, size_t end)
     return n;
 }
 
+/* One statement of a no-transaction file; a CREATE INDEX CONCURRENTLY between the drop of
+ * an invalid leftover of its index and the check that the index it built is valid
+ * (index.c). outcome ends the message of a failure. */
+static int run_one(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_stmt *st,
+                   const struct rg_sql_index *ix, const char *outcome, enum attempt *how,
+                   struct rg_err *err)
+{
+    char *one = rg_strndup(s->sql + st->start, st->end - st->start);
+    PGresult *res = NULL;
+    int ret = -1;
+
+    if (rg_pg_is_cancelled(pg, err))
+        goto out;
+    if (ix && rg_pg_index_before(pg, s, ix, err) < 0) {
+        rg_err_suffix(err, "%s", outcome);
+        goto out;
+    }
+    res = rg_pg_query(pg, one);
+    ret = judge(pg, s, res, chars_before(s->sql, st->start), outcome, how, err);
+    if (ret == 0 && ix)
+        ret = rg_pg_index_after(pg, s, ix, st->line, outcome, err);
+out:
+    PQclear(res);
+    free(one);
+    return ret;
+}
+
 /* The file's statements one at a time, each its own transaction, as CREATE INDEX
  * CONCURRENTLY needs; with session settings, so on a connection that keeps them (session.c),
- * and the session put back as it was afterwards, whatever the file set. */
+ * and the session put back as it was afterwards, whatever the file set. A failure ends the
+ * message with failed_outcome, or with rerun_outcome and *rerun set when running the file
+ * again from the start is safe as it is: the failed statement is an index build (its
+ * invalid leftover is dropped next time) and every one before it a build IF NOT EXISTS
+ * (kept as built). */
 static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char *failed_outcome,
-                          struct rg_err *err)
+                          const char *rerun_outcome, bool *rerun, struct rg_err *err)
 {
     struct rg_sql_stmt *st = NULL;
     size_t n = rg_sql_statements(s->sql, strlen(s->sql), &st);
@@ -318,20 +349,23 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
     struct rg_err reset_err = {0};
     /* A lock_timeout here is not retried: statements before it may have taken effect. */
     enum attempt how = ATTEMPT_ENDED;
+    bool builds_before = true;
     int ret = res ? 0 : -1;
 
     PQclear(res);
+    *rerun = false;
     for (size_t i = 0; i < n && ret == 0; i++) {
-        char *one = rg_strndup(s->sql + st[i].start, st[i].end - st[i].start);
-        if (rg_pg_is_cancelled(pg, err)) {
-            ret = -1;
-        } else {
-            res = rg_pg_query(pg, one);
-            ret = judge(pg, s, res, chars_before(s->sql, st[i].start), failed_outcome, &how, err);
-            PQclear(res);
-        }
-        free(one);
+        struct rg_sql_index ix;
+        bool build = rg_sql_index_build(s->sql + st[i].start, st[i].end - st[i].start, &ix);
+
+        *rerun = builds_before && build;
+        ret = run_one(pg, s, &st[i], build ? &ix : NULL, *rerun ? rerun_outcome : failed_outcome,
+                      &how, err);
+        builds_before = builds_before && build && ix.if_not_exists;
+        rg_sql_index_free(&ix);
     }
+    if (ret == 0)
+        *rerun = false;
     /* After a failure too: the failed mark, and on database.url the rest of the run, use this
      * session. */
     res = rg_pg_exec(pg, reset, PGRES_COMMAND_OK, ret == 0 ? err : &reset_err);
@@ -344,11 +378,18 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
     return ret;
 }
 
-/* Marks a schema row failed after its no-transaction SQL stopped part way; a later run
- * then stops until `rollgate repair`. Best effort: the connection may be gone. */
-static void mark_failed(struct rg_pg *pg, const char *key)
+/* Ends a schema row's running mark after its no-transaction SQL stopped part way: failed,
+ * so a later run stops until `rollgate repair`; or, when the file can simply run again
+ * (rerun), as it was before (no row for an up migration, applied for a down one), so the
+ * next migrate does. Best effort: the connection may be gone, and then the mark is judged
+ * failed by the next run. */
+static void end_mark(struct rg_pg *pg, const struct rg_step *s, const char *key, bool rerun)
 {
-    char *sql = rg_asprintf("UPDATE %s SET state = 'failed' WHERE %s", pg->table, key);
+    char *sql = !rerun ? rg_asprintf("UPDATE %s SET state = 'failed' WHERE %s", pg->table, key)
+                : s->action == RG_ACT_APPLY
+                    ? rg_asprintf("DELETE FROM %s WHERE %s AND state = 'running'", pg->table, key)
+                    : rg_asprintf("UPDATE %s SET state = 'applied' WHERE %s AND state = 'running'",
+                                  pg->table, key);
 
     /* A cancel request is asynchronous: sent for the statement that stopped, it can land
      * on this UPDATE instead. Trying again is safe, and a later one it cannot hit. */
@@ -370,9 +411,13 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
     char *lock = locked_head(pg, s, q, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
     const char *outcome_msg = "; the statements before it stay applied, and the script runs "
                               "again from the start on the next migrate";
+    /* Short enough to survive append() whole, as failed_msg. */
+    const char *rerun_msg = "; not marked failed: remove the cause (duplicate rows for a unique "
+                            "index?) and run migrate again, which drops the invalid index left "
+                            "and builds it again";
     char failed_msg[200];
     PGresult *res = NULL;
-    bool schema = s->kind == RG_KIND_SCHEMA;
+    bool schema = s->kind == RG_KIND_SCHEMA, rerun = false;
     int ret = -1;
 
     /* The mark, committed under the lock before anything runs, is what other runs see. */
@@ -382,9 +427,9 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
                    : rg_asprintf("UPDATE %s SET state = 'running' WHERE %s", pg->table, key);
         /* Short enough to survive append() whole: the command is what the operator needs. */
         snprintf(failed_msg, sizeof(failed_msg),
-                 "; ran outside a transaction, now marked failed: undo what it did (invalid "
-                 "index? SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid), then "
-                 "`rollgate repair --version %" PRId64 "`",
+                 "; ran outside a transaction, now marked failed: undo by hand what ran "
+                 "before this statement, then `rollgate repair --version %" PRId64
+                 "`; the next migrate drops an invalid index left",
                  s->version);
         outcome_msg = failed_msg;
     }
@@ -407,10 +452,15 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
     }
     if (judge(pg, s, res, 0, "", how, err) < 0)
         goto out;
-    if (run_statements(pg, s, outcome_msg, err) < 0) {
+    if (run_statements(pg, s, outcome_msg, schema ? rerun_msg : outcome_msg, &rerun, err) < 0) {
         if (schema)
-            mark_failed(pg, key);
-        if (schema && err->code == RG_ESIGNAL)
+            end_mark(pg, s, key, rerun);
+        if (schema && rerun && err->code == RG_ESIGNAL)
+            rg_err_set(err, RG_ESIGNAL,
+                       "%s: stopped during an index build; the next migrate drops the invalid "
+                       "index it left and builds it again",
+                       s->path);
+        else if (schema && err->code == RG_ESIGNAL)
             rg_err_set(err, RG_ESIGNAL,
                        "%s: stopped part way through a no-transaction migration, which is now "
                        "marked failed: check what it did, undo it by hand, then run `rollgate "

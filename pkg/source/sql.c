@@ -637,3 +637,45 @@ int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path, 
     free(sp.items);
     return rc;
 }
+
+bool rg_sql_index_build(const char *sql, size_t len, struct rg_sql_index *ix)
+{
+    char *text = rg_strndup(sql, strnlen(sql, len));
+    PgQueryProtobufParseResult res = pg_query_parse_protobuf(text);
+    PgQuery__ParseResult *tree = NULL;
+    const PgQuery__Node *node;
+    const PgQuery__IndexStmt *is;
+    bool found = false;
+
+    memset(ix, 0, sizeof(*ix));
+    if (res.error)
+        goto out;
+    tree = unpacked(pg_query__parse_result__unpack(NULL, res.parse_tree.len,
+                                                   (const uint8_t *)res.parse_tree.data));
+    node = tree->n_stmts == 1 ? tree->stmts[0]->stmt : NULL;
+    if (!node || node->node_case != PG_QUERY__NODE__NODE_INDEX_STMT)
+        goto out;
+    is = node->index_stmt;
+    if (!is->concurrent || !is->idxname || !*is->idxname || !is->relation)
+        goto out;
+    ix->name = rg_strdup(is->idxname);
+    if (is->relation->schemaname && *is->relation->schemaname)
+        ix->schema = rg_strdup(is->relation->schemaname);
+    ix->if_not_exists = is->if_not_exists;
+    found = true;
+out:
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(res);
+    free(text);
+    return found;
+}
+
+void rg_sql_index_free(struct rg_sql_index *ix)
+{
+    if (!ix)
+        return;
+    free(ix->schema);
+    free(ix->name);
+    memset(ix, 0, sizeof(*ix));
+}

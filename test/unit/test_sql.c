@@ -491,3 +491,47 @@ Test(sql_statements, a_statement_longer_than_the_parsers_window_is_one)
     free(st);
     free(sql);
 }
+
+/* ---- rg_sql_index_build: which statements build an index concurrently, and its name ---- */
+
+static bool index_of(const char *sql, struct rg_sql_index *ix)
+{
+    return rg_sql_index_build(sql, strlen(sql), ix);
+}
+
+Test(sql_index, a_concurrent_build_names_its_index_and_the_tables_schema)
+{
+    struct rg_sql_index ix;
+
+    cr_assert(index_of("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Users_Email\" "
+                       "ON app.users (lower(email)) WHERE deleted_at IS NULL;",
+                       &ix));
+    cr_assert_str_eq(ix.name, "Users_Email");
+    cr_assert_str_eq(ix.schema, "app");
+    cr_assert(ix.if_not_exists);
+    rg_sql_index_free(&ix);
+
+    cr_assert(index_of("/* why */ create index concurrently Orders_Day on orders (day)", &ix));
+    cr_assert_str_eq(ix.name, "orders_day", "the parser folds an unquoted name");
+    cr_assert_null(ix.schema);
+    cr_assert_not(ix.if_not_exists);
+    rg_sql_index_free(&ix);
+}
+
+Test(sql_index, other_statements_and_unnamed_or_plain_builds_are_not_one)
+{
+    struct rg_sql_index ix;
+    const char *not_builds[] = {
+        "CREATE INDEX t_x ON t (x);",                    /* not concurrent */
+        "CREATE INDEX CONCURRENTLY ON t (x);",           /* PostgreSQL picks the name */
+        "REINDEX INDEX CONCURRENTLY t_x;",               /* not a build of a new index */
+        "SELECT 'CREATE INDEX CONCURRENTLY i ON t (x)'", /* a string */
+        "CREATE INDEX CONCURRENTLY i ON t (x); CREATE TABLE u (id int);", /* two statements */
+        "CREATE INDEX CONCURRENTLY i ON t (",                             /* unreadable */
+    };
+
+    for (size_t i = 0; i < sizeof(not_builds) / sizeof(not_builds[0]); i++) {
+        cr_assert_not(index_of(not_builds[i], &ix), "%s", not_builds[i]);
+        cr_assert_null(ix.name);
+    }
+}
