@@ -506,6 +506,8 @@ static int prepare(const struct rg_store *store, struct rg_source *src,
     }
     if (read_plan(store, src, opts, first != NULL, &p->h, &p->plan, err) < 0)
         return -1;
+    if (p->plan.changed && rg_engine_drift(store, src, &p->plan, err) < 0)
+        return -1;
     p->up = opts->target >= p->plan.current;
     if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
         return -1;
@@ -719,7 +721,7 @@ static int under_way(const struct rg_store *store, const struct rg_plan *plan, b
 }
 
 int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
-                   const struct rg_clock *clock, const struct rg_source *src,
+                   const struct rg_clock *clock, struct rg_source *src,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err)
 {
     /* Every version counts, below the applied ones too: wait applies nothing. */
@@ -737,6 +739,8 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
             rg_plan_build(&plan, src, &h);
             rc = under_way(store, &plan, &busy, err);
         }
+        if (rc == 0 && !busy && plan.changed)
+            rc = rg_engine_drift(store, src, &plan, err);
         if (rc == 0 && !busy)
             rc = rg_engine_check(&plan, &every, false, err);
         current = rc == 0 && !busy && plan.pending == 0;

@@ -45,6 +45,8 @@ struct rg_pg {
     struct rg_pg *direct;
     /* This connection was seen to reach a PostgreSQL backend with no pooler in between. */
     bool seen_direct;
+    /* Whether the history table has the column up_sql (upsql.c), once looked at. */
+    enum { RG_PG_UPSQL_UNKNOWN, RG_PG_UPSQL_YES, RG_PG_UPSQL_NO } upsql;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection
@@ -124,6 +126,16 @@ int rg_pg_index_before(struct rg_pg *pg, const struct rg_step *s, const struct r
  * there and valid (pg_index.indisvalid); outcome is appended to the message. */
 int rg_pg_index_after(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_index *ix,
                       size_t line, const char *outcome, struct rg_err *err) RG_WUR;
+
+/* upsql.c */
+/* Makes sure the history table (which must exist) has the column up_sql, adding it to a
+ * table made by an older rollgate; sets pg->upsql, once per connection. A table that cannot
+ * get it (no right to alter it, a lock held) is logged and left without: only RG_ESIGNAL
+ * fails. */
+int rg_pg_upsql_column(struct rg_pg *pg, struct rg_err *err) RG_WUR;
+int rg_pg_read_up(void *ctx, int64_t version, char **sql, struct rg_err *err);
+int rg_pg_record_checksum(void *ctx, int64_t version, const char *old, const char *checksum,
+                          const char *up_sql, bool *updated, struct rg_err *err);
 
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);

@@ -27,7 +27,8 @@ static const char *kind_name(enum rg_kind kind)
  * cannot quote (not valid in the client encoding) stops the step there, naming it, rather
  * than going in as NULL. */
 struct literals {
-    char *title, *sum, *down, *by;
+    char *title, *sum, *down, *up, *by;
+    bool with_up; /* the history table has the column up_sql (upsql.c) */
 };
 
 static int quote_step(struct rg_pg *pg, const struct rg_step *s, struct literals *q,
@@ -37,9 +38,13 @@ static int quote_step(struct rg_pg *pg, const struct rg_step *s, struct literals
     int ret = -1;
 
     memset(q, 0, sizeof(*q));
+    q->with_up = pg->upsql == RG_PG_UPSQL_YES;
+    /* What ran, kept to explain a later change of the file (drift). */
     if (rg_pg_literal(pg, s->title, RG_EFILES, s->path, &q->title, err) == 0 &&
         rg_pg_literal(pg, s->checksum, RG_EFILES, s->path, &q->sum, err) == 0 &&
         rg_pg_literal(pg, s->down_sql, RG_EFILES, down_what, &q->down, err) == 0 &&
+        rg_pg_literal(pg, s->action == RG_ACT_APPLY && q->with_up ? s->sql : NULL, RG_EFILES,
+                      s->path, &q->up, err) == 0 &&
         rg_pg_literal(pg, s->applied_by ? s->applied_by : "", RG_ECONFIG, "lease.identity", &q->by,
                       err) == 0)
         ret = 0;
@@ -52,6 +57,7 @@ static void literals_free(struct literals *q)
     free(q->title);
     free(q->sum);
     free(q->down);
+    free(q->up);
     free(q->by);
 }
 
@@ -96,13 +102,14 @@ static char *record(struct rg_pg *pg, const struct rg_step *s, const struct lite
     if (s->action == RG_ACT_REVERT)
         return rg_asprintf("DELETE FROM %s WHERE %s", pg->table, key);
     return rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
-                       "duration_ms, rollgate_version, state) VALUES ('%s', %" PRId64
-                       ", %s, %s, %s, %s, %s, '%s', '%s') ON CONFLICT (kind, version, title) DO "
-                       "UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), applied_by = "
-                       "EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, rollgate_version "
-                       "= EXCLUDED.rollgate_version, state = EXCLUDED.state",
-                       pg->table, kind_name(s->kind), s->version, q->title, q->sum, q->down, q->by,
-                       duration, RG_VERSION, state);
+                       "duration_ms, rollgate_version, state%s) VALUES ('%s', %" PRId64
+                       ", %s, %s, %s, %s, %s, '%s', '%s'%s%s) ON CONFLICT (kind, version, title) "
+                       "DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), "
+                       "applied_by = EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, "
+                       "rollgate_version = EXCLUDED.rollgate_version, state = EXCLUDED.state",
+                       pg->table, q->with_up ? ", up_sql" : "", kind_name(s->kind), s->version,
+                       q->title, q->sum, q->down, q->by, duration, RG_VERSION, state,
+                       q->with_up ? ", " : "", q->with_up ? q->up : "");
 }
 
 static void append(struct rg_err *err, const char *text)
@@ -505,7 +512,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
                    int64_t *duration_ms, struct rg_err *err)
 {
     struct rg_pg *pg = ctx, *on = pg;
-    struct literals q;
+    struct literals q = {0};
     char *key = NULL;
     int64_t backoff = 1000;
     int rc = -1;
@@ -515,7 +522,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         rg_err_prefix(err, "%s", s->path);
         return -1;
     }
-    if (quote_step(pg, s, &q, err) < 0)
+    if (rg_pg_upsql_column(pg, err) < 0 || quote_step(pg, s, &q, err) < 0)
         goto out;
     key = row_key(s, &q);
     for (int64_t attempt = 0;; attempt++) {

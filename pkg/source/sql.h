@@ -73,4 +73,11 @@ struct rg_sql_index {
 bool rg_sql_index_build(const char *sql, size_t len, struct rg_sql_index *ix);
 void rg_sql_index_free(struct rg_sql_index *ix);
 
+/* Whether a and b (each up to len bytes or a NUL) are the same statements token for token
+ * as PostgreSQL's scanner reads them, comments and white space aside: an edit that changed
+ * only those cannot have changed what runs. A keyword's or identifier's case, a string's
+ * contents, a function body's white space (one token) all count. SQL the scanner cannot
+ * read is never the same. */
+bool rg_sql_same_tokens(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

@@ -535,3 +535,34 @@ Test(sql_index, other_statements_and_unnamed_or_plain_builds_are_not_one)
         cr_assert_null(ix.name);
     }
 }
+
+/* ---- rg_sql_same_tokens: a change only in comments or white space ---- */
+
+static bool same(const char *a, const char *b)
+{
+    return rg_sql_same_tokens(a, strlen(a), b, strlen(b));
+}
+
+Test(sql_tokens, comments_and_white_space_do_not_count)
+{
+    cr_assert(same("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n",
+                   "-- the table\nCREATE TABLE t (\n    id int /* key */\n);\n\n"
+                   "INSERT INTO t\n  VALUES (1); -- one row\n"));
+    cr_assert(same("\xEF\xBB\xBFSELECT 1;", "SELECT\t1 ;  "));
+    cr_assert(same("SELECT 1", "SELECT 1;"), "a final ';' ends the statement either way");
+}
+
+Test(sql_tokens, any_token_that_changed_counts)
+{
+    cr_assert_not(same("CREATE TABLE t (id int);", "CREATE TABLE t (id bigint);"));
+    cr_assert_not(same("SELECT 'a  b';", "SELECT 'a b';"), "inside a string");
+    cr_assert_not(same("SELECT 1;", "select 1;"), "a keyword's case");
+    cr_assert_not(same("SELECT \"A\";", "SELECT \"a\";"));
+    cr_assert_not(same("CREATE FUNCTION f() RETURNS int AS $$ SELECT  1 $$ LANGUAGE sql;",
+                       "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql;"),
+                  "a function body is one token");
+    cr_assert_not(same("SELECT 1;", "SELECT 1; SELECT 2;"), "a statement more");
+    cr_assert_not(same("SELECT 1; SELECT 2;", "SELECT 1 SELECT 2;"), "statements joined");
+    cr_assert_not(same("SELECT 'unterminated", "SELECT 'unterminated"),
+                  "what the scanner cannot read is never the same");
+}
