@@ -151,3 +151,31 @@ Test(safeindex, a_build_after_statements_that_cannot_run_again_stays_marked_fail
     cr_assert_str_eq(index_valid("t_x_key"), "true");
     cr_assert_str_eq(row_state(1), "applied");
 }
+
+Test(safeindex, an_index_left_invalid_by_a_build_that_reported_success_fails_the_migration)
+{
+    h_query("CREATE TABLE t (x int)");
+    /* What no build should do, done by an event trigger: the server says CREATE INDEX, and
+     * the index is invalid. */
+    h_query("CREATE FUNCTION spoil() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass('t_x'); "
+            "END $$");
+    h_query("CREATE EVENT TRIGGER spoil ON ddl_command_end WHEN TAG IN ('CREATE INDEX') "
+            "EXECUTE FUNCTION spoil()");
+    h_migration(1, "index_x",
+                "-- rollgate:no-transaction\nCREATE INDEX CONCURRENTLY t_x ON t (x);\n", NULL);
+
+    struct h_result failed = h_run(H_ARGS("migrate"), ENV);
+
+    h_assert_exit(failed, 6);
+    h_assert_has(failed, failed.err, "0001_index_x.up.sql:2: index t_x is invalid after CREATE");
+    cr_assert_null(row_state(1));
+
+    h_query("DROP EVENT TRIGGER spoil");
+    struct h_result again = h_run(H_ARGS("migrate"), ENV);
+
+    h_assert_exit(again, 0);
+    h_assert_has(again, again.err, "dropping the invalid index");
+    cr_assert_str_eq(index_valid("t_x"), "true");
+    cr_assert_str_eq(row_state(1), "applied");
+}
