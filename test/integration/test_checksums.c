@@ -57,6 +57,12 @@ Test(checksums, a_comment_or_white_space_edit_warns_and_runs_and_repair_quiets_i
     h_assert_has(r, r.err, "changed only in comments or white space");
     h_assert_has(r, r.err, "repair --checksums");
     cr_assert(h_table_exists("more"), "the run stopped at a harmless edit");
+    /* validate and wait judge it the same way. */
+    struct h_result valid = h_run(H_ARGS("validate"), ENV);
+    h_assert_exit(valid, 0);
+    h_assert_has(valid, valid.err, "changed only in comments or white space");
+    struct h_result waited = h_run(H_ARGS("wait"), ENV);
+    h_assert_exit(waited, 0);
 
     struct h_result repaired = h_run(H_ARGS("repair", "--checksums"), ENV);
     h_assert_exit(repaired, 0);
@@ -84,6 +90,9 @@ Test(checksums, a_real_edit_is_drift_with_a_diff_and_repair_needs_force)
     h_assert_has(r, r.err, "-CREATE TABLE t (id int);");
     h_assert_has(r, r.err, "+CREATE TABLE t (id bigint);");
     cr_assert_not(h_table_exists("more"), "ran past drift");
+    struct h_result valid = h_run(H_ARGS("validate"), ENV);
+    h_assert_exit(valid, 5);
+    h_assert_has(valid, valid.err, "+CREATE TABLE t (id bigint);");
 
     struct h_result refused = h_run(H_ARGS("repair", "--checksums"), ENV);
     h_assert_exit(refused, 5);
