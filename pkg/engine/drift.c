@@ -22,8 +22,19 @@ enum verdict {
 struct look {
     enum verdict verdict;
     char *diff;      /* CHANGED: the first hunk */
+    size_t line;     /* CHANGED: the first line that differs, for the one-line error */
     const char *sql; /* the file's SQL now (src owns it) */
 };
+
+/* The 1-based line of the first byte where a and b differ. */
+static size_t first_changed_line(const char *a, const char *b)
+{
+    size_t line = 1;
+
+    for (; *a && *a == *b; a++, b++)
+        line += *a == '\n';
+    return line;
+}
 
 /* Compares an applied migration's file with the SQL its row stores. */
 static int look_at(const struct rg_store *store, struct rg_source *src,
@@ -47,6 +58,7 @@ static int look_at(const struct rg_store *store, struct rg_source *src,
         label = rg_asprintf("version %" PRId64 " as applied (checksum %.12s...)", it->version,
                             it->row->checksum);
         l->verdict = CHANGED;
+        l->line = first_changed_line(stored, m->up_sql);
         l->diff = rg_engine_diff(stored, m->up_sql, label, m->up_name);
     }
     free(label);
@@ -75,9 +87,11 @@ static void refuse(const struct rg_plan_item *it, const struct look *l, const ch
     if (l->verdict == CHANGED)
         rg_err_set(err, RG_ECONFLICT,
                    "%s: checksum drift: version %" PRId64
-                   " was applied with checksum %s, the file now has %s, and its SQL changed "
-                   "(the diff against the up SQL stored at apply time is logged above); %s",
-                   it->file->up_path, it->version, it->row->checksum, it->file->checksum, instead);
+                   " was applied with checksum %s, the file now has %s, and its SQL changed from "
+                   "line %zu (the diff against the up SQL stored at apply time is logged "
+                   "above); %s",
+                   it->file->up_path, it->version, it->row->checksum, it->file->checksum, l->line,
+                   instead);
     else
         rg_err_set(err, RG_ECONFLICT,
                    "%s: checksum drift: version %" PRId64

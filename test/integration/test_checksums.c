@@ -85,6 +85,7 @@ Test(checksums, a_real_edit_is_drift_with_a_diff_and_repair_needs_force)
 
     h_assert_exit(r, 5);
     h_assert_has(r, r.err, "checksum drift");
+    h_assert_has(r, r.termlog, "its SQL changed from line 1");
     h_assert_has(r, r.err, before);
     h_assert_has(r, r.err, "@@ -1,2 +1,2 @@");
     h_assert_has(r, r.err, "-CREATE TABLE t (id int);");
