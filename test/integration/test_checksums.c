@@ -151,3 +151,14 @@ Test(checksums, a_history_table_from_before_the_column_gains_it_on_the_next_appl
     cr_assert_str_eq(row("up_sql", 2), "CREATE TABLE more (id int);\n");
     cr_assert_null(row("up_sql", 1));
 }
+
+Test(checksums, checksums_and_force_are_repair_options_only)
+{
+    struct h_result force = h_run(H_ARGS("repair", "--force"), ENV);
+    h_assert_exit(force, 2);
+    h_assert_has(force, force.err, "--force applies only to repair --checksums");
+    struct h_result status = h_run(H_ARGS("status", "--checksums"), ENV);
+    h_assert_exit(status, 2);
+    struct h_result both = h_run(H_ARGS("repair", "--checksums", "--version", "1"), ENV);
+    h_assert_exit(both, 2);
+}
