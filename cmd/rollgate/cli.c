@@ -23,6 +23,8 @@ enum {
     OPT_OUTPUT,
     OPT_EXIT_CODE,
     OPT_VERSION,
+    OPT_CHECKSUMS,
+    OPT_FORCE,
 };
 
 static const struct option options[] = {
@@ -37,6 +39,8 @@ static const struct option options[] = {
     {"output", required_argument, NULL, OPT_OUTPUT},
     {"exit-code", no_argument, NULL, OPT_EXIT_CODE},
     {"version", optional_argument, NULL, OPT_VERSION},
+    {"checksums", no_argument, NULL, OPT_CHECKSUMS},
+    {"force", no_argument, NULL, OPT_FORCE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -107,10 +111,15 @@ static const struct {
      "a failed migration.\n"},
     {RG_CMD_REPAIR, "repair",
      "Usage: rollgate repair [--version N] [global options]\n"
+     "       rollgate repair --checksums [--force] [global options]\n"
      "\n"
      "After a no-transaction migration failed part way and you have undone what it did\n"
      "by hand, clear its failed mark (all of them without --version) so that the next\n"
-     "migrate runs it again.\n"},
+     "migrate runs it again.\n"
+     "\n"
+     "--checksums: record the files' current checksums for applied migrations whose file\n"
+     "changed only in comments or white space. --force records any other change too,\n"
+     "logging its diff against the SQL stored at apply time.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -266,6 +275,12 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
         case OPT_EXIT_CODE:
             cli->exit_code = true;
             break;
+        case OPT_CHECKSUMS:
+            cli->checksums = true;
+            break;
+        case OPT_FORCE:
+            cli->force = true;
+            break;
         case ':':
             rg_err_set(e, RG_EUSAGE, "option %s needs a value",
                        rg_log_scrub(shown, sizeof(shown), argv[optind - 1]));
@@ -311,6 +326,19 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
     }
     if (cli->command == RG_CMD_NEW && !cli->name) {
         rg_err_set(err, RG_EUSAGE, "new needs a NAME");
+        return -1;
+    }
+    if (cli->checksums && cli->command != RG_CMD_REPAIR) {
+        rg_err_set(err, RG_EUSAGE, "--checksums applies only to repair");
+        return -1;
+    }
+    if (cli->checksums && cli->at_version) {
+        rg_err_set(err, RG_EUSAGE,
+                   "repair --checksums takes no --version: it looks at every applied migration");
+        return -1;
+    }
+    if (cli->force && !cli->checksums) {
+        rg_err_set(err, RG_EUSAGE, "--force applies only to repair --checksums");
         return -1;
     }
     if (cli->exit_code && cli->command != RG_CMD_STATUS) {

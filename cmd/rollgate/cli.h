@@ -36,6 +36,8 @@ struct rg_cli {
     bool output_given;
     bool exit_code;
     int64_t at_version; /* baseline --version N (required), repair --version N (0: all) */
+    bool checksums;     /* repair --checksums */
+    bool force;         /* repair --checksums --force */
     const char *name;   /* new NAME */
 };
 

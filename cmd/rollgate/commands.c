@@ -255,6 +255,7 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
         goto out;
     }
     if (view_read(&s.store, &s.src, &s.v, err) < 0 ||
+        (s.v.plan.changed && rg_engine_drift(&s.store, &s.src, &s.v.plan, err) < 0) ||
         rg_engine_check(&s.v.plan, &opts, true, err) < 0)
         goto out;
     snprintf(summary, n,
@@ -287,14 +288,35 @@ out:
     return ret;
 }
 
+/* repair --checksums [--force]: the history takes the files' checksums (rg_engine.h). */
+static int repair_checksums(const struct rg_cli *cli, const struct rg_config *cfg, char *summary,
+                            size_t n, struct rg_err *err)
+{
+    struct session s;
+    size_t recorded = 0;
+    int ret = -1;
+
+    if (session_open(&s, cfg, err) < 0 ||
+        rg_engine_repair_checksums(&s.store, &s.src, cli->force, &recorded, err) < 0)
+        goto out;
+    snprintf(summary, n, "repair: recorded %zu checksum%s", recorded, recorded == 1 ? "" : "s");
+    ret = 0;
+out:
+    session_close(&s);
+    return ret;
+}
+
 int rg_cmd_repair(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                   struct rg_err *err)
 {
     struct rg_store store;
-    struct rg_pg *pg = open_store(cfg, &store, err);
+    struct rg_pg *pg;
     size_t cleared = 0;
     int ret = -1;
 
+    if (cli->checksums)
+        return repair_checksums(cli, cfg, summary, n, err);
+    pg = open_store(cfg, &store, err);
     if (!pg)
         return -1;
     if (store.repair(store.ctx, cli->at_version, &cleared, err) == 0) {

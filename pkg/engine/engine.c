@@ -133,10 +133,9 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
             rg_err_set(err, RG_ECONFLICT,
                        "version %" PRId64 " is marked %s in the history: a no-transaction "
                        "migration stopped part way; check what it did and undo it by hand (an "
-                       "index build may have left an invalid index: SELECT "
-                       "indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop it with "
-                       "DROP INDEX CONCURRENTLY), then run `rollgate repair --version %" PRId64
-                       "` and migrate again (%s)",
+                       "invalid index left by a CREATE INDEX CONCURRENTLY of the file is "
+                       "dropped and built again by the next migrate), then run `rollgate "
+                       "repair --version %" PRId64 "` and migrate again (%s)",
                        it->version, it->row->state == RG_ROW_RUNNING ? "running" : "failed",
                        it->version, it->title);
             return -1;
@@ -507,6 +506,8 @@ static int prepare(const struct rg_store *store, struct rg_source *src,
     }
     if (read_plan(store, src, opts, first != NULL, &p->h, &p->plan, err) < 0)
         return -1;
+    if (p->plan.changed && rg_engine_drift(store, src, &p->plan, err) < 0)
+        return -1;
     p->up = opts->target >= p->plan.current;
     if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
         return -1;
@@ -720,7 +721,7 @@ static int under_way(const struct rg_store *store, const struct rg_plan *plan, b
 }
 
 int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
-                   const struct rg_clock *clock, const struct rg_source *src,
+                   const struct rg_clock *clock, struct rg_source *src,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err)
 {
     /* Every version counts, below the applied ones too: wait applies nothing. */
@@ -738,6 +739,8 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
             rg_plan_build(&plan, src, &h);
             rc = under_way(store, &plan, &busy, err);
         }
+        if (rc == 0 && !busy && plan.changed)
+            rc = rg_engine_drift(store, src, &plan, err);
         if (rc == 0 && !busy)
             rc = rg_engine_check(&plan, &every, false, err);
         current = rc == 0 && !busy && plan.pending == 0;

@@ -21,6 +21,9 @@ struct rg_plan_item {
     const struct rg_migration *file;  /* NULL for MISSING / UNKNOWN */
     const struct rg_history_row *row; /* NULL for PENDING */
     bool out_of_order;                /* pending but below the newest applied version */
+    /* APPLIED although the checksum differs: the file changed only in comments or white
+     * space (rg_engine_drift) */
+    bool cosmetic;
 };
 
 struct rg_plan {
@@ -65,6 +68,26 @@ struct rg_migrate_result {
     bool elsewhere;   /* another run (the leader) did the work while this one waited */
 };
 
+/* Looks closer at each applied migration whose file's checksum differs (CHANGED), and
+ * only at those, so that a start with nothing changed reads nothing more: the file is read
+ * (rg_source_prepare) and compared with the up SQL stored at apply time (store->read_up).
+ * A change only in comments or white space (rg_sql_same_tokens) is logged as a warning and
+ * the item becomes APPLIED (cosmetic); any other is drift: RG_ECONFLICT naming both
+ * checksums, after logging the first changed lines as a unified diff, or saying that the
+ * row has no stored SQL to compare with (written before rollgate stored it, or by
+ * baseline). Both point at `rollgate repair --checksums [--force]`. */
+int rg_engine_drift(const struct rg_store *store, struct rg_source *src, struct rg_plan *plan,
+                    struct rg_err *err) RG_WUR;
+
+/* `repair --checksums`: records in the history the file's checksum and SQL of every applied
+ * migration whose checksum differs and whose change is only in comments or white space; with
+ * force, of every such migration whatever its change (its diff logged, as drift logs it).
+ * Without force, one with any other change refuses the whole repair before any row changes
+ * (RG_ECONFLICT), as does one whose row has no stored SQL (nothing proves it equivalent).
+ * *recorded says how many rows were updated. */
+int rg_engine_repair_checksums(const struct rg_store *store, struct rg_source *src, bool force,
+                               size_t *recorded, struct rg_err *err) RG_WUR;
+
 /* What must stop a run before it changes anything, most serious first (see
  * rg_engine_migrate); up: the run applies (out-of-order versions matter only then). */
 int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *opts, bool up,
@@ -101,7 +124,7 @@ struct rg_wait_opts {
  * limit_ms naming the version and what is pending, RG_ESIGNAL when a pause was cut short,
  * and the store's and the lock's own. */
 int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
-                   const struct rg_clock *clock, const struct rg_source *src,
+                   const struct rg_clock *clock, struct rg_source *src,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err) RG_WUR;
 
 /* Adopts an existing database: records every migration of src up to version as applied

@@ -97,6 +97,14 @@ struct rg_store {
                int64_t *duration_ms, struct rg_err *err);
     /* The down SQL stored with schema version's row into *sql (allocated), or NULL. */
     int (*read_down)(void *ctx, int64_t version, char **sql, struct rg_err *err);
+    /* The up SQL stored with schema version's row when it was applied into *sql
+     * (allocated), or NULL: a row written before rollgate stored it, or by baseline. Read
+     * only for a row whose checksum differs from its file's. */
+    int (*read_up)(void *ctx, int64_t version, char **sql, struct rg_err *err);
+    /* `repair --checksums`: records checksum and up_sql (the file's now) in schema version's
+     * applied row if its checksum is still old; *updated says whether it was. */
+    int (*record_checksum)(void *ctx, int64_t version, const char *old, const char *checksum,
+                           const char *up_sql, bool *updated, struct rg_err *err);
     /* Waits while version's row is "running" (a no-transaction migration of another run):
      * 0 once it is not, RG_ECONFLICT when timeout_ms passes first, or at once, with the
      * row marked failed, when the run that wrote it has no session left. */

@@ -36,9 +36,9 @@ int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err)
 
 /* What to do about a no-transaction migration that stopped part way. */
 #define STOPPED_HINT                                                                               \
-    "check what it did first (an index build may have left an invalid index: SELECT "              \
-    "indexrelid::regclass FROM pg_index WHERE NOT indisvalid; drop it with DROP INDEX "            \
-    "CONCURRENTLY), then run `rollgate repair --version %" PRId64 "`"
+    "check what it did first and undo it by hand (an invalid index left by its CREATE INDEX "      \
+    "CONCURRENTLY is dropped and built again by the next migrate), then run `rollgate repair "     \
+    "--version %" PRId64 "`"
 
 /* The SQL condition "the run named applied_by has a session in this database": its
  * sessions carry its identity as application_name (pg.h). This run's own session does

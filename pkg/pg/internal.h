@@ -53,6 +53,8 @@ struct rg_pg {
     /* rg_pg_on_event's hook, or NULL. */
     void (*event)(void *ctx, const char *type, const char *reason, const char *message);
     void *event_ctx;
+    /* Whether the history table has the column up_sql (upsql.c), once looked at. */
+    enum { RG_PG_UPSQL_UNKNOWN, RG_PG_UPSQL_YES, RG_PG_UPSQL_NO } upsql;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection
@@ -146,6 +148,26 @@ const char *rg_pg_watch_blocker(const struct rg_pg_watch *w);
 void rg_pg_watch_started(struct rg_pg_watch *w);
 int64_t rg_pg_watch_due(const struct rg_pg_watch *w);
 void rg_pg_watch_tick(struct rg_pg_watch *w);
+/* index.c: around a no-transaction CREATE INDEX CONCURRENTLY statement of s's file */
+struct rg_sql_index;
+/* Drops (DROP INDEX CONCURRENTLY, logged) an invalid index of ix's name that no session is
+ * building: what an earlier failed build left. */
+int rg_pg_index_before(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_index *ix,
+                       struct rg_err *err) RG_WUR;
+/* After the build: RG_EMIGRATION naming s's file, line and the index unless the index is
+ * there and valid (pg_index.indisvalid); outcome is appended to the message. */
+int rg_pg_index_after(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_index *ix,
+                      size_t line, const char *outcome, struct rg_err *err) RG_WUR;
+
+/* upsql.c */
+/* Makes sure the history table (which must exist) has the column up_sql, adding it to a
+ * table made by an older rollgate; sets pg->upsql, once per connection. A table that cannot
+ * get it (no right to alter it, a lock held) is logged and left without: only RG_ESIGNAL
+ * fails. */
+int rg_pg_upsql_column(struct rg_pg *pg, struct rg_err *err) RG_WUR;
+int rg_pg_read_up(void *ctx, int64_t version, char **sql, struct rg_err *err);
+int rg_pg_record_checksum(void *ctx, int64_t version, const char *old, const char *checksum,
+                          const char *up_sql, bool *updated, struct rg_err *err);
 
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);

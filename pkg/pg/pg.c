@@ -330,6 +330,7 @@ char *rg_pg_history_ddl(struct rg_pg *pg)
         " title text NOT NULL,"
         " checksum text NOT NULL,"
         " down_sql text,"
+        " up_sql text,"
         " applied_at timestamptz NOT NULL DEFAULT now(),"
         " applied_by text NOT NULL,"
         " duration_ms bigint NOT NULL DEFAULT 0,"
@@ -416,6 +417,8 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->ensure_history = ensure_history;
     store->run = rg_pg_run_step;
     store->read_down = rg_pg_read_down;
+    store->read_up = rg_pg_read_up;
+    store->record_checksum = rg_pg_record_checksum;
     store->wait_running = rg_pg_wait_running;
     store->run_alive = rg_pg_run_alive;
     store->read_legacy = rg_pg_read_legacy;

@@ -27,7 +27,8 @@ static const char *kind_name(enum rg_kind kind)
  * cannot quote (not valid in the client encoding) stops the step there, naming it, rather
  * than going in as NULL. */
 struct literals {
-    char *title, *sum, *down, *by;
+    char *title, *sum, *down, *up, *by;
+    bool with_up; /* the history table has the column up_sql (upsql.c) */
 };
 
 static int quote_step(struct rg_pg *pg, const struct rg_step *s, struct literals *q,
@@ -37,9 +38,13 @@ static int quote_step(struct rg_pg *pg, const struct rg_step *s, struct literals
     int ret = -1;
 
     memset(q, 0, sizeof(*q));
+    q->with_up = pg->upsql == RG_PG_UPSQL_YES;
+    /* What ran, kept to explain a later change of the file (drift). */
     if (rg_pg_literal(pg, s->title, RG_EFILES, s->path, &q->title, err) == 0 &&
         rg_pg_literal(pg, s->checksum, RG_EFILES, s->path, &q->sum, err) == 0 &&
         rg_pg_literal(pg, s->down_sql, RG_EFILES, down_what, &q->down, err) == 0 &&
+        rg_pg_literal(pg, s->action == RG_ACT_APPLY && q->with_up ? s->sql : NULL, RG_EFILES,
+                      s->path, &q->up, err) == 0 &&
         rg_pg_literal(pg, s->applied_by ? s->applied_by : "", RG_ECONFIG, "lease.identity", &q->by,
                       err) == 0)
         ret = 0;
@@ -52,6 +57,7 @@ static void literals_free(struct literals *q)
     free(q->title);
     free(q->sum);
     free(q->down);
+    free(q->up);
     free(q->by);
 }
 
@@ -96,13 +102,14 @@ static char *record(struct rg_pg *pg, const struct rg_step *s, const struct lite
     if (s->action == RG_ACT_REVERT)
         return rg_asprintf("DELETE FROM %s WHERE %s", pg->table, key);
     return rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
-                       "duration_ms, rollgate_version, state) VALUES ('%s', %" PRId64
-                       ", %s, %s, %s, %s, %s, '%s', '%s') ON CONFLICT (kind, version, title) DO "
-                       "UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), applied_by = "
-                       "EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, rollgate_version "
-                       "= EXCLUDED.rollgate_version, state = EXCLUDED.state",
-                       pg->table, kind_name(s->kind), s->version, q->title, q->sum, q->down, q->by,
-                       duration, RG_VERSION, state);
+                       "duration_ms, rollgate_version, state%s) VALUES ('%s', %" PRId64
+                       ", %s, %s, %s, %s, %s, '%s', '%s'%s%s) ON CONFLICT (kind, version, title) "
+                       "DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), "
+                       "applied_by = EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, "
+                       "rollgate_version = EXCLUDED.rollgate_version, state = EXCLUDED.state",
+                       pg->table, q->with_up ? ", up_sql" : "", kind_name(s->kind), s->version,
+                       q->title, q->sum, q->down, q->by, duration, RG_VERSION, state,
+                       q->with_up ? ", " : "", q->with_up ? q->up : "");
 }
 
 static void append(struct rg_err *err, const char *text)
@@ -302,11 +309,42 @@ static long chars_before(const char *sql, size_t end)
     return n;
 }
 
+/* One statement of a no-transaction file; a CREATE INDEX CONCURRENTLY between the drop of
+ * an invalid leftover of its index and the check that the index it built is valid
+ * (index.c). outcome ends the message of a failure. */
+static int run_one(struct rg_pg *pg, const struct rg_step *s, const struct rg_sql_stmt *st,
+                   const struct rg_sql_index *ix, const char *outcome, enum attempt *how,
+                   struct rg_err *err)
+{
+    char *one = rg_strndup(s->sql + st->start, st->end - st->start);
+    PGresult *res = NULL;
+    int ret = -1;
+
+    if (rg_pg_is_cancelled(pg, err))
+        goto out;
+    if (ix && rg_pg_index_before(pg, s, ix, err) < 0) {
+        rg_err_suffix(err, "%s", outcome);
+        goto out;
+    }
+    res = rg_pg_query(pg, one);
+    ret = judge(pg, s, res, chars_before(s->sql, st->start), outcome, how, err);
+    if (ret == 0 && ix)
+        ret = rg_pg_index_after(pg, s, ix, st->line, outcome, err);
+out:
+    PQclear(res);
+    free(one);
+    return ret;
+}
+
 /* The file's statements one at a time, each its own transaction, as CREATE INDEX
  * CONCURRENTLY needs; with session settings, so on a connection that keeps them (session.c),
- * and the session put back as it was afterwards, whatever the file set. */
+ * and the session put back as it was afterwards, whatever the file set. A failure ends the
+ * message with failed_outcome, or with rerun_outcome and *rerun set when running the file
+ * again from the start is safe as it is: the failed statement is an index build (its
+ * invalid leftover is dropped next time) and every one before it a build IF NOT EXISTS
+ * (kept as built). */
 static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char *failed_outcome,
-                          struct rg_err *err)
+                          const char *rerun_outcome, bool *rerun, struct rg_err *err)
 {
     struct rg_sql_stmt *st = NULL;
     size_t n = rg_sql_statements(s->sql, strlen(s->sql), &st);
@@ -318,20 +356,23 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
     struct rg_err reset_err = {0};
     /* A lock_timeout here is not retried: statements before it may have taken effect. */
     enum attempt how = ATTEMPT_ENDED;
+    bool builds_before = true;
     int ret = res ? 0 : -1;
 
     PQclear(res);
+    *rerun = false;
     for (size_t i = 0; i < n && ret == 0; i++) {
-        char *one = rg_strndup(s->sql + st[i].start, st[i].end - st[i].start);
-        if (rg_pg_is_cancelled(pg, err)) {
-            ret = -1;
-        } else {
-            res = rg_pg_query(pg, one);
-            ret = judge(pg, s, res, chars_before(s->sql, st[i].start), failed_outcome, &how, err);
-            PQclear(res);
-        }
-        free(one);
+        struct rg_sql_index ix;
+        bool build = rg_sql_index_build(s->sql + st[i].start, st[i].end - st[i].start, &ix);
+
+        *rerun = builds_before && build;
+        ret = run_one(pg, s, &st[i], build ? &ix : NULL, *rerun ? rerun_outcome : failed_outcome,
+                      &how, err);
+        builds_before = builds_before && build && ix.if_not_exists;
+        rg_sql_index_free(&ix);
     }
+    if (ret == 0)
+        *rerun = false;
     /* After a failure too: the failed mark, and on database.url the rest of the run, use this
      * session. */
     res = rg_pg_exec(pg, reset, PGRES_COMMAND_OK, ret == 0 ? err : &reset_err);
@@ -344,11 +385,18 @@ static int run_statements(struct rg_pg *pg, const struct rg_step *s, const char 
     return ret;
 }
 
-/* Marks a schema row failed after its no-transaction SQL stopped part way; a later run
- * then stops until `rollgate repair`. Best effort: the connection may be gone. */
-static void mark_failed(struct rg_pg *pg, const char *key)
+/* Ends a schema row's running mark after its no-transaction SQL stopped part way: failed,
+ * so a later run stops until `rollgate repair`; or, when the file can simply run again
+ * (rerun), as it was before (no row for an up migration, applied for a down one), so the
+ * next migrate does. Best effort: the connection may be gone, and then the mark is judged
+ * failed by the next run. */
+static void end_mark(struct rg_pg *pg, const struct rg_step *s, const char *key, bool rerun)
 {
-    char *sql = rg_asprintf("UPDATE %s SET state = 'failed' WHERE %s", pg->table, key);
+    char *sql = !rerun ? rg_asprintf("UPDATE %s SET state = 'failed' WHERE %s", pg->table, key)
+                : s->action == RG_ACT_APPLY
+                    ? rg_asprintf("DELETE FROM %s WHERE %s AND state = 'running'", pg->table, key)
+                    : rg_asprintf("UPDATE %s SET state = 'applied' WHERE %s AND state = 'running'",
+                                  pg->table, key);
 
     /* A cancel request is asynchronous: sent for the statement that stopped, it can land
      * on this UPDATE instead. Trying again is safe, and a later one it cannot hit. */
@@ -370,9 +418,13 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
     char *lock = locked_head(pg, s, q, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
     const char *outcome_msg = "; the statements before it stay applied, and the script runs "
                               "again from the start on the next migrate";
+    /* Short enough to survive append() whole, as failed_msg. */
+    const char *rerun_msg = "; not marked failed: remove the cause (duplicate rows for a unique "
+                            "index?) and run migrate again, which drops the invalid index left "
+                            "and builds it again";
     char failed_msg[200];
     PGresult *res = NULL;
-    bool schema = s->kind == RG_KIND_SCHEMA;
+    bool schema = s->kind == RG_KIND_SCHEMA, rerun = false;
     int ret = -1;
 
     /* The mark, committed under the lock before anything runs, is what other runs see. */
@@ -382,9 +434,9 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
                    : rg_asprintf("UPDATE %s SET state = 'running' WHERE %s", pg->table, key);
         /* Short enough to survive append() whole: the command is what the operator needs. */
         snprintf(failed_msg, sizeof(failed_msg),
-                 "; ran outside a transaction, now marked failed: undo what it did (invalid "
-                 "index? SELECT indexrelid::regclass FROM pg_index WHERE NOT indisvalid), then "
-                 "`rollgate repair --version %" PRId64 "`",
+                 "; ran outside a transaction, now marked failed: undo by hand what ran "
+                 "before this statement, then `rollgate repair --version %" PRId64
+                 "`; the next migrate drops an invalid index left",
                  s->version);
         outcome_msg = failed_msg;
     }
@@ -407,10 +459,15 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
     }
     if (judge(pg, s, res, 0, "", how, err) < 0)
         goto out;
-    if (run_statements(pg, s, outcome_msg, err) < 0) {
+    if (run_statements(pg, s, outcome_msg, schema ? rerun_msg : outcome_msg, &rerun, err) < 0) {
         if (schema)
-            mark_failed(pg, key);
-        if (schema && err->code == RG_ESIGNAL)
+            end_mark(pg, s, key, rerun);
+        if (schema && rerun && err->code == RG_ESIGNAL)
+            rg_err_set(err, RG_ESIGNAL,
+                       "%s: stopped during an index build; the next migrate drops the invalid "
+                       "index it left and builds it again",
+                       s->path);
+        else if (schema && err->code == RG_ESIGNAL)
             rg_err_set(err, RG_ESIGNAL,
                        "%s: stopped part way through a no-transaction migration, which is now "
                        "marked failed: check what it did, undo it by hand, then run `rollgate "
@@ -501,7 +558,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
     struct rg_pg *pg = ctx, *on = pg;
     struct rg_pg_watch *watch = NULL;
     struct rg_step one = *s;
-    struct literals q;
+    struct literals q = {0};
     char *key = NULL;
     /* Jitter differs between runs that were blocked together. */
     unsigned seed = (unsigned)rg_now_ms() ^ (unsigned)PQbackendPID(pg->conn);
@@ -512,7 +569,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         rg_err_prefix(err, "%s", s->path);
         return -1;
     }
-    if (quote_step(pg, s, &q, err) < 0)
+    if (rg_pg_upsql_column(pg, err) < 0 || quote_step(pg, s, &q, err) < 0)
         goto out;
     key = row_key(s, &q);
     watch = rg_pg_watch_new(pg, on, s);

@@ -637,3 +637,126 @@ int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path, 
     free(sp.items);
     return rc;
 }
+
+bool rg_sql_index_build(const char *sql, size_t len, struct rg_sql_index *ix)
+{
+    char *text = rg_strndup(sql, strnlen(sql, len));
+    PgQueryProtobufParseResult res = pg_query_parse_protobuf(text);
+    PgQuery__ParseResult *tree = NULL;
+    const PgQuery__Node *node;
+    const PgQuery__IndexStmt *is;
+    bool found = false;
+
+    memset(ix, 0, sizeof(*ix));
+    if (res.error)
+        goto out;
+    tree = unpacked(pg_query__parse_result__unpack(NULL, res.parse_tree.len,
+                                                   (const uint8_t *)res.parse_tree.data));
+    node = tree->n_stmts == 1 ? tree->stmts[0]->stmt : NULL;
+    if (!node || node->node_case != PG_QUERY__NODE__NODE_INDEX_STMT)
+        goto out;
+    is = node->index_stmt;
+    if (!is->concurrent || !is->idxname || !*is->idxname || !is->relation)
+        goto out;
+    ix->name = rg_strdup(is->idxname);
+    if (is->relation->schemaname && *is->relation->schemaname)
+        ix->schema = rg_strdup(is->relation->schemaname);
+    ix->if_not_exists = is->if_not_exists;
+    found = true;
+out:
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(res);
+    free(text);
+    return found;
+}
+
+void rg_sql_index_free(struct rg_sql_index *ix)
+{
+    if (!ix)
+        return;
+    free(ix->schema);
+    free(ix->name);
+    memset(ix, 0, sizeof(*ix));
+}
+
+/* The tokens of one statement that are not comments, unpacked; NULL where the scanner
+ * stops at an error. */
+static PgQuery__ScanResult *scan_statement(const struct split *sp, const struct rg_sql_stmt *st)
+{
+    struct range r = range_of(sp, st->start, st->end);
+    PgQueryScanResult res = pg_query_scan(r.text);
+    PgQuery__ScanResult *u = NULL;
+
+    if (!res.error)
+        u = unpacked(
+            pg_query__scan_result__unpack(NULL, res.pbuf.len, (const uint8_t *)res.pbuf.data));
+    pg_query_free_scan_result(res);
+    free(r.text);
+    return u;
+}
+
+/* The index of the next token at or after i that is not a comment (end: none). */
+static size_t next_token(const PgQuery__ScanResult *u, size_t i, size_t end)
+{
+    while (i < end && is_comment((int)u->tokens[i]->token))
+        i++;
+    return i;
+}
+
+/* Where a statement's tokens end, its closing ';' and comments after it left out: a last
+ * statement ends with or without one. */
+static size_t tokens_end(const PgQuery__ScanResult *u)
+{
+    size_t end = u->n_tokens;
+
+    while (end > 0 && is_comment((int)u->tokens[end - 1]->token))
+        end--;
+    if (end > 0 && u->tokens[end - 1]->token == PG_QUERY__TOKEN__ASCII_59)
+        end--;
+    return end;
+}
+
+/* Statement by statement (the split is the parser's, bounded per window), so no more is
+ * held at once than running the files takes. */
+static bool same_statement(const struct split *a, const struct rg_sql_stmt *sa,
+                           const struct split *b, const struct rg_sql_stmt *sb)
+{
+    PgQuery__ScanResult *ua = scan_statement(a, sa), *ub = ua ? scan_statement(b, sb) : NULL;
+    bool same = ua && ub;
+    size_t i = 0, j = 0, ea = same ? tokens_end(ua) : 0, eb = same ? tokens_end(ub) : 0;
+
+    while (same) {
+        i = next_token(ua, i, ea);
+        j = next_token(ub, j, eb);
+        if (i == ea || j == eb) {
+            same = i == ea && j == eb;
+            break;
+        }
+        const PgQuery__ScanToken *ta = ua->tokens[i], *tb = ub->tokens[j];
+        size_t la = (size_t)(ta->end - ta->start), lb = (size_t)(tb->end - tb->start);
+        same = ta->token == tb->token && la == lb &&
+               memcmp(a->sql + sa->start + ta->start, b->sql + sb->start + tb->start, la) == 0;
+        i++, j++;
+    }
+    if (ua)
+        pg_query__scan_result__free_unpacked(ua, NULL);
+    if (ub)
+        pg_query__scan_result__free_unpacked(ub, NULL);
+    return same;
+}
+
+bool rg_sql_same_tokens(const char *a, size_t alen, const char *b, size_t blen)
+{
+    struct split sa, sb;
+    bool same;
+
+    split(a, alen, &sa);
+    split(b, blen, &sb);
+    same = sa.n == sb.n;
+    for (size_t i = 0; same && i < sa.n; i++)
+        same = same_statement(&sa, &sa.items[i].pub, &sb, &sb.items[i].pub);
+    free(sa.items);
+    free(sb.items);
+    return same;
+}

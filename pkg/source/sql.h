@@ -57,4 +57,27 @@ size_t rg_sql_statements(const char *sql, size_t len, struct rg_sql_stmt **out);
 int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path,
                   struct rg_err *err) RG_WUR;
 
+/* The index a CREATE [UNIQUE] INDEX CONCURRENTLY statement builds, as PostgreSQL's parser
+ * reads it: an interrupted or failed concurrent build leaves an invalid index of that name
+ * behind, which the next attempt must drop first (pkg/pg). */
+struct rg_sql_index {
+    char *schema; /* the table's schema as written, where PostgreSQL puts the index; NULL
+                     when unqualified (search_path decides) */
+    char *name;   /* the index's name, folded as the parser folds it */
+    bool if_not_exists;
+};
+
+/* Whether sql[0, len) is one CREATE INDEX CONCURRENTLY statement that names its index;
+ * then *ix is filled (free its strings with rg_sql_index_free). A build without a name
+ * (PostgreSQL picks one) or SQL the parser cannot read is not one. */
+bool rg_sql_index_build(const char *sql, size_t len, struct rg_sql_index *ix);
+void rg_sql_index_free(struct rg_sql_index *ix);
+
+/* Whether a and b (each up to len bytes or a NUL) are the same statements token for token
+ * as PostgreSQL's scanner reads them, comments and white space aside: an edit that changed
+ * only those cannot have changed what runs. A keyword's or identifier's case, a string's
+ * contents, a function body's white space (one token) all count. SQL the scanner cannot
+ * read is never the same. */
+bool rg_sql_same_tokens(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

@@ -147,8 +147,9 @@ Test(pooler, no_transaction_lock_timeout_on_the_direct_url_leaves_the_pool_clean
 
     h_assert_exit(r, 6);
     h_assert_has(r, r.err, "55P03");
-    cr_assert_str_eq(h_query("SELECT state FROM public.rollgate_migrations WHERE version = 1"),
-                     "failed");
+    /* An index build alone in its file runs again as it is: no failed mark to repair. */
+    h_assert_has(r, r.err, "not marked failed");
+    cr_assert_null(h_query("SELECT state FROM public.rollgate_migrations WHERE version = 1"));
     assert_pool_has_defaults();
 }
 

@@ -31,9 +31,12 @@ struct fake {
     int reads;      /* read_history calls */
     bool runs_gone; /* the runs that marked rows running have no session left */
     int alive_asks;
-    int runs;          /* run calls */
-    bool fence_held;   /* another run holds the fence: a step that may not wait is BUSY */
-    int64_t seen_done; /* version a step that may not wait sees done before the fence */
+    int runs;           /* run calls */
+    bool fence_held;    /* another run holds the fence: a step that may not wait is BUSY */
+    int64_t seen_done;  /* version a step that may not wait sees done before the fence */
+    const char *up_sql; /* what read_up returns for every version (NULL: none stored) */
+    int up_reads;       /* read_up calls */
+    size_t recorded;    /* record_checksum calls */
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -120,6 +123,33 @@ static int fake_read_down(void *ctx, int64_t version, char **sql, struct rg_err 
     return 0;
 }
 
+static int fake_read_up(void *ctx, int64_t version, char **sql, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)version;
+    (void)err;
+    f->up_reads++;
+    *sql = f->up_sql ? rg_strdup(f->up_sql) : NULL;
+    return 0;
+}
+
+static int fake_record_checksum(void *ctx, int64_t version, const char *old, const char *checksum,
+                                const char *up_sql, bool *updated, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)up_sql;
+    (void)err;
+    *updated = false;
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->rows[i].version == version && strcmp(f->rows[i].checksum, old) == 0) {
+            snprintf(f->rows[i].checksum, sizeof(f->rows[i].checksum), "%s", checksum);
+            *updated = true;
+            f->recorded++;
+        }
+    }
+    return 0;
+}
+
 static int fake_wait_running(void *ctx, int64_t version, int64_t timeout_ms, struct rg_err *err)
 {
     struct fake *f = ctx;
@@ -202,6 +232,8 @@ static struct rg_store store = {&fk,
                                 fake_ensure,
                                 fake_run,
                                 fake_read_down,
+                                fake_read_up,
+                                fake_record_checksum,
                                 fake_wait_running,
                                 fake_read_legacy,
                                 fake_baseline,
@@ -491,6 +523,92 @@ Test(engine, drift_refuses_before_applying_anything_and_names_both_checksums)
     cr_assert_eq(fk.nsteps, 0);
 }
 
+Test(engine, a_run_with_no_checksum_changed_reads_no_stored_sql)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.applied, 1);
+    cr_assert_eq(fk.up_reads, 0, "stored up SQL read although nothing drifted");
+}
+
+Test(engine, a_change_only_in_comments_and_white_space_warns_and_runs_on)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "new-sum");
+    add_file(2, "b");
+    files[0].up_sql = "-- creates t\nCREATE TABLE t1 (\n  id int\n);\n";
+    files[0].up_len = strlen(files[0].up_sql);
+    fk.up_sql = "CREATE TABLE t1 (id int);";
+    add_row(&fk, 1, "old-sum", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(res.applied, 1);
+    cr_assert_eq(fk.up_reads, 1);
+}
+
+Test(engine, a_changed_statement_is_drift_even_with_stored_sql)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "new-sum");
+    files[0].up_sql = "CREATE TABLE t1 (id bigint);\n";
+    files[0].up_len = strlen(files[0].up_sql);
+    fk.up_sql = "CREATE TABLE t1 (id int);\n";
+    add_row(&fk, 1, "old-sum", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert(strstr(err.msg, "diff"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "--force"), "%s", err.msg);
+}
+
+Test(engine, repair_checksums_records_only_cosmetic_changes_unless_forced)
+{
+    struct rg_err err = {0};
+    size_t recorded = 9;
+    add_file(1, "new-1");
+    add_file(2, "new-2");
+    files[0].up_sql = "CREATE TABLE t1 (id int); -- same\n";
+    files[0].up_len = strlen(files[0].up_sql);
+    files[1].up_sql = "CREATE TABLE t1 (id int, x int);\n";
+    files[1].up_len = strlen(files[1].up_sql);
+    fk.up_sql = "CREATE TABLE t1 (id int);";
+    add_row(&fk, 1, "old-1", RG_ROW_APPLIED);
+    add_row(&fk, 2, "old-2", RG_ROW_APPLIED);
+
+    cr_assert_eq(rg_engine_repair_checksums(&store, &src, false, &recorded, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert_eq(fk.recorded, 0, "a refused repair changed a row");
+    cr_assert_str_eq(fk.rows[0].checksum, "old-1");
+
+    cr_assert_eq(rg_engine_repair_checksums(&store, &src, true, &recorded, &err), 0, "%s", err.msg);
+    cr_assert_eq(recorded, 2);
+    cr_assert_str_eq(fk.rows[0].checksum, "new-1");
+    cr_assert_str_eq(fk.rows[1].checksum, "new-2");
+}
+
+Test(engine, repair_checksums_without_stored_sql_needs_force)
+{
+    struct rg_err err = {0};
+    size_t recorded = 9;
+    add_file(1, "new-1");
+    files[0].up_sql = "CREATE TABLE t1 (id int);\n";
+    files[0].up_len = strlen(files[0].up_sql);
+    add_row(&fk, 1, "old-1", RG_ROW_APPLIED);
+
+    cr_assert_eq(rg_engine_repair_checksums(&store, &src, false, &recorded, &err), -1);
+    cr_assert(strstr(err.msg, "without the up SQL"), "%s", err.msg);
+    cr_assert_str_eq(fk.rows[0].checksum, "old-1");
+    cr_assert_eq(rg_engine_repair_checksums(&store, &src, true, &recorded, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(fk.rows[0].checksum, "new-1");
+}
+
 Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
 {
     struct rg_migrate_opts o = opts();
@@ -502,7 +620,7 @@ Test(engine, a_failed_row_stops_the_run_and_points_to_repair)
     cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ECONFLICT);
     cr_assert(strstr(err.msg, "rollgate repair --version 1"), "%s", err.msg);
-    cr_assert(strstr(err.msg, "pg_index WHERE NOT indisvalid"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "dropped and built again by the next migrate"), "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
 }
 

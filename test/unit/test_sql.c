@@ -491,3 +491,78 @@ Test(sql_statements, a_statement_longer_than_the_parsers_window_is_one)
     free(st);
     free(sql);
 }
+
+/* ---- rg_sql_index_build: which statements build an index concurrently, and its name ---- */
+
+static bool index_of(const char *sql, struct rg_sql_index *ix)
+{
+    return rg_sql_index_build(sql, strlen(sql), ix);
+}
+
+Test(sql_index, a_concurrent_build_names_its_index_and_the_tables_schema)
+{
+    struct rg_sql_index ix;
+
+    cr_assert(index_of("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Users_Email\" "
+                       "ON app.users (lower(email)) WHERE deleted_at IS NULL;",
+                       &ix));
+    cr_assert_str_eq(ix.name, "Users_Email");
+    cr_assert_str_eq(ix.schema, "app");
+    cr_assert(ix.if_not_exists);
+    rg_sql_index_free(&ix);
+
+    cr_assert(index_of("/* why */ create index concurrently Orders_Day on orders (day)", &ix));
+    cr_assert_str_eq(ix.name, "orders_day", "the parser folds an unquoted name");
+    cr_assert_null(ix.schema);
+    cr_assert_not(ix.if_not_exists);
+    rg_sql_index_free(&ix);
+}
+
+Test(sql_index, other_statements_and_unnamed_or_plain_builds_are_not_one)
+{
+    struct rg_sql_index ix;
+    const char *not_builds[] = {
+        "CREATE INDEX t_x ON t (x);",                    /* not concurrent */
+        "CREATE INDEX CONCURRENTLY ON t (x);",           /* PostgreSQL picks the name */
+        "REINDEX INDEX CONCURRENTLY t_x;",               /* not a build of a new index */
+        "SELECT 'CREATE INDEX CONCURRENTLY i ON t (x)'", /* a string */
+        "CREATE INDEX CONCURRENTLY i ON t (x); CREATE TABLE u (id int);", /* two statements */
+        "CREATE INDEX CONCURRENTLY i ON t (",                             /* unreadable */
+    };
+
+    for (size_t i = 0; i < sizeof(not_builds) / sizeof(not_builds[0]); i++) {
+        cr_assert_not(index_of(not_builds[i], &ix), "%s", not_builds[i]);
+        cr_assert_null(ix.name);
+    }
+}
+
+/* ---- rg_sql_same_tokens: a change only in comments or white space ---- */
+
+static bool same(const char *a, const char *b)
+{
+    return rg_sql_same_tokens(a, strlen(a), b, strlen(b));
+}
+
+Test(sql_tokens, comments_and_white_space_do_not_count)
+{
+    cr_assert(same("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n",
+                   "-- the table\nCREATE TABLE t (\n    id int /* key */\n);\n\n"
+                   "INSERT INTO t\n  VALUES (1); -- one row\n"));
+    cr_assert(same("\xEF\xBB\xBFSELECT 1;", "SELECT\t1 ;  "));
+    cr_assert(same("SELECT 1", "SELECT 1;"), "a final ';' ends the statement either way");
+}
+
+Test(sql_tokens, any_token_that_changed_counts)
+{
+    cr_assert_not(same("CREATE TABLE t (id int);", "CREATE TABLE t (id bigint);"));
+    cr_assert_not(same("SELECT 'a  b';", "SELECT 'a b';"), "inside a string");
+    cr_assert_not(same("SELECT 1;", "select 1;"), "a keyword's case");
+    cr_assert_not(same("SELECT \"A\";", "SELECT \"a\";"));
+    cr_assert_not(same("CREATE FUNCTION f() RETURNS int AS $$ SELECT  1 $$ LANGUAGE sql;",
+                       "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql;"),
+                  "a function body is one token");
+    cr_assert_not(same("SELECT 1;", "SELECT 1; SELECT 2;"), "a statement more");
+    cr_assert_not(same("SELECT 1; SELECT 2;", "SELECT 1 SELECT 2;"), "statements joined");
+    cr_assert_not(same("SELECT 'unterminated", "SELECT 'unterminated"),
+                  "what the scanner cannot read is never the same");
+}
