@@ -797,8 +797,8 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
         if (rc == 0 && !current && opts->limit_ms &&
             clock->now_ms(clock->ctx) - start >= opts->limit_ms) {
             rg_err_set(err, RG_ELEASE,
-                       "the schema is still at version %" PRId64 " with %zu pre-deploy "
-                       "migrations pending after lease.waitTimeout",
+                       "the schema is still at version %" PRId64 " with %zu pending after "
+                       "lease.waitTimeout",
                        plan.current, pending);
             rc = -1;
         }
