@@ -25,6 +25,8 @@ enum {
     OPT_VERSION,
     OPT_CHECKSUMS,
     OPT_FORCE,
+    OPT_PHASE,
+    OPT_AFTER_ROLLOUT,
 };
 
 static const struct option options[] = {
@@ -41,6 +43,8 @@ static const struct option options[] = {
     {"version", optional_argument, NULL, OPT_VERSION},
     {"checksums", no_argument, NULL, OPT_CHECKSUMS},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"phase", required_argument, NULL, OPT_PHASE},
+    {"after-rollout", required_argument, NULL, OPT_AFTER_ROLLOUT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -58,6 +62,7 @@ static const struct {
     {OPT_LOG_FORMAT, "log.format", "--log-format"},
     {OPT_LOG_LEVEL, "log.level", "--log-level"},
     {OPT_TIMEOUT, "timeout", "--timeout"},
+    {OPT_PHASE, "migrations.phase", "--phase"},
 };
 
 static const struct {
@@ -66,10 +71,18 @@ static const struct {
     const char *usage;
 } commands[] = {
     {RG_CMD_MIGRATE, "migrate",
-     "Usage: rollgate migrate [--target VERSION|latest] [global options]\n"
+     "Usage: rollgate migrate [--target VERSION|latest] [--phase pre|post|all]\n"
+     "                        [--after-rollout deployment/NAME] [global options]\n"
      "\n"
      "Apply the pending migrations, in version order, each in its own transaction with\n"
      "its history row. Exits 0 when the schema is current (nothing to do is success).\n"
+     "  --phase pre|post|all  pre: leave post-deploy migrations (rollgate:phase=post)\n"
+     "                        pending; post: apply pending pre ones, then the post\n"
+     "                        ones; all (default): both, in version order\n"
+     "  --after-rollout deployment/NAME\n"
+     "                        with --phase post: first wait until that Deployment's\n"
+     "                        rollout is complete (exit 8 when the timeout runs out\n"
+     "                        or its progress deadline was exceeded)\n"
      "With migrations.autoMigrate false (ROLLGATE_AUTO_MIGRATE=false) it logs one line\n"
      "and exits 0 without touching the database.\n"},
     {RG_CMD_STATUS, "status",
@@ -105,10 +118,10 @@ static const struct {
     {RG_CMD_WAIT, "wait",
      "Usage: rollgate wait [--timeout D] [global options]\n"
      "\n"
-     "Block until every schema migration this image knows is applied (for an init\n"
-     "container of pods that must not start on an older schema), then exit 0. Never\n"
-     "writes. Exit 8 when --timeout (default lease.waitTimeout) runs out, 5 on drift or\n"
-     "a failed migration.\n"},
+     "Block until every pre-deploy schema migration this image knows is applied (for an\n"
+     "init container of pods that must not start on an older schema; post-deploy ones\n"
+     "may still be pending), then exit 0. Never writes. Exit 8 when --timeout\n"
+     "(default lease.waitTimeout) runs out, 5 on drift or a failed migration.\n"},
     {RG_CMD_REPAIR, "repair",
      "Usage: rollgate repair [--version N] [global options]\n"
      "       rollgate repair --checksums [--force] [global options]\n"
@@ -281,6 +294,17 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
         case OPT_FORCE:
             cli->force = true;
             break;
+        case OPT_AFTER_ROLLOUT:
+            /* kubectl's TYPE/NAME; the name itself is checked where it is sent. */
+            if (strncmp(optarg, "deployment/", strlen("deployment/")) != 0 ||
+                !optarg[strlen("deployment/")]) {
+                rg_err_set(e, RG_EUSAGE, "--after-rollout: \"%s\" is not deployment/NAME",
+                           rg_log_scrub(shown, sizeof(shown), optarg));
+                rc = -1;
+                break;
+            }
+            cli->after_rollout = optarg + strlen("deployment/");
+            break;
         case ':':
             rg_err_set(e, RG_EUSAGE, "option %s needs a value",
                        rg_log_scrub(shown, sizeof(shown), argv[optind - 1]));
@@ -339,6 +363,10 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
     }
     if (cli->force && !cli->checksums) {
         rg_err_set(err, RG_EUSAGE, "--force applies only to repair --checksums");
+        return -1;
+    }
+    if (cli->after_rollout && cli->command != RG_CMD_MIGRATE) {
+        rg_err_set(err, RG_EUSAGE, "--after-rollout applies only to migrate");
         return -1;
     }
     if (cli->exit_code && cli->command != RG_CMD_STATUS) {

@@ -22,7 +22,7 @@ enum rg_command {
 };
 enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
 
-#define RG_CLI_MAX_FLAGS 8
+#define RG_CLI_MAX_FLAGS 12
 
 struct rg_cli {
     enum rg_command command;
@@ -39,6 +39,8 @@ struct rg_cli {
     bool checksums;     /* repair --checksums */
     bool force;         /* repair --checksums --force */
     const char *name;   /* new NAME */
+    /* migrate --after-rollout deployment/NAME: NAME, or NULL */
+    const char *after_rollout;
 };
 
 /* Fills cli from argv (borrowed). Errors are RG_EUSAGE. */

@@ -97,21 +97,22 @@ static void post_event(void *ctx, const char *type, const char *reason, const ch
                 err.msg);
 }
 
-/* lease.mode kubernetes without KUBERNETES_SERVICE_HOST: the kubeconfig's current context
- * into ko, whose strings then point into kc. */
-static int from_kubeconfig(const struct rg_config *cfg, struct rg_kubeconfig *kc,
+/* No KUBERNETES_SERVICE_HOST: the kubeconfig's current context into ko, whose strings then
+ * point into kc. why: what needs the API ("lease.mode kubernetes"), for messages. */
+static int from_kubeconfig(const struct rg_config *cfg, const char *why, struct rg_kubeconfig *kc,
                            struct rg_kube_opts *ko, struct rg_err *err)
 {
     const char *path = cfg->env.kubeconfig;
 
     if (!path) {
         rg_err_set(err, RG_ECONFIG,
-                   "lease.mode kubernetes outside a cluster needs a kubeconfig: set KUBECONFIG "
-                   "(or HOME for ~/.kube/config)");
+                   "%s outside a cluster needs a kubeconfig: set KUBECONFIG "
+                   "(or HOME for ~/.kube/config)",
+                   why);
         return -1;
     }
     if (rg_config_read_kubeconfig(path, kc, err) < 0) {
-        rg_err_prefix(err, "lease.mode kubernetes outside a cluster (no KUBERNETES_SERVICE_HOST)");
+        rg_err_prefix(err, "%s outside a cluster (no KUBERNETES_SERVICE_HOST)", why);
         return -1;
     }
     RG_INFO("not in a cluster: using the kubeconfig" RG_F "kubeconfig=%s" RG_F "context=%s", path,
@@ -130,10 +131,10 @@ static int from_kubeconfig(const struct rg_config *cfg, struct rg_kubeconfig *kc
 }
 
 /* A client for the API; budget_ms bounds each call (0: a renewal's budget). */
-static int open_kube(struct rg_cluster *c, struct rg_kube **out, int64_t budget_ms,
+static int open_kube(const struct rg_config *cfg, const char *why, struct rg_kube **out,
+                     int64_t budget_ms,
                      struct rg_err *err)
 {
-    const struct rg_config *cfg = c->cfg;
     struct rg_kubeconfig kc = {0};
     /* client-go's budget: a renewal that has not got through by the renew deadline has
      * failed, so one call may retry for that long, each request for half of it. */
@@ -146,7 +147,7 @@ static int open_kube(struct rg_cluster *c, struct rg_kube **out, int64_t budget_
     };
     int rc;
 
-    if (!ko.host && from_kubeconfig(cfg, &kc, &ko, err) < 0)
+    if (!ko.host && from_kubeconfig(cfg, why, &kc, &ko, err) < 0)
         return -1;
     rc = rg_kube_new(out, &ko, err);
     /* The client keeps copies; the kubeconfig's secrets are wiped here. */
@@ -167,7 +168,7 @@ static void store_event(void *ctx, const char *type, const char *reason, const c
 
     if (!pod || !ns || c->events_failed)
         return;
-    if (!c->events && open_kube(c, &c->events, STORE_EVENT_BUDGET_MS, &err) < 0) {
+    if (!c->events && open_kube(c->cfg, "the pod's Events", &c->events, STORE_EVENT_BUDGET_MS, &err) < 0) {
         c->events_failed = true;
         RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,
                 err.msg);
@@ -177,6 +178,18 @@ static void store_event(void *ctx, const char *type, const char *reason, const c
     if (rg_kube_event(c->events, ns, pod, type, reason, message, &err) < 0)
         RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,
                 err.msg);
+}
+
+/* lease.namespace, else the service account's (the pod's) or the kubeconfig context's. */
+static int namespace_of(const struct rg_config *cfg, const struct rg_kube *kube, char **ns,
+                        struct rg_err *err)
+{
+    *ns = rg_strdup(*cfg->lease.namespace_ ? cfg->lease.namespace_ : rg_kube_namespace(kube));
+    if (**ns)
+        return 0;
+    rg_err_set(err, RG_ECONFIG,
+               "lease.namespace: empty, and the service account gives none; set it");
+    return -1;
 }
 
 int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct rg_pg *pg,
@@ -206,14 +219,9 @@ int rg_cluster_open(struct rg_cluster **out, const struct rg_config *cfg, struct
     c = rg_calloc(1, sizeof(*c));
     c->cfg = cfg;
     c->pg = pg;
-    if (open_kube(c, &c->kube, 0, err) < 0)
+    if (open_kube(cfg, "lease.mode kubernetes", &c->kube, 0, err) < 0 ||
+        namespace_of(cfg, c->kube, &c->ns, err) < 0)
         goto out;
-    c->ns = rg_strdup(*cfg->lease.namespace_ ? cfg->lease.namespace_ : rg_kube_namespace(c->kube));
-    if (!*c->ns) {
-        rg_err_set(err, RG_ECONFIG,
-                   "lease.namespace: empty, and the service account gives none; set it");
-        goto out;
-    }
     api.ctx = hooks.ctx = c;
     /* The run's clock and pause: the follower's wait ends with a signal or the timeout. */
     rg_signals_clock(&run);
@@ -256,4 +264,25 @@ const struct rg_lock *rg_cluster_lock(const struct rg_cluster *c)
 size_t rg_cluster_requests(const struct rg_cluster *c)
 {
     return c ? rg_kube_requests(c->kube) : 0;
+}
+
+int rg_cluster_wait_rollout(const struct rg_config *cfg, const char *deployment, struct rg_err *err)
+{
+    struct rg_kube *kube = NULL;
+    char *ns = NULL;
+    int ret = -1;
+
+    if (open_kube(cfg, "--after-rollout", &kube, 0, err) < 0 || namespace_of(cfg, kube, &ns, err) < 0)
+        goto out;
+    /* A signal or the run's timeout ends the wait at once, between looks or in a request. */
+    rg_signals_attach_kube(kube);
+    /* As for `wait`: the run's timeout bounds it when there is one, else lease.waitTimeout. */
+    ret = rg_kube_rollout_wait(kube, ns, deployment,
+                               cfg->timeout_ms ? 0 : cfg->lease.wait_timeout_ms, err);
+    rg_signals_attach_kube(NULL);
+    RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_kube_requests(kube));
+out:
+    free(ns);
+    rg_kube_free(kube);
+    return ret;
 }

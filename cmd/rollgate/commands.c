@@ -113,6 +113,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .follow_poll_ms = 50,
         .follow_stall_ms = cfg->lease.duration_ms,
         .target = cfg->migrations.target,
+        .phase = cfg->migrations.phase,
         .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
         .allow_out_of_order = cfg->migrations.allow_out_of_order,
         .applied_by = cfg->lease.identity,
@@ -121,9 +122,13 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
     int64_t start = rg_now_ms();
+    char left[64] = "";
     int ret = -1, rc;
 
-    (void)cli;
+    if (cli->after_rollout && cfg->migrations.phase != RG_PHASE_POST) {
+        rg_err_set(err, RG_EUSAGE, "--after-rollout applies only to --phase post");
+        return -1;
+    }
     if (!cfg->migrations.auto_migrate) {
         snprintf(summary, n,
                  "migrate: skipped, auto-migrate is off (migrations.autoMigrate=false); the "
@@ -134,8 +139,13 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     rg_signals_clock(&clock);
     if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0)
         goto out;
-    RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s",
-            cfg->migrations.dir, s.src.n, cfg->lease.identity);
+    RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s" RG_F "phase=%s",
+            cfg->migrations.dir, s.src.n, cfg->lease.identity,
+            rg_config_phase_name(cfg->migrations.phase));
+    /* Before the database is opened: the wait may be long, and a session that waits holds
+     * nothing there, not even a snapshot (DESIGN.md "Database"). */
+    if (cli->after_rollout && rg_cluster_wait_rollout(cfg, cli->after_rollout, err) < 0)
+        goto out;
     s.pg = open_store(cfg, &s.store, err);
     if (!s.pg || rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0)
         goto out;
@@ -144,21 +154,24 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         RG_INFO("Kubernetes API requests made" RG_F "requests=%zu", rg_cluster_requests(s.cluster));
     if (rc < 0)
         goto out;
+    if (res.left_post)
+        snprintf(left, sizeof(left), "; %zu post-deploy migration%s left pending", res.left_post,
+                 res.left_post == 1 ? "" : "s");
     if (res.applied || res.reverted)
         snprintf(summary, n,
                  "migrate: %s %zu migration%s and ran %zu script%s in %" PRId64
-                 "ms, schema at version %" PRId64 " (was %" PRId64 ")%s%s",
+                 "ms, schema at version %" PRId64 " (was %" PRId64 ")%s%s%s",
                  res.reverted ? "rolled back" : "applied", res.applied + res.reverted,
                  res.applied + res.reverted == 1 ? "" : "s", res.scripts,
                  res.scripts == 1 ? "" : "s", rg_now_ms() - start, res.to, res.from,
                  res.adopted ? ", adopted from golang-migrate" : "",
-                 res.elsewhere ? ", the rest done by another run" : "");
+                 res.elsewhere ? ", the rest done by another run" : "", left);
     else
         snprintf(summary, n,
-                 "migrate: no migration to %s, schema at version %" PRId64 "%s; ran %zu script%s",
+                 "migrate: no migration to %s, schema at version %" PRId64 "%s; ran %zu script%s%s",
                  opts.target < res.from ? "roll back" : "apply", res.to,
                  res.already || res.elsewhere ? " (done by another run)" : "", res.scripts,
-                 res.scripts == 1 ? "" : "s");
+                 res.scripts == 1 ? "" : "s", left);
     ret = 0;
 out:
     session_close(&s);

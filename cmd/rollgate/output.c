@@ -5,6 +5,12 @@
 
 #include "json/json.h"
 
+/* NULL for a version only the history knows: the phase is in the file's header. */
+static const char *phase_name(const struct rg_plan_item *it)
+{
+    return !it->file ? NULL : it->post ? "post" : "pre";
+}
+
 void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output format)
 {
     if (format == RG_OUTPUT_JSON) {
@@ -17,6 +23,8 @@ void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output form
         rg_json_int(&j, plan->latest);
         rg_json_key(&j, "pending");
         rg_json_int(&j, (int64_t)plan->pending);
+        rg_json_key(&j, "pending_post");
+        rg_json_int(&j, (int64_t)plan->pending_post);
         rg_json_key(&j, "changed");
         rg_json_int(&j, (int64_t)plan->changed);
         rg_json_key(&j, "missing");
@@ -36,6 +44,8 @@ void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output form
             rg_json_str(&j, it->title);
             rg_json_key(&j, "state");
             rg_json_str(&j, rg_item_state_name(it->state));
+            rg_json_key(&j, "phase");
+            rg_json_str(&j, phase_name(it));
             rg_json_key(&j, "checksum");
             rg_json_str(&j, it->file ? it->file->checksum : it->row->checksum);
             rg_json_key(&j, "applied_at");
@@ -49,18 +59,21 @@ void rg_output_status(FILE *out, const struct rg_plan *plan, enum rg_output form
         fputc('\n', out);
         return;
     }
-    fprintf(out, "%-16s %-8s %-32s %s\n", "VERSION", "STATE", "TITLE", "APPLIED AT");
+    fprintf(out, "%-16s %-8s %-5s %-32s %s\n", "VERSION", "STATE", "PHASE", "TITLE", "APPLIED AT");
     for (size_t i = 0; i < plan->n; i++) {
         const struct rg_plan_item *it = &plan->items[i];
-        fprintf(out, "%-16" PRId64 " %-8s %-32s %s%s\n", it->version, rg_item_state_name(it->state),
-                it->title, it->row ? it->row->applied_at : "-",
-                it->out_of_order ? "  (out of order)" : "");
+        const char *phase = phase_name(it);
+
+        fprintf(out, "%-16" PRId64 " %-8s %-5s %-32s %s%s\n", it->version,
+                rg_item_state_name(it->state), phase ? phase : "-", it->title,
+                it->row ? it->row->applied_at : "-", it->out_of_order ? "  (out of order)" : "");
     }
     fprintf(out,
             "\nschema version %" PRId64 ", image latest %" PRId64
-            ": %zu pending, %zu changed, %zu missing, %zu unknown, %zu failed\n",
-            plan->current, plan->latest, plan->pending, plan->changed, plan->missing, plan->unknown,
-            plan->failed);
+            ": %zu pending (%zu post-deploy), %zu changed, %zu missing, %zu unknown, %zu "
+            "failed\n",
+            plan->current, plan->latest, plan->pending, plan->pending_post, plan->changed,
+            plan->missing, plan->unknown, plan->failed);
 }
 
 void rg_output_version(FILE *out, int64_t version, enum rg_output format)

@@ -52,11 +52,19 @@ struct key {
 /* Enum fields are written through an int. */
 _Static_assert(sizeof(enum rg_lease_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_on_newer) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum rg_phase) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_log_level) == sizeof(int), "enum size");
 
 static const char *const on_newer_names[] = {
     [RG_ON_NEWER_WARN] = "warn", [RG_ON_NEWER_FAIL] = "fail", NULL};
+static const char *const phases[] = {
+    [RG_PHASE_ALL] = "all", [RG_PHASE_PRE] = "pre", [RG_PHASE_POST] = "post", NULL};
+const char *rg_config_phase_name(enum rg_phase phase)
+{
+    return phases[phase];
+}
+
 static const char *const lease_modes[] = {
     [RG_LEASE_AUTO] = "auto", [RG_LEASE_KUBERNETES] = "kubernetes", [RG_LEASE_NONE] = "none", NULL};
 static const char *const log_formats[] = {[RG_LOG_FORMAT_AUTO] = "auto",
@@ -188,6 +196,8 @@ static const struct key keys[] = {
      AT(migrations.on_newer_schema), "warn", .names = on_newer_names},
     {"migrations.allowOutOfOrder", "ROLLGATE_MIGRATIONS_ALLOW_OUT_OF_ORDER", T_BOOL,
      AT(migrations.allow_out_of_order), "false", .names = NULL},
+    {"migrations.phase", "ROLLGATE_MIGRATIONS_PHASE", T_ENUM, AT(migrations.phase), "all",
+     .names = phases},
     {"lease.mode", "ROLLGATE_LEASE_MODE", T_ENUM, AT(lease.mode), "auto", .names = lease_modes},
     {"lease.name", "ROLLGATE_LEASE_NAME", T_STRING, AT(lease.name), "rollgate",
      .valid = is_subdomain,

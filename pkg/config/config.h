@@ -22,6 +22,11 @@
 
 enum rg_lease_mode { RG_LEASE_AUTO, RG_LEASE_KUBERNETES, RG_LEASE_NONE };
 enum rg_on_newer { RG_ON_NEWER_WARN, RG_ON_NEWER_FAIL };
+/* migrations.phase: which migrations a run applies (rollgate:phase=post marks the
+ * post-deploy ones). The engine takes it as it is. */
+enum rg_phase { RG_PHASE_ALL, RG_PHASE_PRE, RG_PHASE_POST };
+/* "all", "pre" or "post": as migrations.phase spells it. */
+const char *rg_config_phase_name(enum rg_phase phase);
 
 /* Durations are milliseconds; 0 means "no limit" where a key allows it. */
 struct rg_config {
@@ -44,6 +49,7 @@ struct rg_config {
         bool auto_migrate;
         enum rg_on_newer on_newer_schema;
         bool allow_out_of_order;
+        enum rg_phase phase;
     } migrations;
     struct {
         enum rg_lease_mode mode;

@@ -68,7 +68,9 @@ void rg_plan_build(struct rg_plan *plan, const struct rg_source *src, const stru
             it->title = f->title;
             it->file = f;
             it->state = RG_ITEM_PENDING;
-            it->out_of_order = f->version < plan->current;
+            /* A post-deploy migration below the applied version was left pending by a
+             * --phase pre run that went past it, as it should. */
+            it->out_of_order = !f->post && f->version < plan->current;
             i++;
         } else if (f && f->version == r->version) {
             it->version = f->version;
@@ -84,9 +86,11 @@ void rg_plan_build(struct rg_plan *plan, const struct rg_source *src, const stru
             it->state = applied_state(r, NULL, plan->latest);
             j++;
         }
+        it->post = it->file && it->file->post;
         switch (it->state) {
         case RG_ITEM_PENDING:
             plan->pending++;
+            plan->pending_post += it->post;
             plan->out_of_order += it->out_of_order;
             break;
         case RG_ITEM_CHANGED:
@@ -204,17 +208,35 @@ static void free_run(struct run *r)
     free(r->steps);
 }
 
-/* Up steps in version order, each file read (rg_source_prepare) as its step is built: only
- * the migrations this run applies are read past their checksum. */
+/* Whether an up run of this phase applies the pending item: with RG_PHASE_POST, the
+ * pre-deploy ones in the first round, the post-deploy ones in the second. */
+static bool in_phase(enum rg_phase phase, const struct rg_plan_item *it, int round)
+{
+    switch (phase) {
+    case RG_PHASE_PRE:
+        return !it->post;
+    case RG_PHASE_POST:
+        return it->post == (round == 1);
+    case RG_PHASE_ALL:
+        break;
+    }
+    return true;
+}
+
+/* Up steps in version order (by phase: in_phase), each file read (rg_source_prepare) as
+ * its step is built: only the migrations this run applies are read past their checksum. */
 static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
                    struct rg_err *err)
 {
-    for (size_t k = 0; k < plan->n; k++) {
-        const struct rg_plan_item *it = &plan->items[k];
+    int rounds = r->opts->phase == RG_PHASE_POST ? 2 : 1;
+
+    for (size_t i = 0; i < rounds * plan->n; i++) {
+        const struct rg_plan_item *it = &plan->items[i % plan->n];
         const struct rg_migration *m = it->file;
         struct rg_step *s;
 
-        if (it->state != RG_ITEM_PENDING || it->version > r->opts->target)
+        if (it->state != RG_ITEM_PENDING || it->version > r->opts->target ||
+            !in_phase(r->opts->phase, it, (int)(i / plan->n)))
             continue;
         /* The down file too: it is stored with the row, for a later image's rollback. */
         if (rg_source_prepare(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) < 0)
@@ -642,6 +664,22 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store, struct
     return rc;
 }
 
+/* Says, once per run, which post-deploy migrations --phase pre leaves for the post phase. */
+static void log_left_post(const struct rg_plan *plan, const struct rg_migrate_opts *opts,
+                          struct rg_migrate_result *res)
+{
+    for (size_t k = 0; k < plan->n; k++) {
+        const struct rg_plan_item *it = &plan->items[k];
+
+        if (it->state != RG_ITEM_PENDING || !it->post || it->version > opts->target)
+            continue;
+        res->left_post++;
+        RG_INFO("post-deploy migration left pending for migrate --phase post" RG_F
+                "version=%" PRId64 RG_F "title=%s",
+                it->version, it->title);
+    }
+}
+
 int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                       struct rg_source *src, const struct rg_migrate_opts *opts,
                       struct rg_migrate_result *res, struct rg_err *err)
@@ -663,6 +701,8 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
         goto out;
     res->from = res->to = p.plan.current;
     res->unknown = p.plan.unknown;
+    if (p.up && opts->phase == RG_PHASE_PRE)
+        log_left_post(&p.plan, opts, res);
     if (p.plan.unknown)
         RG_WARN("the database has versions this image does not know; carrying on, as the "
                 "schema is meant to stay backward compatible" RG_F "current=%" PRId64 RG_F
@@ -733,6 +773,7 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
         struct rg_history h = {0};
         struct rg_plan plan = {0};
         bool current, busy = false;
+        size_t pending = 0;
         int rc = store->read_history(store->ctx, &h, err);
 
         if (rc == 0) {
@@ -743,7 +784,8 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
             rc = rg_engine_drift(store, src, &plan, err);
         if (rc == 0 && !busy)
             rc = rg_engine_check(&plan, &every, false, err);
-        current = rc == 0 && !busy && plan.pending == 0;
+        pending = plan.pending - plan.pending_post;
+        current = rc == 0 && !busy && pending == 0;
         /* Current, and no run holds the lock (one may be running data scripts). */
         if (current && lock) {
             bool held = false;
@@ -753,14 +795,14 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
         *version = plan.current;
         if (rc == 0 && !current && round == 0)
             RG_INFO("waiting for the schema to become current" RG_F "current=%" PRId64 RG_F
-                    "pending=%zu",
-                    plan.current, plan.pending);
+                    "pending=%zu" RG_F "pending_post=%zu",
+                    plan.current, pending, plan.pending_post);
         if (rc == 0 && !current && opts->limit_ms &&
             clock->now_ms(clock->ctx) - start >= opts->limit_ms) {
             rg_err_set(err, RG_ELEASE,
                        "the schema is still at version %" PRId64 " with %zu pending after "
                        "lease.waitTimeout",
-                       plan.current, plan.pending);
+                       plan.current, pending);
             rc = -1;
         }
         rg_plan_free(&plan);

@@ -3,6 +3,8 @@
 #ifndef RG_ENGINE_H
 #define RG_ENGINE_H
 
+/* enum rg_phase: migrations.phase as configured, the engine's to interpret. */
+#include "config/config.h"
 #include "engine/ports.h"
 
 enum rg_item_state {
@@ -24,6 +26,7 @@ struct rg_plan_item {
     /* APPLIED although the checksum differs: the file changed only in comments or white
      * space (rg_engine_drift) */
     bool cosmetic;
+    bool post;                        /* the file says rollgate:phase=post (false without a file) */
 };
 
 struct rg_plan {
@@ -32,6 +35,7 @@ struct rg_plan {
     int64_t current; /* highest applied version, 0 when none */
     int64_t latest;  /* highest version this image has, 0 when none */
     size_t pending, changed, missing, unknown, failed, out_of_order;
+    size_t pending_post; /* of pending: post-deploy migrations */
 };
 
 /* Compares files and history (both borrowed for the plan's life). */
@@ -42,6 +46,12 @@ const char *rg_item_state_name(enum rg_item_state s);
 
 struct rg_migrate_opts {
     int64_t target; /* RG_TARGET_LATEST (INT64_MAX) for all; below the current version: down */
+    /* Which pending migrations an up run applies: RG_PHASE_ALL both kinds in version
+     * order; RG_PHASE_PRE the pre-deploy ones in version order, past any post-deploy one
+     * (left pending and logged); RG_PHASE_POST the pending pre-deploy ones, then the
+     * post-deploy ones, each in version order. A rollback undoes every applied version
+     * above the target, whatever its phase. */
+    enum rg_phase phase;
     bool fail_on_newer;
     bool allow_out_of_order;
     const char *applied_by;
@@ -66,6 +76,7 @@ struct rg_migrate_result {
     size_t unknown;   /* versions in the database this image lacks */
     bool adopted;     /* started from golang-migrate's schema_migrations */
     bool elsewhere;   /* another run (the leader) did the work while this one waited */
+    size_t left_post; /* post-deploy migrations a --phase pre run left pending */
 };
 
 /* Looks closer at each applied migration whose file's checksum differs (CHANGED), and
@@ -115,14 +126,14 @@ struct rg_wait_opts {
     int64_t limit_ms; /* gives up after this; 0: never (the run's timeout stops the pause) */
 };
 
-/* `wait`, which never writes: looks at the history until every schema migration of src is
- * applied, none is under way (a no-transaction migration marked running by a run that is
- * still connected: store->run_alive) and, with a lock, no run holds it (one may be running
- * data scripts), pausing poll_ms between looks. *version receives the schema version found
- * current. Errors: what rg_engine_check refuses (drift, or a running mark whose run is gone,
- * RG_ECONFLICT: waiting would never end), RG_ELEASE after
- * limit_ms naming the version and what is pending, RG_ESIGNAL when a pause was cut short,
- * and the store's and the lock's own. */
+/* `wait`, which never writes: looks at the history until every pre-deploy schema
+ * migration of src is applied (post-deploy ones run after the rollout that waits here), none is
+ * under way (a no-transaction migration marked running by a run that is still connected:
+ * store->run_alive) and, with a lock, no run holds it (one may be running data scripts), pausing
+ * poll_ms between looks. *version receives the schema version found current. Errors: what
+ * rg_engine_check refuses (drift, or a running mark whose run is gone, RG_ECONFLICT: waiting would
+ * never end), RG_ELEASE after limit_ms naming the version and what is pending, RG_ESIGNAL when a
+ * pause was cut short, and the store's and the lock's own. */
 int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
                    const struct rg_clock *clock, struct rg_source *src,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err) RG_WUR;

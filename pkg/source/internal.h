@@ -42,8 +42,10 @@ bool rg_source_near_miss(const char *name, bool data);
 
 /* read.c: reading a file */
 /* The checksum (char[65]) of the file's bytes, read as rg_source_read_sql reads them and
- * not kept. Errors (RG_EFILES, RG_EINTERNAL) name path. */
-int rg_source_read_checksum(const char *path, char *checksum, struct rg_err *err) RG_WUR;
+ * not kept, and whether its header says rollgate:phase=post. Errors (RG_EFILES,
+ * RG_EINTERNAL) name path (path:line for a bad phase). */
+int rg_source_read_checksum(const char *path, char *checksum, bool *post,
+                            struct rg_err *err) RG_WUR;
 /* *sql allocated, NUL-terminated; checksum (char[65]) may be NULL. Errors (RG_EFILES,
  * RG_EINTERNAL) name path. */
 int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,

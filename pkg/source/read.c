@@ -15,7 +15,7 @@
 #include "mem/mem.h"
 #include "source/sql.h"
 
-#define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout="
+#define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout=, phase="
 /* PostgreSQL keeps lock_timeout and statement_timeout in an int of milliseconds: a larger
  * value would only fail later, in the middle of a run, when the SET is sent. */
 #define MAX_TIMEOUT_MS ((int64_t)INT_MAX)
@@ -23,6 +23,8 @@
  * whole line of SQL pasted after "rollgate:". */
 #define DIRECTIVE_SHOWN 64
 #define UTF8_BOM "\xEF\xBB\xBF"
+/* parse_directive's index of "phase", the one directive rg_source_load reads. */
+#define PHASE_KEY 3
 
 /* Hex SHA-256; -1 only when OpenSSL cannot digest at all (no memory, no provider). */
 static int sha256_hex(const void *buf, size_t len, char out[65])
@@ -118,11 +120,27 @@ static int parse_timeout(const char *path, size_t line, const char *key, const c
     return 0;
 }
 
-/* text: what follows "rollgate:" on one comment line, blanks trimmed. */
-static int parse_directive(const char *path, size_t line, const char *text, size_t len,
-                           struct rg_directives *d, bool *seen, struct rg_err *err)
+/* rollgate:phase=pre|post: when in a rollout the migration runs (README "Zero-downtime
+ * changes"). */
+static int parse_phase(const char *path, size_t line, const char *value, bool *post,
+                       struct rg_err *err)
 {
-    static const char *const keys[] = {"no-transaction", "lock-timeout", "statement-timeout"};
+    if (strcmp(value, "pre") == 0 || strcmp(value, "post") == 0) {
+        *post = value[1] == 'o';
+        return 0;
+    }
+    rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:phase: \"%.*s\" is not pre or post", path, line,
+               DIRECTIVE_SHOWN, value);
+    return -1;
+}
+
+/* text: what follows "rollgate:" on one comment line, blanks trimmed. only_phase: the
+ * other directives are left for rg_source_read_sql, which reads them when the file runs. */
+static int parse_directive(const char *path, size_t line, const char *text, size_t len,
+                           bool only_phase, struct rg_directives *d, bool *seen, struct rg_err *err)
+{
+    static const char *const keys[] = {"no-transaction", "lock-timeout", "statement-timeout",
+                                       "phase"};
     char *copy = NULL;
     const char *eq, *value = NULL;
     size_t key_len, k;
@@ -134,6 +152,10 @@ static int parse_directive(const char *path, size_t line, const char *text, size
     for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
         if (strlen(keys[k]) == key_len && strncmp(copy, keys[k], key_len) == 0)
             break;
+    if (only_phase && k != PHASE_KEY) {
+        rc = 0;
+        goto out;
+    }
     if (k == sizeof(keys) / sizeof(keys[0])) {
         rg_err_set(err, RG_EFILES,
                    "%s:%zu: unknown directive \"rollgate:%.*s\" (" KNOWN_DIRECTIVES ")", path, line,
@@ -150,7 +172,15 @@ static int parse_directive(const char *path, size_t line, const char *text, size
     seen[k] = true;
     if (eq)
         value = eq + 1;
-    if (k == 0) {
+    if (k == PHASE_KEY) {
+        if (!value) {
+            rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:phase needs a value (pre or post)", path,
+                       line);
+            goto out;
+        }
+        if (parse_phase(path, line, value, &d->post, err) != 0)
+            goto out;
+    } else if (k == 0) {
         if (value) {
             rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:no-transaction takes no value", path,
                        line);
@@ -175,11 +205,11 @@ out:
 
 /* Directives live in the leading comment lines only, so a "-- rollgate:" inside the SQL
  * (a comment on a later statement, a string) never changes how the file runs. */
-static int parse_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
-                            struct rg_err *err)
+static int parse_directives(const char *path, const char *sql, size_t len, bool only_phase,
+                            struct rg_directives *d, struct rg_err *err)
 {
     const char *p = sql, *end = sql + len;
-    bool seen[3] = {false, false, false};
+    bool seen[PHASE_KEY + 1] = {false};
     size_t line = 1;
 
     *d = (struct rg_directives){0};
@@ -210,7 +240,7 @@ static int parse_directives(const char *path, const char *sql, size_t len, struc
         s += strlen("rollgate:");
         while (s < e && is_space(*s))
             s++;
-        if (parse_directive(path, line, s, (size_t)(e - s), d, seen, err) != 0)
+        if (parse_directive(path, line, s, (size_t)(e - s), only_phase, d, seen, err) != 0)
             return -1;
     }
     return 0;
@@ -219,7 +249,7 @@ static int parse_directives(const char *path, const char *sql, size_t len, struc
 int rg_source_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
                          struct rg_err *err)
 {
-    return parse_directives(path, sql, len, d, err);
+    return parse_directives(path, sql, len, false, d, err);
 }
 
 /* The length of the valid UTF-8 at the start of s[0, n), by PostgreSQL's rules
@@ -286,15 +316,21 @@ static int read_summed(const char *path, char **data, size_t *len, char *checksu
     return 0;
 }
 
-int rg_source_read_checksum(const char *path, char *checksum, struct rg_err *err)
+int rg_source_read_checksum(const char *path, char *checksum, bool *post, struct rg_err *err)
 {
+    struct rg_directives d = {0};
     char *buf = NULL;
     size_t n = 0;
+    int rc;
 
     if (read_summed(path, &buf, &n, checksum, err) != 0)
         return -1;
+    /* Every plan needs each migration's phase, so it is read with the checksum, from the
+     * bytes at hand; the rest of the header waits until the file runs. */
+    rc = parse_directives(path, buf, n, true, &d, err);
+    *post = d.post;
     free(buf);
-    return 0;
+    return rc;
 }
 
 /* Reads a file to run: its bytes, its checksum (when one is wanted), its directives, and a
@@ -314,7 +350,7 @@ int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum
         memmove(buf, buf + 3, n - 3 + 1);
         n -= 3;
     }
-    if (check_utf8(path, buf, n, err) != 0 || parse_directives(path, buf, n, d, err) != 0 ||
+    if (check_utf8(path, buf, n, err) != 0 || parse_directives(path, buf, n, false, d, err) != 0 ||
         rg_sql_unwrap(buf, n, !d->no_transaction, path, err) != 0)
         goto out;
     *sql = buf;

@@ -148,7 +148,7 @@ static int load_migration(const char *dir, const struct entry *up, const struct 
     m.title = rg_strndup(up->title, up->title_len);
     m.up_name = rg_strdup(up->name);
     m.up_path = rg_source_join_path(dir, up->name);
-    if (rg_source_read_checksum(m.up_path, m.checksum, err) != 0)
+    if (rg_source_read_checksum(m.up_path, m.checksum, &m.post, err) != 0)
         goto out;
     if (down)
         m.down_path = rg_source_join_path(dir, down->name);
@@ -158,6 +158,18 @@ static int load_migration(const char *dir, const struct entry *up, const struct 
 out:
     migration_free(&m);
     return rc;
+}
+
+/* A phase orders a versioned migration in a rollout; a down file runs when its up one is
+ * undone, and scripts run on every migrate: a phase there would promise what no run does. */
+static int refuse_phase(const char *path, const struct rg_directives *d, const char *what,
+                        struct rg_err *err)
+{
+    if (!d->post)
+        return 0;
+    rg_err_set(err, RG_EFILES, "%s: rollgate:phase=post applies to up migrations only, not to %s",
+               path, what);
+    return -1;
 }
 
 static void script_free(struct rg_script *s)
@@ -176,7 +188,8 @@ static int load_script(const char *dir, const char *file, const char *name, size
 
     s.name = rg_strndup(name, name_len);
     s.path = rg_source_join_path(dir, file);
-    if (rg_source_read_sql(s.path, &s.sql, &s.len, s.checksum, &s.directives, err) != 0)
+    if (rg_source_read_sql(s.path, &s.sql, &s.len, s.checksum, &s.directives, err) != 0 ||
+        refuse_phase(s.path, &s.directives, "repeatable or data scripts", err) != 0)
         goto out;
     *out = s;
     s = (struct rg_script){0};
@@ -469,6 +482,12 @@ int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts, st
         if (m->down_path && rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL,
                                                &m->down_directives, err) != 0)
             return -1;
+        if (refuse_phase(m->down_path, &m->down_directives, "down files", err) != 0) {
+            free(m->down_sql);
+            m->down_sql = NULL;
+            m->down_directives = (struct rg_directives){0};
+            return -1;
+        }
         m->prepared |= RG_SOURCE_DOWN;
     }
     return 0;

@@ -18,6 +18,7 @@ struct rg_directives {
     bool no_transaction;
     int64_t lock_timeout_ms;
     int64_t statement_timeout_ms;
+    bool post; /* rollgate:phase=post: a post-deploy (contract) migration */
 };
 
 /* Which files of a migration rg_source_prepare reads. */
@@ -31,6 +32,9 @@ struct rg_migration {
     char *up_name;     /* its base name, for messages */
     char checksum[65]; /* hex SHA-256 of the up file's bytes */
     char *down_path;   /* NULL when there is no down file */
+    /* rollgate:phase=post in the up file's header (read with the checksum): a post-deploy
+     * migration, applied by migrate --phase post|all only. */
+    bool post;
     /* What follows is read by rg_source_prepare, for the steps that will run (prepared
      * says which parts); NULL and zero until then. */
     unsigned prepared;

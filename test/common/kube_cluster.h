@@ -46,7 +46,8 @@ struct kf_api {
 };
 
 /* A request with the admin's client certificate, straight to the API server (not through
- * any proxy); want is the status it must answer with, 0 for any. */
+ * any proxy); want is the status it must answer with, 0 for any. A PATCH body is a JSON
+ * merge patch. */
 struct kf_api kf_admin(const char *method, const char *path, const char *body, int want);
 /* Whether RBAC lets the ServiceAccount sa of KF_NS verb resource of group in KF_NS. */
 bool kf_sa_allowed(const char *sa, const char *verb, const char *group, const char *resource);

@@ -156,6 +156,8 @@ matrix=(
     "norollback|--set rollback.enabled=false"
     "extras|-f $work/extras.values.yaml"
     "override|--set fullnameOverride=db-migrations"
+    "post|--set migrations.postDeploy.enabled=true --set migrations.postDeploy.deployment=web"
+    "postnoauto|--set migrations.postDeploy.enabled=true --set migrations.postDeploy.deployment=web --set migrations.autoMigrate=false"
 )
 
 # ---------------------------------------------------------------- lint
@@ -183,6 +185,10 @@ check_rejects "a negative target" 'migrations\.target' --set migrations.target=-
 check_rejects "an unknown onNewerSchema" 'migrations\.onNewerSchema' --set migrations.onNewerSchema=ignore
 check_rejects "a file name a ConfigMap cannot hold" 'migrations\.files' \
     -f "$work/cm.values.yaml" --set-string 'migrations.files.data/x\.sql=SELECT 1;'
+check_rejects "postDeploy enabled without a deployment" 'migrations\.postDeploy' \
+    --set migrations.postDeploy.enabled=true
+check_rejects "a postDeploy deployment that is no name" 'migrations\.postDeploy\.deployment' \
+    --set migrations.postDeploy.enabled=true --set migrations.postDeploy.deployment=Web/x
 only=template check_rejects "Kubernetes older than 1.20" 'kubeVersion|Kubernetes version' --kube-version 1.19.0
 only=template check_rejects "a CronJob name over 52 characters" 'longer than 52' \
     --set fullnameOverride=a-forty-four-character-long-name-for-testing-x
@@ -223,10 +229,30 @@ check_json "fullnameOverride names every object" override \
 check_json "Role rules are exactly the least-privilege set" def 'named("Role"; "myapp-rollgate").rules' '[
   {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
   {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]'
+check_json "with the post-deploy Job, the Role may also get that one Deployment" post \
+    'named("Role"; "myapp-rollgate").rules' '[
+  {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+  {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+  {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["web"], "verbs": ["get"]}]'
 check_json "RoleBinding binds the ServiceAccount to the Role" def \
     'named("RoleBinding"; "myapp-rollgate") | {roleRef, subjects}' '{
   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "myapp-rollgate"},
   "subjects": [{"kind": "ServiceAccount", "name": "myapp-rollgate", "namespace": "ns1"}]}'
+
+# ---------------------------------------------------------------- the post-deploy Job
+
+postjob='named("Job"; "myapp-rollgate-post-migrate")'
+for r in def noauto postnoauto; do
+    check_json "no post-deploy Job unless enabled with autoMigrate ($r)" "$r" "[$postjob] | length" 0
+done
+check_json "the post-deploy Job is a post-install/post-upgrade hook waiting for the rollout" post \
+    "$postjob"' | {h: .metadata.annotations, c: (.spec.template.spec.containers[0] | {name, args}),
+      sa: .spec.template.spec.serviceAccountName}' '{
+  "h": {"helm.sh/hook": "post-install,post-upgrade", "helm.sh/hook-weight": "0",
+        "helm.sh/hook-delete-policy": "before-hook-creation"},
+  "c": {"name": "post-migrate", "args": ["migrate", "--phase", "post", "--after-rollout", "deployment/web"]},
+  "sa": "myapp-rollgate"}'
+check_true "the post-deploy Job pod meets Pod Security restricted" post "$postjob | .spec.template.spec | restricted"
 
 # ---------------------------------------------------------------- the migrate Job
 
@@ -241,7 +267,7 @@ check_json "Job pod" def 'jobpod | {restartPolicy, serviceAccountName, automount
   "restartPolicy": "Never", "serviceAccountName": "myapp-rollgate",
   "automountServiceAccountToken": true, "n": 1,
   "c": {"name": "migrate", "image": "ghcr.io/rollgate/rollgate:0.1.0",
-        "imagePullPolicy": "IfNotPresent", "args": ["migrate"],
+        "imagePullPolicy": "IfNotPresent", "args": ["migrate", "--phase", "pre"],
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}}}'
 check_json "pod security context" def 'jobpod.securityContext' \
@@ -364,11 +390,11 @@ check_json "CronJob container: rollback, migrate, empty target, auto-migrate for
     '{"name": "rollback", "args": ["migrate"], "t": "", "a": "true"}'
 check_json "CronJob target from values" target 'cronpod | envmap.ROLLGATE_MIGRATIONS_TARGET' '"7"'
 check_json "CronJob timestamp target from a values file" ts 'cronpod | envmap.ROLLGATE_MIGRATIONS_TARGET' '"20231231235959"'
-same='def strip: .containers[0] |= (del(.name)
+same='def strip: .containers[0] |= (del(.name) | del(.args)
       | .env |= map(select(.name | IN("ROLLGATE_MIGRATIONS_TARGET", "ROLLGATE_MIGRATIONS_AUTO_MIGRATE") | not)));
     def stripmeta: .metadata.labels |= del(."app.kubernetes.io/component");'
 for r in def cm extras k126; do
-    check_json "CronJob pod is the Job pod but for name and target ($r)" "$r" \
+    check_json "CronJob pod is the Job pod but for name, args and target ($r)" "$r" \
         "$same [(job.spec.template | stripmeta | .spec |= strip), (cron.spec.jobTemplate.spec.template | stripmeta | .spec |= strip)] | unique | length" 1
 done
 
@@ -401,7 +427,7 @@ sed -n '/^      serviceAccountName:/,/^$/p' "$work/notes-noauto.txt" >"$work/mig
 check_json "NOTES: the migrate snippet parses and, with autoMigrate off, keeps it off" \
     migrate '.[0] | {sa: .serviceAccountName, args: .initContainers[0].args,
       a: [.initContainers[0].env[] | select(.name | test("AUTO_MIGRATE")) | "\(.name)=\(.value)"]}' '{
-  "sa": "myapp-rollgate", "args": ["migrate"], "a": ["ROLLGATE_AUTO_MIGRATE=false"]}'
+  "sa": "myapp-rollgate", "args": ["migrate", "--phase", "pre"], "a": ["ROLLGATE_AUTO_MIGRATE=false"]}'
 # The snippets must be the pod spec they claim to be: cut them out and parse them.
 sed -n '/^      initContainers:/,/^$/p' "$work/notes-def.txt" | awk 'BEGIN{RS=""} NR==1' >"$work/wait.yaml"
 check_json "NOTES: the wait snippet parses, with the chart's env and lease mode none" \

@@ -163,9 +163,9 @@ job='def job($n): .[] | select(.kind == "Job" and .metadata.name == $n);
          target: env("ROLLGATE_MIGRATIONS_TARGET")} ],
        init: (.spec.template.spec.initContainers // [] | length)};'
 for f in default base rollback; do
-    check_eq "$f: Job rollgate-migrate: backoff 2, deadline 900s, TTL 1d, Never, SA rollgate, migrate" \
+    check_eq "$f: Job rollgate-migrate: backoff 2, deadline 900s, TTL 1d, Never, SA rollgate, migrate --phase pre" \
         "$(jqc $f "$job"' [job("rollgate-migrate") | shape]')" \
-        '[{"backoffLimit":2,"containers":[{"args":["migrate"],"command":null,"name":"migrate","target":[]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
+        '[{"backoffLimit":2,"containers":[{"args":["migrate","--phase","pre"],"command":null,"name":"migrate","target":[]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
 done
 check_eq "rollback: Job rollgate-rollback: the same limits, migrate with an empty target" \
     "$(jqc rollback "$job"' [job("rollgate-rollback") | shape]')" \
@@ -178,10 +178,10 @@ check_eq "app-wait: init container rollgate runs wait, no token, default SA, lea
     "$(jqc default "$dep"' [dep("app-wait") | {sa: .serviceAccountName, token: .automountServiceAccountToken,
         init: [.initContainers[] | {name, args, command, lease: env("ROLLGATE_LEASE_MODE")}]}]')" \
     '[{"init":[{"args":["wait"],"command":null,"lease":["none"],"name":"rollgate"}],"sa":"default","token":false}]'
-check_eq "app-migrate: init container rollgate runs migrate with SA rollgate and the Lease" \
+check_eq "app-migrate: init container rollgate runs migrate --phase pre with SA rollgate and the Lease" \
     "$(jqc default "$dep"' [dep("app-migrate") | {sa: .serviceAccountName, token: .automountServiceAccountToken,
         init: [.initContainers[] | {name, args, command, lease: env("ROLLGATE_LEASE_MODE")}]}]')" \
-    '[{"init":[{"args":["migrate"],"command":null,"lease":[],"name":"rollgate"}],"sa":"rollgate","token":null}]'
+    '[{"init":[{"args":["migrate","--phase","pre"],"command":null,"lease":[],"name":"rollgate"}],"sa":"rollgate","token":null}]'
 
 # --- podFailurePolicy: in the default (and a rollback overlay that lists it) only --------------
 pfp() {
@@ -199,9 +199,9 @@ check_eq "default is base plus podFailurePolicy, nothing else" \
     "$(jqc default 'map(del(.spec.podFailurePolicy))')" "$(jqc base '.')"
 # The component has one patch per Job; each must patch its Job in a documented rendering (the
 # default for rollgate-migrate, the README's rollback overlay for rollgate-rollback, below).
-check_eq "the component patches exactly the Jobs rollgate-migrate and rollgate-rollback" \
+check_eq "the component patches exactly the Jobs rollgate-migrate, rollgate-post-migrate and rollgate-rollback" \
     "$(yq -cS '[.patches[].target.name] | sort' "$man/components/pod-failure-policy/kustomization.yaml" 2>&1)" \
-    '["rollgate-migrate","rollgate-rollback"]'
+    '["rollgate-migrate","rollgate-post-migrate","rollgate-rollback"]'
 
 # readme_overlay MARKER DIR: README's block MARKER as DIR/kustomization.yaml, its ../manifests
 # paths pointing at $man.
@@ -219,6 +219,31 @@ check_eq "deploy overlay: images: changes every rollgate container and nothing e
     '{"registry.example.com/myapp-migrations:1.4.2":3,"registry.k8s.io/pause:3.9":2}'
 check_eq "deploy overlay: no rollback Job" \
     "$(jqc deploy '[.[] | select(.kind == "Job") | .metadata.name]')" '["rollgate-migrate"]'
+
+# --- the post-deploy Job: README's overlay with components/post-deploy -------------------------
+readme_overlay post-deploy-overlay "$s/post"
+check "README's post-deploy overlay renders" render post "$s/post"
+check_eq "post: base's objects and the Job rollgate-post-migrate" \
+    "$(jqc post "$objs")" "$(jq -c '. + ["Job/rollgate-post-migrate"] | sort' <<<"$want_objs")"
+check_eq "post: Role rollgate may also get the one Deployment the Job waits for" \
+    "$(jqc post '[.[] | select(.kind == "Role") | .rules[] | select(.apiGroups == ["apps"])]')" \
+    '[{"apiGroups":["apps"],"resourceNames":["app-migrate"],"resources":["deployments"],"verbs":["get"]}]'
+check_eq "post: Job rollgate-post-migrate waits for deployment/app-migrate, then applies the post phase" \
+    "$(jqc post "$job"' [job("rollgate-post-migrate") | shape]')" \
+    '[{"backoffLimit":2,"containers":[{"args":["migrate","--phase","post","--after-rollout","deployment/app-migrate"],"command":null,"name":"post-migrate","target":[]}],"deadline":900,"init":0,"restart":"Never","sa":"rollgate","ttl":86400}]'
+check_eq "post: its podFailurePolicy names its container" \
+    "$(jqc post '[.[] | select(.kind == "Job" and .metadata.name == "rollgate-post-migrate") | .spec.podFailurePolicy]')" \
+    "$(jq -cS . <<<"$(pfp post-migrate)")"
+check_eq "post: its container has the env, config mount, security context, resources" \
+    "$(jq -c --arg img "$image" "$problems | map(select(.bad != [])) " "$s/post.json" 2>&1)" "[]"
+check_eq "post: the rest is the default's (base and the podFailurePolicy), but for the namespace" \
+    "$(jqc post 'map(select(.metadata.name != "rollgate-post-migrate")) | walk(if type == "object" then del(.namespace) else . end) | map(if .kind == "Role" then .rules |= map(select(.apiGroups != ["apps"])) else . end)')" \
+    "$(jqc default '.')"
+check_eq "components/post-deploy sets the image tag base/ sets" \
+    "$(yq -c '.images' "$man/components/post-deploy/kustomization.yaml" 2>&1)" \
+    "$(yq -c '.images' "$man/base/kustomization.yaml" 2>&1)"
+check_eq "default: no post-deploy Job" \
+    "$(jqc default '[.[] | select(.metadata.name == "rollgate-post-migrate")] | length')" "0"
 
 # --- the rollback target, as manifests/README.md sets it --------------------------------------
 # As written (Kubernetes >= 1.26, with the podFailurePolicy component), and without the

@@ -1365,3 +1365,39 @@ Test(config, a_secret_file_content_typed_as_another_value_is_hidden)
     assert_failed(load(yaml_path, env, NULL, 0),
                   "env ROLLGATE_LEASE_MODE: invalid value \"***\" (use auto, kubernetes or none)");
 }
+
+/* --- migrations.phase ---------------------------------------------------------------- */
+
+Test(config, migrations_phase_defaults_to_all_and_takes_flag_over_env_over_yaml)
+{
+    char *env[] = {"ROLLGATE_MIGRATIONS_PHASE=pre", NULL};
+    struct rg_config_flag flag = {"migrations.phase", "--phase", "post"};
+
+    cr_assert_eq(load(NULL, NULL, NULL, 0), 0, "%s", err.msg);
+    cr_assert_eq(cfg.migrations.phase, RG_PHASE_ALL);
+    cr_assert_str_eq(rg_config_phase_name(cfg.migrations.phase), "all");
+    rg_config_free(&cfg);
+    write_file("config.yaml", "migrations:\n  phase: post\n");
+    cr_assert_eq(load(yaml_path, NULL, NULL, 0), 0, "%s", err.msg);
+    cr_assert_eq(cfg.migrations.phase, RG_PHASE_POST);
+    rg_config_free(&cfg);
+    cr_assert_eq(load(yaml_path, env, NULL, 0), 0, "%s", err.msg);
+    cr_assert_eq(cfg.migrations.phase, RG_PHASE_PRE, "env did not win over the YAML");
+    rg_config_free(&cfg);
+    cr_assert_eq(load(yaml_path, env, &flag, 1), 0, "%s", err.msg);
+    cr_assert_eq(cfg.migrations.phase, RG_PHASE_POST, "the flag did not win over env");
+}
+
+Test(config, migrations_phase_refuses_an_unknown_value_naming_its_source)
+{
+    char *env[] = {"ROLLGATE_MIGRATIONS_PHASE=later", NULL};
+    struct rg_config_flag flag = {"migrations.phase", "--phase", "contract"};
+
+    cr_assert_eq(load(NULL, env, NULL, 0), -1);
+    cr_assert_eq(err.code, RG_ECONFIG);
+    cr_assert(strstr(err.msg, "env ROLLGATE_MIGRATIONS_PHASE"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "pre"), "%s", err.msg);
+    cr_assert_eq(load(NULL, NULL, &flag, 1), -1);
+    cr_assert_eq(err.code, RG_ECONFIG);
+    cr_assert(strstr(err.msg, "--phase"), "%s", err.msg);
+}

@@ -1359,3 +1359,173 @@ Test(wait, a_running_mark_whose_run_is_gone_fails_at_once_with_the_repair)
     cr_assert_eq(ft.pauses, 0);
     cr_assert_eq(fk.nsteps, 0);
 }
+
+/* ---- phases: rollgate:phase=post migrations and migrate --phase ---- */
+
+static void add_post_file(int64_t version, const char *sum)
+{
+    add_file(version, sum);
+    files[src.n - 1].post = true;
+}
+
+static struct rg_migrate_opts phase_opts(enum rg_phase phase)
+{
+    struct rg_migrate_opts o = opts();
+    o.phase = phase;
+    return o;
+}
+
+Test(engine, phase_pre_applies_pre_migrations_past_a_pending_post_one_and_leaves_it)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_PRE);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 2);
+    cr_assert_eq(fk.applied_order[0], 1);
+    cr_assert_eq(fk.applied_order[1], 3);
+    cr_assert_eq(res.left_post, 1);
+    cr_assert_eq(res.to, 3);
+}
+
+Test(engine, phase_post_applies_pending_pre_ones_first_then_the_post_ones)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_POST);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    add_post_file(4, "d");
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 4);
+    cr_assert_eq(fk.applied_order[0], 1);
+    cr_assert_eq(fk.applied_order[1], 3);
+    cr_assert_eq(fk.applied_order[2], 2);
+    cr_assert_eq(fk.applied_order[3], 4);
+    cr_assert_eq(res.left_post, 0);
+}
+
+Test(engine, phase_all_applies_both_kinds_in_version_order)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_ALL);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 3);
+    cr_assert_eq(fk.applied_order[0], 1);
+    cr_assert_eq(fk.applied_order[1], 2);
+    cr_assert_eq(fk.applied_order[2], 3);
+}
+
+Test(engine, a_post_migration_left_below_the_applied_version_is_not_out_of_order)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_POST);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(fk.applied_order[0], 2);
+}
+
+Test(engine, a_pre_migration_below_the_applied_version_is_still_out_of_order)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_PRE);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_file(2, "b");
+    add_post_file(3, "c");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "version 2 is pending but below"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 0);
+}
+
+Test(engine, phase_pre_with_only_post_migrations_pending_asks_for_no_lock)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_PRE);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    struct fake_lock fl = {.grant = true};
+    struct rg_lock lock = FAKE_LOCK(fl);
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fl.acquired, 0, "the fast path asked for the lock");
+    cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.left_post, 1);
+}
+
+Test(engine, a_rollback_undoes_post_and_pre_migrations_newest_first_whatever_the_phase)
+{
+    struct rg_migrate_opts o = phase_opts(RG_PHASE_PRE);
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    files[1].down_path = "dir/f.down.sql";
+    files[2].down_path = "dir/f.down.sql";
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 2);
+    cr_assert_eq(fk.applied_order[0], -3);
+    cr_assert_eq(fk.applied_order[1], -2);
+    cr_assert_eq(res.reverted, 2);
+}
+
+Test(wait, post_deploy_migrations_still_pending_do_not_hold_wait)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 3, "c", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &wopts, &version, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(version, 3);
+    cr_assert_eq(ft.pauses, 0);
+}
+
+Test(wait, a_pending_pre_migration_holds_wait_while_a_post_one_is_pending_too)
+{
+    int64_t version = -1;
+    struct rg_err err = {0};
+    const struct rg_wait_opts limited = {.poll_ms = 2000, .limit_ms = 5000};
+
+    add_file(1, "a");
+    add_post_file(2, "b");
+    add_file(3, "c");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &limited, &version, &err), -1);
+    cr_assert_eq(err.code, RG_ELEASE);
+    cr_assert(strstr(err.msg, "with 1 pending"), "the post-deploy one counted: %s", err.msg);
+}

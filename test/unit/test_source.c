@@ -678,7 +678,65 @@ Test(source, rejects_an_unknown_directive_with_file_and_line)
 {
     write_file("0003_x.up.sql", "-- fine\n-- rollgate:foo\nSELECT 1;\n");
     load_fails(in_tmp("0003_x.up.sql:2: unknown directive \"rollgate:foo\""),
-               "(known: no-transaction, lock-timeout=, statement-timeout=)");
+               "(known: no-transaction, lock-timeout=, statement-timeout=, phase=)");
+}
+
+Test(source, reads_the_phase_at_load_before_the_file_is_prepared)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    write_file("0001_a.up.sql", "-- rollgate:phase=pre\nSELECT 1;\n");
+    write_file("0002_b.up.sql", "\xEF\xBB\xBF-- contract step\n-- rollgate:phase=post\n"
+                                "-- rollgate:lock-timeout=2s\nSELECT 1;\n");
+    write_file("0003_c.up.sql", "SELECT 1;\n-- rollgate:phase=post\n");
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.items[0].prepared, 0, "load read the file past its checksum");
+    cr_assert_not(src.items[0].post);
+    cr_assert(src.items[1].post);
+    cr_assert_not(src.items[2].post, "a directive after the first statement counted");
+    cr_assert_eq(rg_source_prepare_all(&src, &err), 0, "%s", err.msg);
+    cr_assert(src.items[1].directives.post);
+    cr_assert_eq(src.items[1].directives.lock_timeout_ms, 2000);
+    rg_source_free(&src);
+}
+
+Test(source, load_leaves_other_directives_to_prepare_but_checks_the_phase)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+
+    write_file("0001_a.up.sql", "-- rollgate:bogus\nSELECT 1;\n");
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_source_prepare_all(&src, &err), -1);
+    cr_assert(strstr(err.msg, "unknown directive"), "%s", err.msg);
+    rg_source_free(&src);
+}
+
+Test(source, rejects_an_unknown_phase_with_file_and_line)
+{
+    write_file("0005_x.up.sql", "-- header\n-- rollgate:phase=later\nSELECT 1;\n");
+    load_fails(in_tmp("0005_x.up.sql:2: rollgate:phase: \"later\" is not pre or post"), NULL);
+}
+
+Test(source, rejects_a_phase_without_a_value_or_given_twice)
+{
+    write_file("0005_x.up.sql", "-- rollgate:phase\nSELECT 1;\n");
+    load_fails(in_tmp("0005_x.up.sql:1: rollgate:phase needs a value"), NULL);
+    write_file("0005_x.up.sql", "-- rollgate:phase=post\n-- rollgate:phase=pre\nSELECT 1;\n");
+    load_fails(in_tmp("0005_x.up.sql:2: directive rollgate:phase given twice"), NULL);
+}
+
+Test(source, rejects_phase_post_in_a_down_file_or_a_data_script)
+{
+    write_file("0005_x.up.sql", "SELECT 1;\n");
+    write_file("0005_x.down.sql", "-- rollgate:phase=post\nSELECT 1;\n");
+    load_fails(in_tmp("0005_x.down.sql: rollgate:phase=post applies to up migrations only"), NULL);
+    cr_assert_eq(unlink(in_tmp("0005_x.down.sql")), 0);
+    make_dir("data");
+    write_file("data/backfill.sql", "-- rollgate:phase=post\nSELECT 1;\n");
+    load_fails(in_tmp("data/backfill.sql: rollgate:phase=post applies to up migrations only"),
+               NULL);
 }
 
 Test(source, rejects_an_unknown_directive_in_a_down_file)

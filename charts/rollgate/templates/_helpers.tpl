@@ -49,6 +49,23 @@ helm.sh/hook-weight: {{ . | quote }}
 helm.sh/hook-delete-policy: before-hook-creation
 {{- end -}}
 
+{{/*
+The post-deploy Job runs after the release's objects are applied: it waits for the
+Deployment's rollout itself (--after-rollout), so it needs no `helm --wait`.
+*/}}
+{{- define "rollgate.postHookAnnotations" -}}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-weight: "0"
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}
+
+{{/*
+migrations.postDeploy.deployment, required when the post-deploy Job is on.
+*/}}
+{{- define "rollgate.postDeployment" -}}
+{{- required "migrations.postDeploy.deployment: the Deployment whose rollout the post-deploy Job waits for" .Values.migrations.postDeploy.deployment -}}
+{{- end -}}
+
 {{- define "rollgate.image" -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
@@ -127,9 +144,10 @@ Events on the pod (the Role's events/create).
 {{- end -}}
 
 {{/*
-The pod of the migrate Job and of the rollback CronJob's Jobs: one definition, so a rollback
+The pod of the migrate Jobs and of the rollback CronJob's Jobs: one definition, so a rollback
 runs with exactly the migrate Job's identity, configuration and restrictions.
-Call with (dict "ctx" $ "name" CONTAINER "env" EXTRA_ENV_LIST).
+Call with (dict "ctx" $ "name" CONTAINER "env" EXTRA_ENV_LIST "args" ARGS_LIST); args
+defaults to ["migrate"].
 */}}
 {{- define "rollgate.podTemplate" -}}
 {{- $ := .ctx -}}
@@ -158,7 +176,7 @@ spec:
     - name: {{ .name }}
       image: {{ include "rollgate.image" $ }}
       imagePullPolicy: {{ $.Values.image.pullPolicy }}
-      args: ["migrate"]
+      args: {{ toJson (.args | default (list "migrate")) }}
       # rollgate writes its one-line summary to /dev/termination-log; the log tail is the
       # fallback when it could not (killed outright).
       terminationMessagePolicy: FallbackToLogsOnError
@@ -197,8 +215,8 @@ spec:
 {{- end -}}
 
 {{/*
-The Job spec shared by the migrate Job and the rollback CronJob's jobTemplate.
-Call with (dict "ctx" $ "name" CONTAINER "env" EXTRA_ENV_LIST).
+The Job spec shared by the migrate Jobs and the rollback CronJob's jobTemplate.
+Call with (dict "ctx" $ "name" CONTAINER "env" EXTRA_ENV_LIST "args" ARGS_LIST).
 */}}
 {{- define "rollgate.jobSpec" -}}
 {{- $ := .ctx -}}
