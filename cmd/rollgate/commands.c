@@ -331,3 +331,43 @@ out:
     session_close(&s);
     return ret;
 }
+
+int rg_cmd_plan(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                struct rg_err *err)
+{
+    struct session s;
+    struct rg_dry_run d = {0};
+    struct rg_migrate_opts opts = {
+        .target = cfg->migrations.target,
+        .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
+        .allow_out_of_order = cfg->migrations.allow_out_of_order,
+        .applied_by = cfg->lease.identity,
+        .lock_timeout_ms = cfg->database.lock_timeout_ms,
+        .statement_timeout_ms = cfg->database.statement_timeout_ms,
+    };
+    size_t tried = 0, listed = 0;
+    int ret = -1, rc;
+
+    if (session_open(&s, cfg, err) < 0)
+        goto out;
+    rc = rg_engine_dry_run(&s.store, &s.src, &opts, &d, err);
+    /* Up to the failing statement too: what ran before it is part of the answer. */
+    if (d.tried)
+        rg_output_plan(stdout, &d, rc < 0 ? err->msg : NULL, cli->output);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < d.n; i++)
+        if (d.ms[i].no_transaction)
+            listed++;
+        else
+            tried++;
+    snprintf(summary, n,
+             "plan: schema at version %" PRId64 "; tried %zu migration%s in a transaction that "
+             "was rolled back, listed %zu no-transaction migration%s; nothing was changed",
+             d.current, tried, tried == 1 ? "" : "s", listed, listed == 1 ? "" : "s");
+    ret = 0;
+out:
+    rg_dry_run_free(&d);
+    session_close(&s);
+    return ret;
+}
