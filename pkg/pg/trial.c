@@ -85,13 +85,20 @@ static struct rel *find_rel(struct rg_pg_trial *t, int64_t oid)
     return t->nrels ? bsearch(&key, t->rels, t->nrels, sizeof(*t->rels), by_oid) : NULL;
 }
 
-/* A relation the plan has not seen before: one of the snapshot's, or one a statement made. */
+/* A relation the plan has not seen before: one of the snapshot's, or one a statement made.
+ * find_rel needs them sorted again afterwards (sort_rels). */
 static void add_rel(struct rg_pg_trial *t, int64_t oid, int64_t filenode, char kind,
                     const char *name)
 {
     t->rels = rg_realloc(t->rels, (t->nrels + 1) * sizeof(*t->rels));
     t->rels[t->nrels++] = (struct rel){oid, filenode, kind, false, rg_strdup(name)};
-    qsort(t->rels, t->nrels, sizeof(*t->rels), by_oid);
+}
+
+static void sort_rels(struct rg_pg_trial *t)
+{
+    /* A database with no relation of the user's yet has no array at all. */
+    if (t->nrels)
+        qsort(t->rels, t->nrels, sizeof(*t->rels), by_oid);
 }
 
 static bool was_held(const struct rg_pg_trial *t, int64_t oid, const char *mode)
@@ -133,6 +140,7 @@ int rg_pg_trial_begin(void *ctx, struct rg_err *err)
             goto out;
         add_rel(pg->trial, oid, filenode, PQgetvalue(res, row, 2)[0], PQgetvalue(res, row, 3));
     }
+    sort_rels(pg->trial);
     ret = 0;
 out:
     if (ret < 0) {
@@ -163,9 +171,9 @@ static void add_lock(struct rg_trial_stmt *ts, const char *relation, const char 
     ts->locks[ts->nlocks++] = (struct rg_trial_lock){rg_strdup(relation), rg_strdup(mode)};
 }
 
-/* One lock row (into h, what is held now): new to this statement or not, and whether its relation's
- * storage changed (only a relation locked can have been rewritten: a rewrite holds
- * AccessExclusiveLock to the end of the transaction). */
+/* One lock row (into h, what is held now): new to this statement or not, and whether its
+ * relation's storage changed (only a relation locked can have been rewritten: a rewrite
+ * holds AccessExclusiveLock to the end of the transaction). */
 static int observe_row(struct rg_pg_trial *t, const PGresult *res, int row,
                        struct rg_trial_stmt *ts, struct held *h, struct rg_err *err)
 {
@@ -191,9 +199,17 @@ static int observe_row(struct rg_pg_trial *t, const PGresult *res, int row,
     }
     if (!known) {
         add_rel(t, oid, filenode, kind, name);
-    } else if (known->filenode != filenode) {
+        sort_rels(t);
+        return 0;
+    }
+    if (strcmp(known->name, name) != 0) {
+        /* Renamed: named as it is now from here on. */
+        free(known->name);
+        known->name = rg_strdup(name);
+    }
+    if (known->filenode != filenode) {
         known->filenode = filenode;
-        if (strchr("rmi", kind)) {
+        if (kind && strchr("rmi", kind)) {
             ts->rewritten = rg_realloc(ts->rewritten, (ts->nrewritten + 1) * sizeof(char *));
             ts->rewritten[ts->nrewritten++] = rg_strdup(name);
         }

@@ -246,3 +246,19 @@ Test(plan, transaction_control_in_a_file_is_refused_before_anything_runs)
     cr_assert_not(h_table_exists("c"));
     cr_assert_eq(r.out_len, 0, "%s", h_describe(&r));
 }
+
+Test(plan, a_table_renamed_by_the_plan_is_named_as_it_is_now)
+{
+    struct h_result r;
+
+    applied_orders();
+    h_migration(2, "rename", "ALTER TABLE orders RENAME TO purchases;\n", NULL);
+    h_migration(3, "alter", "ALTER TABLE purchases ADD COLUMN x int;\n", NULL);
+    r = h_run(H_ARGS("plan", "--output", "json"), DB_ENV);
+    h_assert_exit(r, 0);
+    /* A lock is named as its relation is after the statement. */
+    assert_json(&r, "{migrations,0,statements,0,locks,0,relation}", "public.purchases");
+    assert_json(&r, "{migrations,1,locks_held_before,0,relation}", "public.purchases");
+    cr_assert(h_table_exists("orders"));
+    cr_assert_not(h_table_exists("purchases"));
+}
