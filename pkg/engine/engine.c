@@ -426,24 +426,33 @@ static int record_baseline(const struct rg_store *store, struct rg_source *src, 
     return ret;
 }
 
+/* golang-migrate's schema_migrations, refused when dirty. */
+static int read_legacy(const struct rg_store *store, struct rg_legacy *legacy, struct rg_err *err)
+{
+    memset(legacy, 0, sizeof(*legacy));
+    if (store->read_legacy(store->ctx, legacy, err) < 0)
+        return -1;
+    if (legacy->found && legacy->dirty) {
+        rg_err_set(err, RG_ECONFLICT,
+                   "golang-migrate's schema_migrations is dirty at version %" PRId64
+                   ": a migration failed part way under golang-migrate; fix the schema by hand "
+                   "and clear the dirty flag (migrate force %" PRId64 ") before adopting it",
+                   legacy->version, legacy->version);
+        return -1;
+    }
+    return 0;
+}
+
 /* golang-migrate's version becomes rollgate's history, before the first run. */
 static int adopt_legacy(const struct rg_store *store, struct rg_source *src,
                         const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
                         struct rg_err *err)
 {
-    struct rg_legacy legacy = {0};
+    struct rg_legacy legacy;
     size_t count = 0;
 
-    if (store->read_legacy(store->ctx, &legacy, err) < 0)
+    if (read_legacy(store, &legacy, err) < 0)
         return -1;
-    if (legacy.found && legacy.dirty) {
-        rg_err_set(err, RG_ECONFLICT,
-                   "golang-migrate's schema_migrations is dirty at version %" PRId64
-                   ": a migration failed part way under golang-migrate; fix the schema by hand "
-                   "and clear the dirty flag (migrate force %" PRId64 ") before adopting it",
-                   legacy.version, legacy.version);
-        return -1;
-    }
     if (!legacy.found)
         return store->ensure_history(store->ctx, err);
     if (record_baseline(store, src, legacy.version, opts->applied_by, true, &count, err) < 0)
@@ -872,6 +881,29 @@ out:
     return ret;
 }
 
+/* Where migrate would first adopt golang-migrate's version, the plan starts from it
+ * (adopting would write the history, which a plan never does). */
+static int plan_from_legacy(const struct rg_store *store, struct rg_plan *plan, struct rg_err *err)
+{
+    struct rg_legacy legacy;
+
+    if (read_legacy(store, &legacy, err) < 0)
+        return -1;
+    if (!legacy.found)
+        return 0;
+    RG_INFO("golang-migrate's schema_migrations is there and rollgate's history is not: "
+            "planning from its version, as migrate would adopt it" RG_F "version=%" PRId64,
+            legacy.version);
+    for (size_t k = 0; k < plan->n; k++) {
+        if (plan->items[k].version > legacy.version)
+            continue;
+        plan->items[k].state = RG_ITEM_APPLIED;
+        plan->pending--;
+    }
+    plan->current = legacy.version;
+    return 0;
+}
+
 int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
                       const struct rg_migrate_opts *opts, struct rg_dry_run *d, struct rg_err *err)
 {
@@ -884,6 +916,8 @@ int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
     if (store->read_history(store->ctx, &h, err) < 0)
         goto out;
     rg_plan_build(&plan, src, &h);
+    if (!h.exists && plan_from_legacy(store, &plan, err) < 0)
+        goto out;
     d->current = plan.current;
     d->history_exists = h.exists;
     if (opts->target < plan.current) {

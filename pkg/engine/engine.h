@@ -132,7 +132,8 @@ void rg_dry_run_free(struct rg_dry_run *d);
  * (trial_end) on every path. A no-transaction migration is only split into statements:
  * it cannot run inside a transaction, and outside one it would keep its effects. Stops at
  * the first failing statement (the store's error; d keeps what was seen up to it). The
- * history is read, never created or written. */
+ * history is read, never created or written; without one, golang-migrate's version counts
+ * as applied, as migrate would adopt it (RG_ECONFLICT when dirty). */
 int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
                       const struct rg_migrate_opts *opts, struct rg_dry_run *d,
                       struct rg_err *err) RG_WUR;

@@ -262,3 +262,23 @@ Test(plan, a_table_renamed_by_the_plan_is_named_as_it_is_now)
     cr_assert(h_table_exists("orders"));
     cr_assert_not(h_table_exists("purchases"));
 }
+
+Test(plan, starts_from_golang_migrates_version_without_adopting_it)
+{
+    struct h_result r;
+    char *dump;
+
+    h_query("CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)");
+    h_query("INSERT INTO schema_migrations VALUES (1, false)");
+    h_query("CREATE TABLE orders (id int)");
+    h_migration(1, "orders", "CREATE TABLE orders (id int);\n", NULL);
+    h_migration(2, "alter", "ALTER TABLE orders ADD COLUMN note text;\n", NULL);
+    dump = schema_dump();
+    r = h_run(H_ARGS("plan", "--output", "json"), DB_ENV);
+    h_assert_exit(r, 0);
+    assert_json(&r, "{schema_version}", "1");
+    assert_json(&r, "{migrations,0,version}", "2");
+    cr_assert_null(h_json(r.out, "{migrations,1}"), "%s", h_describe(&r));
+    cr_assert_not(h_table_exists("rollgate_migrations"), "plan adopted the history");
+    cr_assert_str_eq(schema_dump(), dump);
+}

@@ -1424,3 +1424,29 @@ Test(dry_run, drift_refuses_before_anything_is_tried)
     cr_assert_not(d.tried);
     rg_dry_run_free(&d);
 }
+
+Test(dry_run, golang_migrates_version_counts_as_applied_without_adopting_it)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_sql_file(1, "a", "CREATE TABLE t1 ();", false);
+    add_sql_file(2, "b", "CREATE TABLE t2 ();", false);
+    fk.legacy = (struct rg_legacy){.found = true, .version = 1};
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(d.current, 1);
+    cr_assert_eq(fk.ntrials, 1);
+    cr_assert_eq(fk.trial_order[0], 2);
+    cr_assert_eq(fk.baselined, 0);
+    cr_assert_eq(fk.ensure_calls, 0);
+    rg_dry_run_free(&d);
+
+    memset(&fk, 0, sizeof(fk));
+    fk.legacy = (struct rg_legacy){.found = true, .version = 1, .dirty = true};
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert(strstr(err.msg, "dirty at version 1"), "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 0);
+    rg_dry_run_free(&d);
+}
