@@ -228,14 +228,18 @@ static void text_measures(FILE *out, const struct rg_trial_stmt *st, const char 
 
 static void text_plan(FILE *out, const struct rg_dry_run *d, const char *error)
 {
+    size_t listed = 0;
+
     if (!d->n) {
         fprintf(out, "plan: schema at version %" PRId64 ", nothing pending\n", d->current);
         return;
     }
+    for (size_t i = 0; i < d->n; i++)
+        listed += d->ms[i].no_transaction;
     fprintf(out,
-            "plan: schema at version %" PRId64 ", %zu pending migration%s tried in one "
-            "transaction, rolled back%s\n",
-            d->current, d->n, d->n == 1 ? "" : "s",
+            "plan: schema at version %" PRId64 ", %zu pending: %zu tried in one transaction, "
+            "rolled back; %zu no-transaction, listed%s\n",
+            d->current, d->n, d->n - listed, listed,
             d->history_exists ? "" : " (no history table: none was created)");
     for (size_t i = 0; i < d->n; i++) {
         const struct rg_dry_migration *m = &d->ms[i];

@@ -117,6 +117,9 @@ Test(plan, reports_locks_rewrites_and_rows_per_statement_and_leaves_schema_and_h
 
     r = h_run(H_ARGS("plan"), DB_ENV);
     h_assert_exit(r, 0);
+    h_assert_has(r, r.out,
+                 "plan: schema at version 1, 2 pending: 1 tried in one transaction, rolled "
+                 "back; 1 no-transaction, listed\n");
     h_assert_has(r, r.out, "line 1: ALTER TABLE orders ADD COLUMN extra text;");
     h_assert_has(r, r.out, "locks AccessExclusiveLock on public.orders\n");
     h_assert_has(r, r.out, "3 rows; locks RowExclusiveLock on public.orders");
