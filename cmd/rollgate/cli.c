@@ -122,6 +122,17 @@ static const struct {
      "init container of pods that must not start on an older schema; post-deploy ones\n"
      "may still be pending), then exit 0. Never writes. Exit 8 when --timeout\n"
      "(default lease.waitTimeout) runs out, 5 on drift or a failed migration.\n"},
+    {RG_CMD_PLAN, "plan",
+     "Usage: rollgate plan [--target VERSION|latest] [--output text|json] [global options]\n"
+     "\n"
+     "A dry run on a real database: each pending migration (up to --target) runs\n"
+     "statement by statement inside one transaction that is always rolled back, and\n"
+     "the plan shows per statement the relation locks it took, the tables it rewrote,\n"
+     "the rows it touched and its duration. No-transaction migrations are listed, not\n"
+     "run. The history and the schema are unchanged afterwards. It takes the locks the\n"
+     "real run takes, each wait bounded by lock_timeout: point it at a staging copy when\n"
+     "in doubt. Exit 6 when a statement fails (file:line, SQLSTATE).\n"
+     "  --output text|json   result format on stdout (default text)\n"},
     {RG_CMD_REPAIR, "repair",
      "Usage: rollgate repair [--version N] [global options]\n"
      "       rollgate repair --checksums [--force] [global options]\n"
@@ -173,6 +184,8 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           "  new       write the next migration's up and down files\n"
           "  repair    clear a failed no-transaction migration's mark\n"
           "  wait      block until the schema is current (never writes)\n"
+          "  plan      try the pending migrations in a rolled-back transaction: locks,\n"
+          "            rewrites, rows, durations\n"
           "\n",
           out);
     fputs(global_usage, out);
@@ -233,7 +246,7 @@ static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, s
     }
     rg_err_set(err, RG_EUSAGE,
                "unknown command \"%s\" (commands: migrate, status, version, validate, baseline, "
-               "new, repair, wait)",
+               "new, repair, wait, plan)",
                rg_log_scrub(shown, sizeof(shown), arg));
     return -1;
 }
@@ -373,8 +386,9 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
         rg_err_set(err, RG_EUSAGE, "--exit-code applies only to status");
         return -1;
     }
-    if (cli->output_given && cli->command != RG_CMD_STATUS && cli->command != RG_CMD_VERSION) {
-        rg_err_set(err, RG_EUSAGE, "--output applies only to status and version");
+    if (cli->output_given && cli->command != RG_CMD_STATUS && cli->command != RG_CMD_VERSION &&
+        cli->command != RG_CMD_PLAN) {
+        rg_err_set(err, RG_EUSAGE, "--output applies only to status, version and plan");
         return -1;
     }
     return 0;

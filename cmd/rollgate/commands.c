@@ -99,19 +99,10 @@ static void session_close(struct session *s)
     rg_source_free(&s->src);
 }
 
-int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
-                   struct rg_err *err)
+/* What a run takes from the configuration, for the commands that plan like migrate. */
+static struct rg_migrate_opts migrate_opts(const struct rg_config *cfg)
 {
-    struct session s;
-    struct rg_migrate_result res;
-    struct rg_clock clock;
-    /* Without a Lease, a run that meets another at the fence follows it: a look is one short
-     * history read, so it looks often and ends soon after the other run; a run silent for a
-     * Lease's duration is presumed gone, as a Lease follower would. */
-    struct rg_migrate_opts opts = {
-        .clock = &clock,
-        .follow_poll_ms = 50,
-        .follow_stall_ms = cfg->lease.duration_ms,
+    struct rg_migrate_opts o = {
         .target = cfg->migrations.target,
         .phase = cfg->migrations.phase,
         .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
@@ -121,6 +112,16 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
     };
+    return o;
+}
+
+int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                   struct rg_err *err)
+{
+    struct session s;
+    struct rg_migrate_result res;
+    struct rg_clock clock;
+    struct rg_migrate_opts opts = migrate_opts(cfg);
     int64_t start = rg_now_ms();
     char left[64] = "";
     int ret = -1, rc;
@@ -137,6 +138,12 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     }
     memset(&s, 0, sizeof(s));
     rg_signals_clock(&clock);
+    /* Without a Lease, a run that meets another at the fence follows it: a look is one short
+     * history read, so it looks often and ends soon after the other run; a run silent for a
+     * Lease's duration is presumed gone, as a Lease follower would. */
+    opts.clock = &clock;
+    opts.follow_poll_ms = 50;
+    opts.follow_stall_ms = cfg->lease.duration_ms;
     if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0)
         goto out;
     RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s" RG_F "phase=%s",
@@ -238,11 +245,7 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     struct rg_config once = *cfg;
     struct session s;
     struct rg_err conn_err = {0};
-    struct rg_migrate_opts opts = {
-        .target = cfg->migrations.target,
-        .fail_on_newer = cfg->migrations.on_newer_schema == RG_ON_NEWER_FAIL,
-        .allow_out_of_order = cfg->migrations.allow_out_of_order,
-    };
+    struct rg_migrate_opts opts = migrate_opts(cfg);
     int ret = -1;
 
     (void)cli;
@@ -365,6 +368,39 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
              version, rg_now_ms() - start);
     ret = 0;
 out:
+    session_close(&s);
+    return ret;
+}
+
+int rg_cmd_plan(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                struct rg_err *err)
+{
+    struct session s;
+    struct rg_dry_run d = {0};
+    struct rg_migrate_opts opts = migrate_opts(cfg);
+    size_t tried = 0, listed = 0;
+    int ret = -1, rc;
+
+    if (session_open(&s, cfg, err) < 0)
+        goto out;
+    rc = rg_engine_dry_run(&s.store, &s.src, &opts, &d, err);
+    /* Up to the failing statement too: what ran before it is part of the answer. */
+    if (d.tried)
+        rg_output_plan(stdout, &d, rc < 0 ? err->msg : NULL, cli->output);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < d.n; i++)
+        if (d.ms[i].no_transaction)
+            listed++;
+        else
+            tried++;
+    snprintf(summary, n,
+             "plan: schema at version %" PRId64 "; tried %zu migration%s in a transaction that "
+             "was rolled back, listed %zu no-transaction migration%s; nothing was changed",
+             d.current, tried, tried == 1 ? "" : "s", listed, listed == 1 ? "" : "s");
+    ret = 0;
+out:
+    rg_dry_run_free(&d);
     session_close(&s);
     return ret;
 }

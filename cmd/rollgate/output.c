@@ -2,8 +2,10 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "json/json.h"
+#include "log/log.h"
 
 /* NULL for a version only the history knows: the phase is in the file's header. */
 static const char *phase_name(const struct rg_plan_item *it)
@@ -89,4 +91,194 @@ void rg_output_version(FILE *out, int64_t version, enum rg_output format)
         return;
     }
     fprintf(out, "%" PRId64 "\n", version);
+}
+
+/* A statement's text as the file has it, up to its ';'. */
+static void statement_text(const struct rg_dry_migration *m, const struct rg_trial_stmt *st,
+                           const char **text, size_t *len)
+{
+    *text = m->sql + st->start;
+    *len = st->end - st->start;
+}
+
+static void json_locks(struct rg_json *j, const char *key, const struct rg_trial_lock *locks,
+                       size_t n)
+{
+    rg_json_key(j, key);
+    rg_json_open(j, '[');
+    for (size_t k = 0; k < n; k++) {
+        rg_json_open(j, '{');
+        rg_json_key(j, "relation");
+        rg_json_str(j, locks[k].relation);
+        rg_json_key(j, "mode");
+        rg_json_str(j, locks[k].mode);
+        rg_json_close(j, '}');
+    }
+    rg_json_close(j, ']');
+}
+
+static void json_measures(struct rg_json *j, const struct rg_trial_stmt *st)
+{
+    rg_json_key(j, "duration_us");
+    rg_json_int(j, st->duration_us);
+    rg_json_key(j, "rows");
+    if (st->rows < 0)
+        rg_json_str(j, NULL);
+    else
+        rg_json_int(j, st->rows);
+    json_locks(j, "locks", st->locks, st->nlocks);
+    rg_json_key(j, "rewrites");
+    rg_json_open(j, '[');
+    for (size_t k = 0; k < st->nrewritten; k++)
+        rg_json_str(j, st->rewritten[k]);
+    rg_json_close(j, ']');
+    if (st->sqlstate[0]) {
+        rg_json_key(j, "sqlstate");
+        rg_json_str(j, st->sqlstate);
+    }
+}
+
+static void json_plan(FILE *out, const struct rg_dry_run *d, const char *error)
+{
+    char clean[sizeof(((struct rg_err *)0)->msg)];
+    struct rg_json j;
+
+    rg_json_to_file(&j, out);
+    rg_json_open(&j, '{');
+    rg_json_key(&j, "schema_version");
+    rg_json_int(&j, d->current);
+    rg_json_key(&j, "history_table");
+    rg_json_bool(&j, d->history_exists);
+    rg_json_key(&j, "rolled_back");
+    rg_json_bool(&j, true);
+    rg_json_key(&j, "error");
+    rg_json_str(&j, error ? rg_log_scrub(clean, sizeof(clean), error) : NULL);
+    rg_json_key(&j, "migrations");
+    rg_json_open(&j, '[');
+    for (size_t i = 0; i < d->n; i++) {
+        const struct rg_dry_migration *m = &d->ms[i];
+        rg_json_open(&j, '{');
+        rg_json_key(&j, "version");
+        rg_json_int(&j, m->version);
+        rg_json_key(&j, "title");
+        rg_json_str(&j, m->title);
+        rg_json_key(&j, "file");
+        rg_json_str(&j, m->path);
+        rg_json_key(&j, "no_transaction");
+        rg_json_bool(&j, m->no_transaction);
+        rg_json_key(&j, "lock_timeout_ms");
+        rg_json_int(&j, m->lock_timeout_ms);
+        rg_json_key(&j, "statement_timeout_ms");
+        rg_json_int(&j, m->statement_timeout_ms);
+        if (!m->no_transaction)
+            json_locks(&j, "locks_held_before", m->trial.held, m->trial.nheld);
+        rg_json_key(&j, "statements");
+        rg_json_open(&j, '[');
+        for (size_t k = 0; k < m->trial.n; k++) {
+            const struct rg_trial_stmt *st = &m->trial.stmts[k];
+            const char *text;
+            size_t len;
+
+            statement_text(m, st, &text, &len);
+            rg_json_open(&j, '{');
+            rg_json_key(&j, "line");
+            rg_json_int(&j, (int64_t)st->line);
+            rg_json_key(&j, "sql");
+            rg_json_strn(&j, text, len);
+            rg_json_key(&j, "executed");
+            rg_json_bool(&j, st->ran);
+            if (st->ran)
+                json_measures(&j, st);
+            rg_json_close(&j, '}');
+        }
+        rg_json_close(&j, ']');
+        rg_json_close(&j, '}');
+    }
+    rg_json_close(&j, ']');
+    rg_json_close(&j, '}');
+    fputc('\n', out);
+}
+
+/* The statement's first line, cut to a width a terminal shows. */
+static void text_statement(FILE *out, const struct rg_dry_migration *m,
+                           const struct rg_trial_stmt *st)
+{
+    const char *text, *nl;
+    size_t len;
+
+    statement_text(m, st, &text, &len);
+    nl = memchr(text, '\n', len);
+    if (nl)
+        len = (size_t)(nl - text);
+    fprintf(out, "  line %zu: %.*s%s\n", st->line, (int)(len > 100 ? 100 : len), text,
+            nl || len > 100 ? " ..." : "");
+}
+
+static void text_locks(FILE *out, const char *head, const struct rg_trial_lock *locks, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        fprintf(out, "%s%s on %s", k ? ", " : head, locks[k].mode, locks[k].relation);
+}
+
+static void text_measures(FILE *out, const struct rg_trial_stmt *st, const char *error)
+{
+    fprintf(out, "    %" PRId64 ".%03" PRId64 " ms", st->duration_us / 1000,
+            st->duration_us % 1000);
+    if (st->rows >= 0)
+        fprintf(out, "; %" PRId64 " row%s", st->rows, st->rows == 1 ? "" : "s");
+    for (size_t k = 0; k < st->nrewritten; k++)
+        fprintf(out, "%s%s", k ? ", " : "; REWRITES ", st->rewritten[k]);
+    if (st->nlocks)
+        text_locks(out, "; locks ", st->locks, st->nlocks);
+    else
+        fputs("; no new lock", out);
+    fputc('\n', out);
+    if (error) {
+        char clean[sizeof(((struct rg_err *)0)->msg)];
+        fprintf(out, "    FAILED: %s\n", rg_log_scrub(clean, sizeof(clean), error));
+    }
+}
+
+static void text_plan(FILE *out, const struct rg_dry_run *d, const char *error)
+{
+    size_t listed = 0;
+
+    if (!d->n) {
+        fprintf(out, "plan: schema at version %" PRId64 ", nothing pending\n", d->current);
+        return;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        listed += d->ms[i].no_transaction;
+    fprintf(out,
+            "plan: schema at version %" PRId64 ", %zu pending: %zu tried in one transaction, "
+            "rolled back; %zu no-transaction, listed%s\n",
+            d->current, d->n, d->n - listed, listed,
+            d->history_exists ? "" : " (no history table: none was created)");
+    for (size_t i = 0; i < d->n; i++) {
+        const struct rg_dry_migration *m = &d->ms[i];
+        fprintf(out, "\nversion %" PRId64 " %s (%s)%s\n", m->version, m->title, m->path,
+                m->no_transaction ? ": no-transaction, listed, not run" : "");
+        if (m->trial.nheld) {
+            text_locks(out,
+                       "  held since an earlier migration of this plan (taken again, shows as no "
+                       "new lock): ",
+                       m->trial.held, m->trial.nheld);
+            fputc('\n', out);
+        }
+        for (size_t k = 0; k < m->trial.n; k++) {
+            const struct rg_trial_stmt *st = &m->trial.stmts[k];
+            bool last = i + 1 == d->n && k + 1 == m->trial.n;
+            text_statement(out, m, st);
+            if (st->ran)
+                text_measures(out, st, last ? error : NULL);
+        }
+    }
+}
+
+void rg_output_plan(FILE *out, const struct rg_dry_run *d, const char *error, enum rg_output format)
+{
+    if (format == RG_OUTPUT_JSON)
+        json_plan(out, d, error);
+    else
+        text_plan(out, d, error);
 }

@@ -3,11 +3,16 @@
 #include <stdio.h>
 #include <time.h>
 
-int64_t rg_now_ms(void)
+int64_t rg_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t rg_now_ms(void)
+{
+    return rg_now_us() / 1000;
 }
 
 void rg_utc_now(char *buf, size_t n, int digits)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/follow.h"
+#include "source/sql.h"
 #include "mem/mem.h"
 #include "log/log.h"
 
@@ -172,6 +173,13 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
 static int64_t pick(int64_t directive, int64_t fallback)
 {
     return directive ? directive : fallback;
+}
+
+/* A step's timeouts: its file's directives, else the configuration's. */
+static void set_timeouts(struct rg_step *s, const struct rg_migrate_opts *opts)
+{
+    s->lock_timeout_ms = pick(s->directives.lock_timeout_ms, opts->lock_timeout_ms);
+    s->statement_timeout_ms = pick(s->directives.statement_timeout_ms, opts->statement_timeout_ms);
 }
 
 /* One run's steps, built before anything changes so that a missing piece (a down
@@ -381,9 +389,7 @@ static int execute(struct run *r, bool aside, bool *stepped, struct rg_migrate_r
         enum rg_apply_outcome outcome;
         int64_t ms = 0;
 
-        s->lock_timeout_ms = pick(s->directives.lock_timeout_ms, r->opts->lock_timeout_ms);
-        s->statement_timeout_ms =
-            pick(s->directives.statement_timeout_ms, r->opts->statement_timeout_ms);
+        set_timeouts(s, r->opts);
         s->durable = i + 1 == r->n;
         s->try_fence = aside;
         RG_INFO("%s started" RG_F "version=%" PRId64 RG_F "title=%s", step_label(s), s->version,
@@ -441,24 +447,33 @@ static int record_baseline(const struct rg_store *store, struct rg_source *src, 
     return ret;
 }
 
+/* golang-migrate's schema_migrations, refused when dirty. */
+static int read_legacy(const struct rg_store *store, struct rg_legacy *legacy, struct rg_err *err)
+{
+    memset(legacy, 0, sizeof(*legacy));
+    if (store->read_legacy(store->ctx, legacy, err) < 0)
+        return -1;
+    if (legacy->found && legacy->dirty) {
+        rg_err_set(err, RG_ECONFLICT,
+                   "golang-migrate's schema_migrations is dirty at version %" PRId64
+                   ": a migration failed part way under golang-migrate; fix the schema by hand "
+                   "and clear the dirty flag (migrate force %" PRId64 ") before adopting it",
+                   legacy->version, legacy->version);
+        return -1;
+    }
+    return 0;
+}
+
 /* golang-migrate's version becomes rollgate's history, before the first run. */
 static int adopt_legacy(const struct rg_store *store, struct rg_source *src,
                         const struct rg_migrate_opts *opts, struct rg_migrate_result *res,
                         struct rg_err *err)
 {
-    struct rg_legacy legacy = {0};
+    struct rg_legacy legacy;
     size_t count = 0;
 
-    if (store->read_legacy(store->ctx, &legacy, err) < 0)
+    if (read_legacy(store, &legacy, err) < 0)
         return -1;
-    if (legacy.found && legacy.dirty) {
-        rg_err_set(err, RG_ECONFLICT,
-                   "golang-migrate's schema_migrations is dirty at version %" PRId64
-                   ": a migration failed part way under golang-migrate; fix the schema by hand "
-                   "and clear the dirty flag (migrate force %" PRId64 ") before adopting it",
-                   legacy.version, legacy.version);
-        return -1;
-    }
     if (!legacy.found)
         return store->ensure_history(store->ctx, err);
     if (record_baseline(store, src, legacy.version, opts->applied_by, true, &count, err) < 0)
@@ -820,4 +835,151 @@ int rg_engine_baseline(const struct rg_store *store, struct rg_source *src, int6
                        const char *applied_by, size_t *count, struct rg_err *err)
 {
     return record_baseline(store, src, version, applied_by, false, count, err);
+}
+
+static void free_locks(struct rg_trial_lock *locks, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        free(locks[k].relation);
+        free(locks[k].mode);
+    }
+    free(locks);
+}
+
+void rg_trial_free(struct rg_trial *t)
+{
+    if (!t)
+        return;
+    free_locks(t->held, t->nheld);
+    for (size_t i = 0; i < t->n; i++) {
+        struct rg_trial_stmt *st = &t->stmts[i];
+        free_locks(st->locks, st->nlocks);
+        for (size_t k = 0; k < st->nrewritten; k++)
+            free(st->rewritten[k]);
+        free(st->rewritten);
+    }
+    free(t->stmts);
+    memset(t, 0, sizeof(*t));
+}
+
+void rg_dry_run_free(struct rg_dry_run *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        rg_trial_free(&d->ms[i].trial);
+    free(d->ms);
+    memset(d, 0, sizeof(*d));
+}
+
+/* A no-transaction migration's statements, listed, not run. */
+static void list_statements(const struct rg_step *s, struct rg_trial *t)
+{
+    struct rg_sql_stmt *st = NULL;
+
+    t->n = rg_sql_statements(s->sql, strlen(s->sql), &st);
+    t->stmts = rg_calloc(t->n, sizeof(*t->stmts));
+    for (size_t i = 0; i < t->n; i++) {
+        t->stmts[i].start = st[i].start;
+        t->stmts[i].end = st[i].end;
+        t->stmts[i].line = st[i].line;
+        t->stmts[i].rows = -1;
+    }
+    free(st);
+}
+
+/* Tries each step in the store's one transaction, which trial_end rolls back whatever
+ * happened. */
+static int try_steps(const struct rg_store *store, struct run *r, struct rg_dry_run *d,
+                     struct rg_err *err)
+{
+    bool open = false;
+    int ret = -1;
+
+    for (size_t i = 0; i < r->n; i++) {
+        struct rg_step *s = &r->steps[i];
+        struct rg_dry_migration *m = &d->ms[d->n++];
+
+        set_timeouts(s, r->opts);
+        m->version = s->version;
+        m->title = s->title;
+        m->path = s->path;
+        m->sql = s->sql;
+        m->no_transaction = s->directives.no_transaction;
+        m->lock_timeout_ms = s->lock_timeout_ms;
+        m->statement_timeout_ms = s->statement_timeout_ms;
+        if (m->no_transaction) {
+            list_statements(s, &m->trial);
+            continue;
+        }
+        if (!open && store->trial_begin(store->ctx, err) < 0)
+            goto out;
+        open = true;
+        RG_INFO("trying migration" RG_F "version=%" PRId64 RG_F "title=%s", s->version, s->title);
+        if (store->trial_run(store->ctx, s, &m->trial, err) < 0)
+            goto out;
+    }
+    ret = 0;
+out:
+    if (open)
+        store->trial_end(store->ctx);
+    return ret;
+}
+
+/* Where migrate would first adopt golang-migrate's version, the plan starts from it
+ * (adopting would write the history, which a plan never does). */
+static int plan_from_legacy(const struct rg_store *store, struct rg_plan *plan, struct rg_err *err)
+{
+    struct rg_legacy legacy;
+
+    if (read_legacy(store, &legacy, err) < 0)
+        return -1;
+    if (!legacy.found)
+        return 0;
+    RG_INFO("golang-migrate's schema_migrations is there and rollgate's history is not: "
+            "planning from its version, as migrate would adopt it" RG_F "version=%" PRId64,
+            legacy.version);
+    for (size_t k = 0; k < plan->n; k++) {
+        if (plan->items[k].version > legacy.version)
+            continue;
+        plan->items[k].state = RG_ITEM_APPLIED;
+        plan->pending--;
+    }
+    plan->current = legacy.version;
+    return 0;
+}
+
+int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
+                      const struct rg_migrate_opts *opts, struct rg_dry_run *d, struct rg_err *err)
+{
+    struct rg_history h = {0};
+    struct rg_plan plan = {0};
+    struct run r = {.store = store, .opts = opts};
+    int ret = -1;
+
+    memset(d, 0, sizeof(*d));
+    if (store->read_history(store->ctx, &h, err) < 0)
+        goto out;
+    rg_plan_build(&plan, src, &h);
+    if (!h.exists && plan_from_legacy(store, &plan, err) < 0)
+        goto out;
+    d->current = plan.current;
+    d->history_exists = h.exists;
+    if (opts->target < plan.current) {
+        rg_err_set(err, RG_EUSAGE,
+                   "--target %" PRId64 " is below the schema version %" PRId64
+                   ": plan tries pending up migrations only, not a rollback",
+                   opts->target, plan.current);
+        goto out;
+    }
+    if (rg_engine_check(&plan, opts, true, err) < 0 || plan_up(&r, src, &plan, err) < 0)
+        goto out;
+    d->ms = rg_calloc(r.n, sizeof(*d->ms));
+    d->tried = true;
+    ret = try_steps(store, &r, d, err);
+out:
+    free_run(&r);
+    rg_plan_free(&plan);
+    rg_history_free(&h);
+    return ret;
 }

@@ -138,6 +138,40 @@ int rg_engine_wait(const struct rg_store *store, const struct rg_lock *lock,
                    const struct rg_clock *clock, struct rg_source *src,
                    const struct rg_wait_opts *opts, int64_t *version, struct rg_err *err) RG_WUR;
 
+/* One pending migration in a dry run (`plan`): what would run, and what each statement did. */
+struct rg_dry_migration {
+    int64_t version;
+    const char *title, *path, *sql;                /* borrowed from the source */
+    bool no_transaction;                           /* listed statement by statement, not executed */
+    int64_t lock_timeout_ms, statement_timeout_ms; /* as the run would set them; 0: none */
+    struct rg_trial trial;
+};
+
+struct rg_dry_run {
+    int64_t current;             /* the schema version, before and after (nothing is kept) */
+    bool history_exists;         /* the history table was there (a plan never creates it) */
+    bool tried;                  /* the pending migrations were tried (the report says something) */
+    struct rg_dry_migration *ms; /* pending migrations up to the target, in version order */
+    size_t n;
+};
+
+void rg_dry_run_free(struct rg_dry_run *d);
+
+/* `plan`: the pending schema migrations up to opts->target tried on the database without
+ * keeping anything. The checks of a run come first (rg_engine_check), and the files are
+ * read and refused as a run would (RG_EFILES); a target below the current version is
+ * RG_EUSAGE (plan shows what an up run does). Then all transactional migrations, in
+ * version order, run inside ONE transaction of the store's (trial_begin), so that each
+ * sees what the earlier ones made, as the real run would; it is rolled back at the end
+ * (trial_end) on every path. A no-transaction migration is only split into statements:
+ * it cannot run inside a transaction, and outside one it would keep its effects. Stops at
+ * the first failing statement (the store's error; d keeps what was seen up to it). The
+ * history is read, never created or written; without one, golang-migrate's version counts
+ * as applied, as migrate would adopt it (RG_ECONFLICT when dirty). */
+int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
+                      const struct rg_migrate_opts *opts, struct rg_dry_run *d,
+                      struct rg_err *err) RG_WUR;
+
 /* Adopts an existing database: records every migration of src up to version as applied
  * without running it, with its down SQL (so reads those files whole, as a run would, and
  * refuses what it refuses). *count receives how many. Refuses when the history has rows. */

@@ -74,6 +74,40 @@ enum rg_apply_outcome {
     RG_APPLY_SEEN,    /* try_fence, and done already, seen before taking the lock */
 };
 
+/* A relation lock a statement of a dry run took (pg_locks of the run's own backend). */
+struct rg_trial_lock {
+    char *relation; /* schema.name, quoted where it needs quotes; "relation OID" when gone */
+    char *mode;     /* PostgreSQL's name: "AccessExclusiveLock" */
+};
+
+/* One statement of a step as a dry run (`plan`) saw it. */
+struct rg_trial_stmt {
+    size_t start, end, line; /* in the step's sql (as rg_sql_statements gives them) */
+    bool ran;                /* executed (false: a no-transaction file's, only listed) */
+    int64_t duration_us;
+    int64_t rows; /* rows affected (PQcmdTuples); -1 when the command reports none */
+    /* The relation locks held after the statement that were not held before it (a
+     * stronger mode on a relation locked already counts as new), by relation and mode. */
+    struct rg_trial_lock *locks;
+    size_t nlocks;
+    /* Tables, materialized views and indexes whose storage (relfilenode) the statement
+     * replaced: a rewrite. */
+    char **rewritten;
+    size_t nrewritten;
+    char sqlstate[6]; /* the statement failed with this SQLSTATE; "" otherwise */
+};
+
+struct rg_trial {
+    struct rg_trial_stmt *stmts;
+    size_t n;
+    /* Locks held since earlier steps of the dry run as this one began: a statement that
+     * takes one of them again shows no new lock for it. */
+    struct rg_trial_lock *held;
+    size_t nheld;
+};
+
+void rg_trial_free(struct rg_trial *t);
+
 /* golang-migrate's schema_migrations table, for adopting a database it managed. */
 struct rg_legacy {
     bool found;
@@ -122,6 +156,17 @@ struct rg_store {
     /* Whether the run a running row names (its applied_by) still has a session in the
      * database, this one's aside; writes nothing (for `wait`). */
     int (*run_alive)(void *ctx, const char *applied_by, bool *alive, struct rg_err *err);
+    /* A dry run (`plan`): trial_begin opens the one transaction every trial_run runs in;
+     * trial_end rolls it back, always, whatever happened (a broken connection rolls back
+     * on the server). Nothing commits in between: the history is not touched, and the
+     * step's file was refused (sql.h) if it held transaction control. */
+    int (*trial_begin)(void *ctx, struct rg_err *err);
+    /* Runs a transactional step's statements one by one, setting its lock_timeout and
+     * statement_timeout first, and appends to t what each did. A failing statement is
+     * the last in t (its sqlstate set) and the error (RG_EMIGRATION with file:line:column
+     * and SQLSTATE; RG_EDATABASE, RG_ESIGNAL as run's); the transaction is then aborted. */
+    int (*trial_run)(void *ctx, const struct rg_step *s, struct rg_trial *t, struct rg_err *err);
+    void (*trial_end)(void *ctx);
 };
 
 /* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's

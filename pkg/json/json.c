@@ -76,11 +76,26 @@ void rg_json_key(struct rg_json *j, const char *key)
 
 void rg_json_str(struct rg_json *j, const char *s)
 {
+    if (s) {
+        rg_json_strn(j, s, strlen(s));
+        return;
+    }
     separate(j);
-    if (s)
-        rg_json_quote(j->put, j->ctx, s, strlen(s));
-    else
-        j->put(j->ctx, "null", 4);
+    j->put(j->ctx, "null", 4);
+    j->comma = true;
+}
+
+void rg_json_strn(struct rg_json *j, const char *s, size_t n)
+{
+    separate(j);
+    rg_json_quote(j->put, j->ctx, s, n);
+    j->comma = true;
+}
+
+void rg_json_bool(struct rg_json *j, bool v)
+{
+    separate(j);
+    j->put(j->ctx, v ? "true" : "false", v ? 4 : 5);
     j->comma = true;
 }
 

@@ -33,5 +33,8 @@ void rg_json_key(struct rg_json *j, const char *key);
  * read as a double would round a 64-bit version). */
 void rg_json_str(struct rg_json *j, const char *s);
 void rg_json_int(struct rg_json *j, int64_t v);
+/* s[0..n), which need not end in a NUL. */
+void rg_json_strn(struct rg_json *j, const char *s, size_t n);
+void rg_json_bool(struct rg_json *j, bool v);
 
 #endif

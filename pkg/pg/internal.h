@@ -55,6 +55,8 @@ struct rg_pg {
     void *event_ctx;
     /* Whether the history table has the column up_sql (upsql.c), once looked at. */
     enum { RG_PG_UPSQL_UNKNOWN, RG_PG_UPSQL_YES, RG_PG_UPSQL_NO } upsql;
+    /* A dry run's state while its transaction is open (trial.c), else NULL. */
+    struct rg_pg_trial *trial;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection
@@ -124,6 +126,15 @@ uint64_t rg_pg_hash(const char *s);
 int rg_pg_int(const char *s, int64_t min, int64_t max, int64_t *out) RG_WUR;
 
 /* step.c */
+/* How a query that ran a step's SQL ended: 0 (done) or -1 with err set: RG_ESIGNAL when
+ * cancelled, RG_EDATABASE when the connection was lost, else RG_EMIGRATION naming the
+ * file's line and column (the error position, shift characters of the file before the
+ * SQL sent), the SQLSTATE and the server's words, then outcome; *locked says whether it
+ * failed on lock_timeout. */
+int rg_pg_judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res, long shift,
+                const char *outcome, bool *locked, struct rg_err *err) RG_WUR;
+/* Characters (not bytes: PostgreSQL counts characters) of sql before byte end. */
+long rg_pg_chars_before(const char *sql, size_t end);
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err);
 
@@ -168,6 +179,12 @@ int rg_pg_upsql_column(struct rg_pg *pg, struct rg_err *err) RG_WUR;
 int rg_pg_read_up(void *ctx, int64_t version, char **sql, struct rg_err *err);
 int rg_pg_record_checksum(void *ctx, int64_t version, const char *old, const char *checksum,
                           const char *up_sql, bool *updated, struct rg_err *err);
+/* trial.c: the dry run's store calls (ports.h), and the state it keeps between them. */
+struct rg_pg_trial;
+void rg_pg_trial_free(struct rg_pg_trial *t);
+int rg_pg_trial_begin(void *ctx, struct rg_err *err);
+int rg_pg_trial_run(void *ctx, const struct rg_step *s, struct rg_trial *t, struct rg_err *err);
+void rg_pg_trial_end(void *ctx);
 
 /* adopt.c */
 int rg_pg_read_down(void *ctx, int64_t version, char **sql, struct rg_err *err);

@@ -63,6 +63,7 @@ void rg_pg_free(struct rg_pg *pg)
         PQfinish(pg->conn);
     if (!pg->cancel_borrowed)
         rg_cancel_free(pg->cancel);
+    rg_pg_trial_free(pg->trial);
     rg_pg_free(pg->direct);
     free(pg->table);
     free(pg);
@@ -424,4 +425,7 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->read_legacy = rg_pg_read_legacy;
     store->baseline = rg_pg_baseline;
     store->repair = rg_pg_repair;
+    store->trial_begin = rg_pg_trial_begin;
+    store->trial_run = rg_pg_trial_run;
+    store->trial_end = rg_pg_trial_end;
 }

@@ -168,10 +168,8 @@ enum attempt {
     ATTEMPT_BUSY,   /* another run is part way through this version outside a transaction */
 };
 
-/* Sorts out how a query that ran a file's SQL ended: 0 (done) or -1, with *how
- * ATTEMPT_LOCKED when it hit lock_timeout. */
-static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res, long shift,
-                 const char *outcome, enum attempt *how, struct rg_err *err)
+int rg_pg_judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res, long shift,
+                const char *outcome, bool *locked, struct rg_err *err)
 {
     if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK ||
         PQresultStatus(res) == PGRES_EMPTY_QUERY)
@@ -185,9 +183,20 @@ static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res,
         return -1;
     }
     step_error(s, res, shift, outcome, err);
-    if (rg_pg_state_is(res, SQLSTATE_LOCK_NOT_AVAILABLE))
-        *how = ATTEMPT_LOCKED;
+    *locked = rg_pg_state_is(res, SQLSTATE_LOCK_NOT_AVAILABLE);
     return -1;
+}
+
+/* rg_pg_judge for a step's attempt: *how ATTEMPT_LOCKED when it hit lock_timeout. */
+static int judge(struct rg_pg *pg, const struct rg_step *s, const PGresult *res, long shift,
+                 const char *outcome, enum attempt *how, struct rg_err *err)
+{
+    bool locked = false;
+    int ret = rg_pg_judge(pg, s, res, shift, outcome, &locked, err);
+
+    if (locked)
+        *how = ATTEMPT_LOCKED;
+    return ret;
 }
 
 /* Makes earlier commits of this run that skipped the WAL flush durable: a transaction
@@ -301,7 +310,7 @@ out:
     return ret;
 }
 
-static long chars_before(const char *sql, size_t end)
+long rg_pg_chars_before(const char *sql, size_t end)
 {
     long n = 0;
     for (size_t i = 0; i < end; i++)
@@ -327,7 +336,7 @@ static int run_one(struct rg_pg *pg, const struct rg_step *s, const struct rg_sq
         goto out;
     }
     res = rg_pg_query(pg, one);
-    ret = judge(pg, s, res, chars_before(s->sql, st->start), outcome, how, err);
+    ret = judge(pg, s, res, rg_pg_chars_before(s->sql, st->start), outcome, how, err);
     if (ret == 0 && ix)
         ret = rg_pg_index_after(pg, s, ix, st->line, outcome, err);
 out:

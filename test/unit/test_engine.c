@@ -37,6 +37,11 @@ struct fake {
     const char *up_sql; /* what read_up returns for every version (NULL: none stored) */
     int up_reads;       /* read_up calls */
     size_t recorded;    /* record_checksum calls */
+    int trial_begins, trial_ends;
+    bool trial_open;                 /* between trial_begin and trial_end */
+    int64_t trial_order[MAX];        /* versions a dry run tried, in order */
+    int64_t trial_lock_timeout[MAX]; /* the lock_timeout each was tried with */
+    size_t ntrials;
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -226,6 +231,52 @@ static int fake_run_alive(void *ctx, const char *applied_by, bool *alive, struct
     return 0;
 }
 
+static int fake_trial_begin(void *ctx, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)err;
+    cr_assert_not(f->trial_open, "one transaction for the whole plan");
+    f->trial_begins++;
+    f->trial_open = true;
+    return 0;
+}
+
+/* Each step as one statement that "locks" its table; fail_version fails with a SQLSTATE. */
+static int fake_trial_run(void *ctx, const struct rg_step *s, struct rg_trial *t,
+                          struct rg_err *err)
+{
+    struct fake *f = ctx;
+    struct rg_trial_stmt *st;
+
+    cr_assert(f->trial_open, "tried outside the plan's transaction");
+    f->trial_lock_timeout[f->ntrials] = s->lock_timeout_ms;
+    f->trial_order[f->ntrials++] = s->version;
+    t->stmts = rg_calloc(1, sizeof(*t->stmts));
+    t->n = 1;
+    st = &t->stmts[0];
+    st->ran = true;
+    st->line = 1;
+    st->end = strlen(s->sql);
+    st->rows = -1;
+    st->locks = rg_calloc(1, sizeof(*st->locks));
+    st->locks[0] = (struct rg_trial_lock){rg_asprintf("public.t%lld", (long long)s->version),
+                                          rg_strdup("AccessExclusiveLock")};
+    st->nlocks = 1;
+    if (s->version == f->fail_version) {
+        snprintf(st->sqlstate, sizeof(st->sqlstate), "42P01");
+        rg_err_set(err, RG_EMIGRATION, "%s:1:1: ERROR 42P01: boom", s->path);
+        return -1;
+    }
+    return 0;
+}
+
+static void fake_trial_end(void *ctx)
+{
+    struct fake *f = ctx;
+    f->trial_ends++;
+    f->trial_open = false;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -238,7 +289,10 @@ static struct rg_store store = {&fk,
                                 fake_read_legacy,
                                 fake_baseline,
                                 fake_repair,
-                                fake_run_alive};
+                                fake_run_alive,
+                                fake_trial_begin,
+                                fake_trial_run,
+                                fake_trial_end};
 static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
@@ -1528,4 +1582,159 @@ Test(wait, a_pending_pre_migration_holds_wait_while_a_post_one_is_pending_too)
     cr_assert_eq(rg_engine_wait(&store, NULL, &fclock, &src, &limited, &version, &err), -1);
     cr_assert_eq(err.code, RG_ELEASE);
     cr_assert(strstr(err.msg, "with 1 pending"), "the post-deploy one counted: %s", err.msg);
+}
+
+TestSuite(dry_run, .init = setup);
+
+/* A pending migration with its SQL in memory, as rg_source_prepare leaves it. */
+static void add_sql_file(int64_t version, const char *sum, const char *sql, bool no_transaction)
+{
+    add_file(version, sum);
+    files[src.n - 1].up_sql = (char *)sql;
+    files[src.n - 1].up_len = strlen(sql);
+    files[src.n - 1].directives.no_transaction = no_transaction;
+}
+
+Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_writing_nothing)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_sql_file(1, "a", "CREATE TABLE t1 ();", false);
+    add_sql_file(2, "b", "ALTER TABLE t1 ADD c int;", false);
+    add_sql_file(3, "c", "CREATE INDEX CONCURRENTLY i ON t1 (c);\nSELECT 1;", true);
+    add_sql_file(4, "d", "DROP TABLE t1;", false);
+    o.lock_timeout_ms = 5000;
+    files[3].directives.lock_timeout_ms = 200;
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 1);
+    cr_assert_eq(fk.trial_ends, 1);
+    cr_assert_eq(fk.ntrials, 2);
+    cr_assert_eq(fk.trial_order[0], 2);
+    cr_assert_eq(fk.trial_order[1], 4);
+    cr_assert_eq(fk.trial_lock_timeout[0], 5000);
+    cr_assert_eq(fk.trial_lock_timeout[1], 200, "the file's directive wins");
+    /* Neither the history table nor a history row. */
+    cr_assert_eq(fk.ensure_calls, 0);
+    cr_assert_eq(fk.runs, 0);
+    cr_assert_eq(d.current, 1);
+    cr_assert(d.tried);
+    cr_assert_eq(d.n, 3);
+    cr_assert_eq(d.ms[0].version, 2);
+    cr_assert_str_eq(d.ms[0].trial.stmts[0].locks[0].relation, "public.t2");
+    /* The no-transaction migration: its statements listed, none run. */
+    cr_assert(d.ms[1].no_transaction);
+    cr_assert_eq(d.ms[1].trial.n, 2);
+    cr_assert_not(d.ms[1].trial.stmts[0].ran);
+    cr_assert_eq(d.ms[1].trial.stmts[1].line, 2);
+    cr_assert_eq(d.ms[2].version, 4);
+    rg_dry_run_free(&d);
+}
+
+Test(dry_run, a_failing_statement_stops_the_plan_rolls_back_and_keeps_what_was_seen)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_sql_file(1, "a", "CREATE TABLE t1 ();", false);
+    add_sql_file(2, "b", "SELECT * FROM nowhere;", false);
+    add_sql_file(3, "c", "CREATE TABLE t3 ();", false);
+    fk.fail_version = 2;
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_EMIGRATION);
+    cr_assert(strstr(err.msg, "42P01"), "%s", err.msg);
+    cr_assert_eq(fk.trial_ends, 1, "rolled back after the failure");
+    cr_assert_not(fk.trial_open);
+    cr_assert_eq(fk.ntrials, 2, "nothing tried after the failure");
+    cr_assert_eq(d.n, 2);
+    cr_assert_str_eq(d.ms[1].trial.stmts[0].sqlstate, "42P01");
+    rg_dry_run_free(&d);
+}
+
+Test(dry_run, nothing_pending_opens_no_transaction)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_sql_file(1, "a", "CREATE TABLE t1 ();", false);
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 0);
+    cr_assert_eq(d.n, 0);
+    cr_assert(d.tried);
+    rg_dry_run_free(&d);
+}
+
+Test(dry_run, a_target_stops_the_plan_and_one_below_the_schema_is_refused)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_sql_file(1, "a", "CREATE TABLE t1 ();", false);
+    add_sql_file(2, "b", "CREATE TABLE t2 ();", false);
+    add_sql_file(3, "c", "CREATE TABLE t3 ();", false);
+    o.target = 2;
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(d.n, 1);
+    cr_assert_eq(fk.trial_order[0], 2);
+    rg_dry_run_free(&d);
+
+    memset(&fk, 0, sizeof(fk));
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    o.target = 1;
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_EUSAGE);
+    cr_assert(strstr(err.msg, "below the schema version 2"), "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 0);
+    cr_assert_not(d.tried);
+    rg_dry_run_free(&d);
+}
+
+Test(dry_run, drift_refuses_before_anything_is_tried)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_row(&fk, 1, "old", RG_ROW_APPLIED);
+    add_sql_file(1, "new", "CREATE TABLE t1 ();", false);
+    add_sql_file(2, "b", "CREATE TABLE t2 ();", false);
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert_eq(fk.trial_begins, 0);
+    cr_assert_not(d.tried);
+    rg_dry_run_free(&d);
+}
+
+Test(dry_run, golang_migrates_version_counts_as_applied_without_adopting_it)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_sql_file(1, "a", "CREATE TABLE t1 ();", false);
+    add_sql_file(2, "b", "CREATE TABLE t2 ();", false);
+    fk.legacy = (struct rg_legacy){.found = true, .version = 1};
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(d.current, 1);
+    cr_assert_eq(fk.ntrials, 1);
+    cr_assert_eq(fk.trial_order[0], 2);
+    cr_assert_eq(fk.baselined, 0);
+    cr_assert_eq(fk.ensure_calls, 0);
+    rg_dry_run_free(&d);
+
+    memset(&fk, 0, sizeof(fk));
+    fk.legacy = (struct rg_legacy){.found = true, .version = 1, .dirty = true};
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert(strstr(err.msg, "dirty at version 1"), "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 0);
+    rg_dry_run_free(&d);
 }

@@ -73,3 +73,16 @@ Test(json, strings_escape_quotes_backslashes_and_control_characters)
     rg_json_quote(put_mem, mem, in, sizeof(in) - 1);
     cr_assert_str_eq(written(), "\"a\\\"b\\\\c\\nd\\te\\u0001f\\u001f\xc3\xa9\"");
 }
+
+Test(json, booleans_and_counted_strings_are_values_with_commas)
+{
+    struct rg_json j;
+    rg_json_to_file(&j, mem);
+    rg_json_open(&j, '[');
+    rg_json_bool(&j, true);
+    rg_json_bool(&j, false);
+    rg_json_strn(&j, "a\"b;rest", 3);
+    rg_json_int(&j, 2);
+    rg_json_close(&j, ']');
+    cr_assert_str_eq(written(), "[true,false,\"a\\\"b\",2]");
+}
