@@ -22,6 +22,8 @@
 
 enum rg_lease_mode { RG_LEASE_AUTO, RG_LEASE_KUBERNETES, RG_LEASE_NONE };
 enum rg_on_newer { RG_ON_NEWER_WARN, RG_ON_NEWER_FAIL };
+/* migrations.lint: what migrate and validate do with lint findings */
+enum rg_lint_mode { RG_LINT_OFF, RG_LINT_WARN, RG_LINT_ENFORCE };
 
 /* Durations are milliseconds; 0 means "no limit" where a key allows it. */
 struct rg_config {
@@ -44,6 +46,7 @@ struct rg_config {
         bool auto_migrate;
         enum rg_on_newer on_newer_schema;
         bool allow_out_of_order;
+        enum rg_lint_mode lint;
     } migrations;
     struct {
         enum rg_lease_mode mode;

@@ -93,3 +93,10 @@ void rg_json_int(struct rg_json *j, int64_t v)
     j->put(j->ctx, buf, (size_t)n);
     j->comma = true;
 }
+
+void rg_json_bool(struct rg_json *j, bool v)
+{
+    separate(j);
+    j->put(j->ctx, v ? "true" : "false", v ? 4 : 5);
+    j->comma = true;
+}

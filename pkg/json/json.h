@@ -33,5 +33,6 @@ void rg_json_key(struct rg_json *j, const char *key);
  * read as a double would round a 64-bit version). */
 void rg_json_str(struct rg_json *j, const char *s);
 void rg_json_int(struct rg_json *j, int64_t v);
+void rg_json_bool(struct rg_json *j, bool v);
 
 #endif

@@ -678,7 +678,7 @@ Test(source, rejects_an_unknown_directive_with_file_and_line)
 {
     write_file("0003_x.up.sql", "-- fine\n-- rollgate:foo\nSELECT 1;\n");
     load_fails(in_tmp("0003_x.up.sql:2: unknown directive \"rollgate:foo\""),
-               "(known: no-transaction, lock-timeout=, statement-timeout=)");
+               "(known: no-transaction, lock-timeout=, statement-timeout=, phase=, allow=)");
 }
 
 Test(source, rejects_an_unknown_directive_in_a_down_file)
