@@ -22,130 +22,131 @@
 
 static const struct rg_lint_rule_info rules[RG_LINT_NRULES] = {
     [RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION] =
-        {"require-concurrent-index-creation", E,
+        {"require-concurrent-index-creation", NULL, E,
          "CREATE INDEX takes a SHARE lock on the table: writes wait until the index is built",
          "CREATE INDEX CONCURRENTLY in a migration of its own marked -- rollgate:no-transaction"},
     [RG_LINT_REQUIRE_CONCURRENT_INDEX_DELETION] =
-        {"require-concurrent-index-deletion", W,
+        {"require-concurrent-index-deletion", NULL, W,
          "DROP INDEX takes an ACCESS EXCLUSIVE lock on the table: reads and writes queue "
          "behind it",
          "DROP INDEX CONCURRENTLY in a migration of its own marked -- rollgate:no-transaction"},
     [RG_LINT_BAN_CONCURRENT_INDEX_CREATION_IN_TRANSACTION] =
-        {"ban-concurrent-index-creation-in-transaction", E,
+        {"ban-concurrent-index-creation-in-transaction", NULL, E,
          "CONCURRENTLY cannot run inside a transaction block, and rollgate runs this file in "
          "one: the migration fails",
          "mark the file -- rollgate:no-transaction, with this statement alone in it"},
     [RG_LINT_ADDING_NOT_NULLABLE_FIELD] =
-        {"adding-not-nullable-field", E,
+        {"adding-not-nullable-field", NULL, E,
          "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock: reads and writes "
          "wait",
          "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT in a later "
          "migration, then SET NOT NULL (PostgreSQL 12+ uses the check, no scan)"},
     [RG_LINT_ADDING_REQUIRED_FIELD] =
-        {"adding-required-field", E,
+        {"adding-required-field", NULL, E,
          "a NOT NULL column without a default fails on a table with rows, and old pods' INSERTs "
          "fail once it exists",
          "add the column nullable or with a non-volatile DEFAULT"},
     [RG_LINT_ADDING_FIELD_WITH_DEFAULT] =
-        {"adding-field-with-default", E,
+        {"adding-field-with-default", NULL, E,
          "a volatile default (or a stored generated, identity or serial column) rewrites the "
          "whole table under an ACCESS EXCLUSIVE lock",
          "add the column without a default (or with a constant one), backfill in batches, "
          "then SET DEFAULT"},
     [RG_LINT_ADDING_SERIAL_PRIMARY_KEY_FIELD] =
-        {"adding-serial-primary-key-field", E,
+        {"adding-serial-primary-key-field", NULL, E,
          "adding a PRIMARY KEY builds its index under an ACCESS EXCLUSIVE lock: reads and "
          "writes wait",
          "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... PRIMARY KEY USING "
          "INDEX"},
     [RG_LINT_CHANGING_COLUMN_TYPE] =
-        {"changing-column-type", E,
+        {"changing-column-type", NULL, E,
          "ALTER COLUMN TYPE rewrites the table and its indexes under an ACCESS EXCLUSIVE lock "
          "(most type changes)",
          "add a new column, backfill it in batches, switch the code over, drop the old one "
          "after the rollout"},
     [RG_LINT_CONSTRAINT_MISSING_NOT_VALID] =
-        {"constraint-missing-not-valid", E,
+        {"constraint-missing-not-valid", NULL, E,
          "adding a CHECK or FOREIGN KEY constraint scans the whole table while holding its lock",
          "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in a later migration (SHARE "
          "UPDATE EXCLUSIVE: reads and writes go on)"},
     [RG_LINT_ADDING_FOREIGN_KEY_CONSTRAINT] =
-        {"adding-foreign-key-constraint", E,
+        {"adding-foreign-key-constraint", NULL, E,
          "a FOREIGN KEY takes SHARE ROW EXCLUSIVE locks on both tables and checks every row: "
          "writes to both wait",
          "ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID, then VALIDATE CONSTRAINT in a later "
          "migration"},
     [RG_LINT_DISALLOWED_UNIQUE_CONSTRAINT] =
-        {"disallowed-unique-constraint", E,
+        {"disallowed-unique-constraint", NULL, E,
          "adding a UNIQUE constraint builds its index under an ACCESS EXCLUSIVE lock: reads and "
          "writes wait",
          "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX"},
-    [RG_LINT_RENAMING_COLUMN] = {"renaming-column", E,
+    [RG_LINT_RENAMING_COLUMN] = {"renaming-column", NULL, E,
                                  "pods still running the old code use the old name and fail",
                                  "add the new column, write both, backfill, switch reads, drop "
                                  "the old one after the rollout"},
-    [RG_LINT_RENAMING_TABLE] = {"renaming-table", E,
+    [RG_LINT_RENAMING_TABLE] = {"renaming-table", NULL, E,
                                 "pods still running the old code use the old name and fail",
                                 "create the new table (or a view under the old name), switch "
                                 "the code, drop the old name after the rollout"},
-    [RG_LINT_BAN_DROP_COLUMN] = {"ban-drop-column", W,
+    [RG_LINT_BAN_DROP_COLUMN] = {"ban-drop-column", NULL, W,
                                  "the column's data is lost, and code still reading it fails",
                                  "stop using the column in the code first; drop it in a "
                                  "post-deploy migration (-- rollgate:phase=post)"},
-    [RG_LINT_BAN_DROP_TABLE] = {"ban-drop-table", W,
+    [RG_LINT_BAN_DROP_TABLE] = {"ban-drop-table", NULL, W,
                                 "the table's data is lost, and code still reading it fails",
                                 "stop using the table in the code first; drop it in a "
                                 "post-deploy migration (-- rollgate:phase=post)"},
-    [RG_LINT_BAN_DROP_DATABASE] = {"ban-drop-database", E, "every table's data is lost",
+    [RG_LINT_BAN_DROP_DATABASE] = {"ban-drop-database", NULL, E, "every table's data is lost",
                                    "not in a migration"},
-    [RG_LINT_BAN_DROP_NOT_NULL] = {"ban-drop-not-null", W,
+    [RG_LINT_BAN_DROP_NOT_NULL] = {"ban-drop-not-null", NULL, W,
                                    "code that expects the column never NULL may break",
                                    "make sure every reader handles NULL first"},
-    [RG_LINT_BAN_TRUNCATE_CASCADE] = {"ban-truncate-cascade", E,
+    [RG_LINT_BAN_TRUNCATE_CASCADE] = {"ban-truncate-cascade", NULL, E,
                                       "CASCADE also empties every table that references this "
                                       "one, recursively",
                                       "TRUNCATE the tables by name, without CASCADE"},
-    [RG_LINT_PREFER_BIGINT_OVER_INT] = {"prefer-bigint-over-int", W,
+    [RG_LINT_PREFER_BIGINT_OVER_INT] = {"prefer-bigint-over-int", NULL, W,
                                         "a 32-bit integer runs out at 2^31; widening it later "
                                         "rewrites the table",
                                         "bigint (or bigint GENERATED ... AS IDENTITY)"},
-    [RG_LINT_PREFER_BIGINT_OVER_SMALLINT] = {"prefer-bigint-over-smallint", W,
+    [RG_LINT_PREFER_BIGINT_OVER_SMALLINT] = {"prefer-bigint-over-smallint", NULL, W,
                                              "a 16-bit integer runs out at 32767; widening it "
                                              "later rewrites the table",
                                              "bigint"},
-    [RG_LINT_PREFER_IDENTITY] = {"prefer-identity", W,
+    [RG_LINT_PREFER_IDENTITY] = {"prefer-identity", NULL, W,
                                  "serial types make permissions and dependencies of the "
                                  "sequence a separate thing to manage",
                                  "bigint GENERATED BY DEFAULT AS IDENTITY"},
-    [RG_LINT_PREFER_TIMESTAMPTZ] = {"prefer-timestamptz", W,
+    /* squawk 2 renamed it prefer-timestamp-tz; DESIGN.md and older squawk say this. */
+    [RG_LINT_PREFER_TIMESTAMPTZ] = {"prefer-timestamptz", "prefer-timestamp-tz", W,
                                     "timestamp without time zone is read differently by "
                                     "sessions in different time zones; converting later "
                                     "rewrites the table",
                                     "timestamptz"},
-    [RG_LINT_PREFER_TEXT_FIELD] = {"prefer-text-field", W,
+    [RG_LINT_PREFER_TEXT_FIELD] = {"prefer-text-field", NULL, W,
                                    "changing a varchar(n)'s length later takes an ACCESS "
                                    "EXCLUSIVE lock (and a rewrite when it shrinks)",
                                    "text with a CHECK (length(col) <= n) constraint"},
-    [RG_LINT_BAN_CHAR_FIELD] = {"ban-char-field", W,
+    [RG_LINT_BAN_CHAR_FIELD] = {"ban-char-field", NULL, W,
                                 "char(n) pads with spaces and wastes space; changing it "
                                 "rewrites the table",
                                 "text (or varchar)"},
-    [RG_LINT_PREFER_ROBUST_STMTS] = {"prefer-robust-stmts", W,
+    [RG_LINT_PREFER_ROBUST_STMTS] = {"prefer-robust-stmts", NULL, W,
                                      "a no-transaction migration that fails part way is run "
                                      "again after repair, and this statement then fails on "
                                      "what it already did",
                                      "IF NOT EXISTS / IF EXISTS"},
-    [RG_LINT_DROP_IN_PRE_DEPLOY] = {"drop-in-pre-deploy", E,
+    [RG_LINT_DROP_IN_PRE_DEPLOY] = {"drop-in-pre-deploy", NULL, E,
                                     "pre-deploy migrations run while the old pods still serve: "
                                     "they fail on the dropped table or column",
                                     "drop it in a post-deploy migration (-- rollgate:phase=post), "
                                     "which runs after the rollout"},
     [RG_LINT_NO_TRANSACTION_MULTIPLE_STATEMENTS] =
-        {"no-transaction-multiple-statements", W,
+        {"no-transaction-multiple-statements", NULL, W,
          "a no-transaction migration that fails after its first statement leaves the earlier "
          "ones applied and the migration marked failed, for a repair by hand",
          "one statement per no-transaction migration"},
-    [RG_LINT_UNUSED_ALLOW] = {"unused-allow", W,
+    [RG_LINT_UNUSED_ALLOW] = {"unused-allow", NULL, W,
                               "the file allows a rule that matched nothing: a stale allow hides "
                               "a future finding",
                               "remove the rule from -- rollgate:allow"},
@@ -161,9 +162,12 @@ const struct rg_lint_rule_info *rg_lint_rule_info(enum rg_lint_rule rule)
 
 int rg_lint_rule_by_name(const char *name, size_t len)
 {
-    for (int r = 0; r < RG_LINT_NRULES; r++)
-        if (strlen(rules[r].name) == len && strncmp(rules[r].name, name, len) == 0)
+    for (int r = 0; r < RG_LINT_NRULES; r++) {
+        const char *alias = rules[r].alias;
+        if ((strlen(rules[r].name) == len && strncmp(rules[r].name, name, len) == 0) ||
+            (alias && strlen(alias) == len && strncmp(alias, name, len) == 0))
             return r;
+    }
     return -1;
 }
 

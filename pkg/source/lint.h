@@ -46,7 +46,8 @@ enum rg_lint_rule {
 enum rg_lint_severity { RG_LINT_WARNING, RG_LINT_ERROR };
 
 struct rg_lint_rule_info {
-    const char *name; /* squawk's name where squawk has the rule */
+    const char *name;  /* squawk's name where squawk has the rule */
+    const char *alias; /* another name allow accepts (squawk 2's), or NULL */
     enum rg_lint_severity severity;
     const char *hazard; /* the lock or rewrite it causes, or what breaks */
     const char *safe;   /* the safe way */
@@ -54,7 +55,7 @@ struct rg_lint_rule_info {
 
 /* The rule's description; rule < RG_LINT_NRULES. */
 const struct rg_lint_rule_info *rg_lint_rule_info(enum rg_lint_rule rule);
-/* The rule named name[0, len), or -1 when there is none. */
+/* The rule named name[0, len) (or aliased so), or -1 when there is none. */
 int rg_lint_rule_by_name(const char *name, size_t len);
 const char *rg_lint_severity_name(enum rg_lint_severity s);
 

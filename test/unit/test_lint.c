@@ -243,4 +243,5 @@ Test(lint, every_rule_has_a_name_that_finds_it)
         cr_assert_eq(rg_lint_rule_by_name(info->name, strlen(info->name)), r);
     }
     cr_assert_eq(rg_lint_rule_by_name("ban-drop", 8), -1);
+    cr_assert_eq(rg_lint_rule_by_name("prefer-timestamp-tz", 19), RG_LINT_PREFER_TIMESTAMPTZ);
 }
