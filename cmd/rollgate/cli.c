@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log/log.h"
+#include "source/lint.h"
 
 /* An argument is quoted in a message redacted whole, then cut to this many bytes: a URL typed
  * in the wrong place shows no password, and a message stays short. */
@@ -144,6 +145,15 @@ static const struct {
      "--checksums: record the files' current checksums for applied migrations whose file\n"
      "changed only in comments or white space. --force records any other change too,\n"
      "logging its diff against the SQL stored at apply time.\n"},
+    {RG_CMD_LINT, "lint",
+     "Usage: rollgate lint [--output text|json] [--dir DIR]\n"
+     "\n"
+     "Analyse every migration file with PostgreSQL's own parser, no database needed:\n"
+     "each finding names file:line:column, the rule, its severity, the lock or rewrite\n"
+     "it causes and the safe way. `-- rollgate:allow=RULE[,RULE] reason` in a file's\n"
+     "leading comments accepts that rule's findings in the file. Exits 4 when an error\n"
+     "is not allowed, else 0.\n"
+     "  --output text|json   result format on stdout (default text)\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -163,11 +173,23 @@ static const char global_usage[] =
     "  --version                  print rollgate's version (after baseline or repair:\n"
     "                             the version to act on)\n";
 
+/* The rules lint knows, for lint --help: what an allow directive may name. */
+static void lint_rules(FILE *out)
+{
+    fputs("\nRules (severity, name):\n", out);
+    for (int r = 0; r < RG_LINT_NRULES; r++) {
+        const struct rg_lint_rule_info *info = rg_lint_rule_info((enum rg_lint_rule)r);
+        fprintf(out, "  %-8s %s\n", rg_lint_severity_name(info->severity), info->name);
+    }
+}
+
 void rg_cli_usage(FILE *out, enum rg_command command)
 {
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (commands[i].command == command) {
             fprintf(out, "%s\n%s", commands[i].usage, global_usage);
+            if (command == RG_CMD_LINT)
+                lint_rules(out);
             return;
         }
     }
@@ -186,6 +208,7 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           "  wait      block until the schema is current (never writes)\n"
           "  plan      try the pending migrations in a rolled-back transaction: locks,\n"
           "            rewrites, rows, durations\n"
+          "  lint      analyse the migration files for locks, rewrites and breakage\n"
           "\n",
           out);
     fputs(global_usage, out);
@@ -387,8 +410,8 @@ int rg_cli_parse(int argc, char **argv, struct rg_cli *cli, struct rg_err *err)
         return -1;
     }
     if (cli->output_given && cli->command != RG_CMD_STATUS && cli->command != RG_CMD_VERSION &&
-        cli->command != RG_CMD_PLAN) {
-        rg_err_set(err, RG_EUSAGE, "--output applies only to status, version and plan");
+        cli->command != RG_CMD_PLAN && cli->command != RG_CMD_LINT) {
+        rg_err_set(err, RG_EUSAGE, "--output applies only to status, version, plan and lint");
         return -1;
     }
     return 0;

@@ -20,6 +20,7 @@ enum rg_command {
     RG_CMD_REPAIR,
     RG_CMD_WAIT,
     RG_CMD_PLAN,
+    RG_CMD_LINT,
 };
 enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
 

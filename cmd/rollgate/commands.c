@@ -111,6 +111,8 @@ static struct rg_migrate_opts migrate_opts(const struct rg_config *cfg)
         .lock_timeout_ms = cfg->database.lock_timeout_ms,
         .statement_timeout_ms = cfg->database.statement_timeout_ms,
         .wait_timeout_ms = cfg->lease.wait_timeout_ms,
+        .lint = cfg->migrations.lint != RG_LINT_OFF,
+        .lint_enforce = cfg->migrations.lint == RG_LINT_ENFORCE,
     };
     return o;
 }
@@ -237,6 +239,32 @@ int rg_cmd_version(const struct rg_cli *cli, const struct rg_config *cfg, char *
     return 0;
 }
 
+/* validate's lint (migrations.lint warn or enforce): the up files of the migrations still
+ * to apply when the history is known (plan; an applied file is past helping, and adding
+ * an allow to it would change its checksum), else of all of them. Findings are logged;
+ * with enforce an error not allowed fails validate (RG_EFILES) after all are logged. */
+static int lint_files(const struct rg_config *cfg, const struct rg_source *src,
+                      const struct rg_plan *plan, struct rg_err *err)
+{
+    struct rg_lint l = {0};
+    int ret = 0;
+
+    if (cfg->migrations.lint == RG_LINT_OFF)
+        return 0;
+    for (size_t i = 0; i < (plan ? plan->n : src->n); i++) {
+        const struct rg_migration *m = plan ? plan->items[i].file : &src->items[i];
+        if (!m || (plan && plan->items[i].state != RG_ITEM_PENDING))
+            continue;
+        rg_lint_sql(m->up_sql, m->up_len, &m->directives, &l);
+        rg_lint_log(m->up_path, &l);
+        if (ret == 0 && cfg->migrations.lint == RG_LINT_ENFORCE &&
+            rg_lint_check(m->up_path, &l, err) < 0)
+            ret = -1;
+    }
+    rg_lint_free(&l);
+    return ret;
+}
+
 /* The files alone always; against the history too when a database answers the first
  * attempt, since validate runs where a database may well not be (CI, a laptop). */
 int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
@@ -263,6 +291,8 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
             goto out;
         }
         RG_WARN("database not reachable: checked the files only" RG_F "error=%s", conn_err.msg);
+        if (lint_files(cfg, &s.src, NULL, err) < 0)
+            goto out;
         snprintf(summary, n,
                  "validate: %zu migrations, %zu repeatable, %zu data scripts are valid (files "
                  "only: no database reachable)",
@@ -272,7 +302,8 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     }
     if (view_read(&s.store, &s.src, &s.v, err) < 0 ||
         (s.v.plan.changed && rg_engine_drift(&s.store, &s.src, &s.v.plan, err) < 0) ||
-        rg_engine_check(&s.v.plan, &opts, true, err) < 0)
+        rg_engine_check(&s.v.plan, &opts, true, err) < 0 ||
+        lint_files(cfg, &s.src, &s.v.plan, err) < 0)
         goto out;
     snprintf(summary, n,
              "validate: %zu migrations, %zu repeatable, %zu data scripts are valid and match "

@@ -23,6 +23,9 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
                 struct rg_err *err) RG_WUR;
 int rg_cmd_plan(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                 struct rg_err *err) RG_WUR;
+/* lint.c */
+int rg_cmd_lint(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+                struct rg_err *err) RG_WUR;
 /* new.c */
 int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                struct rg_err *err) RG_WUR;

@@ -82,6 +82,7 @@ static const handler handlers[] = {
     [RG_CMD_BASELINE] = rg_cmd_baseline, [RG_CMD_NEW] = rg_cmd_new,
     [RG_CMD_REPAIR] = rg_cmd_repair,     [RG_CMD_WAIT] = rg_cmd_wait,
     [RG_CMD_PLAN] = rg_cmd_plan,
+    [RG_CMD_LINT] = rg_cmd_lint,
 };
 
 int main(int argc, char **argv)

@@ -282,3 +282,59 @@ void rg_output_plan(FILE *out, const struct rg_dry_run *d, const char *error, en
     else
         text_plan(out, d, error);
 }
+
+static void lint_json(FILE *out, const struct rg_output_lint *o)
+{
+    struct rg_json j;
+
+    rg_json_to_file(&j, out);
+    rg_json_open(&j, '{');
+    rg_json_key(&j, "files");
+    rg_json_int(&j, (int64_t)o->n);
+    rg_json_key(&j, "findings");
+    rg_json_open(&j, '[');
+    for (size_t i = 0; i < o->n; i++) {
+        for (size_t k = 0; k < o->files[i].lint.n; k++) {
+            const struct rg_lint_finding *f = &o->files[i].lint.items[k];
+            const struct rg_lint_rule_info *info = rg_lint_rule_info(f->rule);
+            rg_json_open(&j, '{');
+            rg_json_key(&j, "file");
+            rg_json_str(&j, o->files[i].path);
+            rg_json_key(&j, "line");
+            rg_json_int(&j, (int64_t)f->line);
+            rg_json_key(&j, "column");
+            rg_json_int(&j, (int64_t)f->column);
+            rg_json_key(&j, "rule");
+            rg_json_str(&j, info->name);
+            rg_json_key(&j, "severity");
+            rg_json_str(&j, rg_lint_severity_name(info->severity));
+            rg_json_key(&j, "allowed");
+            rg_json_bool(&j, f->allowed);
+            rg_json_key(&j, "hazard");
+            rg_json_str(&j, info->hazard);
+            rg_json_key(&j, "safe");
+            rg_json_str(&j, info->safe);
+            rg_json_close(&j, '}');
+        }
+    }
+    rg_json_close(&j, ']');
+    rg_json_close(&j, '}');
+    fputc('\n', out);
+}
+
+void rg_output_lint(FILE *out, const struct rg_output_lint *o, enum rg_output format)
+{
+    if (format == RG_OUTPUT_JSON) {
+        lint_json(out, o);
+        return;
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        for (size_t k = 0; k < o->files[i].lint.n; k++) {
+            const struct rg_lint_finding *f = &o->files[i].lint.items[k];
+            const struct rg_lint_rule_info *info = rg_lint_rule_info(f->rule);
+            fprintf(out, "%s:%zu:%zu: %s %s%s: %s\n  safe: %s\n", o->files[i].path, f->line,
+                    f->column, rg_lint_severity_name(info->severity), info->name,
+                    f->allowed ? " (allowed)" : "", info->hazard, info->safe);
+        }
+    }
+}

@@ -53,6 +53,7 @@ struct key {
 _Static_assert(sizeof(enum rg_lease_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_on_newer) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_phase) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum rg_lint_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum rg_log_level) == sizeof(int), "enum size");
 
@@ -65,6 +66,8 @@ const char *rg_config_phase_name(enum rg_phase phase)
     return phases[phase];
 }
 
+static const char *const lint_modes[] = {
+    [RG_LINT_OFF] = "off", [RG_LINT_WARN] = "warn", [RG_LINT_ENFORCE] = "enforce", NULL};
 static const char *const lease_modes[] = {
     [RG_LEASE_AUTO] = "auto", [RG_LEASE_KUBERNETES] = "kubernetes", [RG_LEASE_NONE] = "none", NULL};
 static const char *const log_formats[] = {[RG_LOG_FORMAT_AUTO] = "auto",
@@ -198,6 +201,8 @@ static const struct key keys[] = {
      AT(migrations.allow_out_of_order), "false", .names = NULL},
     {"migrations.phase", "ROLLGATE_MIGRATIONS_PHASE", T_ENUM, AT(migrations.phase), "all",
      .names = phases},
+    {"migrations.lint", "ROLLGATE_MIGRATIONS_LINT", T_ENUM, AT(migrations.lint), "warn",
+     .names = lint_modes},
     {"lease.mode", "ROLLGATE_LEASE_MODE", T_ENUM, AT(lease.mode), "auto", .names = lease_modes},
     {"lease.name", "ROLLGATE_LEASE_NAME", T_STRING, AT(lease.name), "rollgate",
      .valid = is_subdomain,

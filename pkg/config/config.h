@@ -27,6 +27,8 @@ enum rg_on_newer { RG_ON_NEWER_WARN, RG_ON_NEWER_FAIL };
 enum rg_phase { RG_PHASE_ALL, RG_PHASE_PRE, RG_PHASE_POST };
 /* "all", "pre" or "post": as migrations.phase spells it. */
 const char *rg_config_phase_name(enum rg_phase phase);
+/* migrations.lint: what migrate and validate do with lint findings */
+enum rg_lint_mode { RG_LINT_OFF, RG_LINT_WARN, RG_LINT_ENFORCE };
 
 /* Durations are milliseconds; 0 means "no limit" where a key allows it. */
 struct rg_config {
@@ -50,6 +52,7 @@ struct rg_config {
         enum rg_on_newer on_newer_schema;
         bool allow_out_of_order;
         enum rg_phase phase;
+        enum rg_lint_mode lint;
     } migrations;
     struct {
         enum rg_lease_mode mode;

@@ -695,6 +695,27 @@ static void log_left_post(const struct rg_plan *plan, const struct rg_migrate_op
     }
 }
 
+/* Lints the migrations the run applies, before anything runs or any lock is asked for:
+ * their SQL is already read (plan_up), so a start with nothing pending lints nothing and
+ * reads nothing more. Every file's findings are logged before an error refuses the run. */
+static int lint_pending(const struct run *r, struct rg_err *err)
+{
+    struct rg_lint l = {0};
+    int ret = 0;
+
+    for (size_t i = 0; i < r->n; i++) {
+        const struct rg_step *s = &r->steps[i];
+        if (s->action != RG_ACT_APPLY || s->kind != RG_KIND_SCHEMA)
+            continue;
+        rg_lint_sql(s->sql, strlen(s->sql), &s->directives, &l);
+        rg_lint_log(s->path, &l);
+        if (ret == 0 && r->opts->lint_enforce && rg_lint_check(s->path, &l, err) < 0)
+            ret = -1;
+    }
+    rg_lint_free(&l);
+    return ret;
+}
+
 int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                       struct rg_source *src, const struct rg_migrate_opts *opts,
                       struct rg_migrate_result *res, struct rg_err *err)
@@ -712,7 +733,8 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
         goto out;
     if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
-    if (prepare(store, src, opts, h.exists ? &h : NULL, &p, err) < 0)
+    if (prepare(store, src, opts, h.exists ? &h : NULL, &p, err) < 0 ||
+        (opts->lint && lint_pending(&p.r, err) < 0))
         goto out;
     res->from = res->to = p.plan.current;
     res->unknown = p.plan.unknown;

@@ -13,18 +13,20 @@
 #include "duration/duration.h"
 #include "file/file.h"
 #include "mem/mem.h"
+#include "source/lint.h"
 #include "source/sql.h"
 
-#define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout=, phase="
+#define KNOWN_DIRECTIVES "known: no-transaction, lock-timeout=, statement-timeout=, phase=, allow="
 /* PostgreSQL keeps lock_timeout and statement_timeout in an int of milliseconds: a larger
  * value would only fail later, in the middle of a run, when the SET is sent. */
 #define MAX_TIMEOUT_MS ((int64_t)INT_MAX)
 /* How much of an unknown directive goes into the message: enough to recognise it, not a
  * whole line of SQL pasted after "rollgate:". */
 #define DIRECTIVE_SHOWN 64
+/* The directives, in the order KNOWN_DIRECTIVES names them. */
+enum { NO_TRANSACTION, LOCK_TIMEOUT, STATEMENT_TIMEOUT, PHASE, ALLOW, NKEYS };
 #define UTF8_BOM "\xEF\xBB\xBF"
 /* parse_directive's index of "phase", the one directive rg_source_load reads. */
-#define PHASE_KEY 3
 
 /* Hex SHA-256; -1 only when OpenSSL cannot digest at all (no memory, no provider). */
 static int sha256_hex(const void *buf, size_t len, char out[65])
@@ -134,13 +136,49 @@ static int parse_phase(const char *path, size_t line, const char *value, bool *p
     return -1;
 }
 
+/* allow=RULE[,RULE] reason: each rule's findings in this file are accepted; the reason is
+ * required, so a reviewer reads why. An unknown rule name is an error rather than ignored:
+ * a misspelt allow would silently accept nothing. */
+static int parse_allow(const char *path, size_t line, const char *value, struct rg_directives *d,
+                       struct rg_err *err)
+{
+    const char *p = value, *end = value + strcspn(value, " \t");
+
+    if (*end == '\0' || p == end) {
+        rg_err_set(err, RG_EFILES,
+                   "%s:%zu: rollgate:allow needs rule names and a reason "
+                   "(rollgate:allow=ban-drop-column the column is unused since 2.3)",
+                   path, line);
+        return -1;
+    }
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        int rule = rg_lint_rule_by_name(p, (size_t)(stop - p));
+
+        if (rule < 0) {
+            rg_err_set(err, RG_EFILES,
+                       "%s:%zu: rollgate:allow: unknown lint rule \"%.*s\" (rollgate lint "
+                       "--help lists them)",
+                       path, line, (int)(stop - p < DIRECTIVE_SHOWN ? stop - p : DIRECTIVE_SHOWN),
+                       p);
+            return -1;
+        }
+        if (!d->allow_line[rule])
+            d->allow_line[rule] = line;
+        p = comma ? comma + 1 : end;
+    }
+    return 0;
+}
+
 /* text: what follows "rollgate:" on one comment line, blanks trimmed. only_phase: the
  * other directives are left for rg_source_read_sql, which reads them when the file runs. */
 static int parse_directive(const char *path, size_t line, const char *text, size_t len,
                            bool only_phase, struct rg_directives *d, bool *seen, struct rg_err *err)
 {
-    static const char *const keys[] = {"no-transaction", "lock-timeout", "statement-timeout",
-                                       "phase"};
+    static const char *const keys[NKEYS] = {"no-transaction", "lock-timeout", "statement-timeout",
+                                            "phase", "allow"};
+    static const char *const examples[NKEYS] = {"", "2s", "10m", "post", "RULE reason"};
     char *copy = NULL;
     const char *eq, *value = NULL;
     size_t key_len, k;
@@ -149,22 +187,22 @@ static int parse_directive(const char *path, size_t line, const char *text, size
     copy = rg_strndup(text, len);
     eq = strchr(copy, '=');
     key_len = eq ? (size_t)(eq - copy) : len;
-    for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+    for (k = 0; k < NKEYS; k++)
         if (strlen(keys[k]) == key_len && strncmp(copy, keys[k], key_len) == 0)
             break;
-    if (only_phase && k != PHASE_KEY) {
+    if (only_phase && k != PHASE) {
         rc = 0;
         goto out;
     }
-    if (k == sizeof(keys) / sizeof(keys[0])) {
+    if (k == NKEYS) {
         rg_err_set(err, RG_EFILES,
                    "%s:%zu: unknown directive \"rollgate:%.*s\" (" KNOWN_DIRECTIVES ")", path, line,
                    DIRECTIVE_SHOWN, copy);
         goto out;
     }
     /* A second occurrence is most likely a copy-paste leftover with another value: which
-     * one was meant cannot be guessed. */
-    if (seen[k]) {
+     * one was meant cannot be guessed. Allow lines add up: one per rule and reason. */
+    if (seen[k] && k != ALLOW) {
         rg_err_set(err, RG_EFILES, "%s:%zu: directive rollgate:%s given twice", path, line,
                    keys[k]);
         goto out;
@@ -172,7 +210,14 @@ static int parse_directive(const char *path, size_t line, const char *text, size
     seen[k] = true;
     if (eq)
         value = eq + 1;
-    if (k == PHASE_KEY) {
+    if (k == NO_TRANSACTION) {
+        if (value) {
+            rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:no-transaction takes no value", path,
+                       line);
+            goto out;
+        }
+        d->no_transaction = true;
+    } else if (k == PHASE) {
         if (!value) {
             rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:phase needs a value (pre or post)", path,
                        line);
@@ -180,22 +225,17 @@ static int parse_directive(const char *path, size_t line, const char *text, size
         }
         if (parse_phase(path, line, value, &d->post, err) != 0)
             goto out;
-    } else if (k == 0) {
-        if (value) {
-            rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:no-transaction takes no value", path,
-                       line);
+    } else if (!value) {
+        rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:%s needs a value (rollgate:%s=%s)", path, line,
+                   keys[k], keys[k], examples[k]);
+        goto out;
+    } else if (k == ALLOW) {
+        if (parse_allow(path, line, value, d, err) != 0)
             goto out;
-        }
-        d->no_transaction = true;
-    } else {
-        if (!value) {
-            rg_err_set(err, RG_EFILES, "%s:%zu: rollgate:%s needs a value (rollgate:%s=2s)", path,
-                       line, keys[k], keys[k]);
-            goto out;
-        }
-        if (parse_timeout(path, line, keys[k], value,
-                          k == 1 ? &d->lock_timeout_ms : &d->statement_timeout_ms, err) != 0)
-            goto out;
+    } else if (parse_timeout(path, line, keys[k], value,
+                             k == LOCK_TIMEOUT ? &d->lock_timeout_ms : &d->statement_timeout_ms,
+                             err) != 0) {
+        goto out;
     }
     rc = 0;
 out:
@@ -209,7 +249,7 @@ static int parse_directives(const char *path, const char *sql, size_t len, bool 
                             struct rg_directives *d, struct rg_err *err)
 {
     const char *p = sql, *end = sql + len;
-    bool seen[PHASE_KEY + 1] = {false};
+    bool seen[NKEYS] = {false};
     size_t line = 1;
 
     *d = (struct rg_directives){0};

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "err/err.h"
+#include "source/lint.h"
 
 /* A migration file larger than this is refused: it is almost certainly a data dump put in
  * the wrong place, and reading it whole would break the small memory footprint. */
@@ -19,6 +20,9 @@ struct rg_directives {
     int64_t lock_timeout_ms;
     int64_t statement_timeout_ms;
     bool post; /* rollgate:phase=post: a post-deploy (contract) migration */
+    /* -- rollgate:allow=RULE[,RULE] reason: per rule, the line of the first directive that
+     * accepts its findings in this file; 0 where none does. */
+    size_t allow_line[RG_LINT_NRULES];
 };
 
 /* Which files of a migration rg_source_prepare reads. */

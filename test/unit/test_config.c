@@ -146,6 +146,7 @@ Test(config, defaults_with_no_sources)
     cr_assert_eq(cfg.migrations.auto_migrate, true);
     cr_assert_eq(cfg.migrations.on_newer_schema, RG_ON_NEWER_WARN);
     cr_assert_eq(cfg.migrations.allow_out_of_order, false);
+    cr_assert_eq(cfg.migrations.lint, RG_LINT_WARN);
     cr_assert_eq(cfg.lease.mode, RG_LEASE_AUTO);
     cr_assert_str_eq(cfg.lease.name, "rollgate");
     cr_assert_str_eq(cfg.lease.namespace_, "");
@@ -207,6 +208,7 @@ static void assert_all_non_defaults(void)
     cr_assert_eq(cfg.migrations.auto_migrate, false);
     cr_assert_eq(cfg.migrations.on_newer_schema, RG_ON_NEWER_FAIL);
     cr_assert_eq(cfg.migrations.allow_out_of_order, true);
+    cr_assert_eq(cfg.migrations.lint, RG_LINT_ENFORCE);
     cr_assert_eq(cfg.lease.mode, RG_LEASE_KUBERNETES);
     cr_assert_str_eq(cfg.lease.name, "app.migrations");
     cr_assert_str_eq(cfg.lease.namespace_, "prod");
@@ -239,6 +241,7 @@ Test(config, every_key_from_yaml)
                       "  autoMigrate: false\n"
                       "  onNewerSchema: fail\n"
                       "  allowOutOfOrder: yes\n"
+                      "  lint: enforce\n"
                       "lease:\n"
                       "  mode: kubernetes\n"
                       "  name: app.migrations\n"
@@ -273,6 +276,7 @@ Test(config, every_key_from_env)
                    "ROLLGATE_MIGRATIONS_AUTO_MIGRATE=false",
                    "ROLLGATE_MIGRATIONS_ON_NEWER_SCHEMA=fail",
                    "ROLLGATE_MIGRATIONS_ALLOW_OUT_OF_ORDER=yes",
+                   "ROLLGATE_MIGRATIONS_LINT=enforce",
                    "ROLLGATE_LEASE_MODE=kubernetes",
                    "ROLLGATE_LEASE_NAME=app.migrations",
                    "ROLLGATE_LEASE_NAMESPACE=prod",
@@ -308,6 +312,7 @@ Test(config, every_key_from_flags)
         {"migrations.autoMigrate", "--x", "false"},
         {"migrations.onNewerSchema", "--x", "fail"},
         {"migrations.allowOutOfOrder", "--x", "yes"},
+        {"migrations.lint", "--x", "enforce"},
         {"lease.mode", "--lease-mode", "kubernetes"},
         {"lease.name", "--x", "app.migrations"},
         {"lease.namespace", "--x", "prod"},

@@ -1738,3 +1738,41 @@ Test(dry_run, golang_migrates_version_counts_as_applied_without_adopting_it)
     cr_assert_eq(fk.trial_begins, 0);
     rg_dry_run_free(&d);
 }
+
+Test(engine, lint_enforce_refuses_an_error_not_allowed_before_any_step)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "SELECT 1;", false);
+    add_sql_file(2, "b", "\nCREATE INDEX i ON t (a);", false);
+    o.lint = o.lint_enforce = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "dir/f.up.sql:2:1: lint error require-concurrent-index-creation"),
+              "%s", err.msg);
+    cr_assert_eq(fk.runs, 0, "no step may run, version 1 included");
+}
+
+Test(engine, lint_enforce_runs_an_error_the_file_allows)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "CREATE INDEX i ON t (a);", false);
+    files[0].directives.allow_line[RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION] = 1;
+    o.lint = o.lint_enforce = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+}
+
+Test(engine, lint_warn_runs_an_error_not_allowed)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "ALTER TABLE t ALTER COLUMN a TYPE bigint;", false);
+    o.lint = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+}

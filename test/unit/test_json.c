@@ -61,6 +61,17 @@ Test(json, integers_keep_all_64_bits)
     cr_assert_str_eq(written(), "9223372036854775807");
 }
 
+Test(json, booleans_are_bare_words)
+{
+    struct rg_json j;
+    rg_json_to_file(&j, mem);
+    rg_json_open(&j, '[');
+    rg_json_bool(&j, true);
+    rg_json_bool(&j, false);
+    rg_json_close(&j, ']');
+    cr_assert_str_eq(written(), "[true,false]");
+}
+
 static void put_mem(void *ctx, const char *s, size_t n)
 {
     fwrite(s, 1, n, ctx);

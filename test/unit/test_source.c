@@ -678,7 +678,7 @@ Test(source, rejects_an_unknown_directive_with_file_and_line)
 {
     write_file("0003_x.up.sql", "-- fine\n-- rollgate:foo\nSELECT 1;\n");
     load_fails(in_tmp("0003_x.up.sql:2: unknown directive \"rollgate:foo\""),
-               "(known: no-transaction, lock-timeout=, statement-timeout=, phase=)");
+               "(known: no-transaction, lock-timeout=, statement-timeout=, phase=, allow=)");
 }
 
 Test(source, reads_the_phase_at_load_before_the_file_is_prepared)
