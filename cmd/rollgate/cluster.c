@@ -132,8 +132,7 @@ static int from_kubeconfig(const struct rg_config *cfg, const char *why, struct 
 
 /* A client for the API; budget_ms bounds each call (0: a renewal's budget). */
 static int open_kube(const struct rg_config *cfg, const char *why, struct rg_kube **out,
-                     int64_t budget_ms,
-                     struct rg_err *err)
+                     int64_t budget_ms, struct rg_err *err)
 {
     struct rg_kubeconfig kc = {0};
     /* client-go's budget: a renewal that has not got through by the renew deadline has
@@ -168,7 +167,8 @@ static void store_event(void *ctx, const char *type, const char *reason, const c
 
     if (!pod || !ns || c->events_failed)
         return;
-    if (!c->events && open_kube(c->cfg, "the pod's Events", &c->events, STORE_EVENT_BUDGET_MS, &err) < 0) {
+    if (!c->events &&
+        open_kube(c->cfg, "the pod's Events", &c->events, STORE_EVENT_BUDGET_MS, &err) < 0) {
         c->events_failed = true;
         RG_WARN("could not post an Event on the pod" RG_F "reason=%s" RG_F "error=%s", reason,
                 err.msg);
@@ -272,7 +272,8 @@ int rg_cluster_wait_rollout(const struct rg_config *cfg, const char *deployment,
     char *ns = NULL;
     int ret = -1;
 
-    if (open_kube(cfg, "--after-rollout", &kube, 0, err) < 0 || namespace_of(cfg, kube, &ns, err) < 0)
+    if (open_kube(cfg, "--after-rollout", &kube, 0, err) < 0 ||
+        namespace_of(cfg, kube, &ns, err) < 0)
         goto out;
     /* A signal or the run's timeout ends the wait at once, between looks or in a request. */
     rg_signals_attach_kube(kube);
