@@ -9,6 +9,7 @@ packages=(
     libpg-query-dev libprotobuf-c-dev
     libcriterion-dev postgresql-15 pgbouncer clang-format python3 iproute2
     clang libclang-rt-14-dev
+    openssl # scripts/pg.sh --tls makes the test CA
 )
 
 missing=()

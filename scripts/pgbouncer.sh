@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A throwaway PgBouncer in transaction pooling mode in front of a test PostgreSQL, so tests can
-# prove that no session setting of rollgate's stays on a server connection other clients get.
-#   scripts/pgbouncer.sh start DIR UPSTREAM_URL   write DIR/pgbouncer.ini, start on a free
-#                             127.0.0.1 port, wait until a query goes through, write DIR/port
-#                             and DIR/pid, print the URL (UPSTREAM_URL's user and database)
+# A throwaway PgBouncer in front of a test PostgreSQL, in transaction pooling mode (the default:
+# tests prove that no session setting of rollgate's stays on a server connection other clients
+# get) or session pooling mode (each client keeps one server connection while connected).
+#   scripts/pgbouncer.sh start DIR UPSTREAM_URL [transaction|session]   write DIR/pgbouncer.ini,
+#                             start on a free 127.0.0.1 port, wait until a query goes through,
+#                             write DIR/port, DIR/pid and DIR/mode, print the URL
+#                             (UPSTREAM_URL's user and database)
 #   scripts/pgbouncer.sh stop DIR                 stop the PgBouncer started in DIR, remove DIR
 # UPSTREAM_URL is a URL as scripts/pg.sh prints it (postgresql://USER@HOST:PORT/DB?...), of a
 # server that trusts 127.0.0.1. Every database name is forwarded (`*`), so per-test databases
@@ -20,7 +22,7 @@ name=pgbouncer.sh
 . "$(dirname "$0")/lib/server.sh"
 
 usage() {
-    echo "usage: $0 start DIR UPSTREAM_URL | stop DIR" >&2
+    echo "usage: $0 start DIR UPSTREAM_URL [transaction|session] | stop DIR" >&2
     exit 2
 }
 
@@ -33,7 +35,7 @@ alive() {
 }
 
 start() {
-    local upstream=$1 re user host uport db
+    local upstream=$1 mode=$2 re user host uport db
     [ -x "$PGBOUNCER" ] || die "no PgBouncer at $PGBOUNCER (run scripts/deps.sh)"
     re='^postgres(ql)?://([^@/:]+)@([^/:?]+):([0-9]+)/([^/?]+)'
     [[ $upstream =~ $re ]] || die "UPSTREAM_URL is not postgresql://USER@HOST:PORT/DB: $upstream"
@@ -61,8 +63,8 @@ start() {
     for attempt in $(seq 1 20); do
         port=$(((port - 20000 + 1 + RANDOM % 97) % 40000 + 20000))
         port_in_use "$port" && continue
-        # server_reset_query is never sent in transaction mode: whatever a client leaves on a
-        # server connection, the next client gets.
+        # server_reset_query (DISCARD ALL, in session mode) is never sent in transaction
+        # mode: whatever a client leaves on a server connection, the next client gets.
         cat >"$dir/pgbouncer.ini" <<INI
 [databases]
 * = host=$host port=$uport
@@ -74,7 +76,7 @@ unix_socket_dir =
 auth_type = trust
 auth_file = $dir/userlist.txt
 admin_users = $user
-pool_mode = transaction
+pool_mode = $mode
 default_pool_size = $POOL_SIZE
 min_pool_size = 0
 reserve_pool_size = 0
@@ -107,6 +109,7 @@ INI
         fi
         echo "$port" >"$dir/port"
         echo "$pid" >"$dir/pid"
+        echo "$mode" >"$dir/mode"
         # Listening is not enough: a query must go through to the server.
         if timeout 60 "$PGBIN/psql" -XAtq -c 'SELECT 1' \
             "postgresql://$user@127.0.0.1:$port/$db?sslmode=disable" >/dev/null; then
@@ -143,8 +146,10 @@ stop() {
 
 case "$cmd" in
 start)
-    [ $# -eq 3 ] || usage
-    start "$3"
+    [ $# -eq 3 ] || [ $# -eq 4 ] || usage
+    mode=${4:-transaction}
+    [ "$mode" = transaction ] || [ "$mode" = session ] || usage
+    start "$3" "$mode"
     ;;
 stop)
     [ $# -eq 2 ] || usage

@@ -145,7 +145,7 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
 
     deadline = rg_now_ms() + pg->opts.connect_retry_ms;
     for (;;) {
-        char line[400];
+        char line[640];
 
         if (rg_pg_is_cancelled(pg, err))
             return -1;
@@ -156,6 +156,15 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err)
             break;
         if (rg_pg_is_cancelled(pg, err))
             return -1;
+        /* libpq's only default CA file is ~/.postgresql/root.crt, and it never falls back
+         * to a system store (the scratch image has none anyway): with sslmode=verify-ca or
+         * verify-full the operator must name the CA. */
+        if (strstr(line, "root certificate file")) {
+            size_t used = strlen(line);
+            snprintf(line + used, sizeof(line) - used, "%s",
+                     "; set sslrootcert=/path/to/ca.crt in the URL (or PGSSLROOTCERT) to the "
+                     "CA that signed the server's certificate");
+        }
         /* No user given and none to be found (libpq's two wordings): a static binary in an
          * image without /etc/passwd, or a uid with no entry. Waiting cannot fix that. */
         if (strstr(line, "could not look up local user ID") || strstr(line, "local user with ID")) {

@@ -923,6 +923,22 @@ static char **pool_backends(size_t *n)
     return pids;
 }
 
+const char *h_pooler_mode(void)
+{
+    PGconn *c = connect_or_fail(
+        url_with_db(getenv("RG_TEST_PGBOUNCER_URL"), "RG_TEST_PGBOUNCER_URL", "pgbouncer", NULL));
+    PGresult *res = PQexec(c, "SHOW CONFIG");
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "SHOW CONFIG: %s", PQerrorMessage(c));
+    const char *mode = NULL;
+    for (int row = 0; row < PQntuples(res); row++)
+        if (strcmp(PQgetvalue(res, row, 0), "pool_mode") == 0)
+            mode = dup_own(PQgetvalue(res, row, 1));
+    PQclear(res);
+    PQfinish(c);
+    cr_assert_not_null(mode, "PgBouncer's SHOW CONFIG has no pool_mode");
+    return mode;
+}
+
 static bool listed(char *const *list, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)

@@ -126,6 +126,8 @@ void h_session_close(struct h_session *s);
  * on the same one; fails the test unless the backends reached are exactly the pool's (its
  * admin console's SHOW SERVERS). Returns the values (NULL for SQL NULL); *n is how many. */
 char **h_pool_each(const char *sql, size_t *n);
+/* PgBouncer's pool_mode ("transaction" or "session"), from its admin console. */
+const char *h_pooler_mode(void);
 /* Whether pid is the backend of one of those server connections. */
 bool h_pool_has_backend(const char *pid);
 

@@ -6,6 +6,7 @@
 #   RG_IMAGE_DIR       the image scripts/image.sh built and exported (rootfs/, image.json)
 #   RG_TEST_KUBE_DIR   a running scripts/kube-test-cluster.sh cluster (admin.kubeconfig, ca.crt, port)
 #   RG_TEST_PG_URL     a running throwaway PostgreSQL 15 (scripts/pg.sh), loopback TCP
+#   RG_TEST_PG_TLS_DIR that server's TLS files (scripts/pg.sh start DIR --tls: DIR/tls)
 #   RG_REPO            the repository root
 # A script prints one line per check ("ok NAME" / "FAIL NAME: why") and ends with t_done, whose
 # last line is "N passed, N failed"; its exit status is non-zero when any check failed.

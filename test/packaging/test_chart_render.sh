@@ -455,6 +455,35 @@ check_eq "values.yaml comments every value" "$uncommented" ""
 check_grep "chart README: install command" 'helm install myapp charts/rollgate --set database.existingSecret=' "$chart/README.md"
 check_grep "chart README: delete hook objects by label" 'app.kubernetes.io/instance=myapp' "$chart/README.md"
 
+# ---------------------------------------------------------------- TLS to PostgreSQL
+
+# The CA from a Secret or a ConfigMap: mounted read-only and named by PGSSLROOTCERT in the
+# migrate Job's and the rollback CronJob's container; nothing of it without one.
+render tlssecret --set database.tls.caSecret=pg-ca
+render tlscm --set database.tls.caConfigMap=pg-ca --set database.tls.caKey=root.pem
+for r in tlssecret tlscm; do
+    for pod in jobpod cronpod; do
+        check_json "$r: $pod mounts the CA read-only" "$r" \
+            "$pod | mountmap[\"/var/run/rollgate/tls\"] | {name, readOnly}" \
+            '{"name": "rollgate-tls-ca", "readOnly": true}'
+        check_json "$r: $pod sets PGSSLROOTCERT to it" "$r" "$pod | envmap.PGSSLROOTCERT" \
+            '"/var/run/rollgate/tls/ca.crt"'
+    done
+done
+check_json "tlssecret: the volume is the Secret's key as ca.crt" tlssecret \
+    'jobpod | volmap["rollgate-tls-ca"] | del(.name)' \
+    '{"secret": {"secretName": "pg-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}'
+check_json "tlscm: the volume is the ConfigMap's key as ca.crt" tlscm \
+    'cronpod | volmap["rollgate-tls-ca"] | del(.name)' \
+    '{"configMap": {"name": "pg-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]}}'
+check_json "no CA: no PGSSLROOTCERT, mount or volume" def \
+    '[jobpod, cronpod] | map(envmap.PGSSLROOTCERT, mountmap["/var/run/rollgate/tls"],
+      volmap["rollgate-tls-ca"]) | unique' '[null]'
+only=template check_rejects "both a CA Secret and a CA ConfigMap" 'set caSecret or caConfigMap, not both' \
+    --set database.tls.caSecret=a --set database.tls.caConfigMap=b
+check_rejects "a CA Secret name Kubernetes refuses" 'database\.tls\.caSecret' \
+    --set database.tls.caSecret=Bad_Name
+
 # ---------------------------------------------------------------- rollgate reads what we render
 
 # rollgate itself reads the rendered config.yaml.

@@ -308,4 +308,29 @@ check_eq "e2e: the shipped rollback overlay: its Job only, empty target, the e2e
 check_eq "e2e: the rollback overlay: its Job only, target 1, the e2e image and the deploy's ConfigMap" \
     "$(jqc e2e-rollback "$rb")" "$(e2e_want 1)"
 
+# --- components/postgres-tls: the CA for sslmode=verify-full in every rollgate container -------
+mkdir -p "$s/tls"
+cat >"$s/tls/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $(rel_man "$s/tls")/rollback
+components:
+  - $(rel_man "$s/tls")/components/postgres-tls
+EOF
+check "postgres-tls: base, rollback and the component render" render tls "$s/tls"
+check "postgres-tls: rollback alone renders" render notls "$man/rollback"
+# Per Job and Deployment: its rollgate container's PGSSLROOTCERT and CA mount, and the volume.
+ca='[.[] | select(.kind == "Job" or .kind == "Deployment") | .spec.template.spec as $p
+    | {o: .metadata.name, c: [($p.initContainers // $p.containers)[0]
+       | ([.env[] | select(.name == "PGSSLROOTCERT") | .value]
+          + [.volumeMounts[] | select(.name == "rollgate-tls-ca") | "\(.mountPath) ro=\(.readOnly)"])],
+      v: [$p.volumes[] | select(.name == "rollgate-tls-ca") | .secret]}] | sort_by(.o)'
+check_eq "postgres-tls: every rollgate container gets PGSSLROOTCERT and the CA, read-only" \
+    "$(jqc tls "$ca")" "$(jq -cS -n '["app-migrate", "app-wait", "rollgate-migrate", "rollgate-rollback"]
+    | map({o: ., c: [["/var/run/rollgate/tls/ca.crt", "/var/run/rollgate/tls ro=true"]],
+           v: [{secretName: "rollgate-postgres-ca", items: [{key: "ca.crt", path: "ca.crt"}]}]})')"
+check_eq "postgres-tls: nothing of it without the component" \
+    "$(jqc notls '[.. | strings | select(test("rollgate-tls-ca|PGSSLROOTCERT"))]')" '[]'
+
 t_done

@@ -114,6 +114,10 @@ Events on the pod (the Role's events/create).
       fieldPath: metadata.namespace
 - name: ROLLGATE_CONFIG
   value: /etc/rollgate/config.yaml
+{{- if include "rollgate.tlsCa" . }}
+- name: PGSSLROOTCERT
+  value: /var/run/rollgate/tls/ca.crt
+{{- end }}
 {{- if not .Values.migrations.autoMigrate }}
 {{- /* config.yaml says so too; the env also holds where the config is not mounted. */}}
 - name: ROLLGATE_AUTO_MIGRATE
@@ -121,10 +125,25 @@ Events on the pod (the Role's events/create).
 {{- end }}
 {{- end -}}
 
+{{- /* The CA for TLS to PostgreSQL: "secret" or "configMap" when one is set, else empty. */}}
+{{- define "rollgate.tlsCa" -}}
+{{- $tls := .Values.database.tls | default dict -}}
+{{- if and $tls.caSecret $tls.caConfigMap -}}
+{{- fail "database.tls: set caSecret or caConfigMap, not both" -}}
+{{- else if $tls.caSecret -}}secret
+{{- else if $tls.caConfigMap -}}configMap
+{{- end -}}
+{{- end -}}
+
 {{- define "rollgate.volumeMounts" -}}
 - name: rollgate-config
   mountPath: /etc/rollgate
   readOnly: true
+{{- if include "rollgate.tlsCa" . }}
+- name: rollgate-tls-ca
+  mountPath: /var/run/rollgate/tls
+  readOnly: true
+{{- end }}
 {{- if eq .Values.migrations.source "configMap" }}
 - name: rollgate-migrations
   mountPath: /migrations
@@ -136,6 +155,23 @@ Events on the pod (the Role's events/create).
 - name: rollgate-config
   configMap:
     name: {{ include "rollgate.fullname" . }}-config
+{{- with .Values.database.tls }}
+{{- if eq (include "rollgate.tlsCa" $) "secret" }}
+- name: rollgate-tls-ca
+  secret:
+    secretName: {{ .caSecret | quote }}
+    items:
+      - key: {{ .caKey | quote }}
+        path: ca.crt
+{{- else if eq (include "rollgate.tlsCa" $) "configMap" }}
+- name: rollgate-tls-ca
+  configMap:
+    name: {{ .caConfigMap | quote }}
+    items:
+      - key: {{ .caKey | quote }}
+        path: ca.crt
+{{- end }}
+{{- end }}
 {{- if eq .Values.migrations.source "configMap" }}
 - name: rollgate-migrations
   configMap:
