@@ -111,6 +111,13 @@ static const struct {
      "After a no-transaction migration failed part way and you have undone what it did\n"
      "by hand, clear its failed mark (all of them without --version) so that the next\n"
      "migrate runs it again.\n"},
+    {RG_CMD_SUM, "sum",
+     "Usage: rollgate sum [--dir DIR]\n"
+     "\n"
+     "Write the checksum index rollgate.sum into the migrations directory: each up\n"
+     "file's SHA-256, size and modification time. Run it as the last step that\n"
+     "changes the directory when the image is built: a start then reads the index\n"
+     "instead of every up file whose size and time are unchanged. validate checks it.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -151,6 +158,7 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           "  new       write the next migration's up and down files\n"
           "  repair    clear a failed no-transaction migration's mark\n"
           "  wait      block until the schema is current (never writes)\n"
+          "  sum       write the checksum index rollgate.sum (at image build)\n"
           "\n",
           out);
     fputs(global_usage, out);
@@ -210,7 +218,7 @@ static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, s
     }
     rg_err_set(err, RG_EUSAGE,
                "unknown command \"%s\" (commands: migrate, status, version, validate, baseline, "
-               "new, repair, wait)",
+               "new, repair, wait, sum)",
                rg_log_scrub(shown, sizeof(shown), arg));
     return -1;
 }

@@ -19,6 +19,7 @@ enum rg_command {
     RG_CMD_NEW,
     RG_CMD_REPAIR,
     RG_CMD_WAIT,
+    RG_CMD_SUM,
 };
 enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
 

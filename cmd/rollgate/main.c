@@ -81,6 +81,7 @@ static const handler handlers[] = {
     [RG_CMD_VERSION] = rg_cmd_version,   [RG_CMD_VALIDATE] = rg_cmd_validate,
     [RG_CMD_BASELINE] = rg_cmd_baseline, [RG_CMD_NEW] = rg_cmd_new,
     [RG_CMD_REPAIR] = rg_cmd_repair,     [RG_CMD_WAIT] = rg_cmd_wait,
+    [RG_CMD_SUM] = rg_cmd_sum,
 };
 
 int main(int argc, char **argv)
