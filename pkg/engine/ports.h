@@ -38,6 +38,14 @@ struct rg_history {
 
 void rg_history_free(struct rg_history *h);
 
+/* What the history's schema rows add up to, for the start with nothing to do. */
+struct rg_history_digest {
+    bool exists;      /* the history table exists */
+    int64_t rows;     /* schema rows */
+    bool all_applied; /* none running or failed */
+    char sha256[65];  /* rg_source_digest's form over the rows: "VERSION CHECKSUM\n" each */
+};
+
 /* What one step does to the database and its history. */
 enum rg_action {
     RG_ACT_APPLY,  /* run an up migration; insert its row (if still absent) */
@@ -114,6 +122,9 @@ struct rg_store {
     /* Whether the run a running row names (its applied_by) still has a session in the
      * database, this one's aside; writes nothing (for `wait`). */
     int (*run_alive)(void *ctx, const char *applied_by, bool *alive, struct rg_err *err);
+    /* The history's schema rows summed up by the database (one row over the wire however
+     * long the history is); optional: NULL, and every start reads the history. */
+    int (*digest_history)(void *ctx, struct rg_history_digest *d, struct rg_err *err);
 };
 
 /* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's
