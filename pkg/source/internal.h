@@ -87,7 +87,8 @@ const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const ch
 int rg_source_sum_apply(const char *dir, struct rg_migration *items, size_t n, size_t *trusted,
                         struct rg_err *err) RG_WUR;
 /* Whether st (of the file e names) is still what e recorded: a regular file of the same
- * size and modification time, to the nanosecond. */
+ * size and modification time, to the nanosecond, or to the second when st has no fraction
+ * of a second left (an image layer's copy of the file). */
 bool rg_source_sum_fresh(const struct sum_entry *e, const struct stat *st);
 
 #endif

@@ -68,13 +68,13 @@ static void add_name(char ***list, size_t *n, size_t *cap, char *name)
     (*list)[(*n)++] = name;
 }
 
-/* The *.sql names in dir, sorted so that errors come out the same whatever order readdir
- * gives, and the near misses among the other names into src, sorted too. Dotfiles are
- * skipped: among them are the ..data links of a ConfigMap volume. For data/ (data set): a
+/* The *.sql names in dir, sorted (when sorted) so that errors come out the same whatever
+ * order readdir gives, and the near misses among the other names into src, always sorted. Dotfiles
+ * are skipped: among them are the ..data links of a ConfigMap volume. For data/ (data set): a
  * missing directory is an empty one, and subdirectories are skipped (stat follows links,
  * as ConfigMap volumes link every file); no directory is a near miss. */
-static int list_dir(const char *dir, bool data, char ***names, size_t *count, struct rg_source *src,
-                    struct rg_err *err)
+static int list_dir(const char *dir, bool data, bool sorted, char ***names, size_t *count,
+                    struct rg_source *src, struct rg_err *err)
 {
     const char *what = data ? "data migrations directory" : "migrations directory";
     DIR *d = NULL;
@@ -123,7 +123,8 @@ static int list_dir(const char *dir, bool data, char ***names, size_t *count, st
             continue;
         add_name(&list, &n, &cap, rg_strdup(de->d_name));
     }
-    rg_source_sort(list, n, sizeof(*list), cmp_names);
+    if (sorted)
+        rg_source_sort(list, n, sizeof(*list), cmp_names);
     if (src->nnear_misses - near_from > 1)
         qsort(src->near_misses + near_from, src->nnear_misses - near_from,
               sizeof(*src->near_misses), cmp_names);
@@ -318,7 +319,7 @@ static int load_data(const char *dir, struct rg_source *src, struct rg_err *err)
     int rc = -1;
 
     data_dir = rg_source_join_path(dir, "data");
-    if (list_dir(data_dir, true, &names, &n, src, err) != 0)
+    if (list_dir(data_dir, true, true, &names, &n, src, err) != 0)
         goto out;
     src->data = rg_calloc(n, sizeof(*src->data));
     for (size_t i = 0; i < n; i++) {
@@ -343,22 +344,34 @@ static int load(const char *dir, bool use_index, struct rg_source *src, struct r
     struct rg_source s = {0};
     struct entry *ents = NULL, *reps = NULL, e;
     char **names = NULL;
+    const char *bad = NULL;
     size_t n = 0, nents = 0, nreps = 0;
     int rc = -1;
 
     *src = (struct rg_source){0};
-    if (list_dir(dir, false, &names, &n, &s, err) != 0)
+    /* In readdir's order: the entries are sorted by version below, and of the names that
+     * fail, the first by name is reported, as if they had been sorted. */
+    if (list_dir(dir, false, false, &names, &n, &s, err) != 0)
         goto out;
     ents = rg_calloc(n, sizeof(*ents));
     reps = rg_calloc(n, sizeof(*reps));
     for (size_t i = 0; i < n; i++) {
-        if (rg_source_parse_name(dir, names[i], &e, err) != 0)
-            goto out;
+        struct rg_err why = {0};
+
+        if (rg_source_parse_name(dir, names[i], &e, &why) != 0) {
+            if (!bad || strcmp(names[i], bad) < 0) {
+                bad = names[i];
+                *err = why;
+            }
+            continue;
+        }
         if (e.style == STYLE_REPEATABLE)
             reps[nreps++] = e;
         else
             ents[nents++] = e;
     }
+    if (bad)
+        goto out;
     rg_source_sort(ents, nents, sizeof(*ents), cmp_entries);
     s.dir = rg_strdup(dir);
     /* Every version has an up entry, so n entries never make more than n migrations. */
@@ -409,7 +422,7 @@ int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_e
     *name = NULL;
     /* Names only: the files' contents do not matter for the next number, and a template
      * written by `new` a moment ago holds no statement yet. */
-    if (list_dir(dir, false, &names, &n, &s, err) != 0)
+    if (list_dir(dir, false, true, &names, &n, &s, err) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         struct entry e;

@@ -86,7 +86,8 @@ struct rg_source {
  *    its checksum (the file's bytes), and not kept; its SQL and the down file are read by
  *    rg_source_prepare, for the migrations a run will apply or roll back.
  *    With a checksum index (RG_SOURCE_SUM_FILE, rg_source_sum_write) in dir, an up file
- *    whose size and modification time (to the nanosecond) are those the index recorded is
+ *    whose size and modification time (to the nanosecond, or to the second when the file's
+ *    time has no fraction left, as image layers keep it) are those the index recorded is
  *    not read: its checksum is the index's. Every other up file is read as without an
  *    index. An index that cannot be read or does not match its own checksum is logged as a
  *    warning and not used.
