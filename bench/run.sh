@@ -4,6 +4,9 @@
 #   bench/run.sh        (RUNS_NOOP, RUNS_APPLY, RSS_RUNS override the repetition counts)
 #   BENCH_ONLY=lease bench/run.sh   only (d)-(f), no dbmate/hyperfine/floor; writes
 #                                   bench/work/RESULTS-lease.md and leaves bench/RESULTS.md alone
+#   BENCH_ONLY=scale bench/run.sh   only (g) (bench/scale.sh: history length, 1k/10k applies vs
+#                                   the psql floor, W3 racers, with dbmate); writes
+#                                   bench/work/RESULTS-scale.md and leaves bench/RESULTS.md alone
 # (d) and (e) count the Kubernetes API requests of racing runs in lease mode against a throwaway
 # kube-apiserver (scripts/kube-test-cluster.sh), started after (c) so it cannot disturb (a)-(c);
 # (f) times a waiter's takeover after the leader is killed with SIGKILL mid-migration.
@@ -20,9 +23,9 @@ runs_apply=${RUNS_APPLY:-20}
 rss_runs=${RSS_RUNS:-5}
 only=${BENCH_ONLY:-}
 case $only in
-'' | lease) ;;
+'' | lease | scale) ;;
 *)
-    echo "bench: BENCH_ONLY must be empty or lease, not $only" >&2
+    echo "bench: BENCH_ONLY must be empty, lease or scale, not $only" >&2
     exit 2
     ;;
 esac
@@ -40,9 +43,9 @@ loads_line() {
 
 # 1. Tools.
 missing=()
-[ -n "$only" ] || command -v hyperfine >/dev/null || missing+=(hyperfine)
+[ "$only" = lease ] || command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v jq >/dev/null || missing+=(jq)
-[ -n "$only" ] || [ -x /usr/bin/time ] || missing+=(time)
+[ "$only" = lease ] || [ -x /usr/bin/time ] || missing+=(time)
 command -v etcd >/dev/null || missing+=(etcd-server) # for (d) and (e), like curl and openssl
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
@@ -53,14 +56,16 @@ if [ ${#missing[@]} -gt 0 ]; then
         { apt-get update -q >&2 && apt-get install -y -q "${missing[@]}" >&2; }
 fi
 dbmate=$work/npm/node_modules/@dbmate/linux-x64/bin/dbmate
-[ -n "$only" ] || [ -x "$dbmate" ] || npm install --prefix "$work/npm" --no-audit --no-fund @dbmate/linux-x64 >&2
+[ "$only" = lease ] || [ -x "$dbmate" ] || npm install --prefix "$work/npm" --no-audit --no-fund @dbmate/linux-x64 >&2
 # Now rather than at (d): a cold build of kube-apiserver takes about 8 minutes.
-kube_apiserver=$("$root/scripts/kube-apiserver.sh" | tail -n 1)
+[ "$only" = scale ] || kube_apiserver=$("$root/scripts/kube-apiserver.sh" | tail -n 1)
 
 # 2. Builds.
 say "building rollgate (Release) and the floor"
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DRG_TESTS=OFF >/dev/null
-cmake --build build-bench -j2 >/dev/null
+if [ "$only" != scale ]; then # (g) measures the static build only
+    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DRG_TESTS=OFF >/dev/null
+    cmake --build build-bench -j2 >/dev/null
+fi
 rollgate=$root/build-bench/rollgate
 # The shipped form: fully static (scripts/build-static.sh; its dependency prefix is cached).
 say "building the static rollgate"
@@ -68,7 +73,7 @@ static=$("$root/scripts/build-static.sh" 2>"$work/build-static.log" | tail -n 1)
 [ -x "$static" ] || { cat "$work/build-static.log" >&2; exit 1; }
 floor=$work/floor
 # shellcheck disable=SC2046 # pkg-config's output is meant to be split into words
-[ -n "$only" ] || gcc -O2 -o "$floor" bench/floor.c $(pkg-config --cflags --libs libpq)
+[ "$only" = lease ] || gcc -O2 -o "$floor" bench/floor.c $(pkg-config --cflags --libs libpq)
 
 # 3. The server, stopped however the script ends; so are the API server of (d) and (e) and any
 # racer of (d) an interruption left running.
@@ -174,6 +179,21 @@ rss_st_noop=$(rss "" "$(st_cmd rg_noop 100)")
 rss_st_apply=$(rss apply "$(st_cmd apply 500)")
 rss_dm_apply=$(rss apply "$(dm_cmd apply 500)")
 fi # (a)-(c)
+
+# (g) History length, applies at scale against the psql floor, W3 racers: bench/scale.sh, with
+# the static build (the shipped form), before the API server of (d) starts.
+if [ "$only" != lease ]; then
+    load_mark "(g)"
+    say "(g) bench/scale.sh"
+    RG=$static DBMATE=$dbmate FLOOR=$floor ADMIN=$admin PORT=$port WORK=$work \
+        "$root/bench/scale.sh" >"$work/scale.md"
+fi
+if [ "$only" = scale ]; then
+    say "writing bench/work/RESULTS-scale.md (BENCH_ONLY=scale: bench/RESULTS.md is left alone)"
+    cp "$work/scale.md" "$work/RESULTS-scale.md"
+    cat "$work/RESULTS-scale.md"
+    exit 0
+fi
 
 # (d) Racing runs in lease mode: N `rollgate migrate` processes started at once, each its own
 # pod (POD_NAME), on one fresh database; every request they make to the API server is counted
@@ -753,6 +773,8 @@ statement and commit at a time, with no history table: no tool can go below it.
   (about 2 MiB; libpq pays it too on any connection with \`sslmode\` other than \`disable\`), libyaml
   and cJSON. The static build, with a trimmed libpq and libcurl and no shared libraries, is the
   one the target is for: see its column.
+
+$(cat "$work/scale.md")
 
 $(kube_md)
 

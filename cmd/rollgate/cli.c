@@ -154,6 +154,13 @@ static const struct {
      "leading comments accepts that rule's findings in the file. Exits 4 when an error\n"
      "is not allowed, else 0.\n"
      "  --output text|json   result format on stdout (default text)\n"},
+    {RG_CMD_SUM, "sum",
+     "Usage: rollgate sum [--dir DIR]\n"
+     "\n"
+     "Write the checksum index rollgate.sum into the migrations directory: each up\n"
+     "file's SHA-256, size and modification time. Run it as the last step that\n"
+     "changes the directory when the image is built: a start then reads the index\n"
+     "instead of every up file whose size and time are unchanged. validate checks it.\n"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -209,6 +216,7 @@ void rg_cli_usage(FILE *out, enum rg_command command)
           "  plan      try the pending migrations in a rolled-back transaction: locks,\n"
           "            rewrites, rows, durations\n"
           "  lint      analyse the migration files for locks, rewrites and breakage\n"
+          "  sum       write the checksum index rollgate.sum (at image build)\n"
           "\n",
           out);
     fputs(global_usage, out);
@@ -269,7 +277,7 @@ static int operand(struct rg_cli *cli, const char *arg, bool *version_pending, s
     }
     rg_err_set(err, RG_EUSAGE,
                "unknown command \"%s\" (commands: migrate, status, version, validate, baseline, "
-               "new, repair, wait, plan)",
+               "new, repair, wait, plan, lint, sum)",
                rg_log_scrub(shown, sizeof(shown), arg));
     return -1;
 }

@@ -21,6 +21,7 @@ enum rg_command {
     RG_CMD_WAIT,
     RG_CMD_PLAN,
     RG_CMD_LINT,
+    RG_CMD_SUM,
 };
 enum rg_output { RG_OUTPUT_TEXT, RG_OUTPUT_JSON };
 

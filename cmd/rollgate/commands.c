@@ -281,7 +281,8 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     /* Every file read whole, as no run does: a validate that passes means no run will
      * refuse one. */
     if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0 ||
-        rg_source_prepare_all(&s.src, err) < 0 || rg_source_check_names(&s.src, err) < 0)
+        rg_source_prepare_all(&s.src, err) < 0 || rg_source_check_names(&s.src, err) < 0 ||
+        rg_source_check_sum(&s.src, err) < 0)
         goto out;
     once.database.connect_retry_ms = 0;
     s.pg = open_store(&once, &s.store, &conn_err);
@@ -313,6 +314,19 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
 out:
     session_close(&s);
     return ret;
+}
+
+int rg_cmd_sum(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+               struct rg_err *err)
+{
+    size_t count = 0;
+
+    (void)cli;
+    if (rg_source_sum_write(cfg->migrations.dir, &count, err) < 0)
+        return -1;
+    snprintf(summary, n, "sum: wrote %s/" RG_SOURCE_SUM_FILE " for %zu up files",
+             cfg->migrations.dir, count);
+    return 0;
 }
 
 int rg_cmd_baseline(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,

@@ -26,6 +26,9 @@ int rg_cmd_plan(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
 /* lint.c */
 int rg_cmd_lint(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                 struct rg_err *err) RG_WUR;
+/* Writes the checksum index (rg_source_sum_write); no database. */
+int rg_cmd_sum(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
+               struct rg_err *err) RG_WUR;
 /* new.c */
 int rg_cmd_new(const struct rg_cli *cli, const struct rg_config *cfg, char *summary, size_t n,
                struct rg_err *err) RG_WUR;

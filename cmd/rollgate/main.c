@@ -81,8 +81,8 @@ static const handler handlers[] = {
     [RG_CMD_VERSION] = rg_cmd_version,   [RG_CMD_VALIDATE] = rg_cmd_validate,
     [RG_CMD_BASELINE] = rg_cmd_baseline, [RG_CMD_NEW] = rg_cmd_new,
     [RG_CMD_REPAIR] = rg_cmd_repair,     [RG_CMD_WAIT] = rg_cmd_wait,
-    [RG_CMD_PLAN] = rg_cmd_plan,
-    [RG_CMD_LINT] = rg_cmd_lint,
+    [RG_CMD_PLAN] = rg_cmd_plan,         [RG_CMD_LINT] = rg_cmd_lint,
+    [RG_CMD_SUM] = rg_cmd_sum,
 };
 
 int main(int argc, char **argv)

@@ -38,6 +38,14 @@ struct rg_history {
 
 void rg_history_free(struct rg_history *h);
 
+/* What the history's schema rows add up to, for the start with nothing to do. */
+struct rg_history_digest {
+    bool exists;      /* the history table exists */
+    int64_t rows;     /* schema rows */
+    bool all_applied; /* none running or failed */
+    char sha256[65];  /* rg_source_digest's form over the rows: "VERSION CHECKSUM\n" each */
+};
+
 /* What one step does to the database and its history. */
 enum rg_action {
     RG_ACT_APPLY,  /* run an up migration; insert its row (if still absent) */
@@ -167,6 +175,9 @@ struct rg_store {
      * and SQLSTATE; RG_EDATABASE, RG_ESIGNAL as run's); the transaction is then aborted. */
     int (*trial_run)(void *ctx, const struct rg_step *s, struct rg_trial *t, struct rg_err *err);
     void (*trial_end)(void *ctx);
+    /* The history's schema rows summed up by the database (one row over the wire however
+     * long the history is); optional: NULL, and every start reads the history. */
+    int (*digest_history)(void *ctx, struct rg_history_digest *d, struct rg_err *err);
 };
 
 /* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's

@@ -325,6 +325,48 @@ out:
     return ret;
 }
 
+static int digest_history(void *ctx, struct rg_history_digest *d, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    PGresult *res = NULL;
+    char *sql;
+    int ret = -1;
+
+    memset(d, 0, sizeof(*d));
+    /* As read_history: a missing table is no row and no error in the server's log. The
+     * text summed is rg_source_digest's ("VERSION CHECKSUM\n" by version). */
+    sql = rg_asprintf("DO $rg$DECLARE c refcursor := 'rollgate_digest'; BEGIN "
+                      "IF to_regclass('%s') IS NULL THEN OPEN c FOR SELECT WHERE false; "
+                      "ELSE OPEN c FOR SELECT count(*), coalesce(bool_and(state = 'applied'), "
+                      "true), encode(sha256(convert_to(coalesce(string_agg(version || ' ' || "
+                      "checksum || E'\\n', '' ORDER BY version), ''), 'UTF8')), 'hex') "
+                      "FROM %s WHERE kind = 'schema'; END IF; END$rg$;"
+                      "FETCH ALL FROM rollgate_digest",
+                      pg->table, pg->table);
+    res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
+    if (!res) {
+        rg_err_prefix(err, "reading %s", pg->table);
+        goto out;
+    }
+    if (PQntuples(res) == 1) {
+        if (rg_pg_int(PQgetvalue(res, 0, 0), 0, INT64_MAX, &d->rows) < 0) {
+            rg_err_set(err, RG_EINTERNAL, "history digest: count \"%s\" is not a number",
+                       PQgetvalue(res, 0, 0));
+            goto out;
+        }
+        d->exists = true;
+        d->all_applied = PQgetvalue(res, 0, 1)[0] == 't';
+        snprintf(d->sha256, sizeof(d->sha256), "%s", PQgetvalue(res, 0, 2));
+    }
+    ret = 0;
+out:
+    if (ret < 0)
+        rg_pg_rollback(pg);
+    PQclear(res);
+    free(sql);
+    return ret;
+}
+
 char *rg_pg_history_ddl(struct rg_pg *pg)
 {
     const char *schema = pg->opts.schema ? pg->opts.schema : "public";
@@ -437,4 +479,5 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->trial_begin = rg_pg_trial_begin;
     store->trial_run = rg_pg_trial_run;
     store->trial_end = rg_pg_trial_end;
+    store->digest_history = digest_history;
 }

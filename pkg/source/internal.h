@@ -9,6 +9,8 @@
 #include "err/err.h"
 #include "source/source.h"
 
+struct stat;
+
 /* golang-migrate's NNNN_title.up.sql, Flyway's V1__title.sql, or Flyway's R__title.sql. */
 enum style { STYLE_GOLANG, STYLE_FLYWAY, STYLE_REPEATABLE };
 
@@ -50,5 +52,46 @@ int rg_source_read_checksum(const char *path, char *checksum, bool *post,
  * RG_EINTERNAL) name path. */
 int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,
                        struct rg_directives *d, struct rg_err *err) RG_WUR;
+
+/* source.c */
+/* qsort, skipped when base is in order already. */
+void rg_source_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
+/* rg_source_load without the index: every up file is read for its checksum. */
+int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
+
+/* sum.c: the checksum index. One entry: pointers into the index's text. */
+struct sum_entry {
+    const char *name; /* the up file's base name; not NUL-terminated */
+    size_t name_len;
+    const char *checksum; /* 64 hex digits; not NUL-terminated */
+    int64_t size;
+    int64_t mtime_sec;
+    long mtime_nsec;
+    bool post; /* the file's rollgate:phase=post */
+};
+
+struct sum_index {
+    char *buf;
+    struct sum_entry *e; /* in name order (byte-wise) */
+    size_t n;
+};
+
+/* dir's index into *idx; *present false (and 0) when it has none. Errors (RG_EFILES) name
+ * path:line: unreadable, not an index, its checksum line does not match the entries, an
+ * entry out of form or out of order. */
+int rg_source_sum_read(const char *dir, struct sum_index *idx, bool *present,
+                       struct rg_err *err) RG_WUR;
+void rg_source_sum_free(struct sum_index *idx);
+const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const char *name);
+/* The checksums of items (n of them) that dir's index lists with the size and modification
+ * time their files still have, with checksum_from_index set; *trusted counts them. No
+ * index: 0, nothing set. An index out of form: -1 (RG_EFILES, path:line) and nothing set,
+ * so that every file is read. The index's own checksum is not checked here. */
+int rg_source_sum_apply(const char *dir, struct rg_migration *items, size_t n, size_t *trusted,
+                        struct rg_err *err) RG_WUR;
+/* Whether st (of the file e names) is still what e recorded: a regular file of the same
+ * size and modification time, to the nanosecond, or to the second when st has no fraction
+ * of a second left (an image layer's copy of the file). */
+bool rg_source_sum_fresh(const struct sum_entry *e, const struct stat *st);
 
 #endif

@@ -17,11 +17,28 @@
  * path they would type. */
 char *rg_source_join_path(const char *dir, const char *name)
 {
-    size_t n = strlen(dir);
+    size_t n = strlen(dir), m = strlen(name), slash = n > 0 && dir[n - 1] == '/' ? 0 : 1;
+    /* Built by hand: a load joins a path for every file, and printf's machinery cost more
+     * than the rest of the join. */
+    char *path = rg_malloc(n + slash + m + 1);
 
-    if (n > 0 && dir[n - 1] == '/')
-        return rg_asprintf("%s%s", dir, name);
-    return rg_asprintf("%s/%s", dir, name);
+    memcpy(path, dir, n);
+    path[n] = '/';
+    memcpy(path + n + slash, name, m + 1);
+    return path;
+}
+
+void rg_source_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    const char *p = base;
+    size_t i = 1;
+
+    /* Migration names usually come in order already (zero-padded versions): checking
+     * costs one comparison per element, a sort many. */
+    while (i < n && cmp(p + (i - 1) * size, p + i * size) <= 0)
+        i++;
+    if (i < n)
+        qsort(base, n, size, cmp);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -51,13 +68,13 @@ static void add_name(char ***list, size_t *n, size_t *cap, char *name)
     (*list)[(*n)++] = name;
 }
 
-/* The *.sql names in dir, sorted so that errors come out the same whatever order readdir
- * gives, and the near misses among the other names into src, sorted too. Dotfiles are
- * skipped: among them are the ..data links of a ConfigMap volume. For data/ (data set): a
+/* The *.sql names in dir, sorted (when sorted) so that errors come out the same whatever
+ * order readdir gives, and the near misses among the other names into src, always sorted. Dotfiles
+ * are skipped: among them are the ..data links of a ConfigMap volume. For data/ (data set): a
  * missing directory is an empty one, and subdirectories are skipped (stat follows links,
  * as ConfigMap volumes link every file); no directory is a near miss. */
-static int list_dir(const char *dir, bool data, char ***names, size_t *count, struct rg_source *src,
-                    struct rg_err *err)
+static int list_dir(const char *dir, bool data, bool sorted, char ***names, size_t *count,
+                    struct rg_source *src, struct rg_err *err)
 {
     const char *what = data ? "data migrations directory" : "migrations directory";
     DIR *d = NULL;
@@ -106,8 +123,8 @@ static int list_dir(const char *dir, bool data, char ***names, size_t *count, st
             continue;
         add_name(&list, &n, &cap, rg_strdup(de->d_name));
     }
-    if (n > 1)
-        qsort(list, n, sizeof(*list), cmp_names);
+    if (sorted)
+        rg_source_sort(list, n, sizeof(*list), cmp_names);
     if (src->nnear_misses - near_from > 1)
         qsort(src->near_misses + near_from, src->nnear_misses - near_from,
               sizeof(*src->near_misses), cmp_names);
@@ -129,35 +146,52 @@ static void migration_free(struct rg_migration *m)
 {
     free(m->title);
     free(m->up_path);
-    free(m->up_name);
     free(m->up_sql);
     free(m->down_path);
     free(m->down_sql);
 }
 
-/* One version from its up entry and its optional down entry: names and the up file's
- * checksum, what every run compares with the history. The rest waits for
- * rg_source_prepare. */
-static int load_migration(const char *dir, const struct entry *up, const struct entry *down,
-                          struct rg_migration *out, struct rg_err *err)
+/* One version from its up entry and its optional down entry: its names. The up file's
+ * checksum comes next (sums()); the rest waits for rg_source_prepare. */
+static void load_migration(const char *dir, const struct entry *up, const struct entry *down,
+                           struct rg_migration *out)
 {
-    struct rg_migration m = {0};
-    int rc = -1;
-
-    m.version = up->version;
-    m.title = rg_strndup(up->title, up->title_len);
-    m.up_name = rg_strdup(up->name);
-    m.up_path = rg_source_join_path(dir, up->name);
-    if (rg_source_read_checksum(m.up_path, m.checksum, &m.post, err) != 0)
-        goto out;
+    out->version = up->version;
+    out->title = rg_strndup(up->title, up->title_len);
+    out->up_path = rg_source_join_path(dir, up->name);
+    out->up_name = out->up_path + strlen(out->up_path) - strlen(up->name);
     if (down)
-        m.down_path = rg_source_join_path(dir, down->name);
-    *out = m;
-    m = (struct rg_migration){0};
-    rc = 0;
-out:
-    migration_free(&m);
-    return rc;
+        out->down_path = rg_source_join_path(dir, down->name);
+}
+
+/* Every up file's checksum, what every run compares with the history: the index's where
+ * it still describes the file (use_index), else from the file's bytes, in version order. */
+static int sums(struct rg_source *src, bool use_index, struct rg_err *err)
+{
+    struct rg_err why = {0};
+    size_t trusted = 0, read = 0;
+
+    if (use_index && rg_source_sum_apply(src->dir, src->items, src->n, &trusted, &why) != 0)
+        /* A damaged index costs speed, never correctness: the files are read. validate
+         * refuses it. */
+        RG_WARN("checksum index not used: every up file is read instead; run rollgate sum "
+                "again" RG_F "error=%s",
+                why.msg);
+    for (size_t i = 0; i < src->n; i++) {
+        struct rg_migration *m = &src->items[i];
+
+        if (m->checksum_from_index)
+            continue;
+        if (rg_source_read_checksum(m->up_path, m->checksum, &m->post, err) != 0)
+            return -1;
+        read++;
+    }
+    if (trusted && read)
+        RG_INFO("checksum index out of date for some up files (changed, added or copied since "
+                "rollgate sum): they were read; run rollgate sum where the image is built" RG_F
+                "read=%zu" RG_F "from_index=%zu",
+                read, trusted);
+    return 0;
 }
 
 /* A phase orders a versioned migration in a rollout; a down file runs when its up one is
@@ -262,9 +296,7 @@ static int build(const char *dir, const struct entry *ents, size_t n, struct rg_
                 goto out;
             }
         }
-        if (load_migration(dir, up, down, &src->items[src->n], err) != 0)
-            goto out;
-        src->n++;
+        load_migration(dir, up, down, &src->items[src->n++]);
         i = j;
     }
     rc = 0;
@@ -300,7 +332,7 @@ static int load_data(const char *dir, struct rg_source *src, struct rg_err *err)
     int rc = -1;
 
     data_dir = rg_source_join_path(dir, "data");
-    if (list_dir(data_dir, true, &names, &n, src, err) != 0)
+    if (list_dir(data_dir, true, true, &names, &n, src, err) != 0)
         goto out;
     src->data = rg_calloc(n, sizeof(*src->data));
     for (size_t i = 0; i < n; i++) {
@@ -320,33 +352,44 @@ out:
     return rc;
 }
 
-int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
+static int load(const char *dir, bool use_index, struct rg_source *src, struct rg_err *err)
 {
     struct rg_source s = {0};
     struct entry *ents = NULL, *reps = NULL, e;
     char **names = NULL;
+    const char *bad = NULL;
     size_t n = 0, nents = 0, nreps = 0;
     int rc = -1;
 
     *src = (struct rg_source){0};
-    if (list_dir(dir, false, &names, &n, &s, err) != 0)
+    /* In readdir's order: the entries are sorted by version below, and of the names that
+     * fail, the first by name is reported, as if they had been sorted. */
+    if (list_dir(dir, false, false, &names, &n, &s, err) != 0)
         goto out;
     ents = rg_calloc(n, sizeof(*ents));
     reps = rg_calloc(n, sizeof(*reps));
     for (size_t i = 0; i < n; i++) {
-        if (rg_source_parse_name(dir, names[i], &e, err) != 0)
-            goto out;
+        struct rg_err why = {0};
+
+        if (rg_source_parse_name(dir, names[i], &e, &why) != 0) {
+            if (!bad || strcmp(names[i], bad) < 0) {
+                bad = names[i];
+                *err = why;
+            }
+            continue;
+        }
         if (e.style == STYLE_REPEATABLE)
             reps[nreps++] = e;
         else
             ents[nents++] = e;
     }
-    if (nents > 1)
-        qsort(ents, nents, sizeof(*ents), cmp_entries);
+    if (bad)
+        goto out;
+    rg_source_sort(ents, nents, sizeof(*ents), cmp_entries);
     s.dir = rg_strdup(dir);
     /* Every version has an up entry, so n entries never make more than n migrations. */
     s.items = rg_calloc(nents, sizeof(*s.items));
-    if (build(dir, ents, nents, &s, err) != 0)
+    if (build(dir, ents, nents, &s, err) != 0 || sums(&s, use_index, err) != 0)
         goto out;
     if (load_repeatables(dir, reps, nreps, &s, err) != 0)
         goto out;
@@ -371,6 +414,16 @@ out:
     return rc;
 }
 
+int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
+{
+    return load(dir, true, src, err);
+}
+
+int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *err)
+{
+    return load(dir, false, src, err);
+}
+
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err)
 {
     struct rg_source s = {0};
@@ -382,7 +435,7 @@ int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_e
     *name = NULL;
     /* Names only: the files' contents do not matter for the next number, and a template
      * written by `new` a moment ago holds no statement yet. */
-    if (list_dir(dir, false, &names, &n, &s, err) != 0)
+    if (list_dir(dir, false, true, &names, &n, &s, err) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
         struct entry e;
@@ -448,13 +501,22 @@ static int prepare_up(struct rg_migration *m, struct rg_err *err)
 
     if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &m->directives, err) != 0)
         return -1;
-    /* A file replaced while the run started (a ConfigMap updated under a running pod):
-     * running it would record a checksum that does not describe what ran. */
+    /* A file replaced while the run started (a ConfigMap updated under a running pod), or
+     * edited after rollgate sum with its size and time kept: running it would record a
+     * checksum that does not describe what ran. */
     if (strcmp(sum, m->checksum) != 0) {
-        rg_err_set(err, RG_EFILES,
-                   "%s: the file changed while rollgate was running (checksum %s when the "
-                   "directory was read, %s now); nothing of it was run; run again",
-                   m->up_path, m->checksum, sum);
+        if (m->checksum_from_index)
+            rg_err_set(err, RG_EFILES,
+                       "%s: the file does not match " RG_SOURCE_SUM_FILE " (checksum %s there, "
+                       "%s now, with the size and modification time the index recorded: it was "
+                       "changed after rollgate sum); nothing of it was run; run rollgate sum "
+                       "again",
+                       m->up_path, m->checksum, sum);
+        else
+            rg_err_set(err, RG_EFILES,
+                       "%s: the file changed while rollgate was running (checksum %s when the "
+                       "directory was read, %s now); nothing of it was run; run again",
+                       m->up_path, m->checksum, sum);
         free(m->up_sql);
         m->up_sql = NULL;
         m->up_len = 0;

@@ -14,6 +14,9 @@
  * the wrong place, and reading it whole would break the small memory footprint. */
 #define RG_SOURCE_MAX_FILE (16L * 1024 * 1024)
 
+/* The checksum index in the migrations directory, written by `rollgate sum`. */
+#define RG_SOURCE_SUM_FILE "rollgate.sum"
+
 /* Directives from the file's leading comment lines (-- rollgate:...). 0: not given. */
 struct rg_directives {
     bool no_transaction;
@@ -30,14 +33,17 @@ struct rg_directives {
 #define RG_SOURCE_DOWN 0x2u /* the down file, if there is one */
 
 struct rg_migration {
-    int64_t version;   /* > 0 */
-    char *title;       /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
-    char *up_path;     /* path of the up file, as opened */
-    char *up_name;     /* its base name, for messages */
-    char checksum[65]; /* hex SHA-256 of the up file's bytes */
-    char *down_path;   /* NULL when there is no down file */
-    /* rollgate:phase=post in the up file's header (read with the checksum): a post-deploy
-     * migration, applied by migrate --phase post|all only. */
+    int64_t version;     /* > 0 */
+    char *title;         /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
+    char *up_path;       /* path of the up file, as opened */
+    const char *up_name; /* its base name, for messages: points into up_path */
+    char checksum[65];   /* hex SHA-256 of the up file's bytes */
+    /* The checksum is rollgate.sum's, trusted because the file's size and modification
+     * time are still those recorded with it; rg_source_prepare checks it on reading. */
+    bool checksum_from_index;
+    char *down_path; /* NULL when there is no down file */
+    /* rollgate:phase=post in the up file's header (read with the checksum, or rollgate.sum's
+     * record of it): a post-deploy migration, applied by migrate --phase post|all only. */
     bool post;
     /* What follows is read by rg_source_prepare, for the steps that will run (prepared
      * says which parts); NULL and zero until then. */
@@ -79,7 +85,7 @@ struct rg_source {
 };
 
 /* Loads what every run needs of the migrations in dir, and no more, so that a start with
- * nothing to do costs the same however long the history is:
+ * nothing to do costs little however long the history is:
  *  - versioned: golang-migrate's NNNN_title.up.sql with optional NNNN_title.down.sql, or
  *    Flyway's V<n>__title.sql with optional U<n>__title.sql. A version is a positive 64-bit
  *    integer (leading zeros and timestamps are fine, Flyway's dotted V1.1 is not); a title
@@ -87,6 +93,12 @@ struct rg_source {
  *    Only the up file is read here, whole (at most RG_SOURCE_MAX_FILE bytes, no NUL), for
  *    its checksum (the file's bytes), and not kept; its SQL and the down file are read by
  *    rg_source_prepare, for the migrations a run will apply or roll back.
+ *    With a checksum index (RG_SOURCE_SUM_FILE, rg_source_sum_write) in dir, an up file
+ *    whose size and modification time (to the nanosecond, or to the second when the file's
+ *    time has no fraction left, as image layers keep it) are those the index recorded is
+ *    not read: its checksum is the index's. Every other up file is read as without an
+ *    index. An index that cannot be read or does not match its own checksum is logged as a
+ *    warning and not used.
  *  - repeatable: R__title.sql, into repeatable, named by its title.
  *  - data: every *.sql file directly in dir/data/ (which may be absent), into data, named
  *    by its file name, whose part before .sql is [A-Za-z0-9_.-]+. Dotfiles, other files
@@ -109,6 +121,21 @@ void rg_source_free(struct rg_source *src);
  * (allocated; NULL when none), from the names alone: what `new` numbers from. Errors as
  * rg_source_load's for the names. */
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err) RG_WUR;
+
+/* `rollgate sum`: writes dir's checksum index (RG_SOURCE_SUM_FILE), one line per up file
+ * in name order ("CHECKSUM SIZE SECONDS.NANOSECONDS NAME", the file's SHA-256, size and
+ * modification time) under a first line holding the SHA-256 of those lines, by writing a
+ * temporary file and renaming it. Every up file is read (an old index is ignored); *count
+ * says how many. Errors (RG_EFILES) as rg_source_load's, a file written while it was read,
+ * or the index not written. */
+int rg_source_sum_write(const char *dir, size_t *count, struct rg_err *err) RG_WUR;
+
+/* For validate, once every file was read (rg_source_prepare_all): when dir has an index,
+ * an error (RG_EFILES) naming the file when the index is unreadable or damaged, when an up
+ * file is not listed, when a listed checksum differs from its file's, or when it lists
+ * files that are gone. An index that is right but whose sizes or times differ (so runs
+ * read those files) is a warning. */
+int rg_source_check_sum(const struct rg_source *src, struct rg_err *err) RG_WUR;
 
 /* For validate, which is stricter than the commands that run: an error (RG_EFILES) naming
  * the first near-miss name, if there is one. */
@@ -140,6 +167,12 @@ const struct rg_migration *rg_source_find(const struct rg_source *src, int64_t v
  * migration kept in the history. Errors (RG_EFILES) name path:line. */
 int rg_source_directives(const char *path, const char *sql, size_t len, struct rg_directives *d,
                          struct rg_err *err) RG_WUR;
+
+/* Hex SHA-256 of the lines "VERSION CHECKSUM\n" of src's migrations in version order (the
+ * version in decimal, the checksum as loaded): what the store's digest_history computes
+ * over the history's schema rows, so that equal digests mean the same migrations with the
+ * same checksums. Aborts as rg_source_checksum does. */
+void rg_source_digest(const struct rg_source *src, char out[65]);
 
 /* Hex SHA-256 of buf into out[65]. Aborts if OpenSSL cannot digest at all (no memory). */
 void rg_source_checksum(const void *buf, size_t len, char out[65]);

@@ -29,6 +29,7 @@ struct fake {
     bool durable[MAX];
     int ensure_calls;
     int reads;      /* read_history calls */
+    int digests;    /* digest_history calls */
     bool runs_gone; /* the runs that marked rows running have no session left */
     int alive_asks;
     int runs;           /* run calls */
@@ -277,6 +278,27 @@ static void fake_trial_end(void *ctx)
     f->trial_open = false;
 }
 
+/* As the database sums the schema rows up: "VERSION CHECKSUM\n" by version. */
+static int fake_digest(void *ctx, struct rg_history_digest *d, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    char text[MAX * 96] = "";
+    size_t used = 0;
+    (void)err;
+    f->digests++;
+    memset(d, 0, sizeof(*d));
+    d->exists = f->exists;
+    d->all_applied = true;
+    for (size_t i = 0; i < f->n; i++) {
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%lld %s\n",
+                                 (long long)f->rows[i].version, f->rows[i].checksum);
+        d->all_applied = d->all_applied && f->rows[i].state == RG_ROW_APPLIED;
+    }
+    d->rows = (int64_t)f->n;
+    rg_source_checksum(text, used, d->sha256);
+    return 0;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -292,7 +314,8 @@ static struct rg_store store = {&fk,
                                 fake_run_alive,
                                 fake_trial_begin,
                                 fake_trial_run,
-                                fake_trial_end};
+                                fake_trial_end,
+                                fake_digest};
 static struct rg_migration files[MAX];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
@@ -1091,7 +1114,7 @@ Test(engine, nothing_to_do_never_asks_for_the_lock)
     cr_assert_eq(fl.released, 0);
 }
 
-Test(engine, nothing_to_do_reads_the_history_once)
+Test(engine, nothing_to_do_reads_only_the_history_digest)
 {
     struct fake_lock fl = {.grant = true};
     struct rg_lock lock = FAKE_LOCK(fl);
@@ -1103,9 +1126,79 @@ Test(engine, nothing_to_do_reads_the_history_once)
     add_row(&fk, 1, "a", RG_ROW_APPLIED);
     add_row(&fk, 2, "b", RG_ROW_APPLIED);
     cr_assert_eq(rg_engine_migrate(&store, &lock, &src, &o, &res, &err), 0, "%s", err.msg);
-    cr_assert_eq(fk.reads, 1);
+    cr_assert_eq(fk.digests, 1);
+    cr_assert_eq(fk.reads, 0, "the rows never come over the wire");
+    cr_assert_eq(fl.acquired, 0);
     cr_assert_eq(fk.nsteps, 0);
+    cr_assert_eq(res.from, 2);
     cr_assert_eq(res.to, 2);
+}
+
+Test(engine, without_a_digest_port_nothing_to_do_reads_the_history_once)
+{
+    struct rg_store plain = store;
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    plain.digest_history = NULL;
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&plain, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.reads, 1);
+    cr_assert_eq(res.to, 1);
+}
+
+/* Each difference the digest must not hide: the full path then names it. */
+Test(engine, a_digest_that_differs_takes_the_full_path_drift)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "changed");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ECONFLICT);
+    cr_assert(strstr(err.msg, "checksum drift") != NULL, "%s", err.msg);
+    cr_assert_eq(fk.reads, 1);
+}
+
+Test(engine, a_digest_that_differs_takes_the_full_path_pending_and_failed)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1, "version 2 is pending");
+    setup();
+    add_file(1, "a");
+    add_row(&fk, 1, "a", RG_ROW_FAILED);
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert(strstr(err.msg, "marked failed") != NULL, "%s", err.msg);
+}
+
+Test(engine, scripts_or_a_lower_target_skip_the_digest)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_row(&fk, 1, "a", RG_ROW_APPLIED);
+    add_row(&fk, 2, "b", RG_ROW_APPLIED);
+    o.target = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1, "no down file");
+    cr_assert_eq(fk.digests, 0);
+    o.target = INT64_MAX;
+    datas[0] = (struct rg_script){.name = "seed.sql", .path = "data/seed.sql", .sql = "SELECT 1"};
+    src.ndata = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.digests, 0);
+    cr_assert_eq(fk.nsteps, 1, "the data script ran");
 }
 
 Test(engine, a_running_row_is_read_again_after_waiting_for_it)
