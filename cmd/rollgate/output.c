@@ -93,6 +93,71 @@ void rg_output_version(FILE *out, int64_t version, enum rg_output format)
     fprintf(out, "%" PRId64 "\n", version);
 }
 
+/* One lint finding as a JSON object; the file is named when path is not NULL. */
+static void json_finding(struct rg_json *j, const char *path, const struct rg_lint_finding *f)
+{
+    const struct rg_lint_rule_info *info = rg_lint_rule_info(f->rule);
+
+    rg_json_open(j, '{');
+    if (path) {
+        rg_json_key(j, "file");
+        rg_json_str(j, path);
+    }
+    rg_json_key(j, "line");
+    rg_json_int(j, (int64_t)f->line);
+    rg_json_key(j, "column");
+    rg_json_int(j, (int64_t)f->column);
+    rg_json_key(j, "rule");
+    rg_json_str(j, info->name);
+    rg_json_key(j, "severity");
+    rg_json_str(j, rg_lint_severity_name(info->severity));
+    rg_json_key(j, "allowed");
+    rg_json_bool(j, f->allowed);
+    rg_json_key(j, "hazard");
+    rg_json_str(j, info->hazard);
+    rg_json_key(j, "safe");
+    rg_json_str(j, info->safe);
+    rg_json_close(j, '}');
+}
+
+/* "findings": l's findings about statement stmt (SIZE_MAX: the file's own); left out when
+ * there is none, so a clean plan reads as before. */
+static void json_findings(struct rg_json *j, const struct rg_lint *l, size_t stmt)
+{
+    bool any = false;
+
+    for (size_t k = 0; k < l->n; k++) {
+        if (l->items[k].stmt != stmt)
+            continue;
+        if (!any) {
+            rg_json_key(j, "findings");
+            rg_json_open(j, '[');
+            any = true;
+        }
+        json_finding(j, NULL, &l->items[k]);
+    }
+    if (any)
+        rg_json_close(j, ']');
+}
+
+/* "file:line:column: severity rule: hazard" and its "safe:" line, each after indent. */
+static void text_finding(FILE *out, const char *indent, const char *path,
+                         const struct rg_lint_finding *f)
+{
+    const struct rg_lint_rule_info *info = rg_lint_rule_info(f->rule);
+
+    fprintf(out, "%s%s:%zu:%zu: %s %s%s: %s\n%s  safe: %s\n", indent, path, f->line, f->column,
+            rg_lint_severity_name(info->severity), info->name, f->allowed ? " (allowed)" : "",
+            info->hazard, indent, info->safe);
+}
+
+static void text_findings(FILE *out, const struct rg_dry_migration *m, size_t stmt)
+{
+    for (size_t k = 0; k < m->lint.n; k++)
+        if (m->lint.items[k].stmt == stmt)
+            text_finding(out, "    ", m->path, &m->lint.items[k]);
+}
+
 /* A statement's text as the file has it, up to its ';'. */
 static void statement_text(const struct rg_dry_migration *m, const struct rg_trial_stmt *st,
                            const char **text, size_t *len)
@@ -189,9 +254,11 @@ static void json_plan(FILE *out, const struct rg_dry_run *d, const char *error)
             rg_json_bool(&j, st->ran);
             if (st->ran)
                 json_measures(&j, st);
+            json_findings(&j, &m->lint, k);
             rg_json_close(&j, '}');
         }
         rg_json_close(&j, ']');
+        json_findings(&j, &m->lint, SIZE_MAX);
         rg_json_close(&j, '}');
     }
     rg_json_close(&j, ']');
@@ -271,7 +338,9 @@ static void text_plan(FILE *out, const struct rg_dry_run *d, const char *error)
             text_statement(out, m, st);
             if (st->ran)
                 text_measures(out, st, last ? error : NULL);
+            text_findings(out, m, k);
         }
+        text_findings(out, m, SIZE_MAX);
     }
 }
 
@@ -293,30 +362,9 @@ static void lint_json(FILE *out, const struct rg_output_lint *o)
     rg_json_int(&j, (int64_t)o->n);
     rg_json_key(&j, "findings");
     rg_json_open(&j, '[');
-    for (size_t i = 0; i < o->n; i++) {
-        for (size_t k = 0; k < o->files[i].lint.n; k++) {
-            const struct rg_lint_finding *f = &o->files[i].lint.items[k];
-            const struct rg_lint_rule_info *info = rg_lint_rule_info(f->rule);
-            rg_json_open(&j, '{');
-            rg_json_key(&j, "file");
-            rg_json_str(&j, o->files[i].path);
-            rg_json_key(&j, "line");
-            rg_json_int(&j, (int64_t)f->line);
-            rg_json_key(&j, "column");
-            rg_json_int(&j, (int64_t)f->column);
-            rg_json_key(&j, "rule");
-            rg_json_str(&j, info->name);
-            rg_json_key(&j, "severity");
-            rg_json_str(&j, rg_lint_severity_name(info->severity));
-            rg_json_key(&j, "allowed");
-            rg_json_bool(&j, f->allowed);
-            rg_json_key(&j, "hazard");
-            rg_json_str(&j, info->hazard);
-            rg_json_key(&j, "safe");
-            rg_json_str(&j, info->safe);
-            rg_json_close(&j, '}');
-        }
-    }
+    for (size_t i = 0; i < o->n; i++)
+        for (size_t k = 0; k < o->files[i].lint.n; k++)
+            json_finding(&j, o->files[i].path, &o->files[i].lint.items[k]);
     rg_json_close(&j, ']');
     rg_json_close(&j, '}');
     fputc('\n', out);
@@ -328,13 +376,7 @@ void rg_output_lint(FILE *out, const struct rg_output_lint *o, enum rg_output fo
         lint_json(out, o);
         return;
     }
-    for (size_t i = 0; i < o->n; i++) {
-        for (size_t k = 0; k < o->files[i].lint.n; k++) {
-            const struct rg_lint_finding *f = &o->files[i].lint.items[k];
-            const struct rg_lint_rule_info *info = rg_lint_rule_info(f->rule);
-            fprintf(out, "%s:%zu:%zu: %s %s%s: %s\n  safe: %s\n", o->files[i].path, f->line,
-                    f->column, rg_lint_severity_name(info->severity), info->name,
-                    f->allowed ? " (allowed)" : "", info->hazard, info->safe);
-        }
-    }
+    for (size_t i = 0; i < o->n; i++)
+        for (size_t k = 0; k < o->files[i].lint.n; k++)
+            text_finding(out, "", o->files[i].path, &o->files[i].lint.items[k]);
 }

@@ -920,8 +920,10 @@ void rg_dry_run_free(struct rg_dry_run *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++) {
         rg_trial_free(&d->ms[i].trial);
+        rg_lint_free(&d->ms[i].lint);
+    }
     free(d->ms);
     memset(d, 0, sizeof(*d));
 }
@@ -962,6 +964,7 @@ static int try_steps(const struct rg_store *store, struct run *r, struct rg_dry_
         m->no_transaction = s->directives.no_transaction;
         m->lock_timeout_ms = s->lock_timeout_ms;
         m->statement_timeout_ms = s->statement_timeout_ms;
+        rg_lint_sql(s->sql, strlen(s->sql), &s->directives, &m->lint);
         if (m->no_transaction) {
             list_statements(s, &m->trial);
             continue;

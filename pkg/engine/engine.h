@@ -150,6 +150,9 @@ struct rg_dry_migration {
     bool no_transaction;                           /* listed statement by statement, not executed */
     int64_t lock_timeout_ms, statement_timeout_ms; /* as the run would set them; 0: none */
     struct rg_trial trial;
+    /* The file's lint findings: trial statement k's are those with stmt == k (both come
+     * from rg_sql_statements over sql), the file's own have stmt SIZE_MAX. */
+    struct rg_lint lint;
 };
 
 struct rg_dry_run {

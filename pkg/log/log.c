@@ -464,6 +464,10 @@ void rg_log_line(enum rg_log_level level, const char *event)
     write_event(level, event, false);
 }
 
+/* fmt is the caller's checked format (RG_PRINTF on rg_log_emit and friends). */
+static void emit(enum rg_log_level level, bool progress, const char *fmt, va_list ap)
+    RG_PRINTF(3, 0);
+
 static void emit(enum rg_log_level level, bool progress, const char *fmt, va_list ap)
 {
     char event[LINE_MAX_BYTES], *whole = NULL;

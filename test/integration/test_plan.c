@@ -285,3 +285,36 @@ Test(plan, starts_from_golang_migrates_version_without_adopting_it)
     cr_assert_not(h_table_exists("rollgate_migrations"), "plan adopted the history");
     cr_assert_str_eq(schema_dump(), dump);
 }
+
+/* Lint findings stand beside what each statement did: the hazard the rule names next to
+ * the lock the statement really took. */
+Test(plan, reports_each_statements_lint_findings_beside_its_locks)
+{
+    struct h_result r;
+
+    applied_orders();
+    h_migration(2, "index",
+                "ALTER TABLE orders ADD COLUMN extra text;\n"
+                "CREATE INDEX orders_note ON orders (note);\n",
+                NULL);
+    h_migration(3, "concurrently",
+                "-- rollgate:no-transaction\n"
+                "-- rollgate:allow=ban-drop-table nothing in this file drops a table\n"
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_extra ON orders (extra);\n",
+                NULL);
+    r = h_run(H_ARGS("plan", "--output", "json"), DB_ENV);
+    h_assert_exit(r, 0);
+    assert_json(&r, "{migrations,0,statements,0,findings}", NULL);
+    assert_json(&r, "{migrations,0,statements,1,locks,0,mode}", "ShareLock");
+    assert_json(&r, "{migrations,0,statements,1,findings,0,rule}",
+                "require-concurrent-index-creation");
+    assert_json(&r, "{migrations,0,statements,1,findings,0,line}", "2");
+    assert_json(&r, "{migrations,0,statements,1,findings,0,severity}", "error");
+    assert_json(&r, "{migrations,0,statements,1,findings,0,allowed}", "false");
+    assert_json(&r, "{migrations,1,findings,0,rule}", "unused-allow");
+    assert_json(&r, "{migrations,1,findings,0,line}", "2");
+
+    r = h_run(H_ARGS("plan"), DB_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.out, "0002_index.up.sql:2:1: error require-concurrent-index-creation");
+}

@@ -1726,6 +1726,20 @@ Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_w
     rg_dry_run_free(&d);
 }
 
+Test(dry_run, each_migrations_lint_findings_name_their_statement)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+
+    add_sql_file(1, "a", "SELECT 1;\nCREATE INDEX i ON t0 (c);", false);
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(d.ms[0].lint.n, 1);
+    cr_assert_eq(d.ms[0].lint.items[0].rule, RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION);
+    cr_assert_eq(d.ms[0].lint.items[0].stmt, 1, "the second statement's");
+    rg_dry_run_free(&d);
+}
+
 Test(dry_run, a_failing_statement_stops_the_plan_rolls_back_and_keeps_what_was_seen)
 {
     struct rg_migrate_opts o = opts();
