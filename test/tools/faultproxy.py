@@ -111,9 +111,9 @@ def choose(method, path):
         return seq, None
 
 
-def log(seq, t_in, conn, method, path, fault, status):
+def log(seq, t_in, conn, method, path, fault, status, t_out=None):
     line = "seq=%d t_in=%d t_out=%d conn=%d method=%s path=%s fault=%s status=%s\n" % (
-        seq, t_in, ms(), conn, method, path, fault, status)
+        seq, t_in, ms() if t_out is None else t_out, conn, method, path, fault, status)
     with lock:
         with open(args.log, "a") as fh:
             fh.write(line)
@@ -272,8 +272,12 @@ def serve(raw, conn):
                     pass
                 return
             if kind.isdigit():
+                # Taken before the answer leaves: on a loaded machine this thread may run
+                # again only after the client has read the answer and begun its wait, and
+                # a Retry-After gap measured from then would come out short.
+                t_out = ms()
                 sock.sendall(status_answer(int(kind), f["retry_after"]))
-                log(seq, t_in, conn, method, path, kind, kind)
+                log(seq, t_in, conn, method, path, kind, kind, t_out)
                 continue
             try:
                 code, answer = up.exchange(head, body, method)
