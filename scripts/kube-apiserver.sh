@@ -3,6 +3,11 @@
 # caches them, so tests of the Lease client can run against a real API server.
 #   scripts/kube-apiserver.sh     print the cached kube-apiserver's path (last line of stdout),
 #                                 building it first when the cache has no working one
+#   scripts/kube-apiserver.sh --node
+#                                 the same for a node's parts (test/e2e): print the directory
+#                                 holding kubelet, kube-controller-manager, kube-scheduler and
+#                                 pause.tar (the pod sandbox image k8s.gcr.io/pause:3.2, a
+#                                 docker-archive of build/pause/linux/pause.c built static)
 # kubectl is cached beside it: "$(dirname "$(scripts/kube-apiserver.sh | tail -n1)")/kubectl".
 # Logs go to stderr. A cold build takes about 8 minutes on 2 cores; run it in the background
 # where a command may not take that long.
@@ -13,8 +18,18 @@
 set -euo pipefail
 
 KUBE_VERSION=1.20.2 # upstream version; Debian's is 1.20.5+really1.20.2-1.1+deb12u1
+# kubelet 1.20's default sandbox image; containerd is told the same name (test/e2e/cluster.sh).
+PAUSE_IMAGE=k8s.gcr.io/pause:3.2
 CACHE_ROOT=${KUBE_CACHE_ROOT:-/var/cache/rollgate}
-CACHE_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-$KUBE_VERSION}
+node=false
+if [ "${1:-}" = --node ]; then
+    node=true
+    CACHE_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-node-$KUBE_VERSION}
+    binaries=(kubelet kube-controller-manager kube-scheduler)
+else
+    CACHE_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-$KUBE_VERSION}
+    binaries=(kube-apiserver kubectl)
+fi
 BUILD_DIR=$CACHE_ROOT/build
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 
@@ -24,16 +39,53 @@ die() {
     exit 1
 }
 
-# True when both cached binaries run and report the version we build.
+# True when the cached binaries run and report the version we build.
 cached_ok() {
+    if $node; then
+        [ -s "$CACHE_DIR/pause.tar" ] || return 1
+        local b
+        for b in "${binaries[@]}"; do
+            [ -x "$CACHE_DIR/$b" ] && [ "$("$CACHE_DIR/$b" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] ||
+                return 1
+        done
+        return 0
+    fi
     [ -x "$CACHE_DIR/kube-apiserver" ] && [ -x "$CACHE_DIR/kubectl" ] || return 1
     [ "$("$CACHE_DIR/kube-apiserver" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] &&
         [ "$("$CACHE_DIR/kubectl" version --client --short 2>/dev/null)" = "Client Version: v$KUBE_VERSION" ]
 }
 
+# What a caller gets: the API server's path, or the node parts' directory.
+print_result() {
+    if $node; then
+        echo "$CACHE_DIR"
+    else
+        echo "$CACHE_DIR/kube-apiserver"
+    fi
+}
+
+# docker-archive DIR/pause.tar of an image holding only the static pause binary $1, tagged
+# $PAUSE_IMAGE: a manifest, a config and one layer, which `ctr images import` reads.
+make_pause_archive() {
+    local bin=$1 out=$2 work layer_sha config_sha
+    work=$(mktemp -d)
+    mkdir -p "$work/rootfs" "$work/archive/layer"
+    install -m 0755 "$bin" "$work/rootfs/pause"
+    tar -C "$work/rootfs" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$work/archive/layer/layer.tar" pause
+    layer_sha=$(sha256sum "$work/archive/layer/layer.tar" | cut -d' ' -f1)
+    printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/pause"],"User":"65535:65535"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$layer_sha" >"$work/config.json"
+    config_sha=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+    mv "$work/config.json" "$work/archive/$config_sha.json"
+    printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer/layer.tar"]}]' "$config_sha" "$PAUSE_IMAGE" \
+        >"$work/archive/manifest.json"
+    tar -C "$work/archive" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$out" .
+    rm -rf "$work"
+}
+
 # Fast path, before any lock or apt: every test run goes through here.
 if cached_ok; then
-    echo "$CACHE_DIR/kube-apiserver"
+    print_result
     exit 0
 fi
 
@@ -43,7 +95,7 @@ mkdir -p "$CACHE_ROOT"
 exec 9>"$CACHE_ROOT/.build.lock"
 flock 9
 if cached_ok; then
-    echo "$CACHE_DIR/kube-apiserver"
+    print_result
     exit 0
 fi
 
@@ -111,21 +163,29 @@ mkdir -p "$BUILD_DIR/home"
 # `make` runs the code generators (Makefile.generated_files) first, then builds the binary
 # into _output/bin. kubectl shares most packages with the API server, so from the warm Go
 # cache it adds under a minute (427s + 42s on 2 cores, measured).
-for what in kube-apiserver kubectl; do
+# nice: the node's three binaries come on top of a cold tree, and the machine is shared.
+for what in "${binaries[@]}"; do
     log "make WHAT=cmd/$what"
     start=$SECONDS
-    (cd "$src" && "${build_env[@]}" make WHAT="cmd/$what") >&2
+    (cd "$src" && nice "${build_env[@]}" make WHAT="cmd/$what") >&2
     log "built $what in $((SECONDS - start))s"
 done
 
 out="$src/_output/bin"
-built=$("$out/kube-apiserver" --version)
-[ "$built" = "Kubernetes v$KUBE_VERSION" ] || die "built kube-apiserver reports: $built"
+built=$("$out/${binaries[0]}" --version)
+[ "$built" = "Kubernetes v$KUBE_VERSION" ] || die "built ${binaries[0]} reports: $built"
 
 # Installed into a temporary dir and renamed, so a half-copied cache is never seen.
 rm -rf "$CACHE_DIR.tmp"
 mkdir -p "$CACHE_DIR.tmp"
-cp "$out/kube-apiserver" "$out/kubectl" "$CACHE_DIR.tmp/"
+for what in "${binaries[@]}"; do
+    cp "$out/$what" "$CACHE_DIR.tmp/"
+done
+if $node; then
+    # The sandbox every pod starts with; static, so the image needs nothing else.
+    gcc -Os -static -DVERSION=v3.2 -o "$BUILD_DIR/pause" "$src/build/pause/linux/pause.c"
+    make_pause_archive "$BUILD_DIR/pause" "$CACHE_DIR.tmp/pause.tar"
+fi
 cat >"$CACHE_DIR.tmp/SOURCE" <<EOF
 Debian source package kubernetes $debian_version, built by scripts/kube-apiserver.sh
 with $(go version | cut -d' ' -f3); vendor/github.com/modern-go/reflect2 replaced by
@@ -137,4 +197,4 @@ cached_ok || die "cached binaries in $CACHE_DIR do not run"
 # The tree and its Go cache take a few GB and are not needed once the binaries are cached.
 rm -rf "$BUILD_DIR"
 log "cached in $CACHE_DIR"
-echo "$CACHE_DIR/kube-apiserver"
+print_result

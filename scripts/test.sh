@@ -145,4 +145,12 @@ RG_TEST_PG_URL=$url RG_TEST_KUBE_DIR=$kubedir RG_IMAGE_DIR=$logs/image \
     test/packaging/run.sh 2>&1 | tee "$logs/packaging.log" >&2 || status=$?
 count "$logs/packaging.log" "$status" || ok=0
 
+# End to end: a real single-node Kubernetes 1.20.2 (kubelet, controllers, containerd; built
+# once, then cached) runs that image and the chart, each scenario one test (test/e2e/run.sh).
+echo "== e2e tests" >&2
+status=0
+RG_E2E_IMAGE=localhost/rollgate:test RG_TOOLS=$tools test/e2e/run.sh 2>&1 | tee "$logs/e2e.log" >&2 ||
+    status=$?
+count "$logs/e2e.log" "$status" || ok=0
+
 [ "$ok" -eq 1 ]
