@@ -283,7 +283,7 @@ wait_for() {
     return 1
 }
 
-node_kubectl() { "$(dirname "$(cat "$dir/node/apiserver-path")")/kubectl" --kubeconfig "$dir/admin.kubeconfig" "$@"; }
+node_kubectl() { "$(cat "$dir/node/kubectl-path")" --kubeconfig "$dir/admin.kubeconfig" "$@"; }
 node_ctr() { ctr --address "$dir/node/containerd/containerd.sock" -n k8s.io "$@"; }
 
 node_ready() {
@@ -315,12 +315,11 @@ node_start() {
     [ -f "$dir/port" ] || die "no cluster in $dir (run start first)"
     [ ! -e "$dir/node/containerd.pid" ] || die "$dir has a node already"
     apt_install_missing containerd runc containernetworking-plugins
-    local parts apiserver port n="$dir/node" kport hport sport cport
+    local parts port n="$dir/node" kport hport sport cport
     parts=$("$here/kube-apiserver.sh" --node | tail -n1)
-    apiserver=${KUBE_APISERVER:-$("$here/kube-apiserver.sh" | tail -n1)}
     port=$(cat "$dir/port")
     mkdir -p "$n/containerd" "$n/cni" "$n/kubelet" "$n/log"
-    echo "$apiserver" >"$n/apiserver-path"
+    echo "$(dirname "$("$here/kube-apiserver.sh" | tail -n1)")/kubectl" >"$n/kubectl-path"
     echo "/rollgate-e2e-$(basename "$dir")" >"$n/cgroup-root"
     local s
     for s in "${KUBELET_SYSCTLS[@]}"; do

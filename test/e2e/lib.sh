@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # full: set by the scenario before it calls e2e_deployment
 # Sourced by test/e2e/run.sh and, in a subshell each, by the scenarios (test/e2e/test_*.sh).
 # The run's environment (set by run.sh):
 #   E2E_KUBE_DIR   the cluster (scripts/kube-test-cluster.sh start + node): admin.kubeconfig,
@@ -204,8 +205,9 @@ e2e_lease_holder() {
 e2e_deployment() {
     local name=$1 replicas=$2 mode=$3 sa=${4:-default} port
     port=$(cat "$E2E_KUBE_DIR/port")
-    local lease_env='{"name": "ROLLGATE_LEASE_MODE", "value": "none"}'
-    [ "$mode" = migrate ] && lease_env='{"name": "ROLLGATE_LEASE_DURATION", "value": "15s"}'
+    # wait never writes and needs no RBAC: lease mode none, as the chart's README says.
+    local lease_env='[{"name": "ROLLGATE_LEASE_MODE", "value": "none"}]'
+    [ "$mode" = migrate ] && lease_env='[]'
     jq -n --arg name "$name" --argjson replicas "$replicas" --arg mode "$mode" --arg sa "$sa" \
         --arg image "$E2E_IMAGE" --arg pause "$E2E_PAUSE" --arg full "$full" --arg port "$port" \
         --argjson lease "$lease_env" '{
@@ -218,14 +220,13 @@ e2e_deployment() {
           initContainers: [{name: ("rollgate-" + $mode), image: $image, imagePullPolicy: "Never",
             args: [$mode],
             terminationMessagePolicy: "FallbackToLogsOnError",
-            env: [
+            env: ([
               {name: "ROLLGATE_DATABASE_URL", valueFrom: {secretKeyRef: {name: "rollgate-database", key: "url"}}},
               {name: "POD_NAME", valueFrom: {fieldRef: {fieldPath: "metadata.name"}}},
               {name: "POD_NAMESPACE", valueFrom: {fieldRef: {fieldPath: "metadata.namespace"}}},
               {name: "ROLLGATE_CONFIG", value: "/etc/rollgate/config.yaml"},
               {name: "KUBERNETES_SERVICE_HOST", value: "127.0.0.1"},
-              {name: "KUBERNETES_SERVICE_PORT", value: $port},
-              $lease],
+              {name: "KUBERNETES_SERVICE_PORT", value: $port}] + $lease),
             volumeMounts: [
               {name: "rollgate-config", mountPath: "/etc/rollgate", readOnly: true},
               {name: "rollgate-migrations", mountPath: "/migrations", readOnly: true},

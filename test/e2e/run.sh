@@ -83,20 +83,21 @@ log "cluster and node up in $((SECONDS - start))s"
 scenarios=("$@")
 [ "${#scenarios[@]}" -gt 0 ] || scenarios=("$here"/test_*.sh)
 for t in "${scenarios[@]}"; do
-    name=$(basename "$t" .sh)
-    log "== $name"
+    scenario=$(basename "$t" .sh)
+    log "== $scenario"
     t0=$SECONDS
     if (
-        # shellcheck source=test/e2e/lib.sh
+        # shellcheck source=lib.sh
         . "$here/lib.sh"
         trap e2e_exit EXIT
+        # shellcheck disable=SC1090 # one scenario, named at run time
         . "$t"
     ); then
         passed=$((passed + 1))
-        echo "ok $name ($((SECONDS - t0))s)"
+        echo "ok $scenario ($((SECONDS - t0))s)"
     else
         failed=$((failed + 1))
-        echo "FAIL $name ($((SECONDS - t0))s)"
+        echo "FAIL $scenario ($((SECONDS - t0))s)"
     fi
 done
 log "e2e took $((SECONDS - start))s"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # migrations.autoMigrate false: helm install renders and runs no hook Job; the application's
 # init containers (`rollgate migrate`, reading the chart's config.yaml) pass at once without
 # touching the database; the Lease is never taken.

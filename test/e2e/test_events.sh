@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # The Events rollgate posts on its own pod (POD_NAME, POD_NAMESPACE from the downward API, the
 # Role's events/create), read back with kubectl: MigrationStarted and MigrationSucceeded on the
 # pod of a Job that migrates, MigrationStarted and MigrationFailed on the pod

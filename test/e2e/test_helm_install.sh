@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # helm install: the pre-install hook Job runs the real image and migrates before Helm creates
 # the release's other objects; the application's pods, whose init container is the chart
 # README's `rollgate wait`, start only once the schema is current.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # helm upgrade --atomic with a migration that fails: the hook Job fails with exit code 6 (a
 # migration failed, its transaction rolled back), shown in the pod's termination message and as
 # a MigrationFailed Event on the pod; Helm rolls the release back; the schema is unchanged; the

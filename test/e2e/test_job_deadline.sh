@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # The chart's migrate Job with activeDeadlineSeconds, on a migration that runs longer: at the
 # deadline the Job controller deletes the pod, the kubelet sends SIGTERM, rollgate cancels the
 # statement, rolls its transaction back, releases the Lease and exits 143, which the pod's

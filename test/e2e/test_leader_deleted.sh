@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # The leader pod force-deleted in the middle of a migration: the kubelet stops it, another pod
 # takes the Lease over and finishes; every migration is applied exactly once, by a pod that
 # is not the deleted one, and all pods end Ready.
@@ -30,7 +31,11 @@ expect_eq "one history row each" \
     "$(e2e_psql "$db" -c "SELECT count(*) FROM rollgate_migrations WHERE kind = 'schema'")" 3
 expect_eq "orders has both columns, added once" "$(e2e_columns orders)" "id,total"
 by=$(e2e_psql "$db" -c "SELECT applied_by FROM rollgate_migrations WHERE version = 2")
-[ -n "$by" ] && [ "$by" != "$leader" ] || fail "migration 2 applied by '$by', want a pod other than $leader"
+if [ -z "$by" ] || [ "$by" = "$leader" ]; then
+    fail "migration 2 applied by '$by', want a pod other than $leader"
+fi
 echo "   ok: migration 2 applied by $by after $leader was deleted" >&2
-k -n "$ns" get pod "$leader" >/dev/null 2>&1 && fail "the deleted pod $leader still exists"
+if k -n "$ns" get pod "$leader" >/dev/null 2>&1; then
+    fail "the deleted pod $leader still exists"
+fi
 expect_eq "the Lease was released" "$(e2e_lease_holder "$full")" ""

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # A 3-replica Deployment whose init containers all run `rollgate migrate` at once (no hook
 # Job: the chart's RBAC and ConfigMaps only): one pod leads and applies each migration once,
 # the others wait on the database; all pods become Ready; the audit log, which names the pod of

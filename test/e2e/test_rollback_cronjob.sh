@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # ns, db, full: set by e2e_setup and the scenario
 # The rollback CronJob: after the release went to migrations 1-3 and back to an image (here:
 # a ConfigMap of files) that only has 1 and 2, `kubectl create job --from=cronjob/...` with a
 # target of 1 undoes 3 with the down SQL stored in the history (the image lacks its file) and
