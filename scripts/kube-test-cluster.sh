@@ -391,7 +391,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 YAML
     AWS_EC2_METADATA_DISABLED=true "$parts/kubelet" --config="$n/kubelet.yaml" \
-        --kubeconfig="$dir/admin.kubeconfig" --hostname-override=localhost --node-ip=127.0.0.1 \
+        --kubeconfig="$dir/admin.kubeconfig" --hostname-override=localhost \
         --container-runtime=remote \
         --container-runtime-endpoint="unix://$n/containerd/containerd.sock" \
         --root-dir="$n/kubelet" --cert-dir="$n/kubelet-pki" \
