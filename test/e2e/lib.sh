@@ -25,27 +25,9 @@ fail() {
 
 step() { echo "-- $*" >&2; }
 
-# e2e_background CMD...: runs CMD in the background (stdout where the caller redirects it) until
-# e2e_background_stop or the scenario's end.
-e2e_bg=()
-e2e_background() {
-    "$@" 2>/dev/null &
-    e2e_bg+=("$!")
-}
-e2e_background_stop() {
-    local pid
-    for pid in "${e2e_bg[@]}"; do
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    e2e_bg=()
-}
-
-# The scenario's EXIT trap (run.sh): its background commands stopped; state shown on failure.
+# The scenario's EXIT trap (run.sh): on failure, the namespace's state for the reader.
 e2e_exit() {
-    local rc=$?
-    e2e_background_stop
-    [ "$rc" -eq 0 ] || e2e_diagnose
+    [ $? -eq 0 ] || e2e_diagnose
 }
 
 # expect_eq WHAT GOT WANT
@@ -244,10 +226,13 @@ e2e_deployment() {
         k -n "$ns" apply -f - >/dev/null || fail "cannot apply Deployment $name"
 }
 
-# e2e_pod_requests POD: API requests the audit log has from POD's bound token.
+# e2e_pod_requests POD: API requests the audit log has from the bound token of POD in $ns.
 e2e_pod_requests() {
-    jq -r --arg p "$1" 'select(.user.extra["authentication.kubernetes.io/pod-name"] == [$p]) | .auditID' \
-        "$E2E_KUBE_DIR/audit.log" | sort -u | wc -l
+    jq -r --arg p "$1" --arg u "system:serviceaccount:$ns:" \
+        'select(.user.extra["authentication.kubernetes.io/pod-name"] == [$p] and (.user.username | startswith($u)))
+         | "\(.auditID) \(.verb) \(.objectRef.resource)/\(.objectRef.name // "") \(.responseStatus.code)"' \
+        "$E2E_KUBE_DIR/audit.log" | sort -u >"$E2E_WORK/requests.$1"
+    wc -l <"$E2E_WORK/requests.$1"
 }
 
 # e2e_diagnose: what a failed scenario leaves for the reader (stderr).
