@@ -12,55 +12,51 @@
 # Logs go to stderr. A cold build takes about 8 minutes on 2 cores; run it in the background
 # where a command may not take that long.
 #
-# Cache: /var/cache/rollgate/kubernetes-1.20.2/ (override with KUBE_CACHE_DIR). /var/cache and
-# not $HOME: the build needs root anyway (apt-get), the binaries are the machine's and not one
-# user's, and whoever runs the tests (a developer, CI) with whatever HOME finds the same copy.
+# Cache: /var/cache/rollgate/kubernetes-1.20.2/ (override with KUBE_CACHE_DIR) and, for the
+# node, kubernetes-node-1.20.2/ (KUBE_NODE_CACHE_DIR); one build fills whichever is missing.
+# /var/cache and not $HOME: the build needs root anyway (apt-get), the binaries are the
+# machine's and not one user's, and whoever runs the tests (a developer, CI) with whatever HOME
+# finds the same copy.
 set -euo pipefail
 
 KUBE_VERSION=1.20.2 # upstream version; Debian's is 1.20.5+really1.20.2-1.1+deb12u1
 # kubelet 1.20's default sandbox image; containerd is told the same name (test/e2e/cluster.sh).
 PAUSE_IMAGE=k8s.gcr.io/pause:3.2
 CACHE_ROOT=${KUBE_CACHE_ROOT:-/var/cache/rollgate}
+API_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-$KUBE_VERSION}
+NODE_DIR=${KUBE_NODE_CACHE_DIR:-$CACHE_ROOT/kubernetes-node-$KUBE_VERSION}
+API_BINARIES=(kube-apiserver kubectl)
+NODE_BINARIES=(kubelet kube-controller-manager kube-scheduler)
 node=false
-if [ "${1:-}" = --node ]; then
-    node=true
-    CACHE_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-node-$KUBE_VERSION}
-    binaries=(kubelet kube-controller-manager kube-scheduler)
-else
-    CACHE_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-$KUBE_VERSION}
-    binaries=(kube-apiserver kubectl)
-fi
-BUILD_DIR=$CACHE_ROOT/build
-REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+[ "${1:-}" = --node ] && node=true
 
-log() { echo "kube-apiserver.sh: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
+# True when the API server and kubectl in the cache run and report the version we build.
+api_ok() {
+    [ -x "$API_DIR/kube-apiserver" ] && [ -x "$API_DIR/kubectl" ] || return 1
+    [ "$("$API_DIR/kube-apiserver" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] &&
+        [ "$("$API_DIR/kubectl" version --client --short 2>/dev/null)" = "Client Version: v$KUBE_VERSION" ]
 }
 
-# True when the cached binaries run and report the version we build.
+# The same for the node's parts.
+node_ok() {
+    local b
+    [ -s "$NODE_DIR/pause.tar" ] || return 1
+    for b in "${NODE_BINARIES[@]}"; do
+        [ -x "$NODE_DIR/$b" ] && [ "$("$NODE_DIR/$b" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] ||
+            return 1
+    done
+}
+
 cached_ok() {
-    if $node; then
-        [ -s "$CACHE_DIR/pause.tar" ] || return 1
-        local b
-        for b in "${binaries[@]}"; do
-            [ -x "$CACHE_DIR/$b" ] && [ "$("$CACHE_DIR/$b" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] ||
-                return 1
-        done
-        return 0
-    fi
-    [ -x "$CACHE_DIR/kube-apiserver" ] && [ -x "$CACHE_DIR/kubectl" ] || return 1
-    [ "$("$CACHE_DIR/kube-apiserver" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] &&
-        [ "$("$CACHE_DIR/kubectl" version --client --short 2>/dev/null)" = "Client Version: v$KUBE_VERSION" ]
+    if $node; then node_ok; else api_ok; fi
 }
 
 # What a caller gets: the API server's path, or the node parts' directory.
 print_result() {
     if $node; then
-        echo "$CACHE_DIR"
+        echo "$NODE_DIR"
     else
-        echo "$CACHE_DIR/kube-apiserver"
+        echo "$API_DIR/kube-apiserver"
     fi
 }
 
@@ -163,38 +159,46 @@ mkdir -p "$BUILD_DIR/home"
 # `make` runs the code generators (Makefile.generated_files) first, then builds the binary
 # into _output/bin. kubectl shares most packages with the API server, so from the warm Go
 # cache it adds under a minute (427s + 42s on 2 cores, measured).
-# nice: the node's three binaries come on top of a cold tree, and the machine is shared.
+# Whatever of the two caches is missing is built from this one tree: the node's binaries share
+# most packages with the API server, so from the warm Go cache they add little, where a second
+# cold tree later would cost the whole build again. nice: the machine is shared.
+binaries=()
+api_ok || binaries+=("${API_BINARIES[@]}")
+node_ok || binaries+=("${NODE_BINARIES[@]}")
 for what in "${binaries[@]}"; do
     log "make WHAT=cmd/$what"
     start=$SECONDS
     (cd "$src" && nice "${build_env[@]}" make WHAT="cmd/$what") >&2
     log "built $what in $((SECONDS - start))s"
 done
-
 out="$src/_output/bin"
-built=$("$out/${binaries[0]}" --version)
-[ "$built" = "Kubernetes v$KUBE_VERSION" ] || die "built ${binaries[0]} reports: $built"
 
-# Installed into a temporary dir and renamed, so a half-copied cache is never seen.
-rm -rf "$CACHE_DIR.tmp"
-mkdir -p "$CACHE_DIR.tmp"
-for what in "${binaries[@]}"; do
-    cp "$out/$what" "$CACHE_DIR.tmp/"
-done
-if $node; then
-    # The sandbox every pod starts with; static, so the image needs nothing else.
-    gcc -Os -static -DVERSION=v3.2 -o "$BUILD_DIR/pause" "$src/build/pause/linux/pause.c"
-    make_pause_archive "$BUILD_DIR/pause" "$CACHE_DIR.tmp/pause.tar"
-fi
-cat >"$CACHE_DIR.tmp/SOURCE" <<EOF
-Debian source package kubernetes $debian_version, built by scripts/kube-apiserver.sh
-with $(go version | cut -d' ' -f3); vendor/github.com/modern-go/reflect2 replaced by
-golang-github-modern-go-reflect2-dev $reflect2_version.
-EOF
-rm -rf "$CACHE_DIR"
-mv "$CACHE_DIR.tmp" "$CACHE_DIR"
-cached_ok || die "cached binaries in $CACHE_DIR do not run"
+# install_cache DIR BINARY...: into a temporary dir, then renamed, so a half-copied cache is
+# never seen.
+install_cache() {
+    local dir=$1 what
+    shift
+    rm -rf "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    for what in "$@"; do
+        cp "$out/$what" "$dir.tmp/"
+    done
+    if [ "$dir" = "$NODE_DIR" ]; then
+        # The sandbox every pod starts with; static, so the image needs nothing else.
+        gcc -Os -static -DVERSION=v3.2 -o "$BUILD_DIR/pause" "$src/build/pause/linux/pause.c"
+        make_pause_archive "$BUILD_DIR/pause" "$dir.tmp/pause.tar"
+    fi
+    printf '%s\n' "Debian source package kubernetes $debian_version, built by scripts/kube-apiserver.sh" \
+        "with $(go version | cut -d' ' -f3); vendor/github.com/modern-go/reflect2 replaced by" \
+        "golang-github-modern-go-reflect2-dev $reflect2_version." >"$dir.tmp/SOURCE"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+    log "cached in $dir"
+}
+api_ok || install_cache "$API_DIR" "${API_BINARIES[@]}"
+node_ok || install_cache "$NODE_DIR" "${NODE_BINARIES[@]}"
+api_ok || die "cached binaries in $API_DIR do not run"
+node_ok || die "cached binaries in $NODE_DIR do not run"
 # The tree and its Go cache take a few GB and are not needed once the binaries are cached.
 rm -rf "$BUILD_DIR"
-log "cached in $CACHE_DIR"
 print_result
