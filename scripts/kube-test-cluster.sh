@@ -8,9 +8,10 @@
 #                                            to DIR/rollgate.token), and Lease calls with that token
 #   scripts/kube-test-cluster.sh node DIR    on a cluster started with KUBE_NODE=1 (below): a
 #                                            real node "localhost" (containerd, kubelet,
-#                                            kube-controller-manager, kube-scheduler), waits
-#                                            until it is Ready; then imports the docker-archive
-#                                            images given in KUBE_NODE_IMAGES (words)
+#                                            kube-controller-manager, kube-scheduler) with the
+#                                            pause image and the docker-archives named in
+#                                            KUBE_NODE_IMAGES (words) imported; returns once
+#                                            the node is Ready and tokens are issued
 #   scripts/kube-test-cluster.sh stop DIR    stop every server started in DIR, restore what
 #                                            the kubelet changed, remove DIR
 # DIR after start: port, ca.crt, admin.crt, admin.key (O=system:masters), admin.kubeconfig,
