@@ -101,8 +101,10 @@ fi
 
 enable_deb_src
 # golang-go is Go 1.19 (the tree wants >= 1.15); dpkg-dev unpacks the source package;
-# rsync is used by hack/lib/golang.sh to copy binaries into _output.
-apt_install_missing golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev xz-utils
+# rsync is used by hack/lib/golang.sh to copy binaries into _output; gcc and libc6-dev (libc.a)
+# build the static pause binary.
+apt_install_missing golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev xz-utils \
+    gcc libc6-dev
 # The archive can hold the source index from before deb-src was added: update once if so.
 [ -n "$(apt-cache showsrc kubernetes 2>/dev/null)" ] || apt_update
 
