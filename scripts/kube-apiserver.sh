@@ -3,37 +3,85 @@
 # caches them, so tests of the Lease client can run against a real API server.
 #   scripts/kube-apiserver.sh     print the cached kube-apiserver's path (last line of stdout),
 #                                 building it first when the cache has no working one
+#   scripts/kube-apiserver.sh --node
+#                                 the same for a node's parts (test/e2e): print the directory
+#                                 holding kubelet, kube-controller-manager, kube-scheduler and
+#                                 pause.tar (the pod sandbox image k8s.gcr.io/pause:3.2, a
+#                                 docker-archive of build/pause/linux/pause.c built static)
 # kubectl is cached beside it: "$(dirname "$(scripts/kube-apiserver.sh | tail -n1)")/kubectl".
 # Logs go to stderr. A cold build takes about 8 minutes on 2 cores; run it in the background
 # where a command may not take that long.
 #
-# Cache: /var/cache/rollgate/kubernetes-1.20.2/ (override with KUBE_CACHE_DIR). /var/cache and
-# not $HOME: the build needs root anyway (apt-get), the binaries are the machine's and not one
-# user's, and whoever runs the tests (a developer, CI) with whatever HOME finds the same copy.
+# Cache: /var/cache/rollgate/kubernetes-1.20.2/ (override with KUBE_CACHE_DIR) and, for the
+# node, kubernetes-node-1.20.2/ (KUBE_NODE_CACHE_DIR); one build fills whichever is missing.
+# /var/cache and not $HOME: the build needs root anyway (apt-get), the binaries are the
+# machine's and not one user's, and whoever runs the tests (a developer, CI) with whatever HOME
+# finds the same copy.
 set -euo pipefail
 
 KUBE_VERSION=1.20.2 # upstream version; Debian's is 1.20.5+really1.20.2-1.1+deb12u1
+# kubelet 1.20's default sandbox image; containerd is told the same name (test/e2e/cluster.sh).
+PAUSE_IMAGE=k8s.gcr.io/pause:3.2
 CACHE_ROOT=${KUBE_CACHE_ROOT:-/var/cache/rollgate}
-CACHE_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-$KUBE_VERSION}
-BUILD_DIR=$CACHE_ROOT/build
-REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+API_DIR=${KUBE_CACHE_DIR:-$CACHE_ROOT/kubernetes-$KUBE_VERSION}
+NODE_DIR=${KUBE_NODE_CACHE_DIR:-$CACHE_ROOT/kubernetes-node-$KUBE_VERSION}
+API_BINARIES=(kube-apiserver kubectl)
+NODE_BINARIES=(kubelet kube-controller-manager kube-scheduler)
+node=false
+[ "${1:-}" = --node ] && node=true
 
-log() { echo "kube-apiserver.sh: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
+# True when the API server and kubectl in the cache run and report the version we build.
+api_ok() {
+    [ -x "$API_DIR/kube-apiserver" ] && [ -x "$API_DIR/kubectl" ] || return 1
+    [ "$("$API_DIR/kube-apiserver" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] &&
+        [ "$("$API_DIR/kubectl" version --client --short 2>/dev/null)" = "Client Version: v$KUBE_VERSION" ]
 }
 
-# True when both cached binaries run and report the version we build.
+# The same for the node's parts.
+node_ok() {
+    local b
+    [ -s "$NODE_DIR/pause.tar" ] || return 1
+    for b in "${NODE_BINARIES[@]}"; do
+        [ -x "$NODE_DIR/$b" ] && [ "$("$NODE_DIR/$b" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] ||
+            return 1
+    done
+}
+
 cached_ok() {
-    [ -x "$CACHE_DIR/kube-apiserver" ] && [ -x "$CACHE_DIR/kubectl" ] || return 1
-    [ "$("$CACHE_DIR/kube-apiserver" --version 2>/dev/null)" = "Kubernetes v$KUBE_VERSION" ] &&
-        [ "$("$CACHE_DIR/kubectl" version --client --short 2>/dev/null)" = "Client Version: v$KUBE_VERSION" ]
+    if $node; then node_ok; else api_ok; fi
+}
+
+# What a caller gets: the API server's path, or the node parts' directory.
+print_result() {
+    if $node; then
+        echo "$NODE_DIR"
+    else
+        echo "$API_DIR/kube-apiserver"
+    fi
+}
+
+# docker-archive DIR/pause.tar of an image holding only the static pause binary $1, tagged
+# $PAUSE_IMAGE: a manifest, a config and one layer, which `ctr images import` reads.
+make_pause_archive() {
+    local bin=$1 out=$2 work layer_sha config_sha
+    work=$(mktemp -d)
+    mkdir -p "$work/rootfs" "$work/archive/layer"
+    install -m 0755 "$bin" "$work/rootfs/pause"
+    tar -C "$work/rootfs" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$work/archive/layer/layer.tar" pause
+    layer_sha=$(sha256sum "$work/archive/layer/layer.tar" | cut -d' ' -f1)
+    printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/pause"],"User":"65535:65535"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$layer_sha" >"$work/config.json"
+    config_sha=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+    mv "$work/config.json" "$work/archive/$config_sha.json"
+    printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer/layer.tar"]}]' "$config_sha" "$PAUSE_IMAGE" \
+        >"$work/archive/manifest.json"
+    tar -C "$work/archive" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$out" .
+    rm -rf "$work"
 }
 
 # Fast path, before any lock or apt: every test run goes through here.
 if cached_ok; then
-    echo "$CACHE_DIR/kube-apiserver"
+    print_result
     exit 0
 fi
 
@@ -43,7 +91,7 @@ mkdir -p "$CACHE_ROOT"
 exec 9>"$CACHE_ROOT/.build.lock"
 flock 9
 if cached_ok; then
-    echo "$CACHE_DIR/kube-apiserver"
+    print_result
     exit 0
 fi
 
@@ -53,8 +101,10 @@ fi
 
 enable_deb_src
 # golang-go is Go 1.19 (the tree wants >= 1.15); dpkg-dev unpacks the source package;
-# rsync is used by hack/lib/golang.sh to copy binaries into _output.
-apt_install_missing golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev xz-utils
+# rsync is used by hack/lib/golang.sh to copy binaries into _output; gcc and libc6-dev (libc.a)
+# build the static pause binary.
+apt_install_missing golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev xz-utils \
+    gcc libc6-dev
 # The archive can hold the source index from before deb-src was added: update once if so.
 [ -n "$(apt-cache showsrc kubernetes 2>/dev/null)" ] || apt_update
 
@@ -111,30 +161,46 @@ mkdir -p "$BUILD_DIR/home"
 # `make` runs the code generators (Makefile.generated_files) first, then builds the binary
 # into _output/bin. kubectl shares most packages with the API server, so from the warm Go
 # cache it adds under a minute (427s + 42s on 2 cores, measured).
-for what in kube-apiserver kubectl; do
+# Whatever of the two caches is missing is built from this one tree: the node's binaries share
+# most packages with the API server, so from the warm Go cache they add little, where a second
+# cold tree later would cost the whole build again. nice: the machine is shared.
+binaries=()
+api_ok || binaries+=("${API_BINARIES[@]}")
+node_ok || binaries+=("${NODE_BINARIES[@]}")
+for what in "${binaries[@]}"; do
     log "make WHAT=cmd/$what"
     start=$SECONDS
-    (cd "$src" && "${build_env[@]}" make WHAT="cmd/$what") >&2
+    (cd "$src" && nice "${build_env[@]}" make WHAT="cmd/$what") >&2
     log "built $what in $((SECONDS - start))s"
 done
-
 out="$src/_output/bin"
-built=$("$out/kube-apiserver" --version)
-[ "$built" = "Kubernetes v$KUBE_VERSION" ] || die "built kube-apiserver reports: $built"
 
-# Installed into a temporary dir and renamed, so a half-copied cache is never seen.
-rm -rf "$CACHE_DIR.tmp"
-mkdir -p "$CACHE_DIR.tmp"
-cp "$out/kube-apiserver" "$out/kubectl" "$CACHE_DIR.tmp/"
-cat >"$CACHE_DIR.tmp/SOURCE" <<EOF
-Debian source package kubernetes $debian_version, built by scripts/kube-apiserver.sh
-with $(go version | cut -d' ' -f3); vendor/github.com/modern-go/reflect2 replaced by
-golang-github-modern-go-reflect2-dev $reflect2_version.
-EOF
-rm -rf "$CACHE_DIR"
-mv "$CACHE_DIR.tmp" "$CACHE_DIR"
-cached_ok || die "cached binaries in $CACHE_DIR do not run"
+# install_cache DIR BINARY...: into a temporary dir, then renamed, so a half-copied cache is
+# never seen.
+install_cache() {
+    local dir=$1 what
+    shift
+    rm -rf "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    for what in "$@"; do
+        cp "$out/$what" "$dir.tmp/"
+    done
+    if [ "$dir" = "$NODE_DIR" ]; then
+        # The sandbox every pod starts with; static, so the image needs nothing else.
+        gcc -Os -static -DVERSION=v3.2 -o "$BUILD_DIR/pause" "$src/build/pause/linux/pause.c"
+        make_pause_archive "$BUILD_DIR/pause" "$dir.tmp/pause.tar"
+    fi
+    printf '%s\n' "Debian source package kubernetes $debian_version, built by scripts/kube-apiserver.sh" \
+        "with $(go version | cut -d' ' -f3); vendor/github.com/modern-go/reflect2 replaced by" \
+        "golang-github-modern-go-reflect2-dev $reflect2_version." >"$dir.tmp/SOURCE"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+    log "cached in $dir"
+}
+api_ok || install_cache "$API_DIR" "${API_BINARIES[@]}"
+node_ok || install_cache "$NODE_DIR" "${NODE_BINARIES[@]}"
+api_ok || die "cached binaries in $API_DIR do not run"
+node_ok || die "cached binaries in $NODE_DIR do not run"
 # The tree and its Go cache take a few GB and are not needed once the binaries are cached.
 rm -rf "$BUILD_DIR"
-log "cached in $CACHE_DIR"
-echo "$CACHE_DIR/kube-apiserver"
+print_result

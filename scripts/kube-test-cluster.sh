@@ -6,7 +6,14 @@
 #   scripts/kube-test-cluster.sh smoke DIR   namespace rollgate-test, ServiceAccount rollgate with
 #                                            a Role for leases and events, a token for it (written
 #                                            to DIR/rollgate.token), and Lease calls with that token
-#   scripts/kube-test-cluster.sh stop DIR    stop both servers started in DIR and remove DIR
+#   scripts/kube-test-cluster.sh node DIR    on a cluster started with KUBE_NODE=1 (below): a
+#                                            real node "localhost" (containerd, kubelet,
+#                                            kube-controller-manager, kube-scheduler) with the
+#                                            pause image and the docker-archives named in
+#                                            KUBE_NODE_IMAGES (words) imported; returns once
+#                                            the node is Ready and tokens are issued
+#   scripts/kube-test-cluster.sh stop DIR    stop every server started in DIR, restore what
+#                                            the kubelet changed, remove DIR
 # DIR after start: port, ca.crt, admin.crt, admin.key (O=system:masters), admin.kubeconfig,
 # etcd.pid, apiserver.pid, audit.log, etcd.log, apiserver.log.
 # audit.log has one JSON line per finished API request (level Metadata, stage ResponseComplete;
@@ -14,6 +21,14 @@
 # too, under user system:apiserver: count by .user.username.
 # The binary comes from scripts/kube-apiserver.sh (a cold build takes about 8 minutes), or
 # from KUBE_APISERVER if set.
+# The node (test/e2e): start with KUBE_NODE=1 so the API server lets a kubelet join
+# (--allow-privileged, kubelet reached as "localhost" with the admin certificate). Its parts
+# come from `scripts/kube-apiserver.sh --node`, containerd and runc from Debian. Each part has
+# its own state under DIR/node (containerd's root, state and socket; the kubelet's root dir;
+# pod cgroups under one cgroup root of its own); pods use hostNetwork (the CNI config is
+# loopback only), the images are imported (imagePullPolicy Never), nothing is pulled. Pod
+# logs land in /var/log/pods as kubelet 1.20 always puts them: stop removes those of the
+# namespaces named in DIR/node/namespaces (one prefix a line).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +44,7 @@ die() {
 . "$here/lib/apt.sh"
 
 usage() {
-    echo "usage: $0 start|smoke|stop DIR" >&2
+    echo "usage: $0 start|smoke|node|stop DIR" >&2
     exit 2
 }
 
@@ -146,8 +161,14 @@ start_etcd() {
 }
 
 start_apiserver() {
-    local apiserver=$1 port
+    local apiserver=$1 port extra
     local sa_issuer=https://kubernetes.default.svc
+    if [ "${KUBE_NODE:-}" = 1 ]; then
+        extra=(--allow-privileged=true --kubelet-preferred-address-types=Hostname
+            --kubelet-client-certificate="$dir/admin.crt" --kubelet-client-key="$dir/admin.key")
+    else
+        extra=()
+    fi
     for _ in 1 2 3 4 5; do
         port=$(free_port "$(cat "$dir/etcd.port")")
         # --insecure-port=0: 1.20 still opens an unauthenticated 127.0.0.1:8080 by default.
@@ -172,6 +193,7 @@ start_apiserver() {
             --audit-log-path="$dir/audit.log" --audit-log-mode=blocking \
             --cert-dir="$dir/certs" \
             --profiling=false \
+            "${extra[@]}" \
             </dev/null >"$dir/apiserver.log" 2>&1 &
         echo $! >"$dir/apiserver.pid"
         # Readiness includes the RBAC bootstrap roles (poststarthook/rbac/bootstrap-roles).
@@ -245,11 +267,226 @@ EOF
     echo "https://127.0.0.1:$port"
 }
 
+# The sysctls kubelet 1.20 sets on start (setupKernelTunables); node records them first and
+# stop puts back those it changed.
+KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+    kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+CGROUP_FS=/sys/fs/cgroup
+
+# Waits up to $1 seconds for the command after it to succeed.
+wait_for() {
+    local secs=$1
+    shift
+    for _ in $(seq 1 "$((secs * 2))"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+node_kubectl() { "$(cat "$dir/node/kubectl-path")" --kubeconfig "$dir/admin.kubeconfig" "$@"; }
+node_ctr() { ctr --address "$dir/node/containerd/containerd.sock" -n k8s.io "$@"; }
+
+node_ready() {
+    [ "$(node_kubectl get node localhost \
+        -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+
+# The tokens controller has given the default ServiceAccount its token Secret: pods can start.
+node_tokens() {
+    [ -n "$(node_kubectl -n default get serviceaccount default -o jsonpath='{.secrets[0].name}')" ]
+}
+
+# One cgroup per v1 hierarchy under which the kubelet makes kubepods; cpuset needs its cpus
+# and mems copied from the parent before anything can join it.
+node_cgroup_root() {
+    local root=$1 h
+    for h in "$CGROUP_FS"/*/; do
+        h=${h%/}
+        [ -e "$h/cgroup.procs" ] || continue
+        mkdir -p "$h$root"
+        if [ -e "$h/cpuset.cpus" ]; then
+            cat "$h/cpuset.cpus" >"$h$root/cpuset.cpus"
+            cat "$h/cpuset.mems" >"$h$root/cpuset.mems"
+        fi
+    done
+}
+
+node_start() {
+    [ -f "$dir/port" ] || die "no cluster in $dir (run start first)"
+    [ ! -e "$dir/node/containerd.pid" ] || die "$dir has a node already"
+    apt_install_missing containerd runc containernetworking-plugins
+    local parts port n="$dir/node" kport hport sport cport
+    parts=$("$here/kube-apiserver.sh" --node | tail -n1)
+    port=$(cat "$dir/port")
+    mkdir -p "$n/containerd" "$n/cni" "$n/kubelet" "$n/log"
+    echo "$(dirname "$("$here/kube-apiserver.sh" | tail -n1)")/kubectl" >"$n/kubectl-path"
+    echo "/rollgate-e2e-$(basename "$dir")" >"$n/cgroup-root"
+    local s
+    for s in "${KUBELET_SYSCTLS[@]}"; do
+        echo "$s $(sysctl -n "$s")"
+    done >"$n/sysctls"
+
+    # containerd: its own root, state and socket; restrict_oom_score_adj because in a
+    # container the kubelet's negative oom_score_adj for pods cannot be set; the native
+    # snapshotter needs no overlay mounts.
+    cat >"$n/containerd/config.toml" <<TOML
+version = 2
+root = "$n/containerd/root"
+state = "$n/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$n/containerd/containerd.sock"
+[ttrpc]
+  address = "$n/containerd/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$n/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "k8s.gcr.io/pause:3.2"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$n/cni"
+TOML
+    # Loopback only: enough for the runtime to report its network ready; pods use hostNetwork.
+    echo '{"cniVersion":"0.4.0","name":"rollgate-lo","plugins":[{"type":"loopback"}]}' \
+        >"$n/cni/10-loopback.conflist"
+    containerd --config "$n/containerd/config.toml" </dev/null >"$n/log/containerd.log" 2>&1 &
+    echo $! >"$n/containerd.pid"
+    wait_for 60 node_ctr version || die "containerd did not start (log: $n/log/containerd.log)"
+    local img
+    for img in "$parts/pause.tar" ${KUBE_NODE_IMAGES:-}; do
+        node_ctr images import --snapshotter native "$img" >&2 || die "ctr could not import $img"
+    done
+
+    node_cgroup_root "$(cat "$n/cgroup-root")"
+    kport=$(free_port "$port")
+    hport=$(free_port "$port" "$kport")
+    cat >"$n/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: $kport
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $hport
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: "$dir/ca.crt"}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+cgroupRoot: "$(cat "$n/cgroup-root")"
+failSwapOn: false
+makeIPTablesUtilChains: false
+# A shared machine's disk is not this node's to police: no evictions, no image GC.
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+YAML
+    AWS_EC2_METADATA_DISABLED=true "$parts/kubelet" --config="$n/kubelet.yaml" \
+        --kubeconfig="$dir/admin.kubeconfig" --hostname-override=localhost \
+        --container-runtime=remote \
+        --container-runtime-endpoint="unix://$n/containerd/containerd.sock" \
+        --root-dir="$n/kubelet" --cert-dir="$n/kubelet-pki" \
+        --volume-plugin-dir="$n/kubelet-plugins" \
+        </dev/null >"$n/log/kubelet.log" 2>&1 &
+    echo $! >"$n/kubelet.pid"
+
+    sport=$(free_port "$port" "$kport" "$hport")
+    "$parts/kube-scheduler" --kubeconfig="$dir/admin.kubeconfig" \
+        --authentication-kubeconfig="$dir/admin.kubeconfig" \
+        --authorization-kubeconfig="$dir/admin.kubeconfig" \
+        --leader-elect=false --bind-address=127.0.0.1 --secure-port="$sport" --port=0 \
+        </dev/null >"$n/log/scheduler.log" 2>&1 &
+    echo $! >"$n/scheduler.pid"
+    cport=$(free_port "$port" "$kport" "$hport" "$sport")
+    "$parts/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
+        --authentication-kubeconfig="$dir/admin.kubeconfig" \
+        --authorization-kubeconfig="$dir/admin.kubeconfig" \
+        --leader-elect=false --bind-address=127.0.0.1 --secure-port="$cport" --port=0 \
+        --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/ca.crt" \
+        --use-service-account-credentials=false \
+        </dev/null >"$n/log/controller-manager.log" 2>&1 &
+    echo $! >"$n/controller-manager.pid"
+
+    wait_for 180 node_ready || {
+        tail -n 40 "$n/log/kubelet.log" >&2
+        die "node localhost not Ready after 180 s (logs: $n/log)"
+    }
+    wait_for 120 node_tokens || die "no ServiceAccount token after 120 s (log: $n/log/controller-manager.log)"
+    log "node localhost Ready"
+}
+
+# Pids of the containerd shims serving this node's containerd (found by its socket path in
+# their command line: the shims outlive containerd by design).
+node_shims() {
+    local p
+    for p in /proc/[0-9]*; do
+        # comm is cut to 15 characters: containerd-shim-runc-v2 reads "containerd-shim".
+        [ "$(cat "$p/comm" 2>/dev/null)" = containerd-shim ] || continue
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $dir/node/containerd/containerd.sock " &&
+            echo "${p#/proc/}"
+    done
+}
+
+node_stop() {
+    local n="$dir/node" id pid m name value root h
+    [ -d "$n" ] || return 0
+    stop_pidfile "$n/kubelet.pid" kubelet
+    stop_pidfile "$n/controller-manager.pid" kube-controller
+    stop_pidfile "$n/scheduler.pid" kube-scheduler
+    # The pods' processes: SIGKILL through containerd, then the shims.
+    if [ -S "$n/containerd/containerd.sock" ]; then
+        for id in $(node_ctr tasks ls -q 2>/dev/null); do
+            node_ctr tasks kill -s SIGKILL "$id" >/dev/null 2>&1
+        done
+        sleep 1
+        for id in $(node_ctr tasks ls -q 2>/dev/null); do
+            node_ctr tasks delete -f "$id" >/dev/null 2>&1
+        done
+    fi
+    for pid in $(node_shims); do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    stop_pidfile "$n/containerd.pid" containerd
+    # Mounts made under DIR (secrets' tmpfs, sandboxes' shm, containers' rootfs), deepest first.
+    awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+        while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+    if [ -f "$n/cgroup-root" ]; then
+        root=$(cat "$n/cgroup-root")
+        for h in "$CGROUP_FS"/*/; do
+            [ -d "$h${root#/}" ] || continue
+            find "$h${root#/}" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done
+    fi
+    if [ -f "$n/sysctls" ]; then
+        while read -r name value; do
+            [ "$(sysctl -n "$name")" = "$value" ] || sysctl -qw "$name=$value" >/dev/null || true
+        done <"$n/sysctls"
+    fi
+    if [ -f "$n/namespaces" ]; then
+        while read -r prefix; do
+            [ -n "$prefix" ] || continue
+            rm -rf /var/log/pods/"${prefix}"*
+            rm -f /var/log/containers/*_"${prefix}"*
+        done <"$n/namespaces"
+    fi
+}
+
 stop() {
     [ -d "$dir" ] || return 0
     # Only a directory this script filled is removed.
     [ -e "$dir/ca.crt" ] || [ -e "$dir/etcd.pid" ] || [ -e "$dir/apiserver.pid" ] ||
         die "$dir does not look like a kube-test-cluster directory; not removing it"
+    node_stop
     stop_pidfile "$dir/apiserver.pid" kube-apiserver
     stop_pidfile "$dir/etcd.pid" etcd
     rm -rf "$dir"
@@ -354,6 +591,7 @@ smoke() {
 
 case $cmd in
 start) start ;;
+node) node_start ;;
 stop) stop ;;
 smoke) smoke ;;
 *) usage ;;

@@ -6,7 +6,8 @@
 #   integration the integration suite against PostgreSQL 15 (TLS on) and PgBouncer
 #   versions    the integration suite's core against PostgreSQL 13, 14, 16, 17 and 18
 #   pooler      the pooler suites again, through PgBouncer in session pooling
-#   packaging   the image, its static binary, the chart and the manifests
+#   packaging   the image, its static binary, the chart and the manifests, then the end-to-end
+#               scenarios on a real single-node Kubernetes running that image
 # Ends with one line "N passed, N failed" for CI.
 set -euo pipefail
 
@@ -182,6 +183,11 @@ group_packaging() {
         RG_TEST_KUBE_DIR="$kubedir" RG_IMAGE_DIR="$logs/image" \
         RG_STATIC_BIN="$logs/image/rootfs/rollgate" RG_TOOLS="$tools" RG_KUBECTL="$kubectl120" \
         test/packaging/run.sh || true
+    # End to end: a real single-node Kubernetes 1.20.2 of its own (kubelet, controllers,
+    # containerd; built once, then cached) runs the image just built and the chart, each
+    # scenario one test. Here, after the image, because it imports that image.
+    run_counted e2e env RG_E2E_IMAGE=localhost/rollgate:test RG_TOOLS="$tools" test/e2e/run.sh ||
+        true
 }
 
 # run_group NAME: runs group_NAME in the background; its counts, status and wall time land in

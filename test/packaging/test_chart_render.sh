@@ -158,6 +158,7 @@ matrix=(
     "override|--set fullnameOverride=db-migrations"
     "post|--set migrations.postDeploy.enabled=true --set migrations.postDeploy.deployment=web"
     "postnoauto|--set migrations.postDeploy.enabled=true --set migrations.postDeploy.deployment=web --set migrations.autoMigrate=false"
+    "hostnet|--set hostNetwork=true"
 )
 
 # ---------------------------------------------------------------- lint
@@ -311,6 +312,9 @@ check_json "passthrough values arrive" extras \
   "e": "9", "nodeSelector": {"disktype": "ssd"}, "t": "dedicated",
   "a": ["requiredDuringSchedulingIgnoredDuringExecution"], "imagePullSecrets": [{"name": "regcred"}],
   "r": {"requests": {"cpu": "100m", "memory": "48Mi"}, "limits": {"memory": "96Mi"}}}'
+check_json "hostNetwork off by default" def '[jobpod, cronpod | has("hostNetwork")]' '[false, false]'
+check_json "hostNetwork true reaches the Job's and the CronJob's pods" hostnet \
+    '[jobpod, cronpod | .hostNetwork]' '[true, true]'
 check_json "podAnnotations on the pods only" extras \
     '[job, cron | .metadata.annotations["example.com/team"]], [job.spec.template, cron.spec.jobTemplate.spec.template
       | .metadata.annotations["example.com/team"]]' '[null, null] ["db", "db"]'

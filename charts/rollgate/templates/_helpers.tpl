@@ -197,6 +197,9 @@ metadata:
   {{- end }}
 spec:
   restartPolicy: Never
+  {{- if $.Values.hostNetwork }}
+  hostNetwork: true
+  {{- end }}
   serviceAccountName: {{ include "rollgate.fullname" $ }}
   # The Lease and Events calls authenticate with this token.
   automountServiceAccountToken: true
