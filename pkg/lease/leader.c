@@ -134,15 +134,18 @@ static int lead(struct rg_leader *l, struct rg_err *err)
 }
 
 /* A follower's look at the holder while the work shows no progress: does it still have a
- * database session (*gone false)? Without one (a SIGKILLed or OOM-killed pod, a lost node),
- * and once its record has not changed for a retry period, the Lease is taken over now
- * instead of after its duration. *acquired: this run leads. */
-static int take_over_if_gone(struct rg_leader *l, bool *acquired, bool *gone, struct rg_err *err)
+ * database session (*alive, or *gone)? Without one (a SIGKILLed or OOM-killed pod, a lost
+ * node), and once its record has not changed for a retry period, the Lease is taken over
+ * now instead of after its duration. Neither is set when the holder was not asked about (no
+ * hook, no holder, or a record already expired, which the next read of the Lease takes).
+ * *acquired: this run leads. */
+static int take_over_if_gone(struct rg_leader *l, bool *acquired, bool *alive_out, bool *gone,
+                             struct rg_err *err)
 {
     char holder[sizeof(l->lease.observed.holder)];
     bool alive = true;
 
-    *acquired = *gone = false;
+    *acquired = *alive_out = *gone = false;
     if (!l->hooks.holder_alive || !l->lease.observed.exists || !*l->lease.observed.holder ||
         !rg_lease_other_valid(&l->lease))
         return 0;
@@ -150,6 +153,7 @@ static int take_over_if_gone(struct rg_leader *l, bool *acquired, bool *gone, st
     if (l->hooks.holder_alive(l->hooks.ctx, holder, &alive, err) < 0)
         return -1;
     *gone = !alive;
+    *alive_out = alive;
     if (alive || now(l) - l->lease.observed_at_ms < l->lease.opts.retry_period_ms)
         return 0;
     if (rg_lease_take_over(&l->lease, holder, acquired, err) < 0)
@@ -174,22 +178,28 @@ static int look(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms,
 {
     struct following *fw = ctx;
     struct rg_leader *l = fw->l;
-    bool gone = false;
+    bool alive = false, gone = false;
 
     /* While the leader makes progress the work shows it alive. When it shows none (a long
-     * migration, or a dead leader), read the Lease every retry period, so that the last
-     * renewal is seen soon after it happened, and take a holder with no database session
-     * over once its record stood still for a retry period (one with a session, within its
-     * duration and a retry period). */
+     * migration, or a dead leader), the holder is asked about in the database. One with a
+     * session is working: a leader that cannot renew cancels its work, and its session
+     * ends, within its renew deadline, so its record is read again only once it could have
+     * expired (a long migration costs the followers no API request: DESIGN's "at most 2 per
+     * follower"), and taken at its expiry, as client-go would. Any other holder's record is
+     * read every retry period, so that the last renewal is seen soon after it happened, and
+     * one with no session is taken over once its record stood still for a retry period. */
     if (stalled) {
-        if (take_over_if_gone(l, &fw->taken, &gone, err) < 0)
+        int64_t every;
+
+        if (take_over_if_gone(l, &fw->taken, &alive, &gone, err) < 0)
             return -1;
         if (fw->taken) {
             *stop = true;
             return 0;
         }
-        if (f->until_ms > fw->read_at + l->lease.opts.retry_period_ms)
-            f->until_ms = fw->read_at + l->lease.opts.retry_period_ms;
+        every = alive ? l->lease.opts.duration_ms : l->lease.opts.retry_period_ms;
+        if (f->until_ms > fw->read_at + every)
+            f->until_ms = fw->read_at + every;
     }
     if (now(l) - fw->start >= l->wait_timeout_ms) {
         rg_err_set(err, RG_ELEASE,

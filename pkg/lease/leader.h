@@ -49,9 +49,10 @@ void rg_leader_free(struct rg_leader *l);
 
 /* The leader as the engine's lock, valid while l lives:
  * - acquire takes the Lease, or follows: waits on work_left (the database) between
- *   pauses, reading the Lease again only once its holder could have let it expire, or
- *   every retry period while the work shows no progress, and taking it over at once from
- *   a holder that has not renewed it for a retry period and has no database session
+ *   pauses, reading the Lease again only once its holder could have let it expire (also
+ *   while the work shows no progress, when the holder has a database session), else every
+ *   retry period while the work shows no progress, and taking it over at once from a
+ *   holder that has not renewed it for a retry period and has no database session
  *   (hooks.holder_alive); RG_LOCK_DONE_ELSEWHERE once
  *   no work is left, RG_ELEASE after wait_timeout_ms, RG_ESIGNAL when a pause is cut
  *   short, the API's error (RG_EAPI, RG_EAPIDENIED) when it fails.

@@ -538,7 +538,7 @@ Test(lease, microtime_strings_come_from_the_clock)
 /* The run around the leader: its clock (which its pauses move), its work as the database
  * shows it, and what the hooks saw. */
 static struct fake_clock run_clock;
-static size_t answers[8], nanswers, polls;
+static size_t answers[16], nanswers, polls;
 static bool stopped;
 static int pauses, leadings, cancels;
 static char events[4][64];
@@ -737,6 +737,26 @@ Test(leader, a_holder_without_a_database_session_is_taken_over_after_a_retry_per
     cr_assert_eq(api.rec.transitions, 1);
     lock.release(lock.ctx, true, &lost);
     cr_assert_not(lost);
+}
+
+/* A long migration: the work shows no progress, but its holder has a database session, so
+ * the follower has no reason to read the Lease before the record could have expired. */
+Test(leader, a_follower_of_a_holder_with_a_session_reads_the_lease_once_through_a_long_step)
+{
+    const size_t long_step[] = {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0};
+    int64_t start = run_clock.ms;
+    int gets;
+
+    cr_assert(try_ok(&pa));
+    holder_is_alive = 1;
+    start_leader("pod-b", 2000, 60000);
+    work(12, long_step);
+    gets = api.gets;
+    cr_assert_eq(acquire_ok(), RG_LOCK_DONE_ELSEWHERE);
+    cr_assert_geq(run_clock.ms - start, 10000, "the step was not long: %lld ms",
+                  (long long)(run_clock.ms - start));
+    cr_assert_eq(api.gets - gets, 1, "the Lease was read %d times", api.gets - gets);
+    cr_assert_str_eq(asked_about, "pod-a");
 }
 
 Test(leader, a_holder_with_a_database_session_is_not_taken_over_before_expiry)
