@@ -3,16 +3,18 @@
 # Job: the chart's RBAC and ConfigMaps only): one pod leads and applies each migration once,
 # the others wait on the database; all pods become Ready; the audit log, which names the pod of
 # every request made with a pod-bound token, shows at most 2 API requests per follower.
-# The leader's work is a series of short migrations, so the followers, which wait on the
-# database, see it progress: a single migration longer than lease.retryPeriod makes a follower
-# read the Lease once per retry period (pkg/lease/leader.c), beyond that bound.
+# The leader's work is a series of short migrations with one of 6 s among them, longer than
+# lease.retryPeriod: while it runs the followers see no progress, ask the database whether the
+# leader still has a session, and need not read the Lease (pkg/lease/leader.c).
 e2e_setup race
 full=app-rollgate
 e2e_migrations "$E2E_WORK/race" 1 2
 echo 'CREATE TABLE orders (id bigint PRIMARY KEY);' >"$E2E_WORK/race/0003_orders.up.sql"
-# Ten steps of 0.7 s keep the leader busy while the followers arrive.
+# Ten steps of 0.7 s, the sixth of 6 s, keep the leader busy while the followers arrive.
 for v in $(seq 4 13); do
-    printf 'SELECT pg_sleep(0.7);\nALTER TABLE orders ADD COLUMN c%d int;\n' "$v" >"$E2E_WORK/race/$(printf %04d "$v")_step.up.sql"
+    pause=0.7
+    [ "$v" -ne 9 ] || pause=6
+    printf 'SELECT pg_sleep(%s);\nALTER TABLE orders ADD COLUMN c%d int;\n' "$pause" "$v" >"$E2E_WORK/race/$(printf %04d "$v")_step.up.sql"
 done
 e2e_values "$E2E_WORK/race" >"$E2E_WORK/race.json"
 helm template app "$RG_REPO/charts/rollgate" -n "$ns" -f "$E2E_WORK/race.json" --kube-version 1.20.2 \
