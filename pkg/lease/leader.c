@@ -197,7 +197,11 @@ static int look(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms,
             *stop = true;
             return 0;
         }
-        every = alive ? l->lease.opts.duration_ms : l->lease.opts.retry_period_ms;
+        /* A create that lost the race observed no record: its winner wrote it just now,
+         * so it cannot expire before a duration either (a dead winner is then taken over
+         * from the record read at that point, or by a follower that did read it). */
+        every = alive || !l->lease.observed.exists ? l->lease.opts.duration_ms
+                                                   : l->lease.opts.retry_period_ms;
         if (f->until_ms > fw->read_at + every)
             f->until_ms = fw->read_at + every;
     }

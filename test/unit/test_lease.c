@@ -759,6 +759,24 @@ Test(leader, a_follower_of_a_holder_with_a_session_reads_the_lease_once_through_
     cr_assert_str_eq(asked_about, "pod-a");
 }
 
+/* A follower whose create lost the race saw no record: the winner's cannot expire before a
+ * duration, so a long first step costs it no further request either. */
+Test(leader, a_follower_that_lost_the_create_race_reads_the_lease_only_after_a_duration)
+{
+    const size_t long_step[] = {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0};
+    int gets, creates;
+
+    holder_is_alive = 1;
+    api.conflict_creates = 1;
+    start_leader("pod-b", 2000, 60000);
+    work(12, long_step);
+    gets = api.gets;
+    creates = api.creates;
+    cr_assert_eq(acquire_ok(), RG_LOCK_DONE_ELSEWHERE);
+    cr_assert_eq(api.creates - creates, 1);
+    cr_assert_eq(api.gets - gets, 1, "the Lease was read %d times", api.gets - gets);
+}
+
 Test(leader, a_holder_with_a_database_session_is_not_taken_over_before_expiry)
 {
     const size_t stuck[] = {2};
