@@ -256,7 +256,7 @@ static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *p
         s->sql = m->up_sql;
         s->checksum = m->checksum;
         s->down_sql = m->down_sql;
-        s->directives = m->directives;
+        s->directives = *m->directives;
     }
     return 0;
 }
@@ -291,7 +291,7 @@ static int plan_down(struct run *r, struct rg_source *src, const struct rg_plan 
                 return -1;
             s->path = m->down_path;
             s->sql = m->down_sql;
-            s->directives = m->down_directives;
+            s->directives = *m->down_directives;
         }
     }
     if (nmissing) {

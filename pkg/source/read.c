@@ -213,7 +213,7 @@ static int parse_allow(const char *path, size_t line, const char *value, struct 
             return -1;
         }
         if (!d->allow_line[rule])
-            d->allow_line[rule] = line;
+            d->allow_line[rule] = (uint32_t)line;
         p = comma ? comma + 1 : end;
     }
     return 0;
