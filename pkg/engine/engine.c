@@ -178,8 +178,8 @@ static int64_t pick(int64_t directive, int64_t fallback)
 /* A step's timeouts: its file's directives, else the configuration's. */
 static void set_timeouts(struct rg_step *s, const struct rg_migrate_opts *opts)
 {
-    s->lock_timeout_ms = pick(s->directives.lock_timeout_ms, opts->lock_timeout_ms);
-    s->statement_timeout_ms = pick(s->directives.statement_timeout_ms, opts->statement_timeout_ms);
+    s->lock_timeout_ms = pick(s->directives->lock_timeout_ms, opts->lock_timeout_ms);
+    s->statement_timeout_ms = pick(s->directives->statement_timeout_ms, opts->statement_timeout_ms);
 }
 
 /* One run's steps, built before anything changes so that a missing piece (a down
@@ -188,7 +188,7 @@ struct run {
     const struct rg_store *store;
     const struct rg_migrate_opts *opts;
     struct rg_step *steps;
-    char **owned; /* down SQL read from the history, freed with the run */
+    void **owned; /* down SQL read from the history and its directives, freed with the run */
     size_t n, cap, nowned;
 };
 
@@ -205,6 +205,7 @@ static struct rg_step *add_step(struct run *r, enum rg_action action, enum rg_ki
     s->action = action;
     s->kind = kind;
     s->applied_by = r->opts->applied_by;
+    s->directives = &rg_source_no_directives;
     return s;
 }
 
@@ -256,7 +257,7 @@ static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *p
         s->sql = m->up_sql;
         s->checksum = m->checksum;
         s->down_sql = m->down_sql;
-        s->directives = *m->directives;
+        s->directives = m->directives;
     }
     return 0;
 }
@@ -291,7 +292,7 @@ static int plan_down(struct run *r, struct rg_source *src, const struct rg_plan 
                 return -1;
             s->path = m->down_path;
             s->sql = m->down_sql;
-            s->directives = *m->down_directives;
+            s->directives = m->down_directives;
         }
     }
     if (nmissing) {
@@ -311,22 +312,26 @@ static int load_stored_downs(struct run *r, struct rg_err *err)
     for (size_t i = 0; i < r->n; i++) {
         struct rg_step *s = &r->steps[i];
         char *sql = NULL, *where;
+        struct rg_directives *d;
 
         if (s->action != RG_ACT_REVERT || s->sql)
             continue;
         if (r->store->read_down(r->store->ctx, s->version, &sql, err) < 0)
             return -1;
         where = rg_asprintf("history of version %" PRId64, s->version);
-        r->owned = rg_realloc(r->owned, (r->nowned + 2) * sizeof(*r->owned));
+        d = rg_calloc(1, sizeof(*d));
+        r->owned = rg_realloc(r->owned, (r->nowned + 3) * sizeof(*r->owned));
         r->owned[r->nowned++] = sql;
         r->owned[r->nowned++] = where;
+        r->owned[r->nowned++] = d;
         if (!sql) {
             rg_err_set(err, RG_EFILES, "%s: the stored down migration is gone", where);
             return -1;
         }
         s->path = where;
         s->sql = sql;
-        if (rg_source_directives(where, sql, strlen(sql), &s->directives, err) < 0)
+        s->directives = d;
+        if (rg_source_directives(where, sql, strlen(sql), d, err) < 0)
             return -1;
     }
     return 0;
@@ -348,7 +353,7 @@ static void add_script(struct run *r, enum rg_kind kind, const struct rg_script 
     s->path = sc->path;
     s->sql = sc->sql;
     s->checksum = sc->checksum;
-    s->directives = sc->directives;
+    s->directives = &sc->directives;
 }
 
 /* Repeatable scripts whose recorded checksum differs, then every data script. */
@@ -707,7 +712,7 @@ static int lint_pending(const struct run *r, struct rg_err *err)
         const struct rg_step *s = &r->steps[i];
         if (s->action != RG_ACT_APPLY || s->kind != RG_KIND_SCHEMA)
             continue;
-        rg_lint_sql(s->sql, strlen(s->sql), &s->directives, &l);
+        rg_lint_sql(s->sql, strlen(s->sql), s->directives, &l);
         rg_lint_log(s->path, &l);
         if (ret == 0 && r->opts->lint_enforce && rg_lint_check(s->path, &l, err) < 0)
             ret = -1;
@@ -961,10 +966,10 @@ static int try_steps(const struct rg_store *store, struct run *r, struct rg_dry_
         m->title = s->title;
         m->path = s->path;
         m->sql = s->sql;
-        m->no_transaction = s->directives.no_transaction;
+        m->no_transaction = s->directives->no_transaction;
         m->lock_timeout_ms = s->lock_timeout_ms;
         m->statement_timeout_ms = s->statement_timeout_ms;
-        rg_lint_sql(s->sql, strlen(s->sql), &s->directives, &m->lint);
+        rg_lint_sql(s->sql, strlen(s->sql), s->directives, &m->lint);
         if (m->no_transaction) {
             list_statements(s, &m->trial);
             continue;

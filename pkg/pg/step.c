@@ -574,7 +574,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
     int rc = -1;
 
     *duration_ms = 0;
-    if (s->directives.no_transaction && rg_pg_direct(pg, &on, err) < 0) {
+    if (s->directives->no_transaction && rg_pg_direct(pg, &on, err) < 0) {
         rg_err_prefix(err, "%s", s->path);
         return -1;
     }
@@ -588,11 +588,11 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
 
         /* A no-transaction file is not tried again (statements before the one that waited
          * may have taken effect), so its one try waits the whole lock_timeout. */
-        if (!s->directives.no_transaction)
+        if (!s->directives->no_transaction)
             one.lock_timeout_ms =
                 rg_pg_lock_timeout_at(attempt, pg->opts.lock_retries, s->lock_timeout_ms);
         rg_pg_watch_attempt(watch, attempt, one.lock_timeout_ms);
-        rc = s->directives.no_transaction
+        rc = s->directives->no_transaction
                  ? run_without_transaction(on, &one, &q, key, outcome, start, &how, err)
                  : run_in_transaction(pg, &one, &q, key, outcome, &how, err);
         *duration_ms = rg_now_ms() - start;

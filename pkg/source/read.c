@@ -300,7 +300,8 @@ static int parse_directives(const char *path, const char *sql, size_t len, bool 
     bool seen[NKEYS] = {false};
     size_t line = 1;
 
-    *d = (struct rg_directives){0};
+    /* Padding included: rg_source_prepare compares the bytes with rg_source_no_directives. */
+    memset(d, 0, sizeof(*d));
     /* Editors on Windows put a BOM first; it must not hide the directives under it. */
     if (len >= 3 && memcmp(p, UTF8_BOM, 3) == 0)
         p += 3;

@@ -214,14 +214,34 @@ out:
     return rc;
 }
 
+const struct rg_directives rg_source_no_directives;
+
+/* d, kept for a prepared file: the shared empty set when it holds nothing, as most do. */
+static const struct rg_directives *keep_directives(const struct rg_directives *d)
+{
+    struct rg_directives *copy;
+
+    if (memcmp(d, &rg_source_no_directives, sizeof(*d)) == 0)
+        return &rg_source_no_directives;
+    copy = rg_malloc(sizeof(*copy));
+    *copy = *d;
+    return copy;
+}
+
+static void free_directives(const struct rg_directives *d)
+{
+    if (d != &rg_source_no_directives)
+        free((void *)d); /* allocated by keep_directives, const for its readers */
+}
+
 static void migration_free(struct rg_migration *m)
 {
     /* title and down_path live in up_path's allocation (load_migration). */
     free(m->up_path);
     free(m->up_sql);
     free(m->down_sql);
-    free(m->directives);
-    free(m->down_directives);
+    free_directives(m->directives);
+    free_directives(m->down_directives);
 }
 
 /* One version from its up entry and its optional down entry: its names, in one allocation
@@ -577,12 +597,11 @@ static size_t index_of(const struct rg_source *src, int64_t version)
 
 static int prepare_up(struct rg_migration *m, struct rg_err *err)
 {
-    struct rg_directives *d = rg_calloc(1, sizeof(*d));
+    struct rg_directives d;
     char sum[65];
-    int rc = -1;
 
-    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, d, err) != 0)
-        goto out;
+    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &d, err) != 0)
+        return -1;
     /* A file replaced while the run started (a ConfigMap updated under a running pod), or
      * edited after rollgate sum with its size and time kept: running it would record a
      * checksum that does not describe what ran. */
@@ -602,38 +621,28 @@ static int prepare_up(struct rg_migration *m, struct rg_err *err)
         free(m->up_sql);
         m->up_sql = NULL;
         m->up_len = 0;
-        goto out;
+        return -1;
     }
-    m->directives = d;
-    d = NULL;
-    rc = 0;
-out:
-    free(d);
-    return rc;
+    m->directives = keep_directives(&d);
+    return 0;
 }
 
 static int prepare_down(struct rg_migration *m, struct rg_err *err)
 {
-    struct rg_directives *d = NULL;
+    struct rg_directives d;
     size_t len = 0;
-    int rc = -1;
 
     if (!m->down_path)
         return 0;
-    d = rg_calloc(1, sizeof(*d));
-    if (rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL, d, err) != 0)
-        goto out;
-    if (refuse_phase(m->down_path, d, "down files", err) != 0) {
+    if (rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL, &d, err) != 0)
+        return -1;
+    if (refuse_phase(m->down_path, &d, "down files", err) != 0) {
         free(m->down_sql);
         m->down_sql = NULL;
-        goto out;
+        return -1;
     }
-    m->down_directives = d;
-    d = NULL;
-    rc = 0;
-out:
-    free(d);
-    return rc;
+    m->down_directives = keep_directives(&d);
+    return 0;
 }
 
 int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts, struct rg_err *err)

@@ -30,6 +30,9 @@ struct rg_directives {
     uint32_t allow_line[RG_LINT_NRULES];
 };
 
+/* A file without directives: all zero, shared by every such prepared file. */
+extern const struct rg_directives rg_source_no_directives;
+
 /* Which files of a migration rg_source_prepare reads. */
 #define RG_SOURCE_UP 0x1u   /* the up file: its SQL and directives */
 #define RG_SOURCE_DOWN 0x2u /* the down file, if there is one */
@@ -56,12 +59,13 @@ struct rg_migration {
                      a BEGIN/COMMIT wrapper blanked (sql.h) */
     size_t up_len;
     char *down_sql; /* NULL when there is no down file */
-    /* The up file's directives, allocated when it is prepared (NULL before): a start
-     * holds one rg_migration per file of a long history, and most are never prepared. */
-    struct rg_directives *directives;
+    /* The up file's directives, set when it is prepared (NULL before): a start holds one
+     * rg_migration per file of a long history, and most are never prepared, and most files
+     * have none (&rg_source_no_directives, shared) while a run holds every step's. */
+    const struct rg_directives *directives;
     /* The down file's own header: a rollback of CREATE INDEX CONCURRENTLY needs
      * no-transaction too. NULL when there is no down file or it is not prepared. */
-    struct rg_directives *down_directives;
+    const struct rg_directives *down_directives;
 };
 
 /* A script known by name rather than version: R__title.sql (run again when its checksum

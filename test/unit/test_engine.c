@@ -1691,7 +1691,7 @@ static void add_sql_file(int64_t version, const char *sum, const char *sql, bool
     add_file(version, sum);
     files[src.n - 1].up_sql = (char *)sql;
     files[src.n - 1].up_len = strlen(sql);
-    files[src.n - 1].directives->no_transaction = no_transaction;
+    file_directives[src.n - 1][0].no_transaction = no_transaction;
 }
 
 Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_writing_nothing)
@@ -1706,7 +1706,7 @@ Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_w
     add_sql_file(3, "c", "CREATE INDEX CONCURRENTLY i ON t1 (c);\nSELECT 1;", true);
     add_sql_file(4, "d", "DROP TABLE t1;", false);
     o.lock_timeout_ms = 5000;
-    files[3].directives->lock_timeout_ms = 200;
+    file_directives[3][0].lock_timeout_ms = 200;
     cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.trial_begins, 1);
     cr_assert_eq(fk.trial_ends, 1);
@@ -1873,7 +1873,7 @@ Test(engine, lint_enforce_runs_an_error_the_file_allows)
     struct rg_migrate_result res;
     struct rg_err err = {0};
     add_sql_file(1, "a", "CREATE INDEX i ON t (a);", false);
-    files[0].directives->allow_line[RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION] = 1;
+    file_directives[0][0].allow_line[RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION] = 1;
     o.lint = o.lint_enforce = true;
     cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.nsteps, 1);

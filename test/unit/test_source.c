@@ -689,6 +689,9 @@ Test(source, parses_all_three_directives)
     cr_assert_not(src.items[1].directives->no_transaction);
     cr_assert_eq(src.items[1].directives->lock_timeout_ms, 0);
     cr_assert_eq(src.items[1].directives->statement_timeout_ms, 0);
+    /* A file without directives shares the empty set: nothing allocated per file. */
+    cr_assert_eq(src.items[1].directives, &rg_source_no_directives);
+    cr_assert_neq(src.items[0].directives, &rg_source_no_directives);
     rg_source_free(&src);
 }
 
