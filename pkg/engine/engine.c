@@ -192,14 +192,22 @@ struct run {
     size_t n, cap, nowned;
 };
 
+/* Room for more steps: exactly what is asked, as a run of 10,000 migrations grown by
+ * doubling would leave copies of its steps behind in the heap. */
+static void reserve_steps(struct run *r, size_t more)
+{
+    if (r->cap - r->n >= more)
+        return;
+    r->cap = r->n + more;
+    r->steps = rg_realloc(r->steps, r->cap * sizeof(*r->steps));
+}
+
 static struct rg_step *add_step(struct run *r, enum rg_action action, enum rg_kind kind)
 {
     struct rg_step *s;
 
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->steps = rg_realloc(r->steps, r->cap * sizeof(*r->steps));
-    }
+    if (r->n == r->cap)
+        reserve_steps(r, r->cap ? r->cap : 16);
     s = &r->steps[r->n++];
     memset(s, 0, sizeof(*s));
     s->action = action;
@@ -232,20 +240,32 @@ static bool in_phase(enum rg_phase phase, const struct rg_plan_item *it, int rou
     return true;
 }
 
+/* Whether the i-th item of plan's rounds (plan_up) is applied by this run. */
+static bool applies(const struct run *r, const struct rg_plan *plan, size_t i)
+{
+    const struct rg_plan_item *it = &plan->items[i % plan->n];
+
+    return it->state == RG_ITEM_PENDING && it->version <= r->opts->target &&
+           in_phase(r->opts->phase, it, (int)(i / plan->n));
+}
+
 /* Up steps in version order (by phase: in_phase), each file read (rg_source_prepare) as
  * its step is built: only the migrations this run applies are read past their checksum. */
 static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
                    struct rg_err *err)
 {
     int rounds = r->opts->phase == RG_PHASE_POST ? 2 : 1;
+    size_t count = 0;
 
+    for (size_t i = 0; i < rounds * plan->n; i++)
+        count += applies(r, plan, i);
+    reserve_steps(r, count);
     for (size_t i = 0; i < rounds * plan->n; i++) {
         const struct rg_plan_item *it = &plan->items[i % plan->n];
         const struct rg_migration *m = it->file;
         struct rg_step *s;
 
-        if (it->state != RG_ITEM_PENDING || it->version > r->opts->target ||
-            !in_phase(r->opts->phase, it, (int)(i / plan->n)))
+        if (!applies(r, plan, i))
             continue;
         /* The down file too: it is stored with the row, for a later image's rollback. */
         if (rg_source_prepare(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) < 0)
