@@ -255,7 +255,7 @@ static int lint_files(const struct rg_config *cfg, const struct rg_source *src,
         const struct rg_migration *m = plan ? plan->items[i].file : &src->items[i];
         if (!m || (plan && plan->items[i].state != RG_ITEM_PENDING))
             continue;
-        rg_lint_sql(m->up_sql, m->up_len, &m->directives, &l);
+        rg_lint_sql(m->up_sql, m->up_len, m->directives, &l);
         rg_lint_log(m->up_path, &l);
         if (ret == 0 && cfg->migrations.lint == RG_LINT_ENFORCE &&
             rg_lint_check(m->up_path, &l, err) < 0)

@@ -34,7 +34,7 @@ int rg_cmd_lint(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     o.files = rg_calloc(src.n + src.nrepeatable + src.ndata + 1, sizeof(*o.files));
     for (size_t i = 0; i < src.n; i++)
         add_file(&o, src.items[i].up_path, src.items[i].up_sql, src.items[i].up_len,
-                 &src.items[i].directives);
+                 src.items[i].directives);
     for (size_t i = 0; i < src.nrepeatable; i++)
         add_file(&o, src.repeatable[i].path, src.repeatable[i].sql, src.repeatable[i].len,
                  &src.repeatable[i].directives);

@@ -178,8 +178,8 @@ static int64_t pick(int64_t directive, int64_t fallback)
 /* A step's timeouts: its file's directives, else the configuration's. */
 static void set_timeouts(struct rg_step *s, const struct rg_migrate_opts *opts)
 {
-    s->lock_timeout_ms = pick(s->directives.lock_timeout_ms, opts->lock_timeout_ms);
-    s->statement_timeout_ms = pick(s->directives.statement_timeout_ms, opts->statement_timeout_ms);
+    s->lock_timeout_ms = pick(s->directives->lock_timeout_ms, opts->lock_timeout_ms);
+    s->statement_timeout_ms = pick(s->directives->statement_timeout_ms, opts->statement_timeout_ms);
 }
 
 /* One run's steps, built before anything changes so that a missing piece (a down
@@ -188,23 +188,32 @@ struct run {
     const struct rg_store *store;
     const struct rg_migrate_opts *opts;
     struct rg_step *steps;
-    char **owned; /* down SQL read from the history, freed with the run */
+    void **owned; /* down SQL read from the history and its directives, freed with the run */
     size_t n, cap, nowned;
 };
+
+/* Room for more steps: exactly what is asked, as a run of 10,000 migrations grown by
+ * doubling would leave copies of its steps behind in the heap. */
+static void reserve_steps(struct run *r, size_t more)
+{
+    if (r->cap - r->n >= more)
+        return;
+    r->cap = r->n + more;
+    r->steps = rg_realloc(r->steps, r->cap * sizeof(*r->steps));
+}
 
 static struct rg_step *add_step(struct run *r, enum rg_action action, enum rg_kind kind)
 {
     struct rg_step *s;
 
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->steps = rg_realloc(r->steps, r->cap * sizeof(*r->steps));
-    }
+    if (r->n == r->cap)
+        reserve_steps(r, r->cap ? r->cap : 16);
     s = &r->steps[r->n++];
     memset(s, 0, sizeof(*s));
     s->action = action;
     s->kind = kind;
     s->applied_by = r->opts->applied_by;
+    s->directives = &rg_source_no_directives;
     return s;
 }
 
@@ -231,20 +240,32 @@ static bool in_phase(enum rg_phase phase, const struct rg_plan_item *it, int rou
     return true;
 }
 
+/* Whether the i-th item of plan's rounds (plan_up) is applied by this run. */
+static bool applies(const struct run *r, const struct rg_plan *plan, size_t i)
+{
+    const struct rg_plan_item *it = &plan->items[i % plan->n];
+
+    return it->state == RG_ITEM_PENDING && it->version <= r->opts->target &&
+           in_phase(r->opts->phase, it, (int)(i / plan->n));
+}
+
 /* Up steps in version order (by phase: in_phase), each file read (rg_source_prepare) as
  * its step is built: only the migrations this run applies are read past their checksum. */
 static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
                    struct rg_err *err)
 {
     int rounds = r->opts->phase == RG_PHASE_POST ? 2 : 1;
+    size_t count = 0;
 
+    for (size_t i = 0; i < rounds * plan->n; i++)
+        count += applies(r, plan, i);
+    reserve_steps(r, count);
     for (size_t i = 0; i < rounds * plan->n; i++) {
         const struct rg_plan_item *it = &plan->items[i % plan->n];
         const struct rg_migration *m = it->file;
         struct rg_step *s;
 
-        if (it->state != RG_ITEM_PENDING || it->version > r->opts->target ||
-            !in_phase(r->opts->phase, it, (int)(i / plan->n)))
+        if (!applies(r, plan, i))
             continue;
         /* The down file too: it is stored with the row, for a later image's rollback. */
         if (rg_source_prepare(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) < 0)
@@ -311,22 +332,26 @@ static int load_stored_downs(struct run *r, struct rg_err *err)
     for (size_t i = 0; i < r->n; i++) {
         struct rg_step *s = &r->steps[i];
         char *sql = NULL, *where;
+        struct rg_directives *d;
 
         if (s->action != RG_ACT_REVERT || s->sql)
             continue;
         if (r->store->read_down(r->store->ctx, s->version, &sql, err) < 0)
             return -1;
         where = rg_asprintf("history of version %" PRId64, s->version);
-        r->owned = rg_realloc(r->owned, (r->nowned + 2) * sizeof(*r->owned));
+        d = rg_calloc(1, sizeof(*d));
+        r->owned = rg_realloc(r->owned, (r->nowned + 3) * sizeof(*r->owned));
         r->owned[r->nowned++] = sql;
         r->owned[r->nowned++] = where;
+        r->owned[r->nowned++] = d;
         if (!sql) {
             rg_err_set(err, RG_EFILES, "%s: the stored down migration is gone", where);
             return -1;
         }
         s->path = where;
         s->sql = sql;
-        if (rg_source_directives(where, sql, strlen(sql), &s->directives, err) < 0)
+        s->directives = d;
+        if (rg_source_directives(where, sql, strlen(sql), d, err) < 0)
             return -1;
     }
     return 0;
@@ -348,7 +373,7 @@ static void add_script(struct run *r, enum rg_kind kind, const struct rg_script 
     s->path = sc->path;
     s->sql = sc->sql;
     s->checksum = sc->checksum;
-    s->directives = sc->directives;
+    s->directives = &sc->directives;
 }
 
 /* Repeatable scripts whose recorded checksum differs, then every data script. */
@@ -707,7 +732,7 @@ static int lint_pending(const struct run *r, struct rg_err *err)
         const struct rg_step *s = &r->steps[i];
         if (s->action != RG_ACT_APPLY || s->kind != RG_KIND_SCHEMA)
             continue;
-        rg_lint_sql(s->sql, strlen(s->sql), &s->directives, &l);
+        rg_lint_sql(s->sql, strlen(s->sql), s->directives, &l);
         rg_lint_log(s->path, &l);
         if (ret == 0 && r->opts->lint_enforce && rg_lint_check(s->path, &l, err) < 0)
             ret = -1;
@@ -961,10 +986,10 @@ static int try_steps(const struct rg_store *store, struct run *r, struct rg_dry_
         m->title = s->title;
         m->path = s->path;
         m->sql = s->sql;
-        m->no_transaction = s->directives.no_transaction;
+        m->no_transaction = s->directives->no_transaction;
         m->lock_timeout_ms = s->lock_timeout_ms;
         m->statement_timeout_ms = s->statement_timeout_ms;
-        rg_lint_sql(s->sql, strlen(s->sql), &s->directives, &m->lint);
+        rg_lint_sql(s->sql, strlen(s->sql), s->directives, &m->lint);
         if (m->no_transaction) {
             list_statements(s, &m->trial);
             continue;

@@ -63,7 +63,9 @@ struct rg_step {
     const char *sql;      /* what to run, NUL-terminated */
     const char *checksum; /* recorded with APPLY and SCRIPT */
     const char *down_sql; /* stored with an APPLY's row; NULL: none */
-    struct rg_directives directives;
+    /* the file's (rg_source_no_directives when it has none); never NULL. A pointer: a
+     * run of 10,000 steps would otherwise hold 10,000 copies. */
+    const struct rg_directives *directives;
     const char *applied_by;
     int64_t lock_timeout_ms;      /* 0: no limit */
     int64_t statement_timeout_ms; /* 0: no limit */

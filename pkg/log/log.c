@@ -388,13 +388,15 @@ static void put_text_value(struct line *l, const char *s, size_t n)
 static void write_event(enum rg_log_level level, const char *event, bool progress)
 {
     static char scrubbed[LINE_MAX_BYTES];
-    struct line l = {.len = 0};
+    /* Only len set: zeroing the 8 KiB buffer cost more than formatting the line. */
+    struct line l;
     char ts[40];
     const char *p, *end;
     FILE *out = out_stream ? out_stream : stderr;
 
     if (level < rg_log_threshold)
         return;
+    l.len = 0;
     /* Lines from the renewal thread and the main thread are each written whole by one
      * fwrite; the static scratch buffer is guarded by the same stdio lock. */
     flockfile(out);

@@ -13,18 +13,27 @@
 #include "log/log.h"
 #include "source/internal.h"
 
-/* Joins as the operator wrote dir, without doubling a trailing slash, so messages show the
- * path they would type. */
+/* dir/name (dlen, nlen their lengths) into p, which has room for dlen + nlen + 2 bytes;
+ * returns the end of what it wrote, past the NUL. Joins as the operator wrote dir, without
+ * doubling a trailing slash, so messages show the path they would type. Built by hand: a
+ * load joins a path for every file, and printf's machinery cost more than the rest of the
+ * join. */
+static char *join_into(char *p, const char *dir, size_t dlen, const char *name, size_t nlen)
+{
+    size_t slash = dlen > 0 && dir[dlen - 1] == '/' ? 0 : 1;
+
+    memcpy(p, dir, dlen);
+    p[dlen] = '/';
+    memcpy(p + dlen + slash, name, nlen + 1);
+    return p + dlen + slash + nlen + 1;
+}
+
 char *rg_source_join_path(const char *dir, const char *name)
 {
-    size_t n = strlen(dir), m = strlen(name), slash = n > 0 && dir[n - 1] == '/' ? 0 : 1;
-    /* Built by hand: a load joins a path for every file, and printf's machinery cost more
-     * than the rest of the join. */
-    char *path = rg_malloc(n + slash + m + 1);
+    size_t n = strlen(dir), m = strlen(name);
+    char *path = rg_malloc(n + m + 2);
 
-    memcpy(path, dir, n);
-    path[n] = '/';
-    memcpy(path + n + slash, name, m + 1);
+    join_into(path, dir, n, name, m);
     return path;
 }
 
@@ -48,15 +57,57 @@ static int cmp_names(const void *a, const void *b)
 
 /* By version, the up file before the down file, then by name, so that two files for one
  * version sit next to each other and are reported in the same order on every run. */
-static int cmp_entries(const void *a, const void *b)
+static int cmp_entries(const struct entry *x, const struct entry *y)
 {
-    const struct entry *x = a, *y = b;
-
     if (x->version != y->version)
         return x->version < y->version ? -1 : 1;
     if (x->down != y->down)
         return x->down ? 1 : -1;
     return strcmp(x->name, y->name);
+}
+
+static int cmp_entry_ptrs(const void *a, const void *b)
+{
+    return cmp_entries(*(const struct entry *const *)a, *(const struct entry *const *)b);
+}
+
+/* Pointers to the n entries in cmp_entries' order. readdir gives a directory's names in
+ * hash order, and a comparison sort of 20,000 of them cost more than the rest of a start's
+ * own work: a stable radix sort on the up/down flag and then on the version's bytes (those
+ * where the versions differ) puts them in order in a few linear passes, and names are
+ * sorted only within equal version and flag, which only a wrong directory has. */
+static const struct entry **sort_entries(const struct entry *ents, size_t n)
+{
+    const struct entry **a = rg_calloc(n ? n : 1, sizeof(*a)),
+                       **b = rg_calloc(n ? n : 1, sizeof(*b));
+    const struct entry **swap;
+    size_t k = 0;
+
+    for (int down = 0; down < 2; down++)
+        for (size_t i = 0; i < n; i++)
+            if (ents[i].down == (bool)down)
+                a[k++] = &ents[i];
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = {0};
+
+        for (size_t i = 0; i < n; i++)
+            count[(((uint64_t)a[i]->version >> shift) & 0xff) + 1]++;
+        if (n == 0 || count[(((uint64_t)a[0]->version >> shift) & 0xff) + 1] == n)
+            continue; /* every version has this byte alike: the order stays */
+        for (int d = 0; d < 256; d++)
+            count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++)
+            b[count[((uint64_t)a[i]->version >> shift) & 0xff]++] = a[i];
+        swap = a, a = b, b = swap;
+    }
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && a[j]->version == a[i]->version && a[j]->down == a[i]->down; j++)
+            ;
+        if (j - i > 1)
+            qsort(a + i, j - i, sizeof(*a), cmp_entry_ptrs);
+    }
+    free(b);
+    return a;
 }
 
 static void add_name(char ***list, size_t *n, size_t *cap, char *name)
@@ -68,18 +119,36 @@ static void add_name(char ***list, size_t *n, size_t *cap, char *name)
     (*list)[(*n)++] = name;
 }
 
-/* The *.sql names in dir, sorted (when sorted) so that errors come out the same whatever
- * order readdir gives, and the near misses among the other names into src, always sorted. Dotfiles
- * are skipped: among them are the ..data links of a ConfigMap volume. For data/ (data set): a
- * missing directory is an empty one, and subdirectories are skipped (stat follows links,
- * as ConfigMap volumes link every file); no directory is a near miss. */
+/* The names gathered one after the other (each with its NUL) into one block: the n
+ * pointers, then the names they point to, freed with one free. A directory of 20,000
+ * files would otherwise cost 20,000 allocations and as many frees on every start. */
+static char **name_block(const char *buf, size_t len, size_t n)
+{
+    char **list = rg_malloc(n * sizeof(*list) + len);
+    char *text = (char *)(list + n);
+
+    if (len)
+        memcpy(text, buf, len);
+    for (size_t i = 0; i < n; i++) {
+        list[i] = text;
+        text += strlen(text) + 1;
+    }
+    return list;
+}
+
+/* The *.sql names in dir (one block, name_block), sorted (when sorted) so that errors come
+ * out the same whatever order readdir gives, and the near misses among the other names
+ * into src, always sorted. Dotfiles are skipped: among them are the ..data links of a
+ * ConfigMap volume. For data/ (data set): a missing directory is an empty one, and
+ * subdirectories are skipped (stat follows links, as ConfigMap volumes link every file);
+ * no directory is a near miss. */
 static int list_dir(const char *dir, bool data, bool sorted, char ***names, size_t *count,
                     struct rg_source *src, struct rg_err *err)
 {
     const char *what = data ? "data migrations directory" : "migrations directory";
     DIR *d = NULL;
-    char **list = NULL;
-    size_t n = 0, cap = 0, near_from = src->nnear_misses, near_cap = src->nnear_misses;
+    char *buf = NULL, **list = NULL;
+    size_t n = 0, len = 0, cap = 0, near_from = src->nnear_misses, near_cap = src->nnear_misses;
     struct stat st;
     int rc = -1;
 
@@ -96,7 +165,7 @@ static int list_dir(const char *dir, bool data, bool sorted, char ***names, size
     }
     for (;;) {
         struct dirent *de;
-        size_t len;
+        size_t nlen;
 
         errno = 0;
         de = readdir(d);
@@ -107,10 +176,10 @@ static int list_dir(const char *dir, bool data, bool sorted, char ***names, size
             }
             break;
         }
-        len = strlen(de->d_name);
+        nlen = strlen(de->d_name);
         if (de->d_name[0] == '.')
             continue;
-        if (!rg_source_ends_with(de->d_name, len, ".sql")) {
+        if (!rg_source_ends_with(de->d_name, nlen, ".sql")) {
             if (rg_source_near_miss(de->d_name, data) &&
                 !(fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)))
                 add_name(&src->near_misses, &src->nnear_misses, &near_cap,
@@ -121,8 +190,15 @@ static int list_dir(const char *dir, bool data, bool sorted, char ***names, size
          * read_file to refuse by name. */
         if (data && fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode))
             continue;
-        add_name(&list, &n, &cap, rg_strdup(de->d_name));
+        if (cap - len < nlen + 1) {
+            cap = cap * 2 > len + nlen + 1 ? cap * 2 : len + nlen + 4096;
+            buf = rg_realloc(buf, cap);
+        }
+        memcpy(buf + len, de->d_name, nlen + 1);
+        len += nlen + 1;
+        n++;
     }
+    list = name_block(buf, len, n);
     if (sorted)
         rg_source_sort(list, n, sizeof(*list), cmp_names);
     if (src->nnear_misses - near_from > 1)
@@ -130,38 +206,64 @@ static int list_dir(const char *dir, bool data, bool sorted, char ***names, size
               sizeof(*src->near_misses), cmp_names);
     *names = list;
     *count = n;
-    list = NULL;
-    n = 0;
     rc = 0;
 out:
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
+    free(buf);
     if (d)
         closedir(d);
     return rc;
 }
 
-static void migration_free(struct rg_migration *m)
+const struct rg_directives rg_source_no_directives;
+
+/* d, kept for a prepared file: the shared empty set when it holds nothing, as most do. */
+static const struct rg_directives *keep_directives(const struct rg_directives *d)
 {
-    free(m->title);
-    free(m->up_path);
-    free(m->up_sql);
-    free(m->down_path);
-    free(m->down_sql);
+    struct rg_directives *copy;
+
+    if (memcmp(d, &rg_source_no_directives, sizeof(*d)) == 0)
+        return &rg_source_no_directives;
+    copy = rg_malloc(sizeof(*copy));
+    *copy = *d;
+    return copy;
 }
 
-/* One version from its up entry and its optional down entry: its names. The up file's
+static void free_directives(const struct rg_directives *d)
+{
+    if (d != &rg_source_no_directives)
+        free((void *)d); /* allocated by keep_directives, const for its readers */
+}
+
+static void migration_free(struct rg_migration *m)
+{
+    /* title and down_path live in up_path's allocation (load_migration). */
+    free(m->up_path);
+    free(m->up_sql);
+    free(m->down_sql);
+    free_directives(m->directives);
+    free_directives(m->down_directives);
+}
+
+/* One version from its up entry and its optional down entry: its names, in one allocation
+ * ("dir/up\0dir/down\0title\0"), as a start holds them for every file. The up file's
  * checksum comes next (sums()); the rest waits for rg_source_prepare. */
 static void load_migration(const char *dir, const struct entry *up, const struct entry *down,
                            struct rg_migration *out)
 {
+    size_t dlen = strlen(dir), ulen = strlen(up->name), wlen = down ? strlen(down->name) : 0;
+    char *p = rg_malloc(dlen + ulen + 2 + (down ? dlen + wlen + 2 : 0) + up->title_len + 1);
+
     out->version = up->version;
-    out->title = rg_strndup(up->title, up->title_len);
-    out->up_path = rg_source_join_path(dir, up->name);
-    out->up_name = out->up_path + strlen(out->up_path) - strlen(up->name);
-    if (down)
-        out->down_path = rg_source_join_path(dir, down->name);
+    out->up_path = p;
+    p = join_into(p, dir, dlen, up->name, ulen);
+    out->up_name = p - ulen - 1;
+    if (down) {
+        out->down_path = p;
+        p = join_into(p, dir, dlen, down->name, wlen);
+    }
+    memcpy(p, up->title, up->title_len);
+    p[up->title_len] = '\0';
+    out->title = p;
 }
 
 /* Every up file's checksum, what every run compares with the history: the index's where
@@ -240,22 +342,22 @@ static int cmp_scripts(const void *a, const void *b)
 
 /* Pairs the sorted entries into migrations: one up file per version, at most one down file
  * with the same title, no down file alone, one naming style per version. */
-static int build(const char *dir, const struct entry *ents, size_t n, struct rg_source *src,
+static int build(const char *dir, const struct entry *const *ents, size_t n, struct rg_source *src,
                  struct rg_err *err)
 {
     char *a = NULL, *b = NULL, *c = NULL;
     int rc = -1;
 
     for (size_t i = 0; i < n;) {
-        const struct entry *up = &ents[i], *down = NULL;
+        const struct entry *up = ents[i], *down = NULL;
         size_t j = i + 1;
 
         /* Checked first: with both styles present, "two up files" or "no up file" would
          * hide that the two files are one migration written twice. */
-        for (size_t k = i + 1; k < n && ents[k].version == up->version; k++) {
-            if (ents[k].style != up->style) {
+        for (size_t k = i + 1; k < n && ents[k]->version == up->version; k++) {
+            if (ents[k]->style != up->style) {
                 a = rg_source_join_path(dir, up->name);
-                b = rg_source_join_path(dir, ents[k].name);
+                b = rg_source_join_path(dir, ents[k]->name);
                 rg_err_set(err, RG_EFILES,
                            "%s and %s: version %lld is named in both golang-migrate and Flyway "
                            "style; use one naming style per version",
@@ -269,18 +371,18 @@ static int build(const char *dir, const struct entry *ents, size_t n, struct rg_
             rg_err_set(err, RG_EFILES, "%s: down migration without an up file (expected %s)", a, c);
             goto out;
         }
-        if (j < n && ents[j].version == up->version && !ents[j].down) {
+        if (j < n && ents[j]->version == up->version && !ents[j]->down) {
             a = rg_source_join_path(dir, up->name);
-            b = rg_source_join_path(dir, ents[j].name);
+            b = rg_source_join_path(dir, ents[j]->name);
             rg_err_set(err, RG_EFILES, "%s and %s: two up migrations for version %lld", a, b,
                        (long long)up->version);
             goto out;
         }
-        if (j < n && ents[j].version == up->version) {
-            down = &ents[j++];
-            if (j < n && ents[j].version == up->version) {
+        if (j < n && ents[j]->version == up->version) {
+            down = ents[j++];
+            if (j < n && ents[j]->version == up->version) {
                 a = rg_source_join_path(dir, down->name);
-                b = rg_source_join_path(dir, ents[j].name);
+                b = rg_source_join_path(dir, ents[j]->name);
                 rg_err_set(err, RG_EFILES, "%s and %s: two down migrations for version %lld", a, b,
                            (long long)up->version);
                 goto out;
@@ -345,8 +447,6 @@ static int load_data(const char *dir, struct rg_source *src, struct rg_err *err)
     }
     rc = 0;
 out:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
     free(names);
     free(data_dir);
     return rc;
@@ -356,9 +456,10 @@ static int load(const char *dir, bool use_index, struct rg_source *src, struct r
 {
     struct rg_source s = {0};
     struct entry *ents = NULL, *reps = NULL, e;
+    const struct entry **order = NULL;
     char **names = NULL;
     const char *bad = NULL;
-    size_t n = 0, nents = 0, nreps = 0;
+    size_t n = 0, nents = 0, nreps = 0, nups = 0;
     int rc = -1;
 
     *src = (struct rg_source){0};
@@ -382,14 +483,16 @@ static int load(const char *dir, bool use_index, struct rg_source *src, struct r
             reps[nreps++] = e;
         else
             ents[nents++] = e;
+        nups += e.style != STYLE_REPEATABLE && !e.down;
     }
     if (bad)
         goto out;
-    rg_source_sort(ents, nents, sizeof(*ents), cmp_entries);
+    order = sort_entries(ents, nents);
     s.dir = rg_strdup(dir);
-    /* Every version has an up entry, so n entries never make more than n migrations. */
-    s.items = rg_calloc(nents, sizeof(*s.items));
-    if (build(dir, ents, nents, &s, err) != 0 || sums(&s, use_index, err) != 0)
+    /* Every migration has its own up entry (build refuses the rest), so there are at most
+     * nups: not one per entry, which would double the largest allocation of a start. */
+    s.items = rg_calloc(nups, sizeof(*s.items));
+    if (build(dir, order, nents, &s, err) != 0 || sums(&s, use_index, err) != 0)
         goto out;
     if (load_repeatables(dir, reps, nreps, &s, err) != 0)
         goto out;
@@ -406,10 +509,9 @@ static int load(const char *dir, bool use_index, struct rg_source *src, struct r
     rc = 0;
 out:
     rg_source_free(&s);
+    free(order);
     free(ents);
     free(reps);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
     free(names);
     return rc;
 }
@@ -450,8 +552,6 @@ int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_e
     rc = 0;
 out:
     rg_source_free(&s);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
     free(names);
     return rc;
 }
@@ -497,9 +597,10 @@ static size_t index_of(const struct rg_source *src, int64_t version)
 
 static int prepare_up(struct rg_migration *m, struct rg_err *err)
 {
+    struct rg_directives d;
     char sum[65];
 
-    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &m->directives, err) != 0)
+    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &d, err) != 0)
         return -1;
     /* A file replaced while the run started (a ConfigMap updated under a running pod), or
      * edited after rollgate sum with its size and time kept: running it would record a
@@ -520,15 +621,33 @@ static int prepare_up(struct rg_migration *m, struct rg_err *err)
         free(m->up_sql);
         m->up_sql = NULL;
         m->up_len = 0;
-        m->directives = (struct rg_directives){0};
         return -1;
     }
+    m->directives = keep_directives(&d);
+    return 0;
+}
+
+static int prepare_down(struct rg_migration *m, struct rg_err *err)
+{
+    struct rg_directives d;
+    size_t len = 0;
+
+    if (!m->down_path)
+        return 0;
+    if (rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL, &d, err) != 0)
+        return -1;
+    if (refuse_phase(m->down_path, &d, "down files", err) != 0) {
+        free(m->down_sql);
+        m->down_sql = NULL;
+        return -1;
+    }
+    m->down_directives = keep_directives(&d);
     return 0;
 }
 
 int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts, struct rg_err *err)
 {
-    size_t i = index_of(src, version), len = 0;
+    size_t i = index_of(src, version);
     struct rg_migration *m = i < src->n ? &src->items[i] : NULL;
 
     if (!m) {
@@ -541,15 +660,8 @@ int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts, st
         m->prepared |= RG_SOURCE_UP;
     }
     if ((parts & RG_SOURCE_DOWN) && !(m->prepared & RG_SOURCE_DOWN)) {
-        if (m->down_path && rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL,
-                                               &m->down_directives, err) != 0)
+        if (prepare_down(m, err) != 0)
             return -1;
-        if (refuse_phase(m->down_path, &m->down_directives, "down files", err) != 0) {
-            free(m->down_sql);
-            m->down_sql = NULL;
-            m->down_directives = (struct rg_directives){0};
-            return -1;
-        }
         m->prepared |= RG_SOURCE_DOWN;
     }
     return 0;

@@ -20,21 +20,28 @@
 /* Directives from the file's leading comment lines (-- rollgate:...). 0: not given. */
 struct rg_directives {
     bool no_transaction;
+    bool post; /* rollgate:phase=post: a post-deploy (contract) migration */
     int64_t lock_timeout_ms;
     int64_t statement_timeout_ms;
-    bool post; /* rollgate:phase=post: a post-deploy (contract) migration */
     /* -- rollgate:allow=RULE[,RULE] reason: per rule, the line of the first directive that
-     * accepts its findings in this file; 0 where none does. */
-    size_t allow_line[RG_LINT_NRULES];
+     * accepts its findings in this file; 0 where none does. 32 bits: a file holds at most
+     * RG_SOURCE_MAX_FILE bytes, SQL from the history at most PostgreSQL's 1 GB, and every
+     * step and prepared migration carries these, so size_t would double them. */
+    uint32_t allow_line[RG_LINT_NRULES];
 };
+
+/* A file without directives: all zero, shared by every such prepared file. */
+extern const struct rg_directives rg_source_no_directives;
 
 /* Which files of a migration rg_source_prepare reads. */
 #define RG_SOURCE_UP 0x1u   /* the up file: its SQL and directives */
 #define RG_SOURCE_DOWN 0x2u /* the down file, if there is one */
 
 struct rg_migration {
-    int64_t version;     /* > 0 */
-    char *title;         /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql */
+    int64_t version; /* > 0 */
+    /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql; it and
+     * down_path live in up_path's allocation (one per migration, freed with it) */
+    char *title;
     char *up_path;       /* path of the up file, as opened */
     const char *up_name; /* its base name, for messages: points into up_path */
     char checksum[65];   /* hex SHA-256 of the up file's bytes */
@@ -52,10 +59,13 @@ struct rg_migration {
                      a BEGIN/COMMIT wrapper blanked (sql.h) */
     size_t up_len;
     char *down_sql; /* NULL when there is no down file */
-    struct rg_directives directives;
+    /* The up file's directives, set when it is prepared (NULL before): a start holds one
+     * rg_migration per file of a long history, and most are never prepared, and most files
+     * have none (&rg_source_no_directives, shared) while a run holds every step's. */
+    const struct rg_directives *directives;
     /* The down file's own header: a rollback of CREATE INDEX CONCURRENTLY needs
-     * no-transaction too. Zero when there is no down file. */
-    struct rg_directives down_directives;
+     * no-transaction too. NULL when there is no down file or it is not prepared. */
+    const struct rg_directives *down_directives;
 };
 
 /* A script known by name rather than version: R__title.sql (run again when its checksum

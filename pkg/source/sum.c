@@ -20,12 +20,18 @@
 /* 10,000 entries take about 1.2 MB; a file far larger is not an index. */
 #define SUM_MAX_FILE (64L * 1024 * 1024)
 
+/* Without a branch per character, so that the compiler can check many at once: every
+ * start checks one such checksum per migration. */
 static bool is_hex64(const char *s)
 {
-    for (int i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
+    unsigned ok = 1;
+
+    for (int i = 0; i < 64; i++) {
+        unsigned c = (unsigned char)s[i];
+
+        ok &= (c - '0' < 10u) | (c - 'a' < 6u);
+    }
+    return ok;
 }
 
 /* A decimal number of digits only at *p, at most max, *p moved past it. */

@@ -63,7 +63,9 @@ static struct rg_step step(const char *sql, bool no_transaction)
         .applied_by = "store-test",
         .durable = true,
     };
-    s.directives.no_transaction = no_transaction;
+    static const struct rg_directives none, no_tx = {.no_transaction = true};
+
+    s.directives = no_transaction ? &no_tx : &none;
     return s;
 }
 

@@ -317,6 +317,8 @@ static struct rg_store store = {&fk,
                                 fake_trial_end,
                                 fake_digest};
 static struct rg_migration files[MAX];
+/* The directives of files[i] (up, down), as rg_source_prepare allocates them. */
+static struct rg_directives file_directives[MAX][2];
 static struct rg_script reps[4], datas[4];
 static struct rg_source src;
 
@@ -361,6 +363,7 @@ static void setup(void)
     memset(&fk, 0, sizeof(fk));
     memset(&ft, 0, sizeof(ft));
     memset(files, 0, sizeof(files));
+    memset(file_directives, 0, sizeof(file_directives));
     memset(&src, 0, sizeof(src));
     memset(reps, 0, sizeof(reps));
     memset(datas, 0, sizeof(datas));
@@ -377,6 +380,8 @@ static void add_file(int64_t version, const char *sum)
     m->up_name = "f.up.sql";
     m->up_path = "dir/f.up.sql";
     snprintf(m->checksum, sizeof(m->checksum), "%s", sum);
+    m->directives = &file_directives[src.n - 1][0];
+    m->down_directives = &file_directives[src.n - 1][1];
     /* Held in memory, as rg_source_prepare leaves a migration it has read: dir/ does not
      * exist, so a test that clears this flag proves the engine leaves the file unread. */
     m->prepared = RG_SOURCE_UP | RG_SOURCE_DOWN;
@@ -388,6 +393,7 @@ static void add_unread_file(int64_t version, const char *sum, bool down)
 {
     add_file(version, sum);
     files[src.n - 1].prepared = 0;
+    files[src.n - 1].directives = files[src.n - 1].down_directives = NULL;
     files[src.n - 1].up_path = "nowhere/f.up.sql";
     if (down)
         files[src.n - 1].down_path = "nowhere/f.down.sql";
@@ -1685,7 +1691,7 @@ static void add_sql_file(int64_t version, const char *sum, const char *sql, bool
     add_file(version, sum);
     files[src.n - 1].up_sql = (char *)sql;
     files[src.n - 1].up_len = strlen(sql);
-    files[src.n - 1].directives.no_transaction = no_transaction;
+    file_directives[src.n - 1][0].no_transaction = no_transaction;
 }
 
 Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_writing_nothing)
@@ -1700,7 +1706,7 @@ Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_w
     add_sql_file(3, "c", "CREATE INDEX CONCURRENTLY i ON t1 (c);\nSELECT 1;", true);
     add_sql_file(4, "d", "DROP TABLE t1;", false);
     o.lock_timeout_ms = 5000;
-    files[3].directives.lock_timeout_ms = 200;
+    file_directives[3][0].lock_timeout_ms = 200;
     cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.trial_begins, 1);
     cr_assert_eq(fk.trial_ends, 1);
@@ -1867,7 +1873,7 @@ Test(engine, lint_enforce_runs_an_error_the_file_allows)
     struct rg_migrate_result res;
     struct rg_err err = {0};
     add_sql_file(1, "a", "CREATE INDEX i ON t (a);", false);
-    files[0].directives.allow_line[RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION] = 1;
+    file_directives[0][0].allow_line[RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION] = 1;
     o.lint = o.lint_enforce = true;
     cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.nsteps, 1);

@@ -151,6 +151,63 @@ Test(source, orders_versions_numerically_with_leading_zeros_and_timestamps)
     rg_source_free(&src);
 }
 
+/* Versions that differ in each byte of the 64 bits (the load sorts them byte by byte),
+ * written out of order, each with its down file next to its up file. */
+Test(source, orders_versions_that_differ_in_any_byte_and_pairs_their_down_files)
+{
+    static const int64_t versions[] = {65536,
+                                       2,
+                                       9223372036854775807LL,
+                                       256,
+                                       1,
+                                       4294967296LL,
+                                       255,
+                                       20240101120000LL,
+                                       257,
+                                       16777216,
+                                       65535,
+                                       72057594037927936LL,
+                                       72057594037927935LL};
+    const size_t n = sizeof(versions) / sizeof(versions[0]);
+    struct rg_source src;
+    char name[64], down[64];
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%lld_v.up.sql", (long long)versions[i]);
+        write_file(name, "SELECT 1;");
+        snprintf(name, sizeof(name), "%lld_v.down.sql", (long long)versions[i]);
+        write_file(name, "SELECT 2;");
+    }
+    load_ok(&src);
+    cr_assert_eq(src.n, n);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            cr_assert_gt(src.items[i].version, src.items[i - 1].version);
+        snprintf(down, sizeof(down), "%lld_v.down.sql", (long long)src.items[i].version);
+        cr_assert_str_eq(src.items[i].down_path, in_tmp(down));
+    }
+    cr_assert_eq(src.items[n - 1].version, INT64_MAX);
+    rg_source_free(&src);
+}
+
+/* Two up files for one version are named in name order, whatever order readdir gives. */
+Test(source, names_two_up_files_for_one_version_in_name_order)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+    char want[4096];
+
+    write_file("0001_c.up.sql", "SELECT 1;");
+    write_file("1_a.up.sql", "SELECT 1;");
+    write_file("01_b.up.sql", "SELECT 1;");
+    write_file("0002_d.up.sql", "SELECT 1;");
+    cr_assert_eq(rg_source_load(tmp, &src, &err), -1);
+    snprintf(want, sizeof(want), "%s and ", in_tmp("0001_c.up.sql"));
+    snprintf(want + strlen(want), sizeof(want) - strlen(want),
+             "%s: two up migrations for version 1", in_tmp("01_b.up.sql"));
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+}
+
 Test(source, pairs_up_and_down_files)
 {
     struct rg_source src;
@@ -626,12 +683,15 @@ Test(source, parses_all_three_directives)
                                   "CREATE INDEX CONCURRENTLY i ON t (c);\n");
     write_file("0002_plain.up.sql", "-- just a comment\nSELECT 1;\n");
     load_ok(&src);
-    cr_assert(src.items[0].directives.no_transaction);
-    cr_assert_eq(src.items[0].directives.lock_timeout_ms, 2000);
-    cr_assert_eq(src.items[0].directives.statement_timeout_ms, 600000);
-    cr_assert_not(src.items[1].directives.no_transaction);
-    cr_assert_eq(src.items[1].directives.lock_timeout_ms, 0);
-    cr_assert_eq(src.items[1].directives.statement_timeout_ms, 0);
+    cr_assert(src.items[0].directives->no_transaction);
+    cr_assert_eq(src.items[0].directives->lock_timeout_ms, 2000);
+    cr_assert_eq(src.items[0].directives->statement_timeout_ms, 600000);
+    cr_assert_not(src.items[1].directives->no_transaction);
+    cr_assert_eq(src.items[1].directives->lock_timeout_ms, 0);
+    cr_assert_eq(src.items[1].directives->statement_timeout_ms, 0);
+    /* A file without directives shares the empty set: nothing allocated per file. */
+    cr_assert_eq(src.items[1].directives, &rg_source_no_directives);
+    cr_assert_neq(src.items[0].directives, &rg_source_no_directives);
     rg_source_free(&src);
 }
 
@@ -641,7 +701,7 @@ Test(source, reads_directives_under_a_utf8_bom)
 
     write_file("0001_a.up.sql", "\xEF\xBB\xBF-- rollgate:no-transaction\nSELECT 1;\n");
     load_ok(&src);
-    cr_assert(src.items[0].directives.no_transaction);
+    cr_assert(src.items[0].directives->no_transaction);
     rg_source_free(&src);
 }
 
@@ -655,8 +715,8 @@ Test(source, ignores_directives_after_the_first_statement)
                                 "-- rollgate:bogus\n"
                                 "SELECT 2;\n");
     load_ok(&src);
-    cr_assert_eq(src.items[0].directives.lock_timeout_ms, 1000);
-    cr_assert_not(src.items[0].directives.no_transaction);
+    cr_assert_eq(src.items[0].directives->lock_timeout_ms, 1000);
+    cr_assert_not(src.items[0].directives->no_transaction);
     rg_source_free(&src);
 }
 
@@ -669,8 +729,8 @@ Test(source, parses_down_file_directives)
     write_file("0002_b.up.sql", "SELECT 1;");
     write_file("0002_b.down.sql", "SELECT 1;");
     load_ok(&src);
-    cr_assert(src.items[0].down_directives.no_transaction);
-    cr_assert_not(src.items[1].down_directives.no_transaction);
+    cr_assert(src.items[0].down_directives->no_transaction);
+    cr_assert_not(src.items[1].down_directives->no_transaction);
     rg_source_free(&src);
 }
 
@@ -696,8 +756,8 @@ Test(source, reads_the_phase_at_load_before_the_file_is_prepared)
     cr_assert(src.items[1].post);
     cr_assert_not(src.items[2].post, "a directive after the first statement counted");
     cr_assert_eq(rg_source_prepare_all(&src, &err), 0, "%s", err.msg);
-    cr_assert(src.items[1].directives.post);
-    cr_assert_eq(src.items[1].directives.lock_timeout_ms, 2000);
+    cr_assert(src.items[1].directives->post);
+    cr_assert_eq(src.items[1].directives->lock_timeout_ms, 2000);
     rg_source_free(&src);
 }
 
@@ -843,6 +903,8 @@ Test(source, load_takes_the_up_checksum_and_reads_no_sql_and_no_down_file)
         cr_assert_eq(src.items[i].prepared, 0);
         cr_assert_null(src.items[i].up_sql);
         cr_assert_null(src.items[i].down_sql);
+        cr_assert_null(src.items[i].directives);
+        cr_assert_null(src.items[i].down_directives);
     }
     rg_source_free(&src);
 }
@@ -981,8 +1043,8 @@ Test(source, parses_flyway_file_directives_and_unwraps_them)
     write_file("V1__idx.sql", "-- rollgate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t(c);");
     write_file("U1__idx.sql", "-- rollgate:lock-timeout=3s\nBEGIN;\nDROP INDEX i;\nCOMMIT;\n");
     load_ok(&src);
-    cr_assert(src.items[0].directives.no_transaction);
-    cr_assert_eq(src.items[0].down_directives.lock_timeout_ms, 3000);
+    cr_assert(src.items[0].directives->no_transaction);
+    cr_assert_eq(src.items[0].down_directives->lock_timeout_ms, 3000);
     cr_assert_str_eq(src.items[0].down_sql,
                      "-- rollgate:lock-timeout=3s\n      \nDROP INDEX i;\n       \n");
     rg_source_free(&src);
