@@ -60,9 +60,13 @@ port_in_use() {
 # A port nothing listens on now, different from those given; the server that takes it may
 # still lose a race, which start_* below detect and retry.
 free_port() {
-    local port
+    local port low
+    # Below the kernel's ephemeral range: an outgoing connection of another test on the
+    # machine cannot take the port between this check and the server's bind.
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+    [ "$low" -gt 12000 ] || low=32768
     while :; do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
         case " $* " in *" $port "*) continue ;; esac
         port_in_use "$port" || break
     done
@@ -297,6 +301,36 @@ node_tokens() {
     [ -n "$(node_kubectl -n default get serviceaccount default -o jsonpath='{.secrets[0].name}')" ]
 }
 
+# The controller manager (its token controller makes the ServiceAccount tokens the pods
+# need) on a port of its own; its log is kept across a restart.
+start_controller_manager() {
+    local n=$dir/node cport
+    # port, kport, hport, sport: the caller's (node), seen through bash's dynamic scope.
+    cport=$(free_port "$port" "$kport" "$hport" "$sport")
+    "$parts/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
+        --authentication-kubeconfig="$dir/admin.kubeconfig" \
+        --authorization-kubeconfig="$dir/admin.kubeconfig" \
+        --leader-elect=false --bind-address=127.0.0.1 --secure-port="$cport" --port=0 \
+        --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/ca.crt" \
+        --use-service-account-credentials=false \
+        </dev/null >>"$n/log/controller-manager.log" 2>&1 &
+    echo $! >"$n/controller-manager.pid"
+}
+
+# The tokens are there; or, when the controller manager has died (a port taken between
+# the check and its bind, seen once on a loaded machine), it is started again and the
+# wait goes on.
+node_tokens_or_restart() {
+    node_tokens && return 0
+    if [ "$(cat "/proc/$(cat "$dir/node/controller-manager.pid")/comm" 2>/dev/null)" != kube-controller ]; then
+        # wait_for silences this function: the note goes to the log that a failure prints.
+        echo "kube-test-cluster.sh: kube-controller-manager exited; starting it again" \
+            >>"$dir/node/log/controller-manager.log"
+        start_controller_manager
+    fi
+    return 1
+}
+
 # One cgroup per v1 hierarchy under which the kubelet makes kubepods; cpuset needs its cpus
 # and mems copied from the parent before anything can join it.
 node_cgroup_root() {
@@ -407,21 +441,16 @@ YAML
         --leader-elect=false --bind-address=127.0.0.1 --secure-port="$sport" --port=0 \
         </dev/null >"$n/log/scheduler.log" 2>&1 &
     echo $! >"$n/scheduler.pid"
-    cport=$(free_port "$port" "$kport" "$hport" "$sport")
-    "$parts/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
-        --authentication-kubeconfig="$dir/admin.kubeconfig" \
-        --authorization-kubeconfig="$dir/admin.kubeconfig" \
-        --leader-elect=false --bind-address=127.0.0.1 --secure-port="$cport" --port=0 \
-        --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/ca.crt" \
-        --use-service-account-credentials=false \
-        </dev/null >"$n/log/controller-manager.log" 2>&1 &
-    echo $! >"$n/controller-manager.pid"
+    start_controller_manager
 
     wait_for 180 node_ready || {
         tail -n 40 "$n/log/kubelet.log" >&2
         die "node localhost not Ready after 180 s (logs: $n/log)"
     }
-    wait_for 120 node_tokens || die "no ServiceAccount token after 120 s (log: $n/log/controller-manager.log)"
+    wait_for 120 node_tokens_or_restart || {
+        tail -n 40 "$n/log/controller-manager.log" >&2
+        die "no ServiceAccount token after 120 s (log: $n/log/controller-manager.log)"
+    }
     log "node localhost Ready"
 }
 
