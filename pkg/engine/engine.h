@@ -26,7 +26,7 @@ struct rg_plan_item {
     /* APPLIED although the checksum differs: the file changed only in comments or white
      * space (rg_engine_drift) */
     bool cosmetic;
-    bool post;                        /* the file says rollgate:phase=post (false without a file) */
+    bool post; /* the file says rollgate:phase=post (false without a file) */
 };
 
 struct rg_plan {
