@@ -132,7 +132,8 @@ static const struct {
      "the rows it touched and its duration. No-transaction migrations are listed, not\n"
      "run. The history and the schema are unchanged afterwards. It takes the locks the\n"
      "real run takes, each wait bounded by lock_timeout: point it at a staging copy when\n"
-     "in doubt. Exit 6 when a statement fails (file:line, SQLSTATE).\n"
+     "in doubt. Exit 6 when a statement fails (file:line, SQLSTATE), 12 when one\n"
+     "cannot get its lock within lock_timeout.\n"
      "  --output text|json   result format on stdout (default text)\n"},
     {RG_CMD_REPAIR, "repair",
      "Usage: rollgate repair [--version N] [global options]\n"
