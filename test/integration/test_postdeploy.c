@@ -6,6 +6,7 @@
  * Deployment (resourceNames), besides the Lease rights. */
 #include <criterion/criterion.h>
 
+#include <signal.h>
 #include <string.h>
 
 #include "harness.h"
@@ -196,5 +197,47 @@ Test(postdeploy, a_role_without_get_on_the_deployment_is_exit_10)
                               kf_env(kf_port, NULL));
     h_assert_exit(r, 10);
     h_assert_has(r, r.termlog, "deployments");
+    cr_assert_eq(applied(2), 0);
+}
+
+/* An API server that is down while the run waits for the rollout: the GET's retries run out
+ * and the run ends with exit 9 (the API), having opened nothing on the database. Nothing
+ * listens on the port given as the API's. */
+Test(postdeploy, an_api_server_that_is_down_ends_the_wait_with_exit_9)
+{
+    post_job_sa();
+    pre_applied_post_pending();
+    char *down = h_fmt("%d", h_free_port());
+
+    struct h_result r = h_run(H_ARGS("migrate", "--phase", "post", "--after-rollout",
+                                     after_rollout(), "--timeout", "300s"),
+                              kf_env(down, NULL));
+    h_assert_exit(r, 9);
+    h_assert_has(r, r.termlog, h_fmt("deployments/%s", deploy));
+    h_assert_lacks(r, r.termlog, "token");
+    cr_assert_eq(applied(2), 0);
+    cr_assert_eq(rollgate_sessions(), 0);
+}
+
+/* SIGTERM while waiting for the rollout (the Job's deadline, a helm timeout): the wait ends
+ * at once with 143 and names what the rollout still lacked; nothing was applied. */
+Test(postdeploy, sigterm_during_the_wait_exits_143_with_nothing_applied)
+{
+    post_job_sa();
+    pre_applied_post_pending();
+    make_deployment();
+    set_status(3, 1, 2, NULL);
+
+    struct h_proc *p = h_start(H_ARGS("migrate", "--phase", "post", "--after-rollout",
+                                      after_rollout(), "--timeout", "300s"),
+                               kf_env(kf_port, NULL));
+    cr_assert(h_proc_wait_stderr(p, "waiting for the rollout to complete", KF_LONG_MS),
+              "the run never said it waits for the rollout");
+    cr_assert_eq(kill(h_proc_pid(p), SIGTERM), 0);
+
+    struct h_result r = h_wait(p);
+    h_assert_exit(r, 143);
+    h_assert_has(r, r.termlog, "1 of 2 replicas updated");
+    h_assert_has(r, r.termlog, "not applied");
     cr_assert_eq(applied(2), 0);
 }
