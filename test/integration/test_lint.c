@@ -164,3 +164,19 @@ Test(lint, lint_off_neither_logs_nor_refuses)
     h_assert_lacks(r, r.err, "require-concurrent-index-creation");
     cr_assert_eq(history_rows(), 2);
 }
+
+/* lint with a migrations directory that is not there, or a file where the directory should
+ * be: exit 4 naming the path, no output on stdout. */
+Test(lint, a_missing_or_wrong_directory_is_exit_4_naming_it)
+{
+    const char *file = h_tmp_path("a-file");
+    h_write_file(file, "not a directory\n");
+    const char *paths[] = {h_tmp_path("gone"), file};
+
+    for (size_t i = 0; i < 2; i++) {
+        struct h_result r = h_run(H_ARGS("lint", "--dir", paths[i]), H_ENV(h_env_dir()));
+        h_assert_exit(r, 4);
+        h_assert_has(r, r.termlog, paths[i]);
+        cr_assert_str_eq(r.out, "", "%s", h_describe(&r));
+    }
+}

@@ -318,3 +318,34 @@ Test(plan, reports_each_statements_lint_findings_beside_its_locks)
     h_assert_exit(r, 0);
     h_assert_has(r, r.out, "0002_index.up.sql:2:1: error require-concurrent-index-creation");
 }
+
+/* plan with the database down: connectRetry runs out, exit 7 naming the server, and the
+ * password in the URL is never printed. */
+Test(plan, a_database_that_is_down_ends_with_exit_7_without_the_password)
+{
+    h_migration(1, "orders", "CREATE TABLE orders (id int);\n", NULL);
+    char *url = h_fmt("postgresql://rollgate:pl4n-s3cret@127.0.0.1:%d/x", h_free_port());
+
+    struct h_result r =
+        h_run(H_ARGS("plan"), H_ENV(h_env_dir(), h_fmt("ROLLGATE_DATABASE_URL=%s", url),
+                                    "ROLLGATE_DATABASE_CONNECT_RETRY=2s"));
+    h_assert_exit(r, 7);
+    h_assert_has(r, r.termlog, "could not connect to the database");
+    h_assert_has(r, r.termlog, "127.0.0.1");
+    h_assert_lacks(r, r.err, "pl4n-s3cret");
+    h_assert_lacks(r, r.out, "pl4n-s3cret");
+    h_assert_lacks(r, r.termlog, "pl4n-s3cret");
+}
+
+/* plan with a migrations directory that is not there: exit 4 naming it, before any
+ * connection (the database is down too, and it is not what the run reports). */
+Test(plan, a_missing_directory_is_exit_4_naming_it_before_any_connection)
+{
+    struct h_result r = h_run(
+        H_ARGS("plan", "--dir", h_tmp_path("gone")),
+        H_ENV(h_fmt("ROLLGATE_DATABASE_URL=postgresql://rollgate@127.0.0.1:%d/x", h_free_port())));
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.termlog, h_tmp_path("gone"));
+    h_assert_has(r, r.termlog, "cannot open migrations directory");
+    h_assert_lacks(r, r.err, "database not reachable");
+}
