@@ -19,7 +19,9 @@ END {
     printf "%s", text[order, ""]
     for (i = 1; i <= n[order]; i++) {
         k = keys[order, i]
-        printf "%s", ((other, k) in seen && order == "old") ? text[other, k] : text[order, k]
+        t = ((other, k) in seen && order == "old") ? text[other, k] : text[order, k]
+        # A section put in from NEW keeps the blank line before the next heading.
+        printf "%s%s", t, (t ~ /\n\n$/ || i == n[order]) ? "" : "\n"
     }
     if (order == "new")
         for (i = 1; i <= n["old"]; i++)
