@@ -333,4 +333,26 @@ check_eq "postgres-tls: every rollgate container gets PGSSLROOTCERT and the CA, 
 check_eq "postgres-tls: nothing of it without the component" \
     "$(jqc notls '[.. | strings | select(test("rollgate-tls-ca|PGSSLROOTCERT"))]')" '[]'
 
+# --- components/direct-url: database.directUrl where migrations run, not in app-wait -----------
+mkdir -p "$s/direct"
+cat >"$s/direct/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $(rel_man "$s/direct")/rollback
+components:
+  - $(rel_man "$s/direct")/components/direct-url
+EOF
+check "direct-url: base, rollback and the component render" render direct "$s/direct"
+direct='[.[] | select(.kind == "Job" or .kind == "Deployment") | .spec.template.spec as $p
+    | {o: .metadata.name, d: [($p.initContainers // $p.containers)[0].env[]
+       | select(.name == "ROLLGATE_DATABASE_DIRECT_URL") | .valueFrom.secretKeyRef]}] | sort_by(.o)'
+check_eq "direct-url: the containers that migrate get it from the Secret, app-wait does not" \
+    "$(jqc direct "$direct")" "$(jq -cS -n '[{o: "app-migrate", d: [{name: "rollgate-database", key: "directUrl"}]},
+        {o: "app-wait", d: []},
+        {o: "rollgate-migrate", d: [{name: "rollgate-database", key: "directUrl"}]},
+        {o: "rollgate-rollback", d: [{name: "rollgate-database", key: "directUrl"}]}]')"
+check_eq "direct-url: nothing of it without the component" \
+    "$(jqc notls '[.. | strings | select(test("DIRECT_URL"))]')" '[]'
+
 t_done
