@@ -325,9 +325,8 @@ out:
     return ret;
 }
 
-static int digest_history(void *ctx, struct rg_history_digest *d, struct rg_err *err)
+static int ask_digest(struct rg_pg *pg, struct rg_history_digest *d, struct rg_err *err)
 {
-    struct rg_pg *pg = ctx;
     PGresult *res = NULL;
     char *sql;
     int ret = -1;
@@ -365,6 +364,25 @@ out:
     PQclear(res);
     free(sql);
     return ret;
+}
+
+void rg_pg_digest_ahead(struct rg_pg *pg)
+{
+    pg->digest_rc = ask_digest(pg, &pg->digest, &pg->digest_err);
+    pg->digest_kept = true;
+}
+
+static int digest_history(void *ctx, struct rg_history_digest *d, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+
+    if (!pg->digest_kept)
+        return ask_digest(pg, d, err);
+    pg->digest_kept = false;
+    *d = pg->digest;
+    if (pg->digest_rc < 0)
+        *err = pg->digest_err;
+    return pg->digest_rc;
 }
 
 char *rg_pg_history_ddl(struct rg_pg *pg)
