@@ -98,21 +98,38 @@ const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const ch
  * to the present, which rollgate sum made later than the recorded one and no later than
  * the index's. */
 bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_st);
+/* What an index entry recorded of its file. */
+struct sum_want {
+    int64_t size;
+    int64_t mtime_sec;
+    long mtime_nsec;
+};
+
 /* When dir's index vouches for the directory whose stat is dir_st (rg_source_sum_vouches)
  * and matches its own checksum: the *.sql names it holds, *count of them one after the
- * other in *buf (*len bytes, each with its NUL), and its near misses as paths in *near
- * (*nnear of them, each allocated), all in name order. Else *buf NULL: list the directory.
- * Errors (RG_EFILES) as rg_source_sum_read's, for an index that would vouch. */
+ * other in *buf (*len bytes, each with its NUL; the up files' first, in the index's order,
+ * with what their entries recorded in *want, *nwant of them), and its near misses as paths in *near
+ * (*nnear of them, each allocated). Else *buf NULL: list the directory. Errors (RG_EFILES)
+ * as rg_source_sum_read's, for an index that would vouch. */
 int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, size_t *len,
-                        size_t *count, char ***near, size_t *nnear, struct rg_err *err) RG_WUR;
+                        size_t *count, struct sum_want **want, size_t *nwant, char ***near,
+                        size_t *nnear, struct rg_err *err) RG_WUR;
+/* Stats of n up files (names, in the directory dfd) against what their entries recorded
+ * (want, taken over), started on a thread of their own (from 512 files on) so that they
+ * overlap the rest of a load, which joins in when it needs their results. */
+struct sum_stats;
+struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
+                                            struct sum_want *want, size_t n);
+/* Waits for them (looking at what is left meanwhile); accepts NULL. */
+void rg_source_sum_stats_free(struct sum_stats *s);
 /* The checksums of items (n of them) that dir's index lists with the size and modification
  * time their files (looked up in the directory dfd) still have, with checksum_from_index
- * set; *trusted counts them. Many files are looked at on two threads. No index: 0,
- * nothing trusted. An index out of form: -1 (RG_EFILES, path:line), nothing trusted. The
- * index's own checksum is not checked here: an entry is trusted only while its file
- * matches it. */
+ * set; *trusted counts them. What early (or NULL) found for the same names and entries
+ * counts; the other files are looked at here, many on two threads. No index: 0, nothing
+ * trusted. An index out of form: -1 (RG_EFILES, path:line), nothing trusted. The index's
+ * own checksum is not checked here: an entry is trusted only while its file matches it. */
 int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
-                        size_t *trusted, struct rg_err *err) RG_WUR;
+                        struct sum_stats *early, size_t *trusted, struct rg_err *err) RG_WUR;
 /* Whether st (of the file e names) is still what e recorded: a regular file of the same
  * size and modification time, to the nanosecond, or to the second when st has no fraction
  * of a second left (an image layer's copy of the file). */

@@ -272,12 +272,14 @@ static void load_migration(const char *dir, const struct entry *up, const struct
 /* Every up file's checksum, what every run compares with the history: the index's where
  * it still describes the file (use_index; the files looked up in dfd), else from the
  * file's bytes, in version order. */
-static int sums(struct rg_source *src, int dfd, bool use_index, struct rg_err *err)
+static int sums(struct rg_source *src, int dfd, bool use_index, struct sum_stats *early,
+                struct rg_err *err)
 {
     struct rg_err why = {0};
     size_t trusted = 0, read = 0;
 
-    if (use_index && rg_source_sum_apply(src->dir, dfd, src->items, src->n, &trusted, &why) != 0)
+    if (use_index &&
+        rg_source_sum_apply(src->dir, dfd, src->items, src->n, early, &trusted, &why) != 0)
         /* A damaged index costs speed, never correctness: the files are read. validate
          * refuses it. */
         RG_WARN("checksum index not used: every up file is read instead; run rollgate sum "
@@ -458,30 +460,37 @@ out:
 
 /* The *.sql names (one block, name_block) and near misses (into src) as list_dir gives
  * them, from dir's index when it vouches for the directory's names (rg_source_sum_names):
- * listing 20,000 names is a fifth of a start over a long history. *names NULL when the
- * directory must be listed; a damaged index costs speed, never correctness. */
+ * listing 20,000 names is a fifth of a start over a long history. The up files' stats
+ * start at once (*early), to overlap the rest of the load. *names NULL when the directory
+ * must be listed; a damaged index costs speed, never correctness. */
 static void names_from_index(const char *dir, int dfd, char ***names, size_t *count,
-                             struct rg_source *src)
+                             struct sum_stats **early, struct rg_source *src)
 {
     struct rg_err why = {0};
     struct stat st;
+    struct sum_want *want = NULL;
     char *buf = NULL, **near = NULL;
-    size_t len = 0, nnear = 0, near_cap = src->nnear_misses;
+    size_t len = 0, nwant = 0, nnear = 0, near_cap = src->nnear_misses;
 
     *names = NULL;
     *count = 0;
     if (dfd < 0 || fstat(dfd, &st) != 0)
         return; /* list_dir names the directory's error */
-    if (rg_source_sum_names(dir, &st, &buf, &len, count, &near, &nnear, &why) != 0) {
+    if (rg_source_sum_names(dir, &st, &buf, &len, count, &want, &nwant, &near, &nnear, &why) != 0) {
         RG_WARN("checksum index not used: every up file is read instead; run rollgate sum "
                 "again" RG_F "error=%s",
                 why.msg);
         return;
     }
-    if (buf)
+    if (buf) {
         *names = name_block(buf, len, *count);
+        /* The up files' names come first, in the index's order. */
+        *early = rg_source_sum_stats_start(dfd, (const char *const *)*names, want, nwant);
+        want = NULL;
+    }
     for (size_t i = 0; i < nnear; i++)
         add_name(&src->near_misses, &src->nnear_misses, &near_cap, near[i]);
+    free(want);
     free(near);
     free(buf);
 }
@@ -495,6 +504,7 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     struct rg_source s = {0};
     struct entry *ents = NULL, *reps = NULL, e;
     const struct entry **order = NULL;
+    struct sum_stats *early = NULL;
     char **names = NULL;
     const char *bad = NULL;
     size_t n = 0, nents = 0, nreps = 0, nups = 0;
@@ -502,7 +512,7 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
 
     *src = (struct rg_source){0};
     if (use == USE_NAMES)
-        names_from_index(dir, dfd, &names, &n, &s);
+        names_from_index(dir, dfd, &names, &n, &early, &s);
     /* In readdir's order: the entries are sorted by version below, and of the names that
      * fail, the first by name is reported, as if they had been sorted. */
     if (!names && list_dir(dir, false, false, &names, &n, &s, err) != 0)
@@ -532,7 +542,8 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     /* Every migration has its own up entry (build refuses the rest), so there are at most
      * nups: not one per entry, which would double the largest allocation of a start. */
     s.items = rg_calloc(nups, sizeof(*s.items));
-    if (build(dir, order, nents, &s, err) != 0 || sums(&s, dfd, use != USE_NOTHING, err) != 0)
+    if (build(dir, order, nents, &s, err) != 0 ||
+        sums(&s, dfd, use != USE_NOTHING, early, err) != 0)
         goto out;
     if (load_repeatables(dir, reps, nreps, &s, err) != 0)
         goto out;
@@ -549,6 +560,8 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     s = (struct rg_source){0};
     rc = 0;
 out:
+    /* Before the names the stats look at are freed. */
+    rg_source_sum_stats_free(early);
     rg_source_free(&s);
     if (dfd >= 0)
         close(dfd);

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,7 +364,8 @@ static bool may_vouch(const char *path, const struct stat *dir_st)
 }
 
 int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, size_t *len,
-                        size_t *count, char ***near, size_t *nnear, struct rg_err *err)
+                        size_t *count, struct sum_want **want, size_t *nwant, char ***near,
+                        size_t *nnear, struct rg_err *err)
 {
     struct sum_index idx = {0};
     char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *p;
@@ -373,6 +376,8 @@ int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, 
     *buf = NULL;
     *len = *count = *nnear = 0;
     *near = NULL;
+    *want = NULL;
+    *nwant = 0;
     if (!may_vouch(path, dir_st)) {
         rc = 0;
         goto out;
@@ -391,7 +396,10 @@ int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, 
     /* Copied out, as list_dir gathers them: the index's text is three times their size. */
     p = *buf = rg_malloc(total ? total : 1);
     *near = rg_calloc(idx.nother + 1, sizeof(**near));
+    *want = rg_calloc(idx.n + 1, sizeof(**want));
+    *nwant = idx.n;
     for (size_t i = 0; i < idx.n; i++) {
+        (*want)[i] = (struct sum_want){idx.e[i].size, idx.e[i].mtime_sec, idx.e[i].mtime_nsec};
         memcpy(p, idx.e[i].name, idx.e[i].name_len + 1);
         p += idx.e[i].name_len + 1;
         (*count)++;
@@ -414,62 +422,129 @@ out:
     return rc;
 }
 
-/* An up file the index lists, to be looked at: what its entry recorded. */
-struct listed {
-    struct rg_migration *m;
-    int64_t size;
-    int64_t mtime_sec;
-    long mtime_nsec;
-};
-
-/* Which listed files a thread looks at, in the directory dfd. */
-struct stat_job {
+struct sum_stats {
     int dfd;
-    const struct listed *files;
-    size_t from, to;
-    size_t trusted;
+    const char *const *names; /* borrowed */
+    struct sum_want *want;
+    unsigned char *fresh; /* per name, once finished */
+    size_t n;
+    atomic_size_t next; /* the first name no thread has taken yet */
+    pthread_t helper;
+    bool threaded, finished;
 };
 
-static void *stat_range(void *arg)
-{
-    struct stat_job *j = arg;
-
-    for (size_t i = j->from; i < j->to; i++) {
-        const struct listed *f = &j->files[i];
-        struct sum_entry e = {
-            .size = f->size, .mtime_sec = f->mtime_sec, .mtime_nsec = f->mtime_nsec};
-        struct stat st;
-
-        if (fstatat(j->dfd, f->m->up_name, &st, 0) == 0 && rg_source_sum_fresh(&e, &st)) {
-            f->m->checksum_from_index = true;
-            j->trusted++;
-        }
-    }
-    return NULL;
-}
-
+/* Names are taken a few at a time, by whichever thread is free: the helper from the
+ * start, the loading thread once it has nothing else to do. */
+#define STAT_CHUNK 64
 /* Below this many files a second thread costs more than it saves. */
 #define STAT_THREAD_MIN 512
 
-/* One stat per listed file is most of what a start over a long history costs the kernel,
- * and stats of different files run side by side: half of them on a second thread. Without
- * one (no thread to be had), this thread looks at them all. */
-static size_t stat_all(int dfd, const struct listed *files, size_t n)
+static void stat_some(struct sum_stats *s)
 {
-    struct stat_job jobs[2] = {{dfd, files, 0, n, 0}, {dfd, files, n, n, 0}};
-    pthread_t other;
-    bool two = false;
+    for (;;) {
+        size_t from = atomic_fetch_add(&s->next, STAT_CHUNK);
+        size_t to = from + STAT_CHUNK < s->n ? from + STAT_CHUNK : s->n;
 
-    if (n >= STAT_THREAD_MIN) {
-        jobs[0].to = jobs[1].from = n / 2;
-        two = pthread_create(&other, NULL, stat_range, &jobs[1]) == 0;
-        if (!two)
-            jobs[0].to = jobs[1].from = n;
+        for (size_t i = from; i < to; i++) {
+            struct sum_entry e = {.size = s->want[i].size,
+                                  .mtime_sec = s->want[i].mtime_sec,
+                                  .mtime_nsec = s->want[i].mtime_nsec};
+            struct stat st;
+
+            s->fresh[i] = fstatat(s->dfd, s->names[i], &st, 0) == 0 && rg_source_sum_fresh(&e, &st);
+        }
+        if (to >= s->n)
+            return;
     }
-    stat_range(&jobs[0]);
-    if (two)
-        pthread_join(other, NULL);
-    return jobs[0].trusted + jobs[1].trusted;
+}
+
+static void *stat_helper(void *arg)
+{
+    stat_some(arg);
+    return NULL;
+}
+
+struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
+                                            struct sum_want *want, size_t n)
+{
+    struct sum_stats *s = rg_calloc(1, sizeof(*s));
+
+    s->dfd = dfd;
+    s->names = names;
+    s->want = want;
+    s->fresh = rg_calloc(n ? n : 1, 1);
+    s->n = n;
+    atomic_init(&s->next, 0);
+    /* Without a thread to be had, the loading thread looks at them all when it finishes. */
+    if (n >= STAT_THREAD_MIN)
+        s->threaded = pthread_create(&s->helper, NULL, stat_helper, s) == 0;
+    return s;
+}
+
+static void stats_finish(struct sum_stats *s)
+{
+    if (s->finished)
+        return;
+    stat_some(s);
+    if (s->threaded)
+        pthread_join(s->helper, NULL);
+    s->finished = true;
+}
+
+void rg_source_sum_stats_free(struct sum_stats *s)
+{
+    if (!s)
+        return;
+    stats_finish(s);
+    free(s->want);
+    free(s->fresh);
+    free(s);
+}
+
+/* An up file the index lists, to be looked at: its migration, what its entry recorded,
+ * and its place among the early stats' names (or SIZE_MAX). */
+struct listed {
+    struct rg_migration *m;
+    struct sum_want want;
+    size_t early;
+};
+
+static bool same_want(const struct sum_want *a, const struct sum_want *b)
+{
+    return a->size == b->size && a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+}
+
+/* Which of the listed files are still what the index recorded: from the early stats
+ * where they looked at the very name and entry, else looked at now. */
+static size_t judge(int dfd, struct listed *files, size_t n, struct sum_stats *early)
+{
+    const char **names = rg_calloc(n ? n : 1, sizeof(*names));
+    struct sum_want *want = rg_calloc(n ? n : 1, sizeof(*want));
+    size_t *late = rg_calloc(n ? n : 1, sizeof(*late));
+    size_t nlate = 0, trusted = 0;
+    struct sum_stats *now;
+
+    if (early)
+        stats_finish(early);
+    for (size_t i = 0; i < n; i++) {
+        if (files[i].early != SIZE_MAX) {
+            files[i].m->checksum_from_index = early->fresh[files[i].early];
+        } else {
+            names[nlate] = files[i].m->up_name;
+            want[nlate] = files[i].want;
+            late[nlate++] = i;
+        }
+    }
+    now = rg_source_sum_stats_start(dfd, names, want, nlate);
+    stats_finish(now);
+    for (size_t j = 0; j < nlate; j++)
+        files[late[j]].m->checksum_from_index = now->fresh[j];
+    for (size_t i = 0; i < n; i++)
+        trusted += files[i].m->checksum_from_index;
+    rg_source_sum_stats_free(now);
+    free(late);
+    free(names);
+    return trusted;
 }
 
 /* One line into *buf without its newline, or -1 at the end; a last line without its
@@ -490,10 +565,10 @@ static ssize_t next_line(FILE *f, char **buf, size_t *cap, bool *cut)
 }
 
 int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
-                        size_t *trusted, struct rg_err *err)
+                        struct sum_stats *early, size_t *trusted, struct rg_err *err)
 {
     char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *line = NULL, *prev = NULL;
-    size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, nfiles = 0;
+    size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, nfiles = 0, up = 0;
     struct rg_migration **byname = NULL;
     struct listed *files = NULL;
     bool cut = false, other, others = false, dir_seen = false;
@@ -559,12 +634,20 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
         while (k < n && cmp_entry_names(&e, byname[k]->up_name, strlen(byname[k]->up_name)) > 0)
             k++;
         if (k < n && cmp_entry_names(&e, byname[k]->up_name, strlen(byname[k]->up_name)) == 0) {
+            struct listed *l = &files[nfiles++];
+
             /* Kept only if the file turns out fresh; else the file's own replace them. */
             memcpy(byname[k]->checksum, e.checksum, 64);
             byname[k]->checksum[64] = '\0';
             byname[k]->post = e.post;
-            files[nfiles++] = (struct listed){byname[k], e.size, e.mtime_sec, e.mtime_nsec};
+            *l = (struct listed){byname[k], {e.size, e.mtime_sec, e.mtime_nsec}, SIZE_MAX};
+            /* The early stats count only for the name and entry they looked at (the
+             * index could have been written again since). */
+            if (early && up < early->n && strcmp(early->names[up], e.name) == 0 &&
+                same_want(&early->want[up], &l->want))
+                l->early = up;
         }
+        up++;
         /* The name, moved to the start of its line, for the next line's order check. */
         memmove(line, e.name, e.name_len + 1);
         swap = prev, prev = line, line = swap;
@@ -579,7 +662,7 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
                    lineno);
         goto out;
     }
-    *trusted = stat_all(dfd, files, nfiles);
+    *trusted = judge(dfd, files, nfiles, early);
     rc = 0;
 out:
     if (f)
