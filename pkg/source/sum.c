@@ -20,8 +20,9 @@
 #include "mem/mem.h"
 
 #define SUM_MAGIC "rollgate-sum 2 "
-/* 10,000 entries take about 1.2 MB; a file far larger is not an index. */
+/* 10,000 entries take about 1.4 MB; a file far larger is not an index. */
 #define SUM_MAX_FILE (64L * 1024 * 1024)
+#define SUM_READ_BUF (64 * 1024)
 
 /* Without a branch per character, so that the compiler can check many at once: every
  * start checks one such checksum per migration. */
@@ -571,6 +572,7 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
     size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, nfiles = 0, up = 0;
     struct rg_migration **byname = NULL;
     struct listed *files = NULL;
+    char *iobuf = NULL;
     bool cut = false, other, others = false, dir_seen = false;
     int64_t sec;
     long nsec;
@@ -591,6 +593,10 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
             close(fd);
         goto out;
     }
+    /* 64 KiB reads: with stdio's 4 KiB, an index of 10,000 entries took 330 reads. (glibc
+     * ignores the size unless it is given the buffer.) */
+    iobuf = rg_malloc(SUM_READ_BUF);
+    setvbuf(f, iobuf, _IOFBF, SUM_READ_BUF);
     len = next_line(f, &line, &cap, &cut);
     if (len != (ssize_t)(strlen(SUM_MAGIC) + 64) ||
         memcmp(line, SUM_MAGIC, strlen(SUM_MAGIC)) != 0) {
@@ -667,6 +673,7 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
 out:
     if (f)
         fclose(f);
+    free(iobuf);
     free(files);
     free(byname);
     free(line);
