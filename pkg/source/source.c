@@ -477,8 +477,9 @@ static void names_from_index(const char *dir, int dfd, char ***names, size_t *co
     if (dfd < 0 || fstat(dfd, &st) != 0)
         return; /* list_dir names the directory's error */
     if (rg_source_sum_names(dir, &st, &buf, &len, count, &want, &nwant, &near, &nnear, &why) != 0) {
-        RG_WARN("checksum index not used: every up file is read instead; run rollgate sum "
-                "again" RG_F "error=%s",
+        /* Its entries may still serve each file (sums): that part judges them. */
+        RG_WARN("checksum index not used for the names: the directory is listed instead; run "
+                "rollgate sum again" RG_F "error=%s",
                 why.msg);
         return;
     }

@@ -267,3 +267,19 @@ Test(sum, an_edited_index_does_not_stand_for_the_listing)
     cr_assert_not_null(src.items[0].down_path, "the down file was taken from the edited index");
     rg_source_free(&src);
 }
+
+/* A start sees the index's end first: a directory that changed skips its second read. */
+Test(sum, a_directory_whose_time_moved_is_listed)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    cr_assert_eq(unlink(path_of("0001_a.down.sql")), 0);
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_null(src.items[0].down_path);
+    cr_assert(src.items[0].checksum_from_index && src.items[1].checksum_from_index);
+    rg_source_free(&src);
+}
