@@ -774,13 +774,12 @@ static int stamp_later(int fd, const char *path, const struct timespec *dir_time
         if (st.st_mtim.tv_sec > dir_time->tv_sec)
             return 0;
         clock_gettime(CLOCK_REALTIME, &now);
-        if (now.tv_sec > dir_time->tv_sec + 2)
-            return 0; /* the index is later already, or the directory in the future */
-        if (now.tv_sec <= dir_time->tv_sec) {
+        if (now.tv_sec < dir_time->tv_sec)
+            return 0; /* the directory is dated in the future */
+        if (now.tv_sec == dir_time->tv_sec) {
             /* The file's time comes from a clock that may lag the real-time clock by a
              * tick: a few milliseconds past the second. */
-            struct timespec pause = {dir_time->tv_sec - now.tv_sec,
-                                     1000000000L - now.tv_nsec + 5000000L};
+            struct timespec pause = {0, 1000000000L - now.tv_nsec + 5000000L};
 
             if (pause.tv_nsec >= 1000000000L)
                 pause.tv_sec++, pause.tv_nsec -= 1000000000L;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "source/internal.h"
@@ -281,5 +282,25 @@ Test(sum, a_directory_whose_time_moved_is_listed)
     cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
     cr_assert_null(src.items[0].down_path);
     cr_assert(src.items[0].checksum_from_index && src.items[1].checksum_from_index);
+    rg_source_free(&src);
+}
+
+/* A directory dated in the future (a clock ahead where the files were made) is not waited
+ * for: rollgate sum returns, and the index does not vouch for the names. */
+Test(sum, a_directory_dated_in_the_future_is_not_waited_for, .timeout = 60)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    struct timespec later = {time(NULL) + 3600, 0};
+    set_mtime(tmp, later);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    write_file("0004_d.up.sql", "CREATE TABLE d (id int);\n");
+    set_mtime(tmp, later);
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 3);
     rg_source_free(&src);
 }
