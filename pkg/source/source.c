@@ -543,8 +543,15 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     /* Every migration has its own up entry (build refuses the rest), so there are at most
      * nups: not one per entry, which would double the largest allocation of a start. */
     s.items = rg_calloc(nups, sizeof(*s.items));
-    if (build(dir, order, nents, &s, err) != 0 ||
-        sums(&s, dfd, use != USE_NOTHING, early, err) != 0)
+    if (build(dir, order, nents, &s, err) != 0)
+        goto out;
+    /* Paired: the entries go before the checksums are taken, which hold the most memory
+     * of a start. */
+    free(order);
+    free(ents);
+    order = NULL;
+    ents = NULL;
+    if (sums(&s, dfd, use != USE_NOTHING, early, err) != 0)
         goto out;
     if (load_repeatables(dir, reps, nreps, &s, err) != 0)
         goto out;

@@ -502,50 +502,54 @@ void rg_source_sum_stats_free(struct sum_stats *s)
     free(s);
 }
 
-/* An up file the index lists, to be looked at: its migration, what its entry recorded,
- * and its place among the early stats' names (or SIZE_MAX). */
-struct listed {
-    struct rg_migration *m;
-    struct sum_want want;
-    size_t early;
+/* Up files the index lists that the early stats did not look at: their migrations, names
+ * and what their entries recorded, for stats of their own. */
+struct late {
+    struct rg_migration **m;
+    const char **names;
+    struct sum_want *want;
+    size_t n, cap;
 };
+
+static void add_late(struct late *l, struct rg_migration *m, struct sum_want want)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->m = rg_realloc(l->m, l->cap * sizeof(*l->m));
+        l->names = rg_realloc(l->names, l->cap * sizeof(*l->names));
+        l->want = rg_realloc(l->want, l->cap * sizeof(*l->want));
+    }
+    l->m[l->n] = m;
+    l->names[l->n] = m->up_name;
+    l->want[l->n++] = want;
+}
+
+/* Which of the late files are still what the index recorded; l is emptied. */
+static size_t judge_late(int dfd, struct late *l)
+{
+    struct sum_stats *now = rg_source_sum_stats_start(dfd, l->names, l->want, l->n);
+    size_t trusted = 0;
+
+    stats_finish(now);
+    for (size_t i = 0; i < l->n; i++) {
+        l->m[i]->checksum_from_index = now->fresh[i];
+        trusted += now->fresh[i];
+    }
+    l->want = NULL; /* the stats' now */
+    rg_source_sum_stats_free(now);
+    return trusted;
+}
+
+static void late_free(struct late *l)
+{
+    free(l->m);
+    free(l->names);
+    free(l->want);
+}
 
 static bool same_want(const struct sum_want *a, const struct sum_want *b)
 {
     return a->size == b->size && a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
-}
-
-/* Which of the listed files are still what the index recorded: from the early stats
- * where they looked at the very name and entry, else looked at now. */
-static size_t judge(int dfd, struct listed *files, size_t n, struct sum_stats *early)
-{
-    const char **names = rg_calloc(n ? n : 1, sizeof(*names));
-    struct sum_want *want = rg_calloc(n ? n : 1, sizeof(*want));
-    size_t *late = rg_calloc(n ? n : 1, sizeof(*late));
-    size_t nlate = 0, trusted = 0;
-    struct sum_stats *now;
-
-    if (early)
-        stats_finish(early);
-    for (size_t i = 0; i < n; i++) {
-        if (files[i].early != SIZE_MAX) {
-            files[i].m->checksum_from_index = early->fresh[files[i].early];
-        } else {
-            names[nlate] = files[i].m->up_name;
-            want[nlate] = files[i].want;
-            late[nlate++] = i;
-        }
-    }
-    now = rg_source_sum_stats_start(dfd, names, want, nlate);
-    stats_finish(now);
-    for (size_t j = 0; j < nlate; j++)
-        files[late[j]].m->checksum_from_index = now->fresh[j];
-    for (size_t i = 0; i < n; i++)
-        trusted += files[i].m->checksum_from_index;
-    rg_source_sum_stats_free(now);
-    free(late);
-    free(names);
-    return trusted;
 }
 
 /* One line into *buf without its newline, or -1 at the end; a last line without its
@@ -569,9 +573,9 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
                         struct sum_stats *early, size_t *trusted, struct rg_err *err)
 {
     char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *line = NULL, *prev = NULL;
-    size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, nfiles = 0, up = 0;
+    size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, up = 0;
     struct rg_migration **byname = NULL;
-    struct listed *files = NULL;
+    struct late late = {0};
     char *iobuf = NULL;
     bool cut = false, other, others = false, dir_seen = false;
     int64_t sec;
@@ -608,7 +612,9 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
      * index's own checksum is validate's to check: a start trusts an entry only while its
      * file's size and time match, whatever the rest of the index says. */
     byname = items_by_name(items, n);
-    files = rg_calloc(n ? n : 1, sizeof(*files));
+    /* Their results are taken as the entries come. */
+    if (early)
+        stats_finish(early);
     for (;;) {
         struct sum_entry e;
         char *swap;
@@ -640,18 +646,21 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
         while (k < n && cmp_entry_names(&e, byname[k]->up_name, strlen(byname[k]->up_name)) > 0)
             k++;
         if (k < n && cmp_entry_names(&e, byname[k]->up_name, strlen(byname[k]->up_name)) == 0) {
-            struct listed *l = &files[nfiles++];
+            struct sum_want want = {e.size, e.mtime_sec, e.mtime_nsec};
 
             /* Kept only if the file turns out fresh; else the file's own replace them. */
             memcpy(byname[k]->checksum, e.checksum, 64);
             byname[k]->checksum[64] = '\0';
             byname[k]->post = e.post;
-            *l = (struct listed){byname[k], {e.size, e.mtime_sec, e.mtime_nsec}, SIZE_MAX};
             /* The early stats count only for the name and entry they looked at (the
              * index could have been written again since). */
             if (early && up < early->n && strcmp(early->names[up], e.name) == 0 &&
-                same_want(&early->want[up], &l->want))
-                l->early = up;
+                same_want(&early->want[up], &want)) {
+                byname[k]->checksum_from_index = early->fresh[up];
+                *trusted += early->fresh[up];
+            } else {
+                add_late(&late, byname[k], want);
+            }
         }
         up++;
         /* The name, moved to the start of its line, for the next line's order check. */
@@ -668,13 +677,19 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
                    lineno);
         goto out;
     }
-    *trusted = judge(dfd, files, nfiles, early);
+    *trusted += judge_late(dfd, &late);
     rc = 0;
 out:
+    if (rc != 0) {
+        /* An index out of form is not used at all, not even the entries before the fault. */
+        for (size_t x = 0; x < n; x++)
+            items[x].checksum_from_index = false;
+        *trusted = 0;
+    }
     if (f)
         fclose(f);
     free(iobuf);
-    free(files);
+    late_free(&late);
     free(byname);
     free(line);
     free(prev);
