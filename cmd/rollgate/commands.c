@@ -15,8 +15,8 @@
 #include "signals.h"
 #include "source/source.h"
 
-static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *store,
-                                struct rg_err *err)
+/* The store, not connected yet: rg_pg_cancel (and the signal watcher) work on it at once. */
+static struct rg_pg *new_store(const struct rg_config *cfg)
 {
     struct rg_pg_opts o = {
         .url = cfg->database.url,
@@ -34,6 +34,14 @@ static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *st
     struct rg_pg *pg = rg_pg_new(&o);
 
     rg_signals_attach(pg);
+    return pg;
+}
+
+static struct rg_pg *open_store(const struct rg_config *cfg, struct rg_store *store,
+                                struct rg_err *err)
+{
+    struct rg_pg *pg = new_store(cfg);
+
     if (rg_pg_connect(pg, err) < 0) {
         rg_signals_attach(NULL);
         rg_pg_free(pg);
@@ -81,14 +89,44 @@ struct session {
     struct view v;
 };
 
-/* The files in cfg's directory, then a connection (cfg's retries). */
-static int session_open(struct session *s, const struct rg_config *cfg, struct rg_err *err)
+static void cancel_store(void *pg)
 {
+    rg_pg_cancel(pg);
+}
+
+/* The files in cfg's directory, read on a thread of pkg/source's while the connection
+ * (cfg's retries) is made and, with digest_ahead, the history's digest asked for (what
+ * migrate's start compares first): a start over a long history costs the larger of the
+ * two, not their sum. The files' error wins, as when they were read first, and cuts the
+ * connection's retries short. */
+static int session_open(struct session *s, const struct rg_config *cfg, bool digest_ahead,
+                        struct rg_err *err)
+{
+    struct rg_source_job *job;
+    struct rg_err conn_err = {0};
+    int connected, loaded;
+
     memset(s, 0, sizeof(*s));
-    if (rg_source_load(cfg->migrations.dir, &s->src, err) < 0)
+    s->pg = new_store(cfg);
+    job = rg_source_load_start(cfg->migrations.dir, cancel_store, s->pg);
+    connected = rg_pg_connect(s->pg, &conn_err);
+    if (connected == 0 && digest_ahead)
+        rg_pg_digest_ahead(s->pg);
+    /* Joined before pg may be freed: the loading thread may still cancel it. */
+    loaded = rg_source_load_finish(job, &s->src, err);
+    if (connected < 0) {
+        close_store(s->pg);
+        s->pg = NULL;
+    } else {
+        rg_pg_store(s->pg, &s->store);
+    }
+    if (loaded < 0)
         return -1;
-    s->pg = open_store(cfg, &s->store, err);
-    return s->pg ? 0 : -1;
+    if (connected < 0) {
+        *err = conn_err;
+        return -1;
+    }
+    return 0;
 }
 
 static void session_close(struct session *s)
@@ -146,17 +184,22 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     opts.clock = &clock;
     opts.follow_poll_ms = 50;
     opts.follow_stall_ms = cfg->lease.duration_ms;
-    if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0)
+    if (cli->after_rollout) {
+        /* Before the database is opened: the wait may be long, and a session that waits
+         * holds nothing there, not even a snapshot (DESIGN.md "Database"). */
+        if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0 ||
+            rg_cluster_wait_rollout(cfg, cli->after_rollout, err) < 0)
+            goto out;
+        s.pg = open_store(cfg, &s.store, err);
+        if (!s.pg)
+            goto out;
+    } else if (session_open(&s, cfg, cfg->migrations.target == RG_TARGET_LATEST, err) < 0) {
         goto out;
+    }
     RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s" RG_F "phase=%s",
             cfg->migrations.dir, s.src.n, cfg->lease.identity,
             rg_config_phase_name(cfg->migrations.phase));
-    /* Before the database is opened: the wait may be long, and a session that waits holds
-     * nothing there, not even a snapshot (DESIGN.md "Database"). */
-    if (cli->after_rollout && rg_cluster_wait_rollout(cfg, cli->after_rollout, err) < 0)
-        goto out;
-    s.pg = open_store(cfg, &s.store, err);
-    if (!s.pg || rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0)
+    if (rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0)
         goto out;
     rc = rg_engine_migrate(&s.store, rg_cluster_lock(s.cluster), &s.src, &opts, &res, err);
     if (s.cluster)
@@ -194,7 +237,7 @@ int rg_cmd_status(const struct rg_cli *cli, const struct rg_config *cfg, char *s
     const struct rg_plan *plan = &s.v.plan;
     int ret = -1;
 
-    if (session_open(&s, cfg, err) < 0 || view_read(&s.store, &s.src, &s.v, err) < 0)
+    if (session_open(&s, cfg, false, err) < 0 || view_read(&s.store, &s.src, &s.v, err) < 0)
         goto out;
     rg_output_status(stdout, plan, cli->output);
     snprintf(summary, n,
@@ -280,7 +323,7 @@ int rg_cmd_validate(const struct rg_cli *cli, const struct rg_config *cfg, char 
     memset(&s, 0, sizeof(s));
     /* Every file read whole, as no run does: a validate that passes means no run will
      * refuse one. */
-    if (rg_source_load(cfg->migrations.dir, &s.src, err) < 0 ||
+    if (rg_source_load_listed(cfg->migrations.dir, &s.src, err) < 0 ||
         rg_source_prepare_all(&s.src, err) < 0 || rg_source_check_names(&s.src, err) < 0 ||
         rg_source_check_sum(&s.src, err) < 0)
         goto out;
@@ -336,7 +379,7 @@ int rg_cmd_baseline(const struct rg_cli *cli, const struct rg_config *cfg, char 
     size_t count = 0;
     int ret = -1;
 
-    if (session_open(&s, cfg, err) < 0 ||
+    if (session_open(&s, cfg, false, err) < 0 ||
         rg_engine_baseline(&s.store, &s.src, cli->at_version, cfg->lease.identity, &count, err) < 0)
         goto out;
     snprintf(summary, n,
@@ -357,7 +400,7 @@ static int repair_checksums(const struct rg_cli *cli, const struct rg_config *cf
     size_t recorded = 0;
     int ret = -1;
 
-    if (session_open(&s, cfg, err) < 0 ||
+    if (session_open(&s, cfg, false, err) < 0 ||
         rg_engine_repair_checksums(&s.store, &s.src, cli->force, &recorded, err) < 0)
         goto out;
     snprintf(summary, n, "repair: recorded %zu checksum%s", recorded, recorded == 1 ? "" : "s");
@@ -405,7 +448,7 @@ int rg_cmd_wait(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
 
     (void)cli;
     rg_signals_clock(&clock);
-    if (session_open(&s, cfg, err) < 0 || rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0 ||
+    if (session_open(&s, cfg, false, err) < 0 || rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0 ||
         rg_engine_wait(&s.store, rg_cluster_lock(s.cluster), &clock, &s.src, &opts, &version, err) <
             0)
         goto out;
@@ -426,7 +469,7 @@ int rg_cmd_plan(const struct rg_cli *cli, const struct rg_config *cfg, char *sum
     size_t tried = 0, listed = 0;
     int ret = -1, rc;
 
-    if (session_open(&s, cfg, err) < 0)
+    if (session_open(&s, cfg, false, err) < 0)
         goto out;
     rc = rg_engine_dry_run(&s.store, &s.src, &opts, &d, err);
     /* Up to the failing statement too: what ran before it is part of the answer. */

@@ -57,6 +57,11 @@ struct rg_pg {
     enum { RG_PG_UPSQL_UNKNOWN, RG_PG_UPSQL_YES, RG_PG_UPSQL_NO } upsql;
     /* A dry run's state while its transaction is open (trial.c), else NULL. */
     struct rg_pg_trial *trial;
+    /* rg_pg_digest_ahead's answer until digest_history takes it. */
+    bool digest_kept;
+    int digest_rc;
+    struct rg_history_digest digest;
+    struct rg_err digest_err;
 };
 
 /* How long a statement may take to end after the run was cancelled before the connection

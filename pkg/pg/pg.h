@@ -48,6 +48,11 @@ int rg_pg_connect(struct rg_pg *pg, struct rg_err *err) RG_WUR;
 /* The engine's store port backed by this connection. */
 void rg_pg_store(struct rg_pg *pg, struct rg_store *store);
 
+/* Asks for the history's digest now and keeps it (or its error) for the store's next
+ * digest_history, which then answers without asking again: migrate's start asks while its
+ * files are still being read, so that the query's time overlaps theirs. */
+void rg_pg_digest_ahead(struct rg_pg *pg);
+
 /* Safe to call from another thread at any time: cancels the running statement (PQcancel)
  * and makes every later call fail with RG_ESIGNAL, so the run unwinds with its
  * transaction rolled back. */

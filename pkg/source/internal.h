@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "err/err.h"
 #include "source/source.h"
@@ -61,7 +62,7 @@ int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *
 
 /* sum.c: the checksum index. One entry: pointers into the index's text. */
 struct sum_entry {
-    const char *name; /* the up file's base name; not NUL-terminated */
+    const char *name; /* the up file's base name; NUL-terminated in the index's text */
     size_t name_len;
     const char *checksum; /* 64 hex digits; not NUL-terminated */
     int64_t size;
@@ -72,23 +73,63 @@ struct sum_entry {
 
 struct sum_index {
     char *buf;
-    struct sum_entry *e; /* in name order (byte-wise) */
+    struct sum_entry *e; /* the up files, in name order (byte-wise) */
     size_t n;
+    const char **other; /* every other name a listing keeps (down files, R__ scripts, near
+                           misses), in name order, NUL-terminated in buf */
+    size_t nother;
+    int64_t dir_sec; /* the directory's modification time once rollgate.sum was in it */
+    long dir_nsec;
+    struct timespec mtime; /* the index file's own modification time */
 };
 
-/* dir's index into *idx; *present false (and 0) when it has none. Errors (RG_EFILES) name
- * path:line: unreadable, not an index, its checksum line does not match the entries, an
- * entry out of form or out of order. */
-int rg_source_sum_read(const char *dir, struct sum_index *idx, bool *present,
+/* dir's index, read whole, into *idx; *present false (and 0) when it has none. check: the
+ * checksum line must match the entries. Errors (RG_EFILES) name path:line: unreadable,
+ * not an index, its checksum line does not match the entries (check), a line out of form
+ * or out of order, no dir line at the end. */
+int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool *present,
                        struct rg_err *err) RG_WUR;
 void rg_source_sum_free(struct sum_index *idx);
 const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const char *name);
+/* Whether the directory whose stat is dir_st still holds the names idx recorded: its
+ * modification time is the one recorded (exactly, or to the second when dir_st has no
+ * fraction of a second left) and earlier than the index file's own (in whole seconds when
+ * either has no fraction). Adding, removing or renaming an entry sets the directory's time
+ * to the present, which rollgate sum made later than the recorded one and no later than
+ * the index's. */
+bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_st);
+/* What an index entry recorded of its file. */
+struct sum_want {
+    int64_t size;
+    int64_t mtime_sec;
+    long mtime_nsec;
+};
+
+/* When dir's index vouches for the directory whose stat is dir_st (rg_source_sum_vouches)
+ * and matches its own checksum: the *.sql names it holds, *count of them one after the
+ * other in *buf (*len bytes, each with its NUL; the up files' first, in the index's order,
+ * with what their entries recorded in *want, *nwant of them), and its near misses as paths in *near
+ * (*nnear of them, each allocated). Else *buf NULL: list the directory. Errors (RG_EFILES)
+ * as rg_source_sum_read's, for an index that would vouch. */
+int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, size_t *len,
+                        size_t *count, struct sum_want **want, size_t *nwant, char ***near,
+                        size_t *nnear, struct rg_err *err) RG_WUR;
+/* Stats of n up files (names, in the directory dfd) against what their entries recorded
+ * (want, taken over), started on a thread of their own (from 512 files on) so that they
+ * overlap the rest of a load, which joins in when it needs their results. */
+struct sum_stats;
+struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
+                                            struct sum_want *want, size_t n);
+/* Waits for them (looking at what is left meanwhile); accepts NULL. */
+void rg_source_sum_stats_free(struct sum_stats *s);
 /* The checksums of items (n of them) that dir's index lists with the size and modification
- * time their files still have, with checksum_from_index set; *trusted counts them. No
- * index: 0, nothing set. An index out of form: -1 (RG_EFILES, path:line) and nothing set,
- * so that every file is read. The index's own checksum is not checked here. */
-int rg_source_sum_apply(const char *dir, struct rg_migration *items, size_t n, size_t *trusted,
-                        struct rg_err *err) RG_WUR;
+ * time their files (looked up in the directory dfd) still have, with checksum_from_index
+ * set; *trusted counts them. What early (or NULL) found for the same names and entries
+ * counts; the other files are looked at here, many on two threads. No index: 0, nothing
+ * trusted. An index out of form: -1 (RG_EFILES, path:line), nothing trusted. The index's
+ * own checksum is not checked here: an entry is trusted only while its file matches it. */
+int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
+                        struct sum_stats *early, size_t *trusted, struct rg_err *err) RG_WUR;
 /* Whether st (of the file e names) is still what e recorded: a regular file of the same
  * size and modification time, to the nanosecond, or to the second when st has no fraction
  * of a second left (an image layer's copy of the file). */

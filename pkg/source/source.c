@@ -4,10 +4,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mem/mem.h"
 #include "log/log.h"
@@ -267,13 +270,16 @@ static void load_migration(const char *dir, const struct entry *up, const struct
 }
 
 /* Every up file's checksum, what every run compares with the history: the index's where
- * it still describes the file (use_index), else from the file's bytes, in version order. */
-static int sums(struct rg_source *src, bool use_index, struct rg_err *err)
+ * it still describes the file (use_index; the files looked up in dfd), else from the
+ * file's bytes, in version order. */
+static int sums(struct rg_source *src, int dfd, bool use_index, struct sum_stats *early,
+                struct rg_err *err)
 {
     struct rg_err why = {0};
     size_t trusted = 0, read = 0;
 
-    if (use_index && rg_source_sum_apply(src->dir, src->items, src->n, &trusted, &why) != 0)
+    if (use_index &&
+        rg_source_sum_apply(src->dir, dfd, src->items, src->n, early, &trusted, &why) != 0)
         /* A damaged index costs speed, never correctness: the files are read. validate
          * refuses it. */
         RG_WARN("checksum index not used: every up file is read instead; run rollgate sum "
@@ -452,20 +458,65 @@ out:
     return rc;
 }
 
-static int load(const char *dir, bool use_index, struct rg_source *src, struct rg_err *err)
+/* The *.sql names (one block, name_block) and near misses (into src) as list_dir gives
+ * them, from dir's index when it vouches for the directory's names (rg_source_sum_names):
+ * listing 20,000 names is a fifth of a start over a long history. The up files' stats
+ * start at once (*early), to overlap the rest of the load. *names NULL when the directory
+ * must be listed; a damaged index costs speed, never correctness. */
+static void names_from_index(const char *dir, int dfd, char ***names, size_t *count,
+                             struct sum_stats **early, struct rg_source *src)
+{
+    struct rg_err why = {0};
+    struct stat st;
+    struct sum_want *want = NULL;
+    char *buf = NULL, **near = NULL;
+    size_t len = 0, nwant = 0, nnear = 0, near_cap = src->nnear_misses;
+
+    *names = NULL;
+    *count = 0;
+    if (dfd < 0 || fstat(dfd, &st) != 0)
+        return; /* list_dir names the directory's error */
+    if (rg_source_sum_names(dir, &st, &buf, &len, count, &want, &nwant, &near, &nnear, &why) != 0) {
+        /* Its entries may still serve each file (sums): that part judges them. */
+        RG_WARN("checksum index not used for the names: the directory is listed instead; run "
+                "rollgate sum again" RG_F "error=%s",
+                why.msg);
+        return;
+    }
+    if (buf) {
+        *names = name_block(buf, len, *count);
+        /* The up files' names come first, in the index's order. */
+        *early = rg_source_sum_stats_start(dfd, (const char *const *)*names, want, nwant);
+        want = NULL;
+    }
+    for (size_t i = 0; i < nnear; i++)
+        add_name(&src->near_misses, &src->nnear_misses, &near_cap, near[i]);
+    free(want);
+    free(near);
+    free(buf);
+}
+
+/* What a load takes from the index: nothing (rollgate sum), the checksums of files it still
+ * describes (validate: the directory is listed), or its names too when it vouches for them. */
+enum use { USE_NOTHING, USE_SUMS, USE_NAMES };
+
+static int load(const char *dir, enum use use, struct rg_source *src, struct rg_err *err)
 {
     struct rg_source s = {0};
     struct entry *ents = NULL, *reps = NULL, e;
     const struct entry **order = NULL;
+    struct sum_stats *early = NULL;
     char **names = NULL;
     const char *bad = NULL;
     size_t n = 0, nents = 0, nreps = 0, nups = 0;
-    int rc = -1;
+    int rc = -1, dfd = use != USE_NOTHING ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 
     *src = (struct rg_source){0};
+    if (use == USE_NAMES)
+        names_from_index(dir, dfd, &names, &n, &early, &s);
     /* In readdir's order: the entries are sorted by version below, and of the names that
      * fail, the first by name is reported, as if they had been sorted. */
-    if (list_dir(dir, false, false, &names, &n, &s, err) != 0)
+    if (!names && list_dir(dir, false, false, &names, &n, &s, err) != 0)
         goto out;
     ents = rg_calloc(n, sizeof(*ents));
     reps = rg_calloc(n, sizeof(*reps));
@@ -492,10 +543,19 @@ static int load(const char *dir, bool use_index, struct rg_source *src, struct r
     /* Every migration has its own up entry (build refuses the rest), so there are at most
      * nups: not one per entry, which would double the largest allocation of a start. */
     s.items = rg_calloc(nups, sizeof(*s.items));
-    if (build(dir, order, nents, &s, err) != 0 || sums(&s, use_index, err) != 0)
+    if (build(dir, order, nents, &s, err) != 0)
+        goto out;
+    /* Paired: the entries go before the checksums are taken, which hold the most memory
+     * of a start. */
+    free(order);
+    free(ents);
+    order = NULL;
+    ents = NULL;
+    if (sums(&s, dfd, use != USE_NOTHING, early, err) != 0)
         goto out;
     if (load_repeatables(dir, reps, nreps, &s, err) != 0)
         goto out;
+    /* Always listed: data/'s files may change without the directory's time changing. */
     if (load_data(dir, &s, err) != 0)
         goto out;
     /* Not an error here: such files were always skipped, and a run must not start failing
@@ -508,7 +568,11 @@ static int load(const char *dir, bool use_index, struct rg_source *src, struct r
     s = (struct rg_source){0};
     rc = 0;
 out:
+    /* Before the names the stats look at are freed. */
+    rg_source_sum_stats_free(early);
     rg_source_free(&s);
+    if (dfd >= 0)
+        close(dfd);
     free(order);
     free(ents);
     free(reps);
@@ -518,12 +582,68 @@ out:
 
 int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err)
 {
-    return load(dir, true, src, err);
+    return load(dir, USE_NAMES, src, err);
+}
+
+int rg_source_load_listed(const char *dir, struct rg_source *src, struct rg_err *err)
+{
+    return load(dir, USE_SUMS, src, err);
 }
 
 int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *err)
 {
-    return load(dir, false, src, err);
+    return load(dir, USE_NOTHING, src, err);
+}
+
+/* A load on a thread of its own, so that it overlaps the connection. */
+struct rg_source_job {
+    pthread_t thread;
+    bool threaded;
+    char *dir;
+    void (*failed)(void *);
+    void *arg;
+    struct rg_source src;
+    struct rg_err err;
+    int rc;
+};
+
+static void *load_job(void *arg)
+{
+    struct rg_source_job *job = arg;
+
+    job->rc = rg_source_load(job->dir, &job->src, &job->err);
+    if (job->rc != 0 && job->failed)
+        job->failed(job->arg);
+    return NULL;
+}
+
+struct rg_source_job *rg_source_load_start(const char *dir, void (*failed)(void *), void *arg)
+{
+    struct rg_source_job *job = rg_calloc(1, sizeof(*job));
+
+    job->dir = rg_strdup(dir);
+    job->failed = failed;
+    job->arg = arg;
+    job->threaded = pthread_create(&job->thread, NULL, load_job, job) == 0;
+    /* No thread to be had: loaded here, as without one. */
+    if (!job->threaded)
+        load_job(job);
+    return job;
+}
+
+int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src, struct rg_err *err)
+{
+    int rc;
+
+    if (job->threaded)
+        pthread_join(job->thread, NULL);
+    rc = job->rc;
+    *src = job->src;
+    if (rc != 0)
+        *err = job->err;
+    free(job->dir);
+    free(job);
+    return rc;
 }
 
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err)

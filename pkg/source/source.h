@@ -107,8 +107,11 @@ struct rg_source {
  *    whose size and modification time (to the nanosecond, or to the second when the file's
  *    time has no fraction left, as image layers keep it) are those the index recorded is
  *    not read: its checksum is the index's. Every other up file is read as without an
- *    index. An index that cannot be read or does not match its own checksum is logged as a
- *    warning and not used.
+ *    index. The directory is not even listed when the index vouches for its names: dir's
+ *    modification time is the one recorded in the index (to the second, as for a file),
+ *    and earlier than the index's own, and the index matches its own checksum; any entry
+ *    added, removed or renamed since gives dir a later time, and dir is listed. An index
+ *    that cannot be read or is out of form is logged as a warning and not used.
  *  - repeatable: R__title.sql, into repeatable, named by its title.
  *  - data: every *.sql file directly in dir/data/ (which may be absent), into data, named
  *    by its file name, whose part before .sql is [A-Za-z0-9_.-]+. Dotfiles, other files
@@ -127,24 +130,43 @@ struct rg_source {
 int rg_source_load(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
 void rg_source_free(struct rg_source *src);
 
+/* rg_source_load with dir always listed, never its names taken from the index: validate
+ * checks the names as they are. */
+int rg_source_load_listed(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
+
+/* rg_source_load on a thread of its own, so that a start reads the files while it
+ * connects: start, do something else, then finish, which waits for the load and gives
+ * what rg_source_load would have (*src, or -1 and *err). When the load fails, failed(arg)
+ * is called at once from the loading thread (failed may be NULL): it may cut short what
+ * the caller does meanwhile, such as a connection that retries. A process that cannot
+ * start a thread loads in start. Each start is finished exactly once. */
+struct rg_source_job;
+struct rg_source_job *rg_source_load_start(const char *dir, void (*failed)(void *), void *arg);
+int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src,
+                          struct rg_err *err) RG_WUR;
+
 /* The highest version among dir's migration file names (0 when none) and that file's name
  * (allocated; NULL when none), from the names alone: what `new` numbers from. Errors as
  * rg_source_load's for the names. */
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err) RG_WUR;
 
-/* `rollgate sum`: writes dir's checksum index (RG_SOURCE_SUM_FILE), one line per up file
- * in name order ("CHECKSUM SIZE SECONDS.NANOSECONDS NAME", the file's SHA-256, size and
- * modification time) under a first line holding the SHA-256 of those lines, by writing a
- * temporary file and renaming it. Every up file is read (an old index is ignored); *count
- * says how many. Errors (RG_EFILES) as rg_source_load's, a file written while it was read,
- * or the index not written. */
+/* `rollgate sum`: writes dir's checksum index (RG_SOURCE_SUM_FILE): under a first line
+ * holding the SHA-256 of the lines below it, one line per up file in name order
+ * ("CHECKSUM SIZE SECONDS.NANOSECONDS PHASE NAME": the file's SHA-256, size, modification
+ * time and rollgate:phase), then "+ NAME" for every other name a load keeps (down files,
+ * R__ scripts, near misses) in name order, then "dir SECONDS.NANOSECONDS", dir's
+ * modification time with the index in it. The index is written in place (a rename would
+ * change dir's time) and its own time then made later than dir's in whole seconds
+ * (waiting for the next second). Every up file is read (an old index is ignored); *count
+ * says how many. Errors (RG_EFILES) as rg_source_load's, a file or dir changed while it
+ * was read, or the index not written. */
 int rg_source_sum_write(const char *dir, size_t *count, struct rg_err *err) RG_WUR;
 
-/* For validate, once every file was read (rg_source_prepare_all): when dir has an index,
- * an error (RG_EFILES) naming the file when the index is unreadable or damaged, when an up
- * file is not listed, when a listed checksum differs from its file's, or when it lists
- * files that are gone. An index that is right but whose sizes or times differ (so runs
- * read those files) is a warning. */
+/* For validate, once every file was read (rg_source_load_listed, rg_source_prepare_all):
+ * when dir has an index, an error (RG_EFILES) naming the file when the index is unreadable
+ * or damaged, when an up file or another name is not listed, when a listed checksum
+ * differs from its file's, or when it lists names that are gone. An index that is right but whose
+ * sizes or times differ (so runs read those files) is a warning. */
 int rg_source_check_sum(const struct rg_source *src, struct rg_err *err) RG_WUR;
 
 /* For validate, which is stricter than the commands that run: an error (RG_EFILES) naming

@@ -1,0 +1,306 @@
+/* rollgate.sum's record of the directory and the rule by which a start takes its names for
+ * a listing (pkg/source/sum.c). */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "source/internal.h"
+
+static char tmp[] = "/tmp/rg_sum_XXXXXX";
+
+static void setup(void)
+{
+    strcpy(tmp, "/tmp/rg_sum_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(sum, .init = setup, .fini = teardown);
+
+static char *path_of(const char *name)
+{
+    static char buf[4][256];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 256, "%s/%s", tmp, name);
+    return p;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    FILE *f = fopen(path_of(name), "w");
+    cr_assert_not_null(f, "%s", name);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static char *read_text(const char *name)
+{
+    FILE *f = fopen(path_of(name), "r");
+    static char buf[8192];
+    cr_assert_not_null(f, "%s", name);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static struct timespec mtime_of(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s", path);
+    return st.st_mtim;
+}
+
+static void set_mtime(const char *path, struct timespec t)
+{
+    struct timespec times[2] = {t, t};
+    cr_assert_eq(utimensat(AT_FDCWD, path, times, 0), 0, "%s", path);
+}
+
+/* An index that recorded the directory at dir_sec.dir_nsec, itself dated own. */
+static struct sum_index index_at(int64_t dir_sec, long dir_nsec, time_t own_sec, long own_nsec)
+{
+    struct sum_index idx = {0};
+    idx.dir_sec = dir_sec;
+    idx.dir_nsec = dir_nsec;
+    idx.mtime.tv_sec = own_sec;
+    idx.mtime.tv_nsec = own_nsec;
+    return idx;
+}
+
+static struct stat dir_at(time_t sec, long nsec)
+{
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    st.st_mode = S_IFDIR | 0755;
+    st.st_mtim.tv_sec = sec;
+    st.st_mtim.tv_nsec = nsec;
+    return st;
+}
+
+Test(sum, vouches_for_the_directory_time_it_recorded_and_an_index_a_second_later)
+{
+    struct sum_index idx = index_at(1000, 500, 1001, 20);
+    struct stat same = dir_at(1000, 500);
+    cr_assert(rg_source_sum_vouches(&idx, &same));
+}
+
+Test(sum, does_not_vouch_once_the_directory_changed)
+{
+    struct sum_index idx = index_at(1000, 500, 1001, 20);
+    struct stat later = dir_at(1000, 501), next = dir_at(1001, 500), whole_next = dir_at(1001, 0);
+    cr_assert_not(rg_source_sum_vouches(&idx, &later));
+    cr_assert_not(rg_source_sum_vouches(&idx, &next));
+    cr_assert_not(rg_source_sum_vouches(&idx, &whole_next));
+}
+
+/* An image layer keeps whole seconds, of the directory and of the index alike. */
+Test(sum, vouches_in_whole_seconds_when_the_times_lost_their_fraction)
+{
+    struct sum_index idx = index_at(1000, 500, 1001, 0);
+    struct stat whole = dir_at(1000, 0);
+    cr_assert(rg_source_sum_vouches(&idx, &whole));
+}
+
+/* In whole seconds, a change in the index's own second cannot be told from the index: the
+ * directory must be a whole second earlier. */
+Test(sum, does_not_vouch_when_the_index_is_not_a_whole_second_later)
+{
+    struct sum_index same_second = index_at(1000, 500, 1000, 0);
+    struct sum_index earlier_own = index_at(1000, 500, 999, 900);
+    struct stat whole = dir_at(1000, 0), exact = dir_at(1000, 500);
+    cr_assert_not(rg_source_sum_vouches(&same_second, &whole));
+    cr_assert_not(rg_source_sum_vouches(&same_second, &exact));
+    cr_assert_not(rg_source_sum_vouches(&earlier_own, &exact));
+}
+
+Test(sum, compares_to_the_nanosecond_when_both_keep_fractions)
+{
+    struct sum_index idx = index_at(1000, 500, 1000, 900);
+    struct stat exact = dir_at(1000, 500);
+    cr_assert(rg_source_sum_vouches(&idx, &exact));
+}
+
+Test(sum, does_not_vouch_for_what_is_not_a_directory)
+{
+    struct sum_index idx = index_at(1000, 500, 1001, 0);
+    struct stat file = dir_at(1000, 500);
+    file.st_mode = S_IFREG | 0644;
+    cr_assert_not(rg_source_sum_vouches(&idx, &file));
+}
+
+static void three_files(void)
+{
+    write_file("0001_a.up.sql", "CREATE TABLE a (id int);\n");
+    write_file("0001_a.down.sql", "DROP TABLE a;\n");
+    write_file("0002_b.up.sql", "CREATE TABLE b (id int);\n");
+    write_file("R__v.sql", "CREATE OR REPLACE VIEW v AS SELECT 1;\n");
+    write_file("0003_c.UP.SQL", "SELECT 1;\n");
+    write_file("README.md", "notes\n");
+}
+
+Test(sum, records_every_name_a_load_keeps_and_the_directory_time_last)
+{
+    struct rg_err err = {0};
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    cr_assert_eq(count, 2);
+    struct timespec dir = mtime_of(tmp), own = mtime_of(path_of(RG_SOURCE_SUM_FILE));
+    char *text = read_text(RG_SOURCE_SUM_FILE);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "\n+ 0001_a.down.sql\n+ 0003_c.UP.SQL\n+ R__v.sql\ndir %lld.%09ld\n",
+             (long long)dir.tv_sec, dir.tv_nsec);
+    cr_assert_not_null(strstr(text, want), "%s", text);
+    cr_assert_eq(strlen(strstr(text, want)), strlen(want), "the dir line is not last: %s", text);
+    cr_assert_null(strstr(text, "README"), "%s", text);
+    cr_assert_lt(dir.tv_sec, own.tv_sec);
+    /* Written in place: no temporary file was left or renamed. */
+    cr_assert_neq(access(path_of(".rollgate.sum.tmp"), F_OK), 0);
+
+    struct sum_index idx;
+    bool present = false;
+    cr_assert_eq(rg_source_sum_read(tmp, true, &idx, &present, &err), 0, "%s", err.msg);
+    cr_assert(present);
+    cr_assert_eq(idx.n, 2);
+    cr_assert_eq(idx.nother, 3);
+    struct stat st;
+    cr_assert_eq(stat(tmp, &st), 0);
+    cr_assert(rg_source_sum_vouches(&idx, &st));
+    rg_source_sum_free(&idx);
+}
+
+/* What shows that the names come from the index: a name added with the directory's time
+ * put back is not seen; once the time moves, it is. */
+Test(sum, a_load_takes_the_names_from_an_index_that_vouches_and_lists_otherwise)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    struct timespec t = mtime_of(tmp);
+    write_file("0004_d.up.sql", "CREATE TABLE d (id int);\n");
+    set_mtime(tmp, t);
+
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 2);
+    cr_assert_not_null(src.items[0].down_path);
+    cr_assert_eq(src.nrepeatable, 1);
+    cr_assert_eq(src.nnear_misses, 1);
+    cr_assert(src.items[0].checksum_from_index && src.items[1].checksum_from_index);
+    rg_source_free(&src);
+
+    /* validate's load always lists. */
+    cr_assert_eq(rg_source_load_listed(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 3);
+    rg_source_free(&src);
+
+    t.tv_nsec = (t.tv_nsec + 1) % 1000000000L;
+    set_mtime(tmp, t);
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 3);
+    rg_source_free(&src);
+}
+
+/* An index cut short (being written, or copied in part) has no dir line: nothing of it is
+ * trusted, and validate names it. */
+Test(sum, an_index_without_its_dir_line_is_not_used)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    char *text = read_text(RG_SOURCE_SUM_FILE);
+    *strstr(text, "dir ") = '\0';
+    struct timespec dir = mtime_of(tmp), own = mtime_of(path_of(RG_SOURCE_SUM_FILE));
+    write_file(RG_SOURCE_SUM_FILE, text);
+    set_mtime(path_of(RG_SOURCE_SUM_FILE), own);
+    cr_assert_eq(mtime_of(tmp).tv_nsec, dir.tv_nsec);
+
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 2);
+    cr_assert_not(src.items[0].checksum_from_index);
+    rg_source_free(&src);
+
+    struct sum_index idx;
+    bool present = false;
+    cr_assert_eq(rg_source_sum_read(tmp, false, &idx, &present, &err), -1);
+    cr_assert(strstr(err.msg, "rollgate.sum:") != NULL, "%s", err.msg);
+}
+
+/* The index's own checksum guards the names a start trusts: an edited index whose
+ * directory time still matches is not taken for a listing. */
+Test(sum, an_edited_index_does_not_stand_for_the_listing)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    char *text = read_text(RG_SOURCE_SUM_FILE);
+    char *down = strstr(text, "+ 0001_a.down.sql\n");
+    memmove(down, down + strlen("+ 0001_a.down.sql\n"), strlen(down) - 17);
+    struct timespec own = mtime_of(path_of(RG_SOURCE_SUM_FILE));
+    write_file(RG_SOURCE_SUM_FILE, text);
+    set_mtime(path_of(RG_SOURCE_SUM_FILE), own);
+
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_not_null(src.items[0].down_path, "the down file was taken from the edited index");
+    rg_source_free(&src);
+}
+
+/* A start sees the index's end first: a directory that changed skips its second read. */
+Test(sum, a_directory_whose_time_moved_is_listed)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    cr_assert_eq(unlink(path_of("0001_a.down.sql")), 0);
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_null(src.items[0].down_path);
+    cr_assert(src.items[0].checksum_from_index && src.items[1].checksum_from_index);
+    rg_source_free(&src);
+}
+
+/* A directory dated in the future (a clock ahead where the files were made) is not waited
+ * for: rollgate sum returns, and the index does not vouch for the names. */
+Test(sum, a_directory_dated_in_the_future_is_not_waited_for, .timeout = 60)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    struct timespec later = {time(NULL) + 3600, 0};
+    set_mtime(tmp, later);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    write_file("0004_d.up.sql", "CREATE TABLE d (id int);\n");
+    set_mtime(tmp, later);
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 3);
+    rg_source_free(&src);
+}
