@@ -190,6 +190,7 @@ struct run {
     struct rg_step *steps;
     void **owned; /* down SQL read from the history and its directives, freed with the run */
     size_t n, cap, nowned;
+    bool lint; /* lint the up files plan_up reads (opts->lint, for a run that applies) */
 };
 
 /* Room for more steps: exactly what is asked, as a run of 10,000 migrations grown by
@@ -250,12 +251,19 @@ static bool applies(const struct run *r, const struct rg_plan *plan, size_t i)
 }
 
 /* Up steps in version order (by phase: in_phase), each file read (rg_source_prepare) as
- * its step is built: only the migrations this run applies are read past their checksum. */
+ * its step is built: only the migrations this run applies are read past their checksum.
+ * With r->lint, each up file read now is linted from the statements its read split, before
+ * anything runs or any lock is asked for; every file's findings are logged before an error
+ * not allowed (lint_enforce) refuses the run. */
 static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
                    struct rg_err *err)
 {
     int rounds = r->opts->phase == RG_PHASE_POST ? 2 : 1;
     size_t count = 0;
+    struct rg_lint l = {0};
+    struct rg_err refused = {0};
+    bool lint_failed = false;
+    int ret = -1;
 
     for (size_t i = 0; i < rounds * plan->n; i++)
         count += applies(r, plan, i);
@@ -264,12 +272,18 @@ static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *p
         const struct rg_plan_item *it = &plan->items[i % plan->n];
         const struct rg_migration *m = it->file;
         struct rg_step *s;
+        bool linted;
 
         if (!applies(r, plan, i))
             continue;
         /* The down file too: it is stored with the row, for a later image's rollback. */
-        if (rg_source_prepare(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN, err) < 0)
-            return -1;
+        if (rg_source_prepare_lint(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN,
+                                   r->lint ? &l : NULL, &linted, err) < 0)
+            goto out;
+        if (linted)
+            rg_lint_log(m->up_path, &l);
+        if (linted && r->opts->lint_enforce && !lint_failed)
+            lint_failed = rg_lint_check(m->up_path, &l, &refused) < 0;
         s = add_step(r, RG_ACT_APPLY, RG_KIND_SCHEMA);
         s->version = m->version;
         s->title = m->title;
@@ -279,7 +293,14 @@ static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *p
         s->down_sql = m->down_sql;
         s->directives = m->directives;
     }
-    return 0;
+    if (lint_failed) {
+        *err = refused;
+        goto out;
+    }
+    ret = 0;
+out:
+    rg_lint_free(&l);
+    return ret;
 }
 
 /* Down steps newest first, each with its SQL from the file (read now) or, failing that,
@@ -562,6 +583,7 @@ static int prepare(const struct rg_store *store, struct rg_source *src,
     memset(p, 0, sizeof(*p));
     p->r.store = store;
     p->r.opts = opts;
+    p->r.lint = opts->lint;
     if (first) {
         p->h = *first;
         memset(first, 0, sizeof(*first));
@@ -720,27 +742,6 @@ static void log_left_post(const struct rg_plan *plan, const struct rg_migrate_op
     }
 }
 
-/* Lints the migrations the run applies, before anything runs or any lock is asked for:
- * their SQL is already read (plan_up), so a start with nothing pending lints nothing and
- * reads nothing more. Every file's findings are logged before an error refuses the run. */
-static int lint_pending(const struct run *r, struct rg_err *err)
-{
-    struct rg_lint l = {0};
-    int ret = 0;
-
-    for (size_t i = 0; i < r->n; i++) {
-        const struct rg_step *s = &r->steps[i];
-        if (s->action != RG_ACT_APPLY || s->kind != RG_KIND_SCHEMA)
-            continue;
-        rg_lint_sql(s->sql, strlen(s->sql), s->directives, &l);
-        rg_lint_log(s->path, &l);
-        if (ret == 0 && r->opts->lint_enforce && rg_lint_check(s->path, &l, err) < 0)
-            ret = -1;
-    }
-    rg_lint_free(&l);
-    return ret;
-}
-
 /* The start every pod makes while nothing is pending: the database sums up the history's
  * schema rows and only the sum comes over the wire, however long the history is. Equal
  * sums mean the same versions, all applied, with the same checksums: nothing to check or
@@ -790,8 +791,7 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
         goto out;
     if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
-    if (prepare(store, src, opts, h.exists ? &h : NULL, &p, err) < 0 ||
-        (opts->lint && lint_pending(&p.r, err) < 0))
+    if (prepare(store, src, opts, h.exists ? &h : NULL, &p, err) < 0)
         goto out;
     res->from = res->to = p.plan.current;
     res->unknown = p.plan.unknown;

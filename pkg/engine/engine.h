@@ -120,8 +120,10 @@ int rg_engine_check(const struct rg_plan *plan, const struct rg_migrate_opts *op
  * and rollgate's history does not, starts from its version (RG_ECONFLICT when dirty).
  * Of src it reads (rg_source_prepare) only the files of the steps it takes, all of them
  * before the first step runs, so a file it refuses (RG_EFILES) changes nothing; a run with
- * nothing to do reads none. With opts->lint those files are linted then, from the SQL
- * already read (RG_EFILES with lint_enforce, see rg_lint_check). */
+ * nothing to do reads none. With opts->lint each up file is linted as it is read, from the
+ * statements of the split that checked it (rg_source_prepare_lint), its findings logged;
+ * with lint_enforce the first error not allowed refuses the run once every file's findings
+ * are logged (RG_EFILES, see rg_lint_check). */
 int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                       struct rg_source *src, const struct rg_migrate_opts *opts,
                       struct rg_migrate_result *res, struct rg_err *err) RG_WUR;

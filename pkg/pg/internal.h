@@ -43,8 +43,9 @@ struct rg_pg {
     /* database.directUrl's store (same options, its own connection and cancel), or NULL;
      * made with this one so that rg_pg_cancel reaches it, connected when first needed. */
     struct rg_pg *direct;
-    /* This connection was seen to reach a PostgreSQL backend with no pooler in between. */
-    bool seen_direct;
+    /* This connection was seen to reach a PostgreSQL backend with no pooler in between;
+     * direct_probed: it was looked at (rg_pg_probe_direct). */
+    bool seen_direct, direct_probed;
     /* cancel is another store's (a lock monitor's is the one of the connection it
      * watches): not freed with this one. */
     bool cancel_borrowed;
@@ -119,8 +120,12 @@ bool rg_pg_state_is(const PGresult *res, const char *state);
 const char *rg_pg_dead_client_check(struct rg_pg *pg, bool local);
 /* The statements (each ending in ';') that put the session back as it is now, before a step
  * runs: whatever SET, SET ROLE or temporary table the step leaves must not reach the next
- * step, or, behind a pooler, the next client of the same server connection. Allocated. */
+ * step, or, behind a pooler, the next client of the same server connection. Allocated.
+ * Shorter on a connection rg_pg_probe_direct saw reach PostgreSQL directly. */
 char *rg_pg_session_reset(struct rg_pg *pg);
+/* Looks once (one query) whether this connection reaches a PostgreSQL backend with no
+ * pooler in between, into seen_direct; -1 with err set when the query failed. */
+int rg_pg_probe_direct(struct rg_pg *pg, struct rg_err *err) RG_WUR;
 /* The store no-transaction steps run on, whose session settings stay between statements:
  * the direct one (connected now if need be), else pg itself once it is seen to reach
  * PostgreSQL without a pooler (RG_ECONFIG otherwise). */

@@ -28,14 +28,18 @@ char *rg_pg_session_reset(struct rg_pg *pg)
 {
     /* RESET ALL also resets the parameters the server reports to the client, and a pooler
      * takes those reports as the client's own wishes (PgBouncer then gives the rest of the
-     * run an empty application_name): they are set back to what the client was told. */
+     * run an empty application_name): they are set back to what the client was told. Where
+     * nothing stands between (seen_direct), RESET ALL itself puts them back as they were:
+     * their reset values are the ones this connection started with, which is what it was
+     * told, since rollgate sets none of them for the session and each step puts back what
+     * its file set. */
     static const char *const reported[] = {"application_name", "client_encoding",
                                            "DateStyle",        "IntervalStyle",
                                            "TimeZone",         "standard_conforming_strings"};
     struct rg_err ignored = {0};
     char *sql = rg_strdup("RESET ALL;RESET ROLE;RESET SESSION AUTHORIZATION;DISCARD TEMP;");
 
-    for (size_t i = 0; i < sizeof(reported) / sizeof(reported[0]); i++) {
+    for (size_t i = 0; i < sizeof(reported) / sizeof(reported[0]) && !pg->seen_direct; i++) {
         const char *value = PQparameterStatus(pg->conn, reported[i]);
         char *literal, *more;
 
@@ -54,21 +58,32 @@ char *rg_pg_session_reset(struct rg_pg *pg)
 
 /* A pooler answers the client's startup with a cancel key of its own, so the backend pid libpq
  * was told is not the one that runs the queries. (A plain TCP proxy passes the server's key on,
- * and keeps the session whole anyway.) */
-static int check_direct(struct rg_pg *pg, struct rg_err *err)
+ * and keeps the session whole anyway.) Looked at once per connection. */
+int rg_pg_probe_direct(struct rg_pg *pg, struct rg_err *err)
 {
-    PGresult *res = rg_pg_exec(pg, "SELECT pg_backend_pid()", PGRES_TUPLES_OK, err);
+    PGresult *res;
     const char *pid;
     char *end;
     long long v;
 
+    if (pg->direct_probed)
+        return 0;
+    res = rg_pg_exec(pg, "SELECT pg_backend_pid()", PGRES_TUPLES_OK, err);
     if (!res)
         return -1;
     pid = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
     errno = 0;
     v = strtoll(pid, &end, 10);
     pg->seen_direct = *pid && !*end && errno == 0 && v == PQbackendPID(pg->conn);
+    pg->direct_probed = true;
     PQclear(res);
+    return 0;
+}
+
+static int check_direct(struct rg_pg *pg, struct rg_err *err)
+{
+    if (rg_pg_probe_direct(pg, err) < 0)
+        return -1;
     if (pg->seen_direct)
         return 0;
     rg_err_set(err, RG_ECONFIG,

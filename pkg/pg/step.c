@@ -12,10 +12,17 @@
 #include "pg/internal.h"
 #include "source/sql.h"
 
-/* Server-side, so that it excludes the wait for the lock. */
-#define DURATION_SQL                                                                               \
-    "(extract(epoch FROM clock_timestamp() - "                                                     \
-    "current_setting('rollgate.started')::timestamptz) * 1000)::bigint"
+/* A step's duration, server-side so that it excludes the wait for the lock: from when the
+ * step noted it held the lock (locked_head's rollgate.started), or, for a step that does not
+ * wait for it (try_fence), from when the server received the step's query, since nothing
+ * before the file's SQL then waits. */
+static const char *duration_sql(const struct rg_step *s)
+{
+    return s->try_fence ? "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * "
+                          "1000)::bigint"
+                        : "(extract(epoch FROM clock_timestamp() - "
+                          "current_setting('rollgate.started')::timestamptz) * 1000)::bigint";
+}
 
 static const char *kind_name(enum rg_kind kind)
 {
@@ -70,33 +77,32 @@ static char *row_key(const struct rg_step *s, const struct literals *q)
                              q->title);
 }
 
-/* Under the lock: raise RG001 when another run has done the step meanwhile, RG003 while
- * another run's no-transaction migration of this version is under way. The statements of
- * a PL/pgSQL block (locked_head wraps them), "" when there is nothing to check: a data
- * script runs on every migrate, by contract idempotent. */
-static char *recheck(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
-                     const char *key)
+/* The history row's column the re-check reads into s, NULL when there is nothing to check:
+ * a data script runs on every migrate, by contract idempotent. */
+static const char *checked_column(const struct rg_step *s)
 {
-    /* Short: pg_stat_activity shows only the first track_activity_query_size bytes of the
-     * step, and the file's SQL must stay in them. */
-    const char *raise = "THEN RAISE SQLSTATE ";
+    if (s->action != RG_ACT_SCRIPT)
+        return "state";
+    return s->kind == RG_KIND_REPEATABLE ? "checksum" : NULL;
+}
 
-    if (s->action == RG_ACT_SCRIPT && s->kind == RG_KIND_DATA)
-        return rg_strdup("");
+/* Under the lock, with s read from the history row (checked_column): raise RG001 when
+ * another run has done the step meanwhile, RG003 while another run's no-transaction
+ * migration of this version is under way. A PL/pgSQL statement for locked_head's block. */
+static char *judgement(const struct rg_step *s, const struct literals *q)
+{
     if (s->action == RG_ACT_SCRIPT)
-        return rg_asprintf("IF EXISTS (SELECT 1 FROM %s WHERE %s AND checksum = %s) "
-                           "%s'" SQLSTATE_ALREADY_DONE "'; END IF;",
-                           pg->table, key, q->sum, raise);
-    return rg_asprintf("IF EXISTS (SELECT 1 FROM %s WHERE %s AND state = 'running') "
-                       "%s'" SQLSTATE_IN_PROGRESS "'; END IF; IF %s (SELECT 1 FROM %s WHERE %s%s) "
-                       "%s'" SQLSTATE_ALREADY_DONE "'; END IF;",
-                       pg->table, key, raise, s->action == RG_ACT_REVERT ? "NOT EXISTS" : "EXISTS",
-                       pg->table, key, s->action == RG_ACT_REVERT ? " AND state = 'applied'" : "",
-                       raise);
+        return rg_asprintf("IF s = %s THEN RAISE SQLSTATE '" SQLSTATE_ALREADY_DONE "'; END IF;",
+                           q->sum);
+    return rg_asprintf("IF s IS %s THEN RAISE USING ERRCODE = CASE s WHEN 'running' THEN "
+                       "'" SQLSTATE_IN_PROGRESS "' ELSE '" SQLSTATE_ALREADY_DONE "' END; END IF;",
+                       s->action == RG_ACT_REVERT ? "DISTINCT FROM 'applied'" : "NOT NULL");
 }
 
 /* The statement that records the step done (state applied), its duration an SQL
- * expression. */
+ * expression. A schema migration's row is new: the re-check under the lock found none, so
+ * it needs no ON CONFLICT clause, whose arbiter the server would otherwise infer for every
+ * step; a script's row is kept from its last run and updated. */
 static char *record(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
                     const char *key, const char *state, const char *duration)
 {
@@ -104,13 +110,17 @@ static char *record(struct rg_pg *pg, const struct rg_step *s, const struct lite
         return rg_asprintf("DELETE FROM %s WHERE %s", pg->table, key);
     return rg_asprintf("INSERT INTO %s (kind, version, title, checksum, down_sql, applied_by, "
                        "duration_ms, rollgate_version, state%s) VALUES ('%s', %" PRId64
-                       ", %s, %s, %s, %s, %s, '%s', '%s'%s%s) ON CONFLICT (kind, version, title) "
-                       "DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now(), "
-                       "applied_by = EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, "
-                       "rollgate_version = EXCLUDED.rollgate_version, state = EXCLUDED.state",
+                       ", %s, %s, %s, %s, %s, '%s', '%s'%s%s)%s",
                        pg->table, q->with_up ? ", up_sql" : "", kind_name(s->kind), s->version,
                        q->title, q->sum, q->down, q->by, duration, RG_VERSION, state,
-                       q->with_up ? ", " : "", q->with_up ? q->up : "");
+                       q->with_up ? ", " : "", q->with_up ? q->up : "",
+                       s->kind == RG_KIND_SCHEMA
+                           ? ""
+                           : " ON CONFLICT (kind, version, title) DO UPDATE SET checksum = "
+                             "EXCLUDED.checksum, applied_at = now(), applied_by = "
+                             "EXCLUDED.applied_by, duration_ms = EXCLUDED.duration_ms, "
+                             "rollgate_version = EXCLUDED.rollgate_version, state = "
+                             "EXCLUDED.state");
 }
 
 static void append(struct rg_err *err, const char *text)
@@ -215,38 +225,47 @@ static int flush(struct rg_pg *pg, struct rg_err *err)
 /* Begins a transaction holding the lock. Waiting for the lock must not be cut short by a
  * timeout set for the server or role: the run that holds it may be applying a long
  * migration. A step that must not wait (s->try_fence) raises RG004 at once instead, so the
- * run waits elsewhere with no transaction open. */
+ * run waits elsewhere with no transaction open. started: a step that waits for the lock
+ * notes when it got it (rollgate.started, for duration_sql). */
 static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct literals *q,
-                         const char *key)
+                         const char *key, bool started)
 {
-    char *check = recheck(pg, s, q, key);
+    const char *column = checked_column(s);
     /* A schema migration to apply is looked at first, without the lock: one done already
      * says so (RG005) without holding the fence even for a moment, which would make the
      * run holding it step aside. Not waiting, it needs no timeouts lifted. */
-    char *seen = s->action == RG_ACT_APPLY && s->kind == RG_KIND_SCHEMA
-                     ? rg_asprintf("IF EXISTS (SELECT FROM %s WHERE %s) THEN RAISE SQLSTATE "
-                                   "'" SQLSTATE_SEEN_DONE "'; END IF;",
-                                   pg->table, key)
-                     : rg_strdup("");
-    /* One PL/pgSQL block for the look, the lock and the re-check: each of its statements
-     * takes a new snapshot as the statements of the query do, so the re-check still sees
-     * what the run that held the lock committed, and the server compiles one block per
-     * step instead of two (about a quarter of a millisecond each on the bench machine, where
-     * a trivial step takes three to five). */
-    char *take =
-        s->try_fence
-            ? rg_asprintf("DO $rg$BEGIN %sIF NOT pg_try_advisory_xact_lock(%" PRId64
-                          ") THEN RAISE SQLSTATE '" SQLSTATE_FENCE_HELD "'; END IF;%s END$rg$;",
-                          seen, pg->lock_key, check)
-            : rg_asprintf("SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;"
-                          "SELECT pg_advisory_xact_lock(%" PRId64 ");%s%s%s",
-                          pg->lock_key, *check ? "DO $rg$BEGIN " : "", check,
-                          *check ? " END$rg$;" : "");
-    char *head = rg_asprintf("BEGIN;%s%s", rg_pg_dead_client_check(pg, true), take);
+    bool look = s->action == RG_ACT_APPLY && s->kind == RG_KIND_SCHEMA && s->try_fence;
+    char *take = s->try_fence
+                     ? rg_asprintf("IF NOT pg_try_advisory_xact_lock(%" PRId64
+                                   ") THEN RAISE SQLSTATE '" SQLSTATE_FENCE_HELD "'; END IF;",
+                                   pg->lock_key)
+                     : rg_asprintf("PERFORM pg_advisory_xact_lock(%" PRId64 ");", pg->lock_key);
+    char *read = column ? rg_asprintf("SELECT %s INTO s FROM %s WHERE %s;", column, pg->table, key)
+                        : rg_strdup("");
+    char *judge = column ? judgement(s, q) : rg_strdup("");
+    /* The look, the lock and the re-check are one PL/pgSQL block, which the server compiles
+     * once per step; each of its statements takes a new snapshot as the statements of a
+     * query do, so the re-check still sees what the run that held the lock committed. With
+     * a look, the same query reads the row twice, before the lock and after it: the block
+     * plans it once, and the server's work on a trivial step goes mostly to compiling and
+     * planning what it is sent. Short, too: pg_stat_activity shows only the first
+     * track_activity_query_size bytes of the step, and the file's SQL must stay in them. */
+    char *body = look ? rg_asprintf("FOR pass IN 1..2 LOOP %s EXIT WHEN pass = 2; IF s IS NOT NULL "
+                                    "THEN RAISE SQLSTATE '" SQLSTATE_SEEN_DONE "'; END IF; %s END "
+                                    "LOOP; %s",
+                                    read, take, judge)
+                      : rg_asprintf("%s %s %s", take, read, judge);
+    char *head = rg_asprintf(
+        "BEGIN;%s%sDO $rg$DECLARE s text; BEGIN %s%s END$rg$;", rg_pg_dead_client_check(pg, true),
+        s->try_fence ? "" : "SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;", body,
+        started && !s->try_fence
+            ? " PERFORM set_config('rollgate.started', clock_timestamp()::text, true);"
+            : "");
 
-    free(seen);
     free(take);
-    free(check);
+    free(read);
+    free(judge);
+    free(body);
     return head;
 }
 
@@ -260,19 +279,17 @@ static int run_in_transaction(struct rg_pg *pg, const struct rg_step *s, const s
                               const char *key, enum rg_apply_outcome *outcome, enum attempt *how,
                               struct rg_err *err)
 {
-    char *lock = locked_head(pg, s, q, key);
-    char *rec = record(pg, s, q, key, "applied", DURATION_SQL);
+    char *lock = locked_head(pg, s, q, key, true);
+    char *rec = record(pg, s, q, key, "applied", duration_sql(s));
     char *reset = rg_pg_session_reset(pg);
     char *local =
-        rg_asprintf("%sSET LOCAL lock_timeout = %" PRId64 ";SET LOCAL statement_timeout = %" PRId64
+        rg_asprintf("SET LOCAL lock_timeout = %" PRId64 ";SET LOCAL statement_timeout = %" PRId64
                     ";SET LOCAL synchronous_commit = %s;",
-                    rg_pg_dead_client_check(pg, true), s->lock_timeout_ms, s->statement_timeout_ms,
-                    s->durable ? "on" : "off");
-    char *head = rg_asprintf("%s%sSELECT set_config('rollgate.started', clock_timestamp()::text, "
-                             "true);\n",
-                             lock, local);
+                    s->lock_timeout_ms, s->statement_timeout_ms, s->durable ? "on" : "off");
+    char *head = rg_asprintf("%s%s\n", lock, local);
     /* The newline ends a trailing -- comment in the file. */
-    char *sql = rg_asprintf("%s%s\n;%s;%s%sCOMMIT", head, s->sql, rec, reset, local);
+    char *sql = rg_asprintf("%s%s\n;%s;%s%s%sCOMMIT", head, s->sql, rec, reset,
+                            rg_pg_dead_client_check(pg, true), local);
     PGresult *res = NULL;
     int ret = -1;
 
@@ -431,7 +448,8 @@ static int run_without_transaction(struct rg_pg *pg, const struct rg_step *s,
                                    enum rg_apply_outcome *outcome, int64_t start, enum attempt *how,
                                    struct rg_err *err)
 {
-    char *lock = locked_head(pg, s, q, key), *mark = NULL, *sql = NULL, *rec = NULL, *dur = NULL;
+    char *lock = locked_head(pg, s, q, key, false), *mark = NULL, *sql = NULL, *rec = NULL,
+         *dur = NULL;
     const char *outcome_msg = "; the statements before it stay applied, and the script runs "
                               "again from the start on the next migrate";
     /* Short enough to survive append() whole, as failed_msg. */
@@ -568,6 +586,19 @@ static void lock_gave_up(const struct rg_step *s, const struct rg_pg_watch *w, i
                last);
 }
 
+/* Whether on reaches PostgreSQL directly, which shortens the step's session reset. A
+ * connection that cannot even say so fails the step soon enough with a message naming the
+ * file: only a stop (RG_ESIGNAL) ends the step here. */
+static int probe(struct rg_pg *on, struct rg_err *err)
+{
+    if (rg_pg_probe_direct(on, err) == 0)
+        return 0;
+    if (err->code == RG_ESIGNAL)
+        return -1;
+    rg_err_clear(err);
+    return 0;
+}
+
 int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *outcome,
                    int64_t *duration_ms, struct rg_err *err)
 {
@@ -585,7 +616,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         rg_err_prefix(err, "%s", s->path);
         return -1;
     }
-    if (rg_pg_upsql_column(pg, err) < 0 || quote_step(pg, s, &q, err) < 0)
+    if (rg_pg_upsql_column(pg, err) < 0 || probe(on, err) < 0 || quote_step(pg, s, &q, err) < 0)
         goto out;
     key = row_key(s, &q);
     watch = rg_pg_watch_new(pg, on, s);

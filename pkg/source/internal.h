@@ -49,10 +49,13 @@ bool rg_source_near_miss(const char *name, bool data);
  * RG_EINTERNAL) name path (path:line for a bad phase). */
 int rg_source_read_checksum(const char *path, char *checksum, bool *post,
                             struct rg_err *err) RG_WUR;
-/* *sql allocated, NUL-terminated; checksum (char[65]) may be NULL. Errors (RG_EFILES,
- * RG_EINTERNAL) name path. */
+/* *sql allocated, NUL-terminated; checksum (char[65]) may be NULL. stmts, when not NULL,
+ * takes its statements from the split that checked them (allocated, *nstmts of them).
+ * Errors (RG_EFILES, RG_EINTERNAL) name path. */
+struct rg_sql_stmt;
 int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,
-                       struct rg_directives *d, struct rg_err *err) RG_WUR;
+                       struct rg_directives *d, struct rg_sql_stmt **stmts, size_t *nstmts,
+                       struct rg_err *err) RG_WUR;
 
 /* source.c */
 /* qsort, skipped when base is in order already. */

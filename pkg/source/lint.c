@@ -825,6 +825,14 @@ void rg_lint_sql(const char *sql, size_t len, const struct rg_directives *d, str
 {
     struct rg_sql_stmt *stmts = NULL;
     size_t n = rg_sql_statements(sql, len, &stmts);
+
+    rg_lint_statements(sql, stmts, n, d, out);
+    free(stmts);
+}
+
+void rg_lint_statements(const char *sql, const struct rg_sql_stmt *stmts, size_t n,
+                        const struct rg_directives *d, struct rg_lint *out)
+{
     struct ctx c = {.sql = sql, .d = d, .out = out};
     bool used[RG_LINT_NRULES] = {false};
 
@@ -847,7 +855,6 @@ void rg_lint_sql(const char *sql, size_t len, const struct rg_directives *d, str
     for (size_t i = 0; i < c.ncreated; i++)
         free((void *)c.created[i]);
     free(c.created);
-    free(stmts);
 }
 
 size_t rg_lint_errors(const struct rg_lint *l)

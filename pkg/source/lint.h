@@ -86,6 +86,11 @@ struct rg_directives;
  * This is what `lint`, `validate`, `migrate` and `plan` call; plan matches a finding to
  * its statement by stmt. */
 void rg_lint_sql(const char *sql, size_t len, const struct rg_directives *d, struct rg_lint *out);
+struct rg_sql_stmt;
+/* rg_lint_sql over the statements of sql that were split already (stmts[0, n), as
+ * rg_sql_statements gives them): a file's one split serves its checks and its lint. */
+void rg_lint_statements(const char *sql, const struct rg_sql_stmt *stmts, size_t n,
+                        const struct rg_directives *d, struct rg_lint *out);
 /* How many findings are errors not allowed: what makes lint exit 4. */
 size_t rg_lint_errors(const struct rg_lint *l);
 void rg_lint_free(struct rg_lint *l);

@@ -418,10 +418,12 @@ int rg_source_read_checksum(const char *path, char *checksum, bool *post, struct
  * byte order mark is dropped from the SQL, as psql drops it: PostgreSQL would take it for
  * part of the first word. */
 int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum,
-                       struct rg_directives *d, struct rg_err *err)
+                       struct rg_directives *d, struct rg_sql_stmt **stmts, size_t *nstmts,
+                       struct rg_err *err)
 {
+    struct rg_sql_stmt *split = NULL;
     char *buf = NULL;
-    size_t n = 0;
+    size_t n = 0, nsplit = 0;
     int rc = -1;
 
     if (read_summed(path, &buf, &n, checksum, err) != 0)
@@ -431,13 +433,19 @@ int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum
         n -= 3;
     }
     if (check_utf8(path, buf, n, err) != 0 || parse_directives(path, buf, n, false, d, err) != 0 ||
-        rg_sql_unwrap(buf, n, !d->no_transaction, path, err) != 0)
+        rg_sql_unwrap_split(buf, n, !d->no_transaction, path, &split, &nsplit, err) != 0)
         goto out;
     *sql = buf;
     *len = n;
     buf = NULL;
+    if (stmts) {
+        *stmts = split;
+        *nstmts = nsplit;
+        split = NULL;
+    }
     rc = 0;
 out:
+    free(split);
     free(buf);
     return rc;
 }

@@ -15,6 +15,7 @@
 #include "mem/mem.h"
 #include "log/log.h"
 #include "source/internal.h"
+#include "source/sql.h"
 
 /* dir/name (dlen, nlen their lengths) into p, which has room for dlen + nlen + 2 bytes;
  * returns the end of what it wrote, past the NUL. Joins as the operator wrote dir, without
@@ -330,7 +331,8 @@ static int load_script(const char *dir, const char *file, const char *name, size
 
     s.name = rg_strndup(name, name_len);
     s.path = rg_source_join_path(dir, file);
-    if (rg_source_read_sql(s.path, &s.sql, &s.len, s.checksum, &s.directives, err) != 0 ||
+    if (rg_source_read_sql(s.path, &s.sql, &s.len, s.checksum, &s.directives, NULL, NULL, err) !=
+            0 ||
         refuse_phase(s.path, &s.directives, "repeatable or data scripts", err) != 0)
         goto out;
     *out = s;
@@ -715,12 +717,16 @@ static size_t index_of(const struct rg_source *src, int64_t version)
     return src->n;
 }
 
-static int prepare_up(struct rg_migration *m, struct rg_err *err)
+/* lint, when not NULL, takes the file's findings, from the split that checked it. */
+static int prepare_up(struct rg_migration *m, struct rg_lint *lint, struct rg_err *err)
 {
     struct rg_directives d;
+    struct rg_sql_stmt *stmts = NULL;
+    size_t n = 0;
     char sum[65];
 
-    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &d, err) != 0)
+    if (rg_source_read_sql(m->up_path, &m->up_sql, &m->up_len, sum, &d, lint ? &stmts : NULL, &n,
+                           err) != 0)
         return -1;
     /* A file replaced while the run started (a ConfigMap updated under a running pod), or
      * edited after rollgate sum with its size and time kept: running it would record a
@@ -741,9 +747,13 @@ static int prepare_up(struct rg_migration *m, struct rg_err *err)
         free(m->up_sql);
         m->up_sql = NULL;
         m->up_len = 0;
+        free(stmts);
         return -1;
     }
     m->directives = keep_directives(&d);
+    if (lint)
+        rg_lint_statements(m->up_sql, stmts, n, m->directives, lint);
+    free(stmts);
     return 0;
 }
 
@@ -754,7 +764,7 @@ static int prepare_down(struct rg_migration *m, struct rg_err *err)
 
     if (!m->down_path)
         return 0;
-    if (rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL, &d, err) != 0)
+    if (rg_source_read_sql(m->down_path, &m->down_sql, &len, NULL, &d, NULL, NULL, err) != 0)
         return -1;
     if (refuse_phase(m->down_path, &d, "down files", err) != 0) {
         free(m->down_sql);
@@ -767,17 +777,34 @@ static int prepare_down(struct rg_migration *m, struct rg_err *err)
 
 int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts, struct rg_err *err)
 {
+    bool linted;
+
+    return rg_source_prepare_lint(src, version, parts, NULL, &linted, err);
+}
+
+int rg_source_prepare_lint(struct rg_source *src, int64_t version, unsigned parts,
+                           struct rg_lint *lint, bool *linted, struct rg_err *err)
+{
     size_t i = index_of(src, version);
     struct rg_migration *m = i < src->n ? &src->items[i] : NULL;
 
+    *linted = false;
     if (!m) {
         rg_err_set(err, RG_EINTERNAL, "no migration file for version %" PRId64, version);
         return -1;
     }
+    if (!(parts & RG_SOURCE_UP) || (m->prepared & RG_SOURCE_LINTED))
+        lint = NULL;
     if ((parts & RG_SOURCE_UP) && !(m->prepared & RG_SOURCE_UP)) {
-        if (prepare_up(m, err) != 0)
+        if (prepare_up(m, lint, err) != 0)
             return -1;
         m->prepared |= RG_SOURCE_UP;
+    } else if (lint) {
+        rg_lint_sql(m->up_sql, m->up_len, m->directives, lint);
+    }
+    if (lint) {
+        m->prepared |= RG_SOURCE_LINTED;
+        *linted = true;
     }
     if ((parts & RG_SOURCE_DOWN) && !(m->prepared & RG_SOURCE_DOWN)) {
         if (prepare_down(m, err) != 0)

@@ -36,6 +36,8 @@ extern const struct rg_directives rg_source_no_directives;
 /* Which files of a migration rg_source_prepare reads. */
 #define RG_SOURCE_UP 0x1u   /* the up file: its SQL and directives */
 #define RG_SOURCE_DOWN 0x2u /* the down file, if there is one */
+/* In prepared only: the up file's lint findings were taken (rg_source_prepare_lint). */
+#define RG_SOURCE_LINTED 0x4u
 
 struct rg_migration {
     int64_t version; /* > 0 */
@@ -186,6 +188,11 @@ int rg_source_check_names(const struct rg_source *src, struct rg_err *err) RG_WU
  * it was loaded; RG_EINTERNAL for a version src does not have. */
 int rg_source_prepare(struct rg_source *src, int64_t version, unsigned parts,
                       struct rg_err *err) RG_WUR;
+/* rg_source_prepare, and with lint, the up file's lint findings (judged with its
+ * directives) into *lint the first time they are asked for (*linted): from the one split
+ * that also checked the file when it is read now, else from its SQL held in memory. */
+int rg_source_prepare_lint(struct rg_source *src, int64_t version, unsigned parts,
+                           struct rg_lint *lint, bool *linted, struct rg_err *err) RG_WUR;
 
 /* rg_source_prepare of every migration's up and down file, in version order: what
  * validate checks, so that a validate that passes means no run will refuse a file. */

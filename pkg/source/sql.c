@@ -593,10 +593,24 @@ static const struct stmt *refused(const struct split *sp, bool in_transaction, b
 
 int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path, struct rg_err *err)
 {
+    struct rg_sql_stmt *stmts = NULL;
+    size_t n;
+    int rc = rg_sql_unwrap_split(sql, len, in_transaction, path, &stmts, &n, err);
+
+    free(stmts);
+    return rc;
+}
+
+int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *path,
+                        struct rg_sql_stmt **stmts, size_t *n, struct rg_err *err)
+{
     struct split sp;
     const struct stmt *bad;
     bool wrapped;
     int rc = -1;
+
+    *stmts = NULL;
+    *n = 0;
 
     split(sql, len, &sp);
     wrapped = in_transaction && sp.n >= 2 && sp.items[0].pub.kind == RG_SQL_BEGIN &&
@@ -628,10 +642,16 @@ int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path, 
                    "accepted)",
                    path, bad->pub.line, name_of(bad));
     } else {
+        size_t skip = wrapped ? 1 : 0;
+
         if (wrapped) {
             blank(sql, &sp.items[0].pub);
             blank(sql, &sp.items[sp.n - 1].pub);
         }
+        *n = sp.n - 2 * skip;
+        *stmts = rg_calloc(*n, sizeof(**stmts));
+        for (size_t i = 0; i < *n; i++)
+            (*stmts)[i] = sp.items[i + skip].pub;
         rc = 0;
     }
     free(sp.items);

@@ -56,6 +56,11 @@ size_t rg_sql_statements(const char *sql, size_t len, struct rg_sql_stmt **out);
  *    all. SAVEPOINT, RELEASE and ROLLBACK TO are fine. */
 int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path,
                   struct rg_err *err) RG_WUR;
+/* rg_sql_unwrap, and on success the statements of sql as it leaves it (a blanked wrapper's
+ * left out) into *stmts and *n, as rg_sql_statements would give them: the lint reads them
+ * instead of splitting the file again. */
+int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *path,
+                        struct rg_sql_stmt **stmts, size_t *n, struct rg_err *err) RG_WUR;
 
 /* The index a CREATE [UNIQUE] INDEX CONCURRENTLY statement builds, as PostgreSQL's parser
  * reads it: an interrupted or failed concurrent build leaves an invalid index of that name

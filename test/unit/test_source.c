@@ -1416,3 +1416,47 @@ Test(source, parses_directives_of_sql_from_elsewhere)
         strstr(err.msg, "history of version 3:2: rollgate:lock-timeout: bad duration"), "%s",
         err.msg);
 }
+
+/* A run's lint of the files it applies: taken once per file, from the read that checked
+ * it, and the same findings as a lint of the SQL read; a file read before is linted from
+ * its SQL in memory, also once. */
+Test(source, prepare_lint_gives_each_up_files_findings_once)
+{
+    struct rg_source src;
+    struct rg_err err = {0};
+    struct rg_lint l = {0}, again = {0};
+    bool linted = false;
+
+    write_file("0001_a.up.sql", "BEGIN;\nCREATE TABLE a (id int);\nCREATE INDEX i ON other (id);\n"
+                                "COMMIT;\n");
+    write_file("0002_b.up.sql", "CREATE TABLE b (at timestamp);\n");
+    load_names(&src);
+    cr_assert_eq(rg_source_prepare_lint(&src, 1, RG_SOURCE_UP, &l, &linted, &err), 0, "%s",
+                 err.msg);
+    cr_assert(linted);
+    rg_lint_sql(src.items[0].up_sql, src.items[0].up_len, src.items[0].directives, &again);
+    cr_assert_eq(l.n, again.n);
+    cr_assert_gt(l.n, 1, "prefer-bigint-over-int and require-concurrent-index-creation");
+    for (size_t i = 0; i < l.n; i++) {
+        cr_assert_eq(l.items[i].rule, again.items[i].rule);
+        cr_assert_eq(l.items[i].stmt, again.items[i].stmt);
+        cr_assert_eq(l.items[i].line, again.items[i].line);
+        cr_assert_eq(l.items[i].column, again.items[i].column);
+    }
+    cr_assert_eq(rg_source_prepare_lint(&src, 1, RG_SOURCE_UP | RG_SOURCE_DOWN, &l, &linted, &err),
+                 0, "%s", err.msg);
+    cr_assert_not(linted, "linted twice");
+
+    cr_assert_eq(rg_source_prepare(&src, 2, RG_SOURCE_UP, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_source_prepare_lint(&src, 2, RG_SOURCE_UP, &l, &linted, &err), 0, "%s",
+                 err.msg);
+    cr_assert(linted, "read before, linted now");
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.items[0].rule, RG_LINT_PREFER_TIMESTAMPTZ);
+    cr_assert_eq(rg_source_prepare_lint(&src, 2, RG_SOURCE_UP, &l, &linted, &err), 0, "%s",
+                 err.msg);
+    cr_assert_not(linted);
+    rg_lint_free(&l);
+    rg_lint_free(&again);
+    rg_source_free(&src);
+}

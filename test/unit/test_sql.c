@@ -566,3 +566,37 @@ Test(sql_tokens, any_token_that_changed_counts)
     cr_assert_not(same("SELECT 'unterminated", "SELECT 'unterminated"),
                   "what the scanner cannot read is never the same");
 }
+
+/* The statements unwrap hands back (what a file's lint reads instead of splitting the file
+ * again) are those a new split of the file as unwrapped would give: the blanked wrapper's
+ * left out, places, lines and kinds the same. */
+Test(sql, unwrap_split_gives_the_statements_of_the_unwrapped_sql)
+{
+    const char *files[] = {
+        "-- header\nBEGIN;\nCREATE TABLE a (id int);\n/* c */ SAVEPOINT s;\ncommit;\n",
+        "CREATE TABLE a (id int);\nCREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+        "SELECT 1; SELECT 2; END;\nINSERT INTO a VALUES (1)",
+        "\xEF\xBB\xBFSELECT 1;;\n-- trailing\n",
+    };
+
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *sql = strdup(files[f]);
+        struct rg_sql_stmt *got = NULL, *want = NULL;
+        struct rg_err err = {0};
+        size_t n = 0, m;
+
+        cr_assert_eq(rg_sql_unwrap_split(sql, strlen(sql), true, "m/x.sql", &got, &n, &err), 0,
+                     "%s", err.msg);
+        m = rg_sql_statements(sql, strlen(sql), &want);
+        cr_assert_eq(n, m, "file %zu: %zu statements handed back, %zu split again", f, n, m);
+        for (size_t i = 0; i < n; i++) {
+            cr_assert_eq(got[i].start, want[i].start, "file %zu statement %zu", f, i);
+            cr_assert_eq(got[i].end, want[i].end, "file %zu statement %zu", f, i);
+            cr_assert_eq(got[i].line, want[i].line, "file %zu statement %zu", f, i);
+            cr_assert_eq(got[i].kind, want[i].kind, "file %zu statement %zu", f, i);
+        }
+        free(got);
+        free(want);
+        free(sql);
+    }
+}
