@@ -123,13 +123,13 @@ static char *record(struct rg_pg *pg, const struct rg_step *s, const struct lite
                              "EXCLUDED.state");
 }
 
-static void append(struct rg_err *err, const char *text)
+/* The server's words on one line between our own, which keep their spaces. */
+static void append(struct rg_err *err, const char *before, const char *text, const char *after)
 {
     char line[200];
-    size_t used = strlen(err->msg);
 
     rg_pg_one_line(line, sizeof(line), text);
-    snprintf(err->msg + used, sizeof(err->msg) - used, "%s", line);
+    rg_err_suffix(err, "%s%s%s", before, line, after);
 }
 
 /* The failed statement's place in the file and the server's own words. shift: characters
@@ -156,20 +156,14 @@ static void step_error(const struct rg_step *s, const PGresult *res, long shift,
                                          : PQresStatus(PQresultStatus(res));
     rg_err_set(err, RG_EMIGRATION, "%s%s: ERROR%s%s: ", s->path, where, state ? " " : "",
                state ? state : "");
-    append(err, msg);
-    if (detail) {
-        append(err, " (detail: ");
-        append(err, detail);
-        append(err, ")");
-    }
-    if (hint) {
-        append(err, " (hint: ");
-        append(err, hint);
-        append(err, ")");
-    }
+    append(err, "", msg, "");
+    if (detail)
+        append(err, " (detail: ", detail, ")");
+    if (hint)
+        append(err, " (hint: ", hint, ")");
     if (state && strcmp(state, SQLSTATE_ACTIVE_SQL_TRANSACTION) == 0)
-        append(err, " (hint: mark the file -- rollgate:no-transaction)");
-    append(err, outcome);
+        rg_err_suffix(err, " (hint: mark the file -- rollgate:no-transaction)");
+    rg_err_suffix(err, "%s", outcome);
 }
 
 /* How an attempt at a step ended, beyond done (0) or failed (-1 with err set). */

@@ -261,6 +261,25 @@ Test(migrate, syntax_error_exits_6_with_file_line_column_and_sqlstate_42601)
                      "a history row was written for the failed migration");
 }
 
+/* The server's detail and hint are quoted whole inside rollgate's own words: a unique
+ * violation's detail names the key, a misspelt column's hint the right one. */
+Test(migrate, a_failure_quotes_the_servers_detail_and_hint_in_full)
+{
+    h_migration(1, "dup",
+                "CREATE TABLE dup (id int PRIMARY KEY, name text);\n"
+                "INSERT INTO dup VALUES (1, 'a'), (1, 'b');\n",
+                NULL);
+    struct h_result r = h_run(H_ARGS("migrate"), MIGRATE_ENV);
+    h_assert_exit(r, 6);
+    h_assert_has(r, r.termlog, "(detail: Key (id)=(1) already exists.)");
+
+    h_write_file(h_mig_path("0001_dup.up.sql"), "CREATE TABLE dup (id int, name text);\n"
+                                                "SELECT nmae FROM dup;\n");
+    r = h_run(H_ARGS("migrate"), MIGRATE_ENV);
+    h_assert_exit(r, 6);
+    h_assert_has(r, r.termlog, "(hint: Perhaps you meant to reference the column \"dup.name\".)");
+}
+
 Test(migrate, unreachable_database_exits_7_once_connect_retry_runs_out)
 {
     h_migration(1, "create_a", "CREATE TABLE a (id int);\n", NULL);
