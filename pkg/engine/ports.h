@@ -180,6 +180,14 @@ struct rg_store {
     /* The history's schema rows summed up by the database (one row over the wire however
      * long the history is); optional: NULL, and every start reads the history. */
     int (*digest_history)(void *ctx, struct rg_history_digest *d, struct rg_err *err);
+    /* For a run without a lock about to read and lint its files: takes the fence (the
+     * history table's advisory lock) if no other run holds it, in a transaction left open
+     * with nothing in it but the lock, so that runs starting at the same moment find it held
+     * and follow this one before doing that work themselves. *held false: another run
+     * holds it, and no transaction is left open. unclaim ends the transaction, writing
+     * nothing, before the run's steps begin. Optional: NULL, and every run reads its files. */
+    int (*claim)(void *ctx, bool *held, struct rg_err *err);
+    void (*unclaim)(void *ctx);
 };
 
 /* Time as the engine waits through it (cmd: the monotonic clock and the signal watcher's

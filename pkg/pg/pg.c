@@ -235,6 +235,39 @@ void rg_pg_rollback(struct rg_pg *pg)
         PQclear(rg_pg_query(pg, "ROLLBACK"));
 }
 
+/* The claim is a transaction holding the fence and nothing else: no snapshot is kept
+ * between statements (read committed), so it stalls nobody's CREATE INDEX CONCURRENTLY,
+ * and the server's idle_in_transaction_session_timeout, whatever it is set to, must not end
+ * it while the run reads its files. */
+static int claim(void *ctx, bool *held, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    char *sql = rg_asprintf("BEGIN;SET LOCAL idle_in_transaction_session_timeout = 0;"
+                            "SELECT pg_try_advisory_xact_lock(%" PRId64 ")",
+                            pg->lock_key);
+    PGresult *res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
+    int ret = -1;
+
+    *held = false;
+    if (!res) {
+        rg_err_prefix(err, "taking the lock on %s", pg->table);
+        goto out;
+    }
+    *held = PQgetvalue(res, 0, 0)[0] == 't';
+    ret = 0;
+out:
+    if (!*held)
+        rg_pg_rollback(pg);
+    PQclear(res);
+    free(sql);
+    return ret;
+}
+
+static void unclaim(void *ctx)
+{
+    rg_pg_rollback(ctx);
+}
+
 static enum rg_row_state parse_state(const char *s)
 {
     if (strcmp(s, "applied") == 0)
@@ -467,6 +500,8 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->ctx = pg;
     store->read_history = read_history;
     store->ensure_history = ensure_history;
+    store->claim = claim;
+    store->unclaim = unclaim;
     store->run = rg_pg_run_step;
     store->read_down = rg_pg_read_down;
     store->read_up = rg_pg_read_up;

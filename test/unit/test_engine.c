@@ -43,6 +43,9 @@ struct fake {
     int64_t trial_order[MAX];        /* versions a dry run tried, in order */
     int64_t trial_lock_timeout[MAX]; /* the lock_timeout each was tried with */
     size_t ntrials;
+    bool claim_taken; /* another run holds the fence when this one claims it */
+    bool claim_open;  /* between a claim that held and unclaim */
+    int claims, unclaims;
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -95,6 +98,7 @@ static int fake_run(void *ctx, const struct rg_step *s, enum rg_apply_outcome *o
     struct fake *f = ctx;
     *ms = 1;
     f->runs++;
+    cr_assert_not(f->claim_open, "a step ran before the claim was given up");
     if (s->try_fence && f->fence_held) {
         *outcome = RG_APPLY_BUSY;
         return 0;
@@ -299,6 +303,24 @@ static int fake_digest(void *ctx, struct rg_history_digest *d, struct rg_err *er
     return 0;
 }
 
+static int fake_claim(void *ctx, bool *held, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)err;
+    cr_assert_not(f->claim_open, "claimed twice");
+    f->claims++;
+    *held = !f->claim_taken;
+    f->claim_open = *held;
+    return 0;
+}
+
+static void fake_unclaim(void *ctx)
+{
+    struct fake *f = ctx;
+    f->unclaims++;
+    f->claim_open = false;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -315,7 +337,9 @@ static struct rg_store store = {&fk,
                                 fake_trial_begin,
                                 fake_trial_run,
                                 fake_trial_end,
-                                fake_digest};
+                                fake_digest,
+                                fake_claim,
+                                fake_unclaim};
 static struct rg_migration files[MAX];
 /* The directives of files[i] (up, down), as rg_source_prepare allocates them. */
 static struct rg_directives file_directives[MAX][2];
@@ -327,6 +351,7 @@ static struct rg_source src;
 struct fake_time {
     int64_t ms;
     int pauses, apply_at;
+    bool one_each; /* the other run applies the next file at every pause */
     bool stop;
     int64_t slept[MAX];
 };
@@ -344,6 +369,14 @@ static bool fake_pause(void *ctx, int64_t ms)
         return false;
     t->slept[t->pauses % MAX] = ms;
     t->ms += ms;
+    if (t->one_each) {
+        for (size_t i = 0; i < src.n; i++) {
+            if (!fake_has_row(&fk, files[i].version)) {
+                add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+                break;
+            }
+        }
+    }
     if (++t->pauses != t->apply_at)
         return true;
     for (size_t i = 0; i < fk.n; i++)
@@ -397,6 +430,15 @@ static void add_unread_file(int64_t version, const char *sum, bool down)
     files[src.n - 1].up_path = "nowhere/f.up.sql";
     if (down)
         files[src.n - 1].down_path = "nowhere/f.down.sql";
+}
+
+/* A pending migration with its SQL in memory, as rg_source_prepare leaves it. */
+static void add_sql_file(int64_t version, const char *sum, const char *sql, bool no_transaction)
+{
+    add_file(version, sum);
+    files[src.n - 1].up_sql = (char *)sql;
+    files[src.n - 1].up_len = strlen(sql);
+    file_directives[src.n - 1][0].no_transaction = no_transaction;
 }
 
 static struct rg_migrate_opts opts(void)
@@ -576,6 +618,95 @@ Test(engine, a_follower_whose_work_stalls_tries_again_waiting_at_the_fence_and_a
     cr_assert_geq(ft.ms, 15000, "followed for follow_stall_ms first");
     cr_assert_lt(ft.ms, 30000);
     cr_assert_gt(ft.slept[2], ft.slept[1], "backs off while nothing moves");
+}
+
+/* Runs started together: the one that claims the fence reads and lints; the others follow
+ * it at once, having read no file past its checksum (these files do not exist). */
+Test(engine, a_racer_that_finds_the_fence_claimed_follows_without_reading_or_linting_a_file)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", true);
+    add_unread_file(2, "b", true);
+    o.lint = o.lint_enforce = true;
+    fk.claim_taken = true;
+    ft.apply_at = 3;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 0, "nothing to give up");
+    cr_assert_eq(fk.runs, 0, "tried no step");
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 2);
+    cr_assert_eq(files[0].prepared | files[1].prepared, 0, "read a file");
+}
+
+/* A look is the history's digest while the other run makes progress: the history is read
+ * at the start and once more when the digest shows the work at its end, however many
+ * looks there were; and the run ends on that last read, with no read more. */
+Test(engine, a_follower_looks_at_the_digest_and_reads_the_history_only_at_the_end)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    const char *sums[] = {"a", "b", "c", "d", "e", "f"};
+    for (int v = 1; v <= 6; v++)
+        add_unread_file(v, sums[v - 1], false);
+    fk.exists = true; /* or it is read again after it is made */
+    fk.claim_taken = true;
+    ft.one_each = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 6);
+    cr_assert_eq(ft.pauses, 6, "one look per applied file, then the end");
+    cr_assert_eq(fk.reads, 2, "history read %d times", fk.reads);
+    /* The start's digest, and one per look: before each pause, and the last. */
+    cr_assert_eq(fk.digests, 1 + 7, "%d digests", fk.digests);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(ft.slept[i], 50, "progress keeps the poll period: %lld",
+                     (long long)ft.slept[i]);
+}
+
+/* A follower that never read its files reads and lints them when it tries again after a
+ * stall: a file migrations.lint=enforce refuses still stops it before any step. */
+Test(engine, a_follower_that_tries_again_after_a_stall_lints_first_and_refuses)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "SELECT 1;", false);
+    add_sql_file(2, "b", "\nCREATE INDEX i ON t (a);", false);
+    o.lint = o.lint_enforce = true;
+    fk.claim_taken = true; /* and the run holding it never gets anywhere */
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "%s", err.msg);
+    cr_assert(strstr(err.msg, "lint error require-concurrent-index-creation"), "%s", err.msg);
+    cr_assert_geq(ft.ms, 15000, "followed for follow_stall_ms first");
+    cr_assert_eq(fk.runs, 0, "no step may run");
+}
+
+/* The claimant gives the claim up before its first step (fake_run checks), also when its
+ * files are refused. */
+Test(engine, a_claimant_reads_and_lints_then_gives_the_claim_up_before_any_step)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "SELECT 1;", false);
+    o.lint = o.lint_enforce = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 1);
+    cr_assert_eq(fk.nsteps, 1);
+
+    setup();
+    add_sql_file(1, "a", "CREATE INDEX i ON t (a);", false);
+    o.lint = o.lint_enforce = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 1, "the claim outlived a refusal");
+    cr_assert_eq(fk.runs, 0);
 }
 
 Test(engine, a_follower_stopped_by_a_signal_fails_and_applies_nothing)
@@ -1684,15 +1815,6 @@ Test(wait, a_pending_pre_migration_holds_wait_while_a_post_one_is_pending_too)
 }
 
 TestSuite(dry_run, .init = setup);
-
-/* A pending migration with its SQL in memory, as rg_source_prepare leaves it. */
-static void add_sql_file(int64_t version, const char *sum, const char *sql, bool no_transaction)
-{
-    add_file(version, sum);
-    files[src.n - 1].up_sql = (char *)sql;
-    files[src.n - 1].up_len = strlen(sql);
-    file_directives[src.n - 1][0].no_transaction = no_transaction;
-}
 
 Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_writing_nothing)
 {
