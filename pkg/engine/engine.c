@@ -402,15 +402,13 @@ static const char *step_label(const struct rg_step *s)
 
 /* Runs the steps in order. aside (a run without a lock that has not yet seen the work
  * stall): a step whose fence another run holds, or, until this run has held the fence
- * once, a step seen done, ends the run's own steps with *stepped set, so that it follows
- * instead of trying every step. A run that has held the fence carries on past a step done
- * meanwhile: the run that did it may have stepped aside at that very hold, and if both
- * followed nobody would be left applying. */
-static int execute(struct run *r, bool aside, bool *stepped, struct rg_migrate_result *res,
-                   struct rg_err *err)
+ * once (held: it did already, claiming it), a step seen done, ends the run's own steps
+ * with *stepped set, so that it follows instead of trying every step. A run that has held
+ * the fence carries on past a step done meanwhile: the run that did it may have stepped
+ * aside at that very hold, and if both followed nobody would be left applying. */
+static int execute(struct run *r, bool aside, bool held, bool *stepped,
+                   struct rg_migrate_result *res, struct rg_err *err)
 {
-    bool held = false;
-
     *stepped = false;
     for (size_t i = 0; i < r->n; i++) {
         struct rg_step *s = &r->steps[i];
@@ -782,11 +780,12 @@ static int ready(struct waiting *w, struct pass *p, struct rg_err *err)
     return lint_pending(&p->r, err);
 }
 
-/* Runs without a lock. Claims the fence first, before reading and linting its files: of
- * runs started together one gets it and the others follow it at once, having read only
- * names and checksums. The claimant then tries its steps, stepping aside to follow at the
- * first one another run took. After a stall a follower tries again, its files read and
- * linted then, waiting at the fence this time. */
+/* Runs without a lock. Claims the fence first, before reading and linting its files, unless
+ * the history has moved since this run read it (another run is applying): of runs started
+ * together one gets it and the others follow it at once, having read only names and
+ * checksums. The claimant then tries its steps, stepping aside to follow at the first one
+ * another run holds. After a stall a follower tries again, its files read and linted then,
+ * waiting at the fence this time. */
 static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
                 struct rg_err *err)
 {
@@ -794,13 +793,13 @@ static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res
     bool claim = p->r.n && store->claim, held = true, stepped = false, done = false;
     int rc;
 
-    if (claim && store->claim(store->ctx, &held, err) < 0)
+    if (claim && store->claim(store->ctx, (int64_t)p->h.n, &held, err) < 0)
         return -1;
     if (held) {
         rc = ready(w, p, err);
         if (claim)
             store->unclaim(store->ctx);
-        if (rc < 0 || execute(&p->r, true, &stepped, res, err) < 0)
+        if (rc < 0 || execute(&p->r, true, claim, &stepped, res, err) < 0)
             return -1;
         if (!stepped)
             return 0;
@@ -819,7 +818,7 @@ static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res
     pass_free(p);
     if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0 || ready(w, p, err) < 0)
         return -1;
-    return execute(&p->r, false, &stepped, res, err);
+    return execute(&p->r, false, false, &stepped, res, err);
 }
 
 /* Leads: plans again (the database may have moved while this run waited), runs, and
@@ -834,7 +833,7 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store, struct
     pass_free(p);
     rc = prepare(store, src, opts, NULL, true, p, err);
     if (rc == 0)
-        rc = execute(&p->r, false, &stepped, res, err);
+        rc = execute(&p->r, false, false, &stepped, res, err);
     lock->release(lock->ctx, rc == 0, &lost);
     if (lost && rc == 0) {
         /* Every step had committed before the loss was noticed: the work is done. */

@@ -239,12 +239,15 @@ void rg_pg_rollback(struct rg_pg *pg)
  * between statements (read committed), so it stalls nobody's CREATE INDEX CONCURRENTLY,
  * and the server's idle_in_transaction_session_timeout, whatever it is set to, must not end
  * it while the run reads its files. */
-static int claim(void *ctx, bool *held, struct rg_err *err)
+static int claim(void *ctx, int64_t rows, bool *held, struct rg_err *err)
 {
     struct rg_pg *pg = ctx;
-    char *sql = rg_asprintf("BEGIN;SET LOCAL idle_in_transaction_session_timeout = 0;"
-                            "SELECT pg_try_advisory_xact_lock(%" PRId64 ")",
-                            pg->lock_key);
+    /* CASE orders the two: the count first, and the lock only when it matches. */
+    char *sql =
+        rg_asprintf("BEGIN;SET LOCAL idle_in_transaction_session_timeout = 0;"
+                    "SELECT CASE WHEN (SELECT count(*) FROM %s WHERE kind = 'schema') = "
+                    "%" PRId64 " THEN pg_try_advisory_xact_lock(%" PRId64 ") ELSE false END",
+                    pg->table, rows, pg->lock_key);
     PGresult *res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
     int ret = -1;
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/follow.h"
 #include "mem/mem.h"
 #include "lease/leader.h"
 #include "log/log.h"
@@ -303,13 +304,13 @@ static int fake_digest(void *ctx, struct rg_history_digest *d, struct rg_err *er
     return 0;
 }
 
-static int fake_claim(void *ctx, bool *held, struct rg_err *err)
+static int fake_claim(void *ctx, int64_t rows, bool *held, struct rg_err *err)
 {
     struct fake *f = ctx;
     (void)err;
     cr_assert_not(f->claim_open, "claimed twice");
     f->claims++;
-    *held = !f->claim_taken;
+    *held = !f->claim_taken && rows == (int64_t)f->n;
     f->claim_open = *held;
     return 0;
 }
@@ -319,6 +320,18 @@ static void fake_unclaim(void *ctx)
     struct fake *f = ctx;
     f->unclaims++;
     f->claim_open = false;
+}
+
+static int fake_read(void *ctx, struct rg_history *h, struct rg_err *err);
+
+/* Reads the history, after which another run applies version 1 (the first time only). */
+static int read_then_apply_one(void *ctx, struct rg_history *h, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    int rc = fake_read(ctx, h, err);
+    if (rc == 0 && f->reads == 1)
+        add_row(f, 1, "a", RG_ROW_APPLIED);
+    return rc;
 }
 
 static struct fake fk;
@@ -551,17 +564,58 @@ Test(engine, a_racer_that_finds_a_version_done_under_the_fence_carries_on_applyi
     cr_assert_eq(ft.pauses, 0, "did not follow");
 }
 
-Test(engine, a_racer_that_sees_a_version_done_before_ever_taking_the_fence_follows)
+/* A run that claimed the fence held it: a version done meanwhile (by a run that may have
+ * stepped aside at that claim) does not make it follow. */
+Test(engine, a_claimant_carries_on_past_a_version_seen_done)
 {
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
     add_file(1, "a");
     add_file(2, "b");
+    fk.seen_done = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(res.applied, 1);
+    cr_assert_eq(res.already, 1);
+    cr_assert_eq(ft.pauses, 0, "did not follow");
+}
+
+/* The history moved since the run read it: another run is applying, so the run follows
+ * without taking the fence even for a moment. */
+Test(engine, a_racer_whose_history_moved_follows_without_claiming)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    struct rg_store moving = store;
+    moving.read_history = read_then_apply_one;
+    fk.exists = true;
+    add_unread_file(1, "a", false);
+    add_unread_file(2, "b", false);
+    ft.apply_at = 1;
+    cr_assert_eq(rg_engine_migrate(&moving, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 0);
+    cr_assert_eq(fk.runs, 0);
+    cr_assert(res.elsewhere);
+}
+
+/* A store that cannot claim the fence: the run meets the other at its first step. */
+Test(engine, a_racer_that_sees_a_version_done_before_ever_taking_the_fence_follows)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    struct rg_store unclaimed = store;
+    unclaimed.claim = NULL;
+    unclaimed.unclaim = NULL;
+    add_file(1, "a");
+    add_file(2, "b");
     add_file(3, "c");
     fk.seen_done = 1;
     ft.apply_at = 2; /* the other run has applied everything by the second pause */
-    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&unclaimed, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.runs, 1, "tried one step, not every step");
     cr_assert_eq(fk.nsteps, 0);
     cr_assert(res.elsewhere);
@@ -707,6 +761,62 @@ Test(engine, a_claimant_reads_and_lints_then_gives_the_claim_up_before_any_step)
     cr_assert_eq(fk.claims, 1);
     cr_assert_eq(fk.unclaims, 1, "the claim outlived a refusal");
     cr_assert_eq(fk.runs, 0);
+}
+
+/* rg_engine_follow on its own: the work left at each look, from a script. */
+struct script {
+    size_t left[8];
+    size_t looks;
+};
+
+static int scripted_left(void *arg, size_t *left, struct rg_err *err)
+{
+    struct script *sc = arg;
+    (void)err;
+    *left = sc->left[sc->looks++];
+    return 0;
+}
+
+static int poll_50(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms, bool *stop,
+                   struct rg_err *err)
+{
+    (void)ctx, (void)f, (void)stalled, (void)stop, (void)err;
+    *pause_ms = 50;
+    return 0;
+}
+
+/* At the pace seen, 100 steps in 50 ms, the last 10 take 5 ms: the wait looks then, not a
+ * whole poll period later; and never sooner than 5 ms. */
+Test(follow, a_pause_ends_when_the_work_should_at_the_pace_seen)
+{
+    struct script sc = {{200, 100, 10, 0}, 0};
+    struct rg_follow f = {&fclock, scripted_left, &sc, poll_50, NULL, SIZE_MAX, 0};
+    enum rg_follow_end end;
+    struct rg_err err = {0};
+
+    setup();
+    cr_assert_eq(rg_engine_follow(&f, &end, &err), 0, "%s", err.msg);
+    cr_assert_eq(end, RG_FOLLOW_DONE);
+    cr_assert_eq(ft.pauses, 3);
+    cr_assert_eq(ft.slept[0], 50, "no pace seen yet");
+    cr_assert_eq(ft.slept[1], 50, "100 left at 2 a millisecond: 50 ms");
+    cr_assert_eq(ft.slept[2], 5, "10 left at 1.9 a millisecond: 5 ms, not %lld",
+                 (long long)ft.slept[2]);
+}
+
+/* No progress, no pace: a stalled wait keeps the look hook's pauses. */
+Test(follow, a_wait_without_progress_keeps_the_hooks_pause)
+{
+    struct script sc = {{3, 3, 3, 0}, 0};
+    struct rg_follow f = {&fclock, scripted_left, &sc, poll_50, NULL, SIZE_MAX, 0};
+    enum rg_follow_end end;
+    struct rg_err err = {0};
+
+    setup();
+    cr_assert_eq(rg_engine_follow(&f, &end, &err), 0, "%s", err.msg);
+    cr_assert_eq(ft.pauses, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(ft.slept[i], 50);
 }
 
 Test(engine, a_follower_stopped_by_a_signal_fails_and_applies_nothing)
