@@ -643,6 +643,11 @@ struct waiting {
      * taken over by the run at the end instead of reading the history once more. */
     struct pass last;
     bool last_done;
+    /* The digest of the history once every file of src is applied, for a run to the latest
+     * version without repeatable scripts ("" otherwise): seen, the work is done, with no
+     * full look (current) and the schema at this image's latest version. */
+    char final[65];
+    bool current;
     bool linted; /* this run linted its pending files already */
 };
 
@@ -677,6 +682,12 @@ static int glance(struct waiting *w, bool *known, size_t *left, struct rg_err *e
     same = d.exists == w->seen.exists && d.all_applied == w->seen.all_applied &&
            d.rows == w->seen.rows && strcmp(d.sha256, w->seen.sha256) == 0;
     w->seen = d;
+    if (*w->final && d.exists && d.all_applied && d.rows == (int64_t)w->src->n &&
+        strcmp(d.sha256, w->final) == 0) {
+        *known = w->current = true;
+        *left = 0;
+        return 0;
+    }
     done = d.rows - w->rows;
     if (!d.exists || !d.all_applied || done < 0 || (uint64_t)done >= w->schema)
         return 0;
@@ -706,16 +717,26 @@ static int work_left(void *arg, size_t *left, struct rg_err *err)
     return 0;
 }
 
-/* The run's view once another run did the work: the full look that found nothing left,
- * or, if the lock said so without one, a count made now. */
-static int view_after(struct waiting *w, struct pass *p, struct rg_err *err)
+/* The run's result once another run did the work: from the digest that showed every file
+ * applied (p stays the up run's pass it was), the full look that found nothing left, or,
+ * if the lock said so without either, a count made now. */
+static int view_after(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
+                      struct rg_err *err)
 {
+    res->elsewhere = true;
+    if (w->current) {
+        res->to = w->src->items[w->src->n - 1].version;
+        return 0;
+    }
     pass_free(p);
-    if (!w->last_done)
-        return prepare(w->store, w->src, w->opts, NULL, false, p, err);
-    *p = w->last;
-    memset(&w->last, 0, sizeof(w->last));
-    w->last_done = false;
+    if (w->last_done) {
+        *p = w->last;
+        memset(&w->last, 0, sizeof(w->last));
+        w->last_done = false;
+    } else if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0) {
+        return -1;
+    }
+    res->to = p->plan.current;
     return 0;
 }
 
@@ -808,13 +829,8 @@ static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res
     }
     if (follow(w, &done, err) < 0)
         return -1;
-    if (done) {
-        res->elsewhere = true;
-        if (view_after(w, p, err) < 0)
-            return -1;
-        res->to = p->plan.current;
-        return 0;
-    }
+    if (done)
+        return view_after(w, p, res, err);
     pass_free(p);
     if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0 || ready(w, p, err) < 0)
         return -1;
@@ -929,13 +945,13 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                 p.plan.current, p.plan.latest, p.plan.unknown);
     /* What a wait (a Lease follower's, or a racer's that steps aside) counts down from. */
     count(&w, &p);
+    if (p.up && src->n && opts->target >= src->items[src->n - 1].version && !src->nrepeatable)
+        rg_source_digest(src, w.final);
     if (p.r.n && lock && lock->acquire(lock->ctx, work_left, &w, &outcome, err) < 0)
         goto out;
     if (outcome == RG_LOCK_DONE_ELSEWHERE) {
-        res->elsewhere = true;
-        if (view_after(&w, &p, err) < 0)
+        if (view_after(&w, &p, res, err) < 0)
             goto out;
-        res->to = p.plan.current;
     } else if (p.r.n && lock) {
         if (lead(lock, store, src, opts, &p, res, err) < 0)
             goto out;

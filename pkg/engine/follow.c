@@ -3,9 +3,11 @@
 /* The shortest pause: a look at the end of the work is one short statement. */
 #define MIN_PAUSE_MS 5
 
-/* The pause cut to when the work, at the pace seen since the first look (first_ms,
- * first_left), will be done: so the wait ends soon after the work does, not up to a whole
- * poll period later, while the looks stay as far apart as the look hook says until then. */
+/* After a look that saw progress, the pause cut to when the work, at the pace seen since
+ * the first look (first_ms, first_left), will be done: so the wait ends soon after the
+ * work does, not up to a whole poll period later, while the looks stay as far apart as the
+ * look hook says until then. Not after one that saw none: the pace no longer holds (a
+ * long last migration), and the hook's backoff does. */
 static int64_t paced(int64_t pause_ms, int64_t first_ms, size_t first_left, int64_t now_ms,
                      size_t left)
 {
@@ -45,7 +47,8 @@ int rg_engine_follow(struct rg_follow *f, enum rg_follow_end *end, struct rg_err
             *end = RG_FOLLOW_STOP;
             return 0;
         }
-        pause_ms = paced(pause_ms, first_ms, first_left, f->clock->now_ms(f->clock->ctx), left);
+        if (!stalled)
+            pause_ms = paced(pause_ms, first_ms, first_left, f->clock->now_ms(f->clock->ctx), left);
         if (!f->clock->pause(f->clock->ctx, pause_ms)) {
             rg_err_set(err, RG_ESIGNAL, "stopped while waiting for another run's migrations");
             return -1;

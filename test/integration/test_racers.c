@@ -84,10 +84,11 @@ Test(racers, runs_started_together_follow_the_claimant_without_reading_or_lintin
                 "claim",
                 started, NMIG, applied_by, claimed_aside);
     cr_assert_geq(applied_by, 1);
-    /* Each migration is started by the run that applies it, plus at most one start per run
-     * that claimed, then met another's claim at its first step and followed. */
-    cr_assert_leq(started, (size_t)NMIG + NPROC, "%zu migration starts for %d migrations", started,
-                  NMIG);
+    /* Each migration is started by the run that applies it, plus one start per run that
+     * met another at the fence, plus the steps two runs that both held the fence find done
+     * as they leapfrog (test_migrate.c's bound: trying every migration gives more). */
+    cr_assert_lt(started, (size_t)NPROC * NMIG / 2, "%zu migration starts for %d migrations",
+                 started, NMIG);
 }
 
 /* Migration 1 holds the fence until the test inserts into gate: a leader stuck in a long

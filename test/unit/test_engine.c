@@ -695,10 +695,10 @@ Test(engine, a_racer_that_finds_the_fence_claimed_follows_without_reading_or_lin
     cr_assert_eq(files[0].prepared | files[1].prepared, 0, "read a file");
 }
 
-/* A look is the history's digest while the other run makes progress: the history is read
- * at the start and once more when the digest shows the work at its end, however many
- * looks there were; and the run ends on that last read, with no read more. */
-Test(engine, a_follower_looks_at_the_digest_and_reads_the_history_only_at_the_end)
+/* A look is the history's digest while the other run makes progress, and the digest of
+ * every file applied ends the wait: the history is read at the start only, however many
+ * looks there were. */
+Test(engine, a_follower_looks_at_the_digest_only_and_ends_on_the_digest_of_every_file)
 {
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
@@ -713,12 +713,33 @@ Test(engine, a_follower_looks_at_the_digest_and_reads_the_history_only_at_the_en
     cr_assert(res.elsewhere);
     cr_assert_eq(res.to, 6);
     cr_assert_eq(ft.pauses, 6, "one look per applied file, then the end");
-    cr_assert_eq(fk.reads, 2, "history read %d times", fk.reads);
+    cr_assert_eq(fk.reads, 1, "history read %d times", fk.reads);
     /* The start's digest, and one per look: before each pause, and the last. */
     cr_assert_eq(fk.digests, 1 + 7, "%d digests", fk.digests);
     for (int i = 0; i < 6; i++)
         cr_assert_eq(ft.slept[i], 50, "progress keeps the poll period: %lld",
                      (long long)ft.slept[i]);
+}
+
+/* Short of the latest version the digest cannot say the work is done: a full look does,
+ * once, at the end (and its view is the run's: no read more). */
+Test(engine, a_follower_to_a_lower_target_ends_on_one_full_look)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    const char *sums[] = {"a", "b", "c", "d", "e", "f"};
+    for (int v = 1; v <= 6; v++)
+        add_unread_file(v, sums[v - 1], false);
+    o.target = 5;
+    fk.exists = true;
+    fk.claim_taken = true;
+    ft.one_each = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 5);
+    cr_assert_eq(ft.pauses, 5);
+    cr_assert_eq(fk.reads, 2, "history read %d times", fk.reads);
 }
 
 /* A follower that never read its files reads and lints them when it tries again after a
@@ -802,6 +823,24 @@ Test(follow, a_pause_ends_when_the_work_should_at_the_pace_seen)
     cr_assert_eq(ft.slept[1], 50, "100 left at 2 a millisecond: 50 ms");
     cr_assert_eq(ft.slept[2], 5, "10 left at 1.9 a millisecond: 5 ms, not %lld",
                  (long long)ft.slept[2]);
+}
+
+/* A look that saw no progress is not paced: a long last migration is looked at as the
+ * hook says, not every few milliseconds. */
+Test(follow, a_look_without_progress_is_not_paced)
+{
+    struct script sc = {{100, 2, 2, 2, 0}, 0};
+    struct rg_follow f = {&fclock, scripted_left, &sc, poll_50, NULL, SIZE_MAX, 0};
+    enum rg_follow_end end;
+    struct rg_err err = {0};
+
+    setup();
+    cr_assert_eq(rg_engine_follow(&f, &end, &err), 0, "%s", err.msg);
+    cr_assert_eq(ft.pauses, 4);
+    cr_assert_eq(ft.slept[1], 5, "2 left at about 2 a millisecond");
+    cr_assert_eq(ft.slept[2], 50, "no progress: the hook's pause, not %lld",
+                 (long long)ft.slept[2]);
+    cr_assert_eq(ft.slept[3], 50);
 }
 
 /* No progress, no pace: a stalled wait keeps the look hook's pauses. */
