@@ -140,9 +140,9 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     }
     memset(&s, 0, sizeof(s));
     rg_signals_clock(&clock);
-    /* Without a Lease, a run that meets another at the fence follows it: a look is one short
-     * history read, so it looks often and ends soon after the other run; a run silent for a
-     * Lease's duration is presumed gone, as a Lease follower would. */
+    /* Without a Lease, a run that meets another at the fence follows it: a look is the
+     * history's digest (one row), so it looks often and ends soon after the other run; a run
+     * silent for a Lease's duration is presumed gone, as a Lease follower would. */
     opts.clock = &clock;
     opts.follow_poll_ms = 50;
     opts.follow_stall_ms = cfg->lease.duration_ms;
