@@ -1179,7 +1179,7 @@ int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
 {
     struct rg_history h = {0};
     struct rg_plan plan = {0};
-    struct run r = {.store = store, .opts = opts};
+    struct run r = {.store = store, .opts = opts, .files = true};
     int ret = -1;
 
     memset(d, 0, sizeof(*d));

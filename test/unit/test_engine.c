@@ -1965,6 +1965,20 @@ Test(wait, a_pending_pre_migration_holds_wait_while_a_post_one_is_pending_too)
 
 TestSuite(dry_run, .init = setup);
 
+/* plan reads the files of what it tries, as migrate would (this one does not exist). */
+Test(dry_run, reads_the_files_it_tries)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", false);
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "%s", err.msg);
+    cr_assert(strstr(err.msg, "nowhere/f.up.sql"), "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 0);
+    rg_dry_run_free(&d);
+}
+
 Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_writing_nothing)
 {
     struct rg_migrate_opts o = opts();
