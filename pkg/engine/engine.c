@@ -644,8 +644,10 @@ struct waiting {
     struct pass last;
     bool last_done;
     /* The digest of the history once every file of src is applied, for a run to the latest
-     * version without repeatable scripts ("" otherwise): seen, the work is done, with no
-     * full look (current) and the schema at this image's latest version. */
+     * version without repeatable scripts ("" otherwise; made at the first glance, so a run
+     * that never waits does not hash its files' list): seen, the work is done, with no full
+     * look (current) and the schema at this image's latest version. */
+    bool final_made;
     char final[65];
     bool current;
     bool linted; /* this run linted its pending files already */
@@ -682,6 +684,10 @@ static int glance(struct waiting *w, bool *known, size_t *left, struct rg_err *e
     same = d.exists == w->seen.exists && d.all_applied == w->seen.all_applied &&
            d.rows == w->seen.rows && strcmp(d.sha256, w->seen.sha256) == 0;
     w->seen = d;
+    if (!w->final_made && w->opts->target >= w->src->items[w->src->n - 1].version &&
+        !w->src->nrepeatable)
+        rg_source_digest(w->src, w->final);
+    w->final_made = true;
     if (*w->final && d.exists && d.all_applied && d.rows == (int64_t)w->src->n &&
         strcmp(d.sha256, w->final) == 0) {
         *known = w->current = true;
@@ -945,8 +951,6 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                 p.plan.current, p.plan.latest, p.plan.unknown);
     /* What a wait (a Lease follower's, or a racer's that steps aside) counts down from. */
     count(&w, &p);
-    if (p.up && src->n && opts->target >= src->items[src->n - 1].version && !src->nrepeatable)
-        rg_source_digest(src, w.final);
     if (p.r.n && lock && lock->acquire(lock->ctx, work_left, &w, &outcome, err) < 0)
         goto out;
     if (outcome == RG_LOCK_DONE_ELSEWHERE) {
