@@ -235,10 +235,11 @@ void rg_pg_rollback(struct rg_pg *pg)
         PQclear(rg_pg_query(pg, "ROLLBACK"));
 }
 
-/* The claim is a transaction holding the fence and nothing else: no snapshot is kept
- * between statements (read committed), so it stalls nobody's CREATE INDEX CONCURRENTLY,
- * and the server's idle_in_transaction_session_timeout, whatever it is set to, must not end
- * it while the run reads its files. */
+/* The claim is a transaction that writes nothing and keeps no snapshot between statements
+ * (read committed), so it stalls nobody's CREATE INDEX CONCURRENTLY; besides the fence it
+ * holds only the history table's ACCESS SHARE lock from the count, which only an ALTER
+ * TABLE waits for. The server's idle_in_transaction_session_timeout, whatever it is set
+ * to, must not end it while the run reads its files. */
 static int claim(void *ctx, int64_t rows, bool *held, struct rg_err *err)
 {
     struct rg_pg *pg = ctx;
