@@ -436,9 +436,12 @@ static int ensure_history(void *ctx, struct rg_err *err)
     struct rg_pg *pg = ctx;
     char *ddl = rg_pg_history_ddl(pg);
     /* Under the advisory lock, so that racing first runs do not trip over each other's
-     * CREATE TABLE. */
-    char *sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT",
-                            rg_pg_dead_client_check(pg, true), pg->lock_key, ddl);
+     * CREATE TABLE; but only while the table is missing: a racer that found none a moment
+     * ago must not hold the fence once another run made it (the one that claimed it, about
+     * to apply, would meet it held at its first step and step aside). */
+    char *sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64
+                            ") WHERE to_regclass('%s') IS NULL;%sCOMMIT",
+                            rg_pg_dead_client_check(pg, true), pg->lock_key, pg->table, ddl);
     PGresult *res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
 
     free(ddl);

@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "log/log.h"
@@ -258,4 +260,53 @@ Test(racers, a_claim_holds_the_fence_only_while_the_count_matches_and_ends_clean
     sb.unclaim(sb.ctx);
     rg_pg_free(a);
     rg_pg_free(b);
+}
+
+/* A run that found no history table makes it under the fence, but not once another run
+ * made it: else it would hold the fence just as the claimant, about to apply, reaches its
+ * first step, and the claimant would step aside. Here a claim holds the fence while another
+ * session ensures the table (in a child process, so that a wait ends the test by alarm). */
+Test(racers, ensuring_an_existing_history_table_takes_no_fence)
+{
+    struct rg_pg_opts o = {.schema = "public",
+                           .connect_timeout_ms = 10000,
+                           .wait_timeout_ms = 1000,
+                           .identity = "ensure-a"};
+    struct rg_pg *a;
+    struct rg_store sa;
+    struct rg_err err = {0};
+    bool held = false;
+    int status = 0;
+    pid_t pid;
+
+    rg_log_setup(RG_LOG_FORMAT_TEXT, RG_LOG_ERROR, stderr);
+    o.url = h_db_url();
+    a = rg_pg_new(&o);
+    cr_assert_eq(rg_pg_connect(a, &err), 0, "%s", err.msg);
+    rg_pg_store(a, &sa);
+    cr_assert_eq(sa.ensure_history(sa.ctx, &err), 0, "%s", err.msg);
+    cr_assert_eq(sa.claim(sa.ctx, 0, &held, &err), 0, "%s", err.msg);
+    cr_assert(held);
+
+    pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        struct rg_pg_opts ob = o;
+        struct rg_pg *b;
+        struct rg_store sb;
+        struct rg_err e = {0};
+
+        alarm(20);
+        ob.identity = "ensure-b";
+        b = rg_pg_new(&ob);
+        if (rg_pg_connect(b, &e) < 0)
+            _exit(2);
+        rg_pg_store(b, &sb);
+        _exit(sb.ensure_history(sb.ctx, &e) == 0 ? 0 : 1);
+    }
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    sa.unclaim(sa.ctx);
+    rg_pg_free(a);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "ensuring the table waited on the fence (status %d)", status);
 }
