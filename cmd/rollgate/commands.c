@@ -178,11 +178,13 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
     }
     memset(&s, 0, sizeof(s));
     rg_signals_clock(&clock);
-    /* Without a Lease, a run that meets another at the fence follows it: a look is one short
-     * history read, so it looks often and ends soon after the other run; a run silent for a
+    /* Without a Lease, a run that meets another at the fence follows it: a look is the
+     * history's digest (one row), every 100 ms while the work goes on, and the pause before
+     * its end is cut to the pace seen (rg_engine_follow), so a follower ends within a few
+     * milliseconds of the other run at 7 followers' 70 looks a second; a run silent for a
      * Lease's duration is presumed gone, as a Lease follower would. */
     opts.clock = &clock;
-    opts.follow_poll_ms = 50;
+    opts.follow_poll_ms = 100;
     opts.follow_stall_ms = cfg->lease.duration_ms;
     if (cli->after_rollout) {
         /* Before the database is opened: the wait may be long, and a session that waits

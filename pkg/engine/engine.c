@@ -191,6 +191,9 @@ struct run {
     void **owned; /* down SQL read from the history and its directives, freed with the run */
     size_t n, cap, nowned;
     bool lint; /* lint the up files plan_up reads (opts->lint, for a run that applies) */
+    /* false: the steps are only counted (a follower's look), so no file or stored down SQL
+     * is read and the steps carry no SQL. */
+    bool files;
 };
 
 /* Room for more steps: exactly what is asked, as a run of 10,000 migrations grown by
@@ -277,13 +280,15 @@ static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *p
         if (!applies(r, plan, i))
             continue;
         /* The down file too: it is stored with the row, for a later image's rollback. */
-        if (rg_source_prepare_lint(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN,
-                                   r->lint ? &l : NULL, &linted, err) < 0)
-            goto out;
-        if (linted)
-            rg_lint_log(m->up_path, &l);
-        if (linted && r->opts->lint_enforce && !lint_failed)
-            lint_failed = rg_lint_check(m->up_path, &l, &refused) < 0;
+        if (r->files) {
+            if (rg_source_prepare_lint(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN,
+                                       r->lint ? &l : NULL, &linted, err) < 0)
+                goto out;
+            if (linted)
+                rg_lint_log(m->up_path, &l);
+            if (linted && r->opts->lint_enforce && !lint_failed)
+                lint_failed = rg_lint_check(m->up_path, &l, &refused) < 0;
+        }
         s = add_step(r, RG_ACT_APPLY, RG_KIND_SCHEMA);
         s->version = m->version;
         s->title = m->title;
@@ -328,7 +333,7 @@ static int plan_down(struct run *r, struct rg_source *src, const struct rg_plan 
         s = add_step(r, RG_ACT_REVERT, RG_KIND_SCHEMA);
         s->version = it->version;
         s->title = it->title;
-        if (m && m->down_path) {
+        if (m && m->down_path && r->files) {
             if (rg_source_prepare(src, it->version, RG_SOURCE_DOWN, err) < 0)
                 return -1;
             s->path = m->down_path;
@@ -420,15 +425,13 @@ static const char *step_label(const struct rg_step *s)
 
 /* Runs the steps in order. aside (a run without a lock that has not yet seen the work
  * stall): a step whose fence another run holds, or, until this run has held the fence
- * once, a step seen done, ends the run's own steps with *stepped set, so that it follows
- * instead of trying every step. A run that has held the fence carries on past a step done
- * meanwhile: the run that did it may have stepped aside at that very hold, and if both
- * followed nobody would be left applying. */
-static int execute(struct run *r, bool aside, bool *stepped, struct rg_migrate_result *res,
-                   struct rg_err *err)
+ * once (held: it did already, claiming it), a step seen done, ends the run's own steps
+ * with *stepped set, so that it follows instead of trying every step. A run that has held
+ * the fence carries on past a step done meanwhile: the run that did it may have stepped
+ * aside at that very hold, and if both followed nobody would be left applying. */
+static int execute(struct run *r, bool aside, bool held, bool *stepped,
+                   struct rg_migrate_result *res, struct rg_err *err)
 {
-    bool held = false;
-
     *stepped = false;
     for (size_t i = 0; i < r->n; i++) {
         struct rg_step *s = &r->steps[i];
@@ -574,16 +577,37 @@ static void pass_free(struct pass *p)
     rg_history_free(&p->h);
 }
 
-/* Plans every step, changing nothing, from the history read just now (first, which the
- * pass takes over) or, with first NULL, read here. */
-static int prepare(const struct rg_store *store, struct rg_source *src,
-                   const struct rg_migrate_opts *opts, struct rg_history *first, struct pass *p,
-                   struct rg_err *err)
+/* The steps from the pass's plan, made again; with files false only counted (struct
+ * run). */
+static int plan_steps(const struct rg_store *store, struct rg_source *src,
+                      const struct rg_migrate_opts *opts, bool files, struct pass *p,
+                      struct rg_err *err)
 {
-    memset(p, 0, sizeof(*p));
+    free_run(&p->r);
+    memset(&p->r, 0, sizeof(p->r));
     p->r.store = store;
     p->r.opts = opts;
     p->r.lint = opts->lint;
+    p->r.files = files;
+    if (!p->up)
+        return plan_down(&p->r, src, &p->plan, err) < 0 ? -1
+               : files                                  ? load_stored_downs(&p->r, err)
+                                                        : 0;
+    if (plan_up(&p->r, src, &p->plan, err) < 0)
+        return -1;
+    /* Scripts are written for this image's schema: only a run that ends there runs them. */
+    if (opts->target >= p->plan.latest)
+        plan_scripts(&p->r, src, &p->h);
+    return 0;
+}
+
+/* Plans every step, changing nothing, from the history read just now (first, which the
+ * pass takes over) or, with first NULL, read here; with files false only counts them. */
+static int prepare(const struct rg_store *store, struct rg_source *src,
+                   const struct rg_migrate_opts *opts, struct rg_history *first, bool files,
+                   struct pass *p, struct rg_err *err)
+{
+    memset(p, 0, sizeof(*p));
     if (first) {
         p->h = *first;
         memset(first, 0, sizeof(*first));
@@ -595,35 +619,132 @@ static int prepare(const struct rg_store *store, struct rg_source *src,
     p->up = opts->target >= p->plan.current;
     if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
         return -1;
-    if (!p->up)
-        return plan_down(&p->r, src, &p->plan, err) < 0 ? -1 : load_stored_downs(&p->r, err);
-    if (plan_up(&p->r, src, &p->plan, err) < 0)
-        return -1;
-    /* Scripts are written for this image's schema: only a run that ends there runs them. */
-    if (opts->target >= p->plan.latest)
-        plan_scripts(&p->r, src, &p->h);
-    return 0;
+    return plan_steps(store, src, opts, files, p, err);
 }
 
+/* A run waiting while another does the work. A look at the database (work_left) is most
+ * often the history's digest alone, one row however long the history: the schema rows
+ * added since the last full count are steps done, so the count left is known without
+ * reading the history and planning again. The full look (count) is made first, when the
+ * digest shows the history at or past the end of the counted work, when rows went away or
+ * are not all applied (a running or failed mark, which the full look waits on or refuses),
+ * and on each look once only repeatable steps are left (they add no schema row); so
+ * "nothing left" is only ever said by a full look. */
 struct waiting {
     const struct rg_store *store;
     struct rg_source *src;
     const struct rg_migrate_opts *opts;
+    bool counted;                  /* the fields below hold a count */
+    bool up;                       /* of an up run: rows only grow as it goes */
+    size_t schema;                 /* schema steps left at the count */
+    size_t others;                 /* repeatable steps left at the count */
+    int64_t rows;                  /* the history's schema rows at the count */
+    struct rg_history_digest seen; /* at the previous look ("" sha256 before the first) */
+    size_t left;                   /* said by the previous look */
+    /* The last full look when it found nothing left: the run's view of the work done,
+     * taken over by the run at the end instead of reading the history once more. */
+    struct pass last;
+    bool last_done;
+    /* The digest of the history once every file of src is applied, for a run to the latest
+     * version without repeatable scripts ("" otherwise; made at the first glance, so a run
+     * that never waits does not hash its files' list): seen, the work is done, with no full
+     * look (current) and the schema at this image's latest version. */
+    bool final_made;
+    char final[65];
+    bool current;
 };
 
-/* For a run waiting on the leader: whether schema or repeatable steps remain. Data
- * scripts do not count: the leader's run has just run them. */
+/* Takes the count from a pass: schema and repeatable steps (data scripts do not count:
+ * the leader's run has just run them). */
+static void count(struct waiting *w, const struct pass *p)
+{
+    w->schema = w->others = 0;
+    for (size_t i = 0; i < p->r.n; i++) {
+        w->schema += p->r.steps[i].kind == RG_KIND_SCHEMA;
+        w->others += p->r.steps[i].kind == RG_KIND_REPEATABLE;
+    }
+    w->rows = (int64_t)p->h.n;
+    w->up = p->up;
+    w->counted = true;
+    w->left = w->schema + w->others;
+    memset(&w->seen, 0, sizeof(w->seen));
+}
+
+/* The digest's answer, when it can give one (*known): steps left now. */
+static int glance(struct waiting *w, bool *known, size_t *left, struct rg_err *err)
+{
+    struct rg_history_digest d = {0};
+    bool same;
+    int64_t done;
+
+    *known = false;
+    if (!w->counted || !w->up || !w->schema || !w->store->digest_history)
+        return 0;
+    if (w->store->digest_history(w->store->ctx, &d, err) < 0)
+        return -1;
+    same = d.exists == w->seen.exists && d.all_applied == w->seen.all_applied &&
+           d.rows == w->seen.rows && strcmp(d.sha256, w->seen.sha256) == 0;
+    w->seen = d;
+    if (!w->final_made && w->opts->target >= w->src->items[w->src->n - 1].version &&
+        !w->src->nrepeatable)
+        rg_source_digest(w->src, w->final);
+    w->final_made = true;
+    if (*w->final && d.exists && d.all_applied && d.rows == (int64_t)w->src->n &&
+        strcmp(d.sha256, w->final) == 0) {
+        *known = w->current = true;
+        *left = 0;
+        return 0;
+    }
+    done = d.rows - w->rows;
+    if (!d.exists || !d.all_applied || done < 0 || (uint64_t)done >= w->schema)
+        return 0;
+    *known = true;
+    *left = same ? w->left : w->schema - (size_t)done + w->others;
+    return 0;
+}
+
+/* For a run waiting on the leader: how many schema or repeatable steps remain. */
 static int work_left(void *arg, size_t *left, struct rg_err *err)
 {
-    const struct waiting *w = arg;
-    struct pass p;
-    int ret = prepare(w->store, w->src, w->opts, NULL, &p, err);
+    struct waiting *w = arg;
+    bool known = false;
 
-    *left = 0;
-    for (size_t i = 0; ret == 0 && i < p.r.n; i++)
-        *left += p.r.steps[i].kind != RG_KIND_DATA;
-    pass_free(&p);
-    return ret;
+    if (glance(w, &known, left, err) < 0)
+        return -1;
+    if (!known) {
+        pass_free(&w->last);
+        if (prepare(w->store, w->src, w->opts, NULL, false, &w->last, err) < 0)
+            return -1;
+        count(w, &w->last);
+        *left = w->left;
+        w->last_done = *left == 0;
+        return 0;
+    }
+    w->left = *left;
+    return 0;
+}
+
+/* The run's result once another run did the work: from the digest that showed every file
+ * applied (p stays the up run's pass it was), the full look that found nothing left, or,
+ * if the lock said so without either, a count made now. */
+static int view_after(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
+                      struct rg_err *err)
+{
+    res->elsewhere = true;
+    if (w->current) {
+        res->to = w->src->items[w->src->n - 1].version;
+        return 0;
+    }
+    pass_free(p);
+    if (w->last_done) {
+        *p = w->last;
+        memset(&w->last, 0, sizeof(w->last));
+        w->last_done = false;
+    } else if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0) {
+        return -1;
+    }
+    res->to = p->plan.current;
+    return 0;
 }
 
 /* A racer without a lock, following: how long the work has shown no progress. */
@@ -675,28 +796,48 @@ static int follow(struct waiting *w, bool *done, struct rg_err *err)
     return 0;
 }
 
-/* Runs without a lock: tries the steps, stepping aside to follow at the first one another
- * run took; after a stall tries again, waiting at the fence this time. */
+/* A racer's steps made ready to run: the files read and linted as they are (plan_up; a
+ * file read before, when this run claimed the fence and then followed, is not linted
+ * again), all before any step runs. */
+static int ready(struct waiting *w, struct pass *p, struct rg_err *err)
+{
+    return plan_steps(w->store, w->src, w->opts, true, p, err);
+}
+
+/* Runs without a lock. Claims the fence first, before reading and linting its files, unless
+ * the history has moved since this run read it (another run is applying): of runs started
+ * together one gets it and the others follow it at once, having read only names and
+ * checksums. The claimant then tries its steps, stepping aside to follow at the first one
+ * another run holds. After a stall a follower tries again, its files read and linted then,
+ * waiting at the fence this time. */
 static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
                 struct rg_err *err)
 {
-    bool stepped = false, done = false;
+    const struct rg_store *store = w->store;
+    bool claim = p->r.n && store->claim, held = true, stepped = false, done = false;
+    int rc;
 
-    if (execute(&p->r, true, &stepped, res, err) < 0)
+    if (claim && store->claim(store->ctx, (int64_t)p->h.n, &held, err) < 0)
         return -1;
-    if (!stepped)
-        return 0;
+    if (held) {
+        rc = ready(w, p, err);
+        if (claim)
+            store->unclaim(store->ctx);
+        if (rc < 0 || execute(&p->r, true, claim, &stepped, res, err) < 0)
+            return -1;
+        if (!stepped)
+            return 0;
+    } else {
+        RG_INFO("another run holds the migration lock; following it");
+    }
     if (follow(w, &done, err) < 0)
         return -1;
+    if (done)
+        return view_after(w, p, res, err);
     pass_free(p);
-    if (prepare(w->store, w->src, w->opts, NULL, p, err) < 0)
+    if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0 || ready(w, p, err) < 0)
         return -1;
-    if (done) {
-        res->elsewhere = true;
-        res->to = p->plan.current;
-        return 0;
-    }
-    return execute(&p->r, false, &stepped, res, err);
+    return execute(&p->r, false, false, &stepped, res, err);
 }
 
 /* Leads: plans again (the database may have moved while this run waited), runs, and
@@ -709,9 +850,9 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store, struct
     int rc;
 
     pass_free(p);
-    rc = prepare(store, src, opts, NULL, p, err);
+    rc = prepare(store, src, opts, NULL, true, p, err);
     if (rc == 0)
-        rc = execute(&p->r, false, &stepped, res, err);
+        rc = execute(&p->r, false, false, &stepped, res, err);
     lock->release(lock->ctx, rc == 0, &lost);
     if (lost && rc == 0) {
         /* Every step had committed before the loss was noticed: the work is done. */
@@ -772,7 +913,7 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
 {
     struct rg_history h = {0};
     struct pass p = {0};
-    struct waiting w = {store, src, opts};
+    struct waiting w = {.store = store, .src = src, .opts = opts};
     enum rg_lock_outcome outcome = RG_LOCK_LEADER;
     bool current = false;
     int ret = -1;
@@ -791,7 +932,9 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
         goto out;
     if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
-    if (prepare(store, src, opts, h.exists ? &h : NULL, &p, err) < 0)
+    /* With a lock every run reads (and lints) its files before asking for it; without one,
+     * a racer does only once it has claimed the fence (race). */
+    if (prepare(store, src, opts, h.exists ? &h : NULL, lock != NULL, &p, err) < 0)
         goto out;
     res->from = res->to = p.plan.current;
     res->unknown = p.plan.unknown;
@@ -802,14 +945,13 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                 "schema is meant to stay backward compatible" RG_F "current=%" PRId64 RG_F
                 "image_latest=%" PRId64 RG_F "unknown=%zu",
                 p.plan.current, p.plan.latest, p.plan.unknown);
+    /* What a wait (a Lease follower's, or a racer's that steps aside) counts down from. */
+    count(&w, &p);
     if (p.r.n && lock && lock->acquire(lock->ctx, work_left, &w, &outcome, err) < 0)
         goto out;
     if (outcome == RG_LOCK_DONE_ELSEWHERE) {
-        res->elsewhere = true;
-        pass_free(&p);
-        if (prepare(store, src, opts, NULL, &p, err) < 0)
+        if (view_after(&w, &p, res, err) < 0)
             goto out;
-        res->to = p.plan.current;
     } else if (p.r.n && lock) {
         if (lead(lock, store, src, opts, &p, res, err) < 0)
             goto out;
@@ -825,6 +967,7 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     }
     ret = 0;
 out:
+    pass_free(&w.last);
     pass_free(&p);
     rg_history_free(&h);
     return ret;
@@ -1036,7 +1179,7 @@ int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
 {
     struct rg_history h = {0};
     struct rg_plan plan = {0};
-    struct run r = {.store = store, .opts = opts};
+    struct run r = {.store = store, .opts = opts, .files = true};
     int ret = -1;
 
     memset(d, 0, sizeof(*d));

@@ -235,6 +235,43 @@ void rg_pg_rollback(struct rg_pg *pg)
         PQclear(rg_pg_query(pg, "ROLLBACK"));
 }
 
+/* The claim is a transaction that writes nothing and keeps no snapshot between statements
+ * (read committed), so it stalls nobody's CREATE INDEX CONCURRENTLY; besides the fence it
+ * holds only the history table's ACCESS SHARE lock from the count, which only an ALTER
+ * TABLE waits for. The server's idle_in_transaction_session_timeout, whatever it is set
+ * to, must not end it while the run reads its files. */
+static int claim(void *ctx, int64_t rows, bool *held, struct rg_err *err)
+{
+    struct rg_pg *pg = ctx;
+    /* CASE orders the two: the count first, and the lock only when it matches. */
+    char *sql =
+        rg_asprintf("BEGIN;SET LOCAL idle_in_transaction_session_timeout = 0;"
+                    "SELECT CASE WHEN (SELECT count(*) FROM %s WHERE kind = 'schema') = "
+                    "%" PRId64 " THEN pg_try_advisory_xact_lock(%" PRId64 ") ELSE false END",
+                    pg->table, rows, pg->lock_key);
+    PGresult *res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
+    int ret = -1;
+
+    *held = false;
+    if (!res) {
+        rg_err_prefix(err, "taking the lock on %s", pg->table);
+        goto out;
+    }
+    *held = PQgetvalue(res, 0, 0)[0] == 't';
+    ret = 0;
+out:
+    if (!*held)
+        rg_pg_rollback(pg);
+    PQclear(res);
+    free(sql);
+    return ret;
+}
+
+static void unclaim(void *ctx)
+{
+    rg_pg_rollback(ctx);
+}
+
 static enum rg_row_state parse_state(const char *s)
 {
     if (strcmp(s, "applied") == 0)
@@ -423,9 +460,12 @@ static int ensure_history(void *ctx, struct rg_err *err)
     struct rg_pg *pg = ctx;
     char *ddl = rg_pg_history_ddl(pg);
     /* Under the advisory lock, so that racing first runs do not trip over each other's
-     * CREATE TABLE. */
-    char *sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64 ");%sCOMMIT",
-                            rg_pg_dead_client_check(pg, true), pg->lock_key, ddl);
+     * CREATE TABLE; but only while the table is missing: a racer that found none a moment
+     * ago must not hold the fence once another run made it (the one that claimed it, about
+     * to apply, would meet it held at its first step and step aside). */
+    char *sql = rg_asprintf("BEGIN;%sSELECT pg_advisory_xact_lock(%" PRId64
+                            ") WHERE to_regclass('%s') IS NULL;%sCOMMIT",
+                            rg_pg_dead_client_check(pg, true), pg->lock_key, pg->table, ddl);
     PGresult *res = rg_pg_exec(pg, sql, PGRES_COMMAND_OK, err);
 
     free(ddl);
@@ -491,6 +531,8 @@ void rg_pg_store(struct rg_pg *pg, struct rg_store *store)
     store->ctx = pg;
     store->read_history = read_history;
     store->ensure_history = ensure_history;
+    store->claim = claim;
+    store->unclaim = unclaim;
     store->run = rg_pg_run_step;
     store->read_down = rg_pg_read_down;
     store->read_up = rg_pg_read_up;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/follow.h"
 #include "mem/mem.h"
 #include "lease/leader.h"
 #include "log/log.h"
@@ -43,6 +44,9 @@ struct fake {
     int64_t trial_order[MAX];        /* versions a dry run tried, in order */
     int64_t trial_lock_timeout[MAX]; /* the lock_timeout each was tried with */
     size_t ntrials;
+    bool claim_taken; /* another run holds the fence when this one claims it */
+    bool claim_open;  /* between a claim that held and unclaim */
+    int claims, unclaims;
 };
 
 static void add_row(struct fake *f, int64_t version, const char *sum, enum rg_row_state st)
@@ -95,6 +99,7 @@ static int fake_run(void *ctx, const struct rg_step *s, enum rg_apply_outcome *o
     struct fake *f = ctx;
     *ms = 1;
     f->runs++;
+    cr_assert_not(f->claim_open, "a step ran before the claim was given up");
     if (s->try_fence && f->fence_held) {
         *outcome = RG_APPLY_BUSY;
         return 0;
@@ -299,6 +304,36 @@ static int fake_digest(void *ctx, struct rg_history_digest *d, struct rg_err *er
     return 0;
 }
 
+static int fake_claim(void *ctx, int64_t rows, bool *held, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    (void)err;
+    cr_assert_not(f->claim_open, "claimed twice");
+    f->claims++;
+    *held = !f->claim_taken && rows == (int64_t)f->n;
+    f->claim_open = *held;
+    return 0;
+}
+
+static void fake_unclaim(void *ctx)
+{
+    struct fake *f = ctx;
+    f->unclaims++;
+    f->claim_open = false;
+}
+
+static int fake_read(void *ctx, struct rg_history *h, struct rg_err *err);
+
+/* Reads the history, after which another run applies version 1 (the first time only). */
+static int read_then_apply_one(void *ctx, struct rg_history *h, struct rg_err *err)
+{
+    struct fake *f = ctx;
+    int rc = fake_read(ctx, h, err);
+    if (rc == 0 && f->reads == 1)
+        add_row(f, 1, "a", RG_ROW_APPLIED);
+    return rc;
+}
+
 static struct fake fk;
 static struct rg_store store = {&fk,
                                 fake_read,
@@ -315,7 +350,9 @@ static struct rg_store store = {&fk,
                                 fake_trial_begin,
                                 fake_trial_run,
                                 fake_trial_end,
-                                fake_digest};
+                                fake_digest,
+                                fake_claim,
+                                fake_unclaim};
 static struct rg_migration files[MAX];
 /* The directives of files[i] (up, down), as rg_source_prepare allocates them. */
 static struct rg_directives file_directives[MAX][2];
@@ -327,6 +364,7 @@ static struct rg_source src;
 struct fake_time {
     int64_t ms;
     int pauses, apply_at;
+    bool one_each; /* the other run applies the next file at every pause */
     bool stop;
     int64_t slept[MAX];
 };
@@ -344,6 +382,14 @@ static bool fake_pause(void *ctx, int64_t ms)
         return false;
     t->slept[t->pauses % MAX] = ms;
     t->ms += ms;
+    if (t->one_each) {
+        for (size_t i = 0; i < src.n; i++) {
+            if (!fake_has_row(&fk, files[i].version)) {
+                add_row(&fk, files[i].version, files[i].checksum, RG_ROW_APPLIED);
+                break;
+            }
+        }
+    }
     if (++t->pauses != t->apply_at)
         return true;
     for (size_t i = 0; i < fk.n; i++)
@@ -397,6 +443,15 @@ static void add_unread_file(int64_t version, const char *sum, bool down)
     files[src.n - 1].up_path = "nowhere/f.up.sql";
     if (down)
         files[src.n - 1].down_path = "nowhere/f.down.sql";
+}
+
+/* A pending migration with its SQL in memory, as rg_source_prepare leaves it. */
+static void add_sql_file(int64_t version, const char *sum, const char *sql, bool no_transaction)
+{
+    add_file(version, sum);
+    files[src.n - 1].up_sql = (char *)sql;
+    files[src.n - 1].up_len = strlen(sql);
+    file_directives[src.n - 1][0].no_transaction = no_transaction;
 }
 
 static struct rg_migrate_opts opts(void)
@@ -509,17 +564,58 @@ Test(engine, a_racer_that_finds_a_version_done_under_the_fence_carries_on_applyi
     cr_assert_eq(ft.pauses, 0, "did not follow");
 }
 
-Test(engine, a_racer_that_sees_a_version_done_before_ever_taking_the_fence_follows)
+/* A run that claimed the fence held it: a version done meanwhile (by a run that may have
+ * stepped aside at that claim) does not make it follow. */
+Test(engine, a_claimant_carries_on_past_a_version_seen_done)
 {
     struct rg_migrate_opts o = opts();
     struct rg_migrate_result res;
     struct rg_err err = {0};
     add_file(1, "a");
     add_file(2, "b");
+    fk.seen_done = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(res.applied, 1);
+    cr_assert_eq(res.already, 1);
+    cr_assert_eq(ft.pauses, 0, "did not follow");
+}
+
+/* The history moved since the run read it: another run is applying, so the run follows
+ * without taking the fence even for a moment. */
+Test(engine, a_racer_whose_history_moved_follows_without_claiming)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    struct rg_store moving = store;
+    moving.read_history = read_then_apply_one;
+    fk.exists = true;
+    add_unread_file(1, "a", false);
+    add_unread_file(2, "b", false);
+    ft.apply_at = 1;
+    cr_assert_eq(rg_engine_migrate(&moving, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 0);
+    cr_assert_eq(fk.runs, 0);
+    cr_assert(res.elsewhere);
+}
+
+/* A store that cannot claim the fence: the run meets the other at its first step. */
+Test(engine, a_racer_that_sees_a_version_done_before_ever_taking_the_fence_follows)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    struct rg_store unclaimed = store;
+    unclaimed.claim = NULL;
+    unclaimed.unclaim = NULL;
+    add_file(1, "a");
+    add_file(2, "b");
     add_file(3, "c");
     fk.seen_done = 1;
     ft.apply_at = 2; /* the other run has applied everything by the second pause */
-    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_engine_migrate(&unclaimed, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
     cr_assert_eq(fk.runs, 1, "tried one step, not every step");
     cr_assert_eq(fk.nsteps, 0);
     cr_assert(res.elsewhere);
@@ -576,6 +672,190 @@ Test(engine, a_follower_whose_work_stalls_tries_again_waiting_at_the_fence_and_a
     cr_assert_geq(ft.ms, 15000, "followed for follow_stall_ms first");
     cr_assert_lt(ft.ms, 30000);
     cr_assert_gt(ft.slept[2], ft.slept[1], "backs off while nothing moves");
+}
+
+/* Runs started together: the one that claims the fence reads and lints; the others follow
+ * it at once, having read no file past its checksum (these files do not exist). */
+Test(engine, a_racer_that_finds_the_fence_claimed_follows_without_reading_or_linting_a_file)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", true);
+    add_unread_file(2, "b", true);
+    o.lint = o.lint_enforce = true;
+    fk.claim_taken = true;
+    ft.apply_at = 3;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 0, "nothing to give up");
+    cr_assert_eq(fk.runs, 0, "tried no step");
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 2);
+    cr_assert_eq(files[0].prepared | files[1].prepared, 0, "read a file");
+}
+
+/* A look is the history's digest while the other run makes progress, and the digest of
+ * every file applied ends the wait: the history is read at the start only, however many
+ * looks there were. */
+Test(engine, a_follower_looks_at_the_digest_only_and_ends_on_the_digest_of_every_file)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    const char *sums[] = {"a", "b", "c", "d", "e", "f"};
+    for (int v = 1; v <= 6; v++)
+        add_unread_file(v, sums[v - 1], false);
+    fk.exists = true; /* or it is read again after it is made */
+    fk.claim_taken = true;
+    ft.one_each = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 6);
+    cr_assert_eq(ft.pauses, 6, "one look per applied file, then the end");
+    cr_assert_eq(fk.reads, 1, "history read %d times", fk.reads);
+    /* The start's digest, and one per look: before each pause, and the last. */
+    cr_assert_eq(fk.digests, 1 + 7, "%d digests", fk.digests);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(ft.slept[i], 50, "progress keeps the poll period: %lld",
+                     (long long)ft.slept[i]);
+}
+
+/* Short of the latest version the digest cannot say the work is done: a full look does,
+ * once, at the end (and its view is the run's: no read more). */
+Test(engine, a_follower_to_a_lower_target_ends_on_one_full_look)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    const char *sums[] = {"a", "b", "c", "d", "e", "f"};
+    for (int v = 1; v <= 6; v++)
+        add_unread_file(v, sums[v - 1], false);
+    o.target = 5;
+    fk.exists = true;
+    fk.claim_taken = true;
+    ft.one_each = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert(res.elsewhere);
+    cr_assert_eq(res.to, 5);
+    cr_assert_eq(ft.pauses, 5);
+    cr_assert_eq(fk.reads, 2, "history read %d times", fk.reads);
+}
+
+/* A follower that never read its files reads and lints them when it tries again after a
+ * stall: a file migrations.lint=enforce refuses still stops it before any step. */
+Test(engine, a_follower_that_tries_again_after_a_stall_lints_first_and_refuses)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "SELECT 1;", false);
+    add_sql_file(2, "b", "\nCREATE INDEX i ON t (a);", false);
+    o.lint = o.lint_enforce = true;
+    fk.claim_taken = true; /* and the run holding it never gets anywhere */
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "%s", err.msg);
+    cr_assert(strstr(err.msg, "lint error require-concurrent-index-creation"), "%s", err.msg);
+    cr_assert_geq(ft.ms, 15000, "followed for follow_stall_ms first");
+    cr_assert_eq(fk.runs, 0, "no step may run");
+}
+
+/* The claimant gives the claim up before its first step (fake_run checks), also when its
+ * files are refused. */
+Test(engine, a_claimant_reads_and_lints_then_gives_the_claim_up_before_any_step)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_sql_file(1, "a", "SELECT 1;", false);
+    o.lint = o.lint_enforce = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), 0, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 1);
+    cr_assert_eq(fk.nsteps, 1);
+
+    setup();
+    add_sql_file(1, "a", "CREATE INDEX i ON t (a);", false);
+    o.lint = o.lint_enforce = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "%s", err.msg);
+    cr_assert_eq(fk.claims, 1);
+    cr_assert_eq(fk.unclaims, 1, "the claim outlived a refusal");
+    cr_assert_eq(fk.runs, 0);
+}
+
+/* rg_engine_follow on its own: the work left at each look, from a script. */
+struct script {
+    size_t left[8];
+    size_t looks;
+};
+
+static int scripted_left(void *arg, size_t *left, struct rg_err *err)
+{
+    struct script *sc = arg;
+    (void)err;
+    *left = sc->left[sc->looks++];
+    return 0;
+}
+
+static int poll_50(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms, bool *stop,
+                   struct rg_err *err)
+{
+    (void)ctx, (void)f, (void)stalled, (void)stop, (void)err;
+    *pause_ms = 50;
+    return 0;
+}
+
+/* At the pace seen, 100 steps in 50 ms, the last 10 take 5 ms: the wait looks then, not a
+ * whole poll period later; and never sooner than 5 ms. */
+Test(follow, a_pause_ends_when_the_work_should_at_the_pace_seen)
+{
+    struct script sc = {{200, 100, 10, 0}, 0};
+    struct rg_follow f = {&fclock, scripted_left, &sc, poll_50, NULL, SIZE_MAX, 0};
+    enum rg_follow_end end;
+    struct rg_err err = {0};
+
+    setup();
+    cr_assert_eq(rg_engine_follow(&f, &end, &err), 0, "%s", err.msg);
+    cr_assert_eq(end, RG_FOLLOW_DONE);
+    cr_assert_eq(ft.pauses, 3);
+    cr_assert_eq(ft.slept[0], 50, "no pace seen yet");
+    cr_assert_eq(ft.slept[1], 50, "100 left at 2 a millisecond: 50 ms");
+    cr_assert_eq(ft.slept[2], 5, "10 left at 1.9 a millisecond: 5 ms, not %lld",
+                 (long long)ft.slept[2]);
+}
+
+/* A look that saw no progress is not paced: a long last migration is looked at as the
+ * hook says, not every few milliseconds. */
+Test(follow, a_look_without_progress_is_not_paced)
+{
+    struct script sc = {{100, 2, 2, 2, 0}, 0};
+    struct rg_follow f = {&fclock, scripted_left, &sc, poll_50, NULL, SIZE_MAX, 0};
+    enum rg_follow_end end;
+    struct rg_err err = {0};
+
+    setup();
+    cr_assert_eq(rg_engine_follow(&f, &end, &err), 0, "%s", err.msg);
+    cr_assert_eq(ft.pauses, 4);
+    cr_assert_eq(ft.slept[1], 5, "2 left at about 2 a millisecond");
+    cr_assert_eq(ft.slept[2], 50, "no progress: the hook's pause, not %lld",
+                 (long long)ft.slept[2]);
+    cr_assert_eq(ft.slept[3], 50);
+}
+
+/* No progress, no pace: a stalled wait keeps the look hook's pauses. */
+Test(follow, a_wait_without_progress_keeps_the_hooks_pause)
+{
+    struct script sc = {{3, 3, 3, 0}, 0};
+    struct rg_follow f = {&fclock, scripted_left, &sc, poll_50, NULL, SIZE_MAX, 0};
+    enum rg_follow_end end;
+    struct rg_err err = {0};
+
+    setup();
+    cr_assert_eq(rg_engine_follow(&f, &end, &err), 0, "%s", err.msg);
+    cr_assert_eq(ft.pauses, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(ft.slept[i], 50);
 }
 
 Test(engine, a_follower_stopped_by_a_signal_fails_and_applies_nothing)
@@ -1685,13 +1965,18 @@ Test(wait, a_pending_pre_migration_holds_wait_while_a_post_one_is_pending_too)
 
 TestSuite(dry_run, .init = setup);
 
-/* A pending migration with its SQL in memory, as rg_source_prepare leaves it. */
-static void add_sql_file(int64_t version, const char *sum, const char *sql, bool no_transaction)
+/* plan reads the files of what it tries, as migrate would (this one does not exist). */
+Test(dry_run, reads_the_files_it_tries)
 {
-    add_file(version, sum);
-    files[src.n - 1].up_sql = (char *)sql;
-    files[src.n - 1].up_len = strlen(sql);
-    file_directives[src.n - 1][0].no_transaction = no_transaction;
+    struct rg_migrate_opts o = opts();
+    struct rg_dry_run d;
+    struct rg_err err = {0};
+    add_unread_file(1, "a", false);
+    cr_assert_eq(rg_engine_dry_run(&store, &src, &o, &d, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES, "%s", err.msg);
+    cr_assert(strstr(err.msg, "nowhere/f.up.sql"), "%s", err.msg);
+    cr_assert_eq(fk.trial_begins, 0);
+    rg_dry_run_free(&d);
 }
 
 Test(dry_run, tries_pending_migrations_in_order_in_one_rolled_back_transaction_writing_nothing)
