@@ -796,14 +796,6 @@ static int follow(struct waiting *w, bool *done, struct rg_err *err)
     return 0;
 }
 
-/* A racer's steps made ready to run: the files read and linted as they are (plan_up; a
- * file read before, when this run claimed the fence and then followed, is not linted
- * again), all before any step runs. */
-static int ready(struct waiting *w, struct pass *p, struct rg_err *err)
-{
-    return plan_steps(w->store, w->src, w->opts, true, p, err);
-}
-
 /* Runs without a lock. Claims the fence first, before reading and linting its files, unless
  * the history has moved since this run read it (another run is applying): of runs started
  * together one gets it and the others follow it at once, having read only names and
@@ -820,7 +812,8 @@ static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res
     if (claim && store->claim(store->ctx, (int64_t)p->h.n, &held, err) < 0)
         return -1;
     if (held) {
-        rc = ready(w, p, err);
+        /* The files read and linted now (plan_up), before any step runs. */
+        rc = plan_steps(store, w->src, w->opts, true, p, err);
         if (claim)
             store->unclaim(store->ctx);
         if (rc < 0 || execute(&p->r, true, claim, &stepped, res, err) < 0)
@@ -835,7 +828,7 @@ static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res
     if (done)
         return view_after(w, p, res, err);
     pass_free(p);
-    if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0 || ready(w, p, err) < 0)
+    if (prepare(store, w->src, w->opts, NULL, true, p, err) < 0)
         return -1;
     return execute(&p->r, false, false, &stepped, res, err);
 }
