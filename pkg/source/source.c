@@ -240,22 +240,27 @@ static void free_directives(const struct rg_directives *d)
 
 static void migration_free(struct rg_migration *m)
 {
-    /* title and down_path live in up_path's allocation (load_migration). */
-    free(m->up_path);
+    /* Its paths and title are the source's names block (load_migration). */
     free(m->up_sql);
     free(m->down_sql);
     free_directives(m->directives);
     free_directives(m->down_directives);
 }
 
-/* One version from its up entry and its optional down entry: its names, in one allocation
- * ("dir/up\0dir/down\0title\0"), as a start holds them for every file. The up file's
- * checksum comes next (sums()); the rest waits for rg_source_prepare. */
-static void load_migration(const char *dir, const struct entry *up, const struct entry *down,
-                           struct rg_migration *out)
+/* Room in the names block for what load_migration writes of entry e in dir (dlen its
+ * length): "dir/name\0", and the title's "title\0" for an up file. */
+static size_t names_room(size_t dlen, const struct entry *e)
+{
+    return dlen + strlen(e->name) + 2 + (e->down ? 0 : e->title_len + 1);
+}
+
+/* One version from its up entry and its optional down entry: its names, written at p in
+ * the source's names block ("dir/up\0dir/down\0title\0"); returns the end of what it
+ * wrote. The up file's checksum comes next (sums()); the rest waits for rg_source_prepare. */
+static char *load_migration(const char *dir, const struct entry *up, const struct entry *down,
+                            char *p, struct rg_migration *out)
 {
     size_t dlen = strlen(dir), ulen = strlen(up->name), wlen = down ? strlen(down->name) : 0;
-    char *p = rg_malloc(dlen + ulen + 2 + (down ? dlen + wlen + 2 : 0) + up->title_len + 1);
 
     out->version = up->version;
     out->up_path = p;
@@ -268,6 +273,7 @@ static void load_migration(const char *dir, const struct entry *up, const struct
     memcpy(p, up->title, up->title_len);
     p[up->title_len] = '\0';
     out->title = p;
+    return p + up->title_len + 1;
 }
 
 /* Every up file's checksum, what every run compares with the history: the index's where
@@ -353,7 +359,7 @@ static int cmp_scripts(const void *a, const void *b)
 static int build(const char *dir, const struct entry *const *ents, size_t n, struct rg_source *src,
                  struct rg_err *err)
 {
-    char *a = NULL, *b = NULL, *c = NULL;
+    char *a = NULL, *b = NULL, *c = NULL, *p = src->names;
     int rc = -1;
 
     for (size_t i = 0; i < n;) {
@@ -406,7 +412,7 @@ static int build(const char *dir, const struct entry *const *ents, size_t n, str
                 goto out;
             }
         }
-        load_migration(dir, up, down, &src->items[src->n++]);
+        p = load_migration(dir, up, down, p, &src->items[src->n++]);
         i = j;
     }
     rc = 0;
@@ -510,7 +516,7 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     struct sum_stats *early = NULL;
     char **names = NULL;
     const char *bad = NULL;
-    size_t n = 0, nents = 0, nreps = 0, nups = 0;
+    size_t n = 0, nents = 0, nreps = 0, nups = 0, room = 0, dlen = strlen(dir);
     int rc = -1, dfd = use != USE_NOTHING ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 
     *src = (struct rg_source){0};
@@ -532,11 +538,13 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
             }
             continue;
         }
-        if (e.style == STYLE_REPEATABLE)
+        if (e.style == STYLE_REPEATABLE) {
             reps[nreps++] = e;
-        else
-            ents[nents++] = e;
-        nups += e.style != STYLE_REPEATABLE && !e.down;
+            continue;
+        }
+        ents[nents++] = e;
+        nups += !e.down;
+        room += names_room(dlen, &e);
     }
     if (bad)
         goto out;
@@ -545,6 +553,7 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     /* Every migration has its own up entry (build refuses the rest), so there are at most
      * nups: not one per entry, which would double the largest allocation of a start. */
     s.items = rg_calloc(nups, sizeof(*s.items));
+    s.names = rg_malloc(room ? room : 1);
     if (build(dir, order, nents, &s, err) != 0)
         goto out;
     /* Paired: the entries go before the checksums are taken, which hold the most memory
@@ -694,6 +703,7 @@ void rg_source_free(struct rg_source *src)
     for (size_t i = 0; i < src->nnear_misses; i++)
         free(src->near_misses[i]);
     free(src->near_misses);
+    free(src->names);
     free(src->dir);
     *src = (struct rg_source){0};
 }

@@ -208,6 +208,43 @@ Test(source, names_two_up_files_for_one_version_in_name_order)
     cr_assert(strstr(err.msg, want), "%s", err.msg);
 }
 
+/* The names block's contract: every migration's paths and title sit in src.names, one
+ * allocation that rg_source_free releases (ASan reports a leak or a double free). */
+static bool in_names(const struct rg_source *src, const char *p, size_t room)
+{
+    return p && p >= src->names && p + strlen(p) < src->names + room;
+}
+
+Test(source, keeps_paths_and_titles_in_one_block)
+{
+    struct rg_source src;
+    size_t room = 0;
+
+    write_file("0001_users.up.sql", "CREATE TABLE users();");
+    write_file("0001_users.down.sql", "DROP TABLE users;");
+    write_file("0002_orders.up.sql", "CREATE TABLE orders();");
+    cr_assert_eq(rg_source_load(tmp, &src, &(struct rg_err){0}), 0);
+    cr_assert_not_null(src.names);
+    /* What it holds, one after the other: "dir/up\0dir/down\0title\0" per migration. */
+    for (size_t i = 0; i < src.n; i++)
+        room += strlen(src.items[i].up_path) + 1 +
+                (src.items[i].down_path ? strlen(src.items[i].down_path) + 1 : 0) +
+                strlen(src.items[i].title) + 1;
+    cr_assert(in_names(&src, src.items[0].up_path, room));
+    cr_assert(in_names(&src, src.items[0].down_path, room));
+    cr_assert(in_names(&src, src.items[0].title, room));
+    cr_assert(in_names(&src, src.items[1].up_path, room));
+    cr_assert(in_names(&src, src.items[1].title, room));
+    cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_users.up.sql"));
+    cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_users.down.sql"));
+    cr_assert_str_eq(src.items[0].title, "users");
+    cr_assert_str_eq(src.items[1].up_path, in_tmp("0002_orders.up.sql"));
+    cr_assert_str_eq(src.items[1].title, "orders");
+    cr_assert_null(src.items[1].down_path);
+    rg_source_free(&src);
+    cr_assert_null(src.names);
+}
+
 Test(source, pairs_up_and_down_files)
 {
     struct rg_source src;
