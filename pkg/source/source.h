@@ -42,12 +42,12 @@ extern const struct rg_directives rg_source_no_directives;
 struct rg_migration {
     int64_t version; /* > 0 */
     /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql. It, up_path and
-     * down_path live in the source's one block of names (rg_source.names), not in
+     * down_path live in the source's blocks (rg_source.titles, rg_source.names), not in
      * allocations of their own: a start holds them for every file. */
-    char *title;
-    char *up_path;       /* path of the up file, as opened */
-    const char *up_name; /* its base name, for messages: points into up_path */
-    char *down_path;     /* NULL when there is no down file */
+    const char *title;
+    const char *up_path;   /* path of the up file, as opened */
+    const char *up_name;   /* its base name, for messages: points into up_path */
+    const char *down_path; /* NULL when there is no down file */
     /* What follows is read by rg_source_prepare, for the steps that will run (prepared
      * says which parts); NULL and zero until then. */
     char *up_sql; /* NUL-terminated contents without a leading UTF-8 byte order mark;
@@ -86,9 +86,12 @@ struct rg_script {
 
 struct rg_source {
     char *dir;
-    /* The migrations' paths and titles, one after the other: one allocation for a whole
-     * history instead of one per migration. NULL for a source built by hand. */
+    /* The migrations' paths (up_path, down_path) and titles, each one after the other:
+     * one allocation each for a whole history instead of one per migration. The paths are
+     * the directory's listing itself, each name after dir's path, so it may hold names
+     * that are no migration's (R__ files). NULL for a source built by hand. */
     char *names;
+    char *titles;
     struct rg_migration *items; /* sorted by version, ascending, no duplicates */
     size_t n;
     struct rg_script *repeatable; /* R__title.sql, sorted by name (strcmp) */

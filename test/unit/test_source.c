@@ -208,34 +208,39 @@ Test(source, names_two_up_files_for_one_version_in_name_order)
     cr_assert(strstr(err.msg, want), "%s", err.msg);
 }
 
-/* The names block's contract: every migration's paths and title sit in src.names, one
- * allocation that rg_source_free releases (ASan reports a leak or a double free). */
-static bool in_names(const struct rg_source *src, const char *p, size_t room)
+/* The blocks' contract: every migration's paths sit in src.names (the directory's
+ * listing, each name after the directory's path) and its title in src.titles, two
+ * allocations that rg_source_free releases (ASan reports a leak or a double free). */
+static bool within(const char *block, size_t size, const char *p)
 {
-    return p && p >= src->names && p + strlen(p) < src->names + room;
+    return p && p >= block && p + strlen(p) < block + size;
 }
 
-Test(source, keeps_paths_and_titles_in_one_block)
+Test(source, keeps_paths_and_titles_in_two_blocks)
 {
     struct rg_source src;
-    size_t room = 0;
+    size_t paths = 0, titles = 0;
 
     write_file("0001_users.up.sql", "CREATE TABLE users();");
     write_file("0001_users.down.sql", "DROP TABLE users;");
     write_file("0002_orders.up.sql", "CREATE TABLE orders();");
     cr_assert_eq(rg_source_load(tmp, &src, &(struct rg_err){0}), 0);
     cr_assert_not_null(src.names);
-    /* What it holds, one after the other: "dir/up\0dir/down\0title\0" per migration. */
-    for (size_t i = 0; i < src.n; i++)
-        room += strlen(src.items[i].up_path) + 1 +
-                (src.items[i].down_path ? strlen(src.items[i].down_path) + 1 : 0) +
-                strlen(src.items[i].title) + 1;
-    cr_assert(in_names(&src, src.items[0].up_path, room));
-    cr_assert(in_names(&src, src.items[0].down_path, room));
-    cr_assert(in_names(&src, src.items[0].title, room));
-    cr_assert(in_names(&src, src.items[1].up_path, room));
-    cr_assert(in_names(&src, src.items[1].title, room));
+    cr_assert_not_null(src.titles);
+    /* Each block holds its strings one after the other, each with its NUL. */
+    for (size_t i = 0; i < src.n; i++) {
+        paths += strlen(src.items[i].up_path) + 1 +
+                 (src.items[i].down_path ? strlen(src.items[i].down_path) + 1 : 0);
+        titles += strlen(src.items[i].title) + 1;
+    }
+    cr_assert(within(src.names, paths, src.items[0].up_path));
+    cr_assert(within(src.names, paths, src.items[0].down_path));
+    cr_assert(within(src.names, paths, src.items[1].up_path));
+    cr_assert(within(src.titles, titles, src.items[0].title));
+    cr_assert(within(src.titles, titles, src.items[1].title));
     cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_users.up.sql"));
+    cr_assert_str_eq(src.items[0].up_name, "0001_users.up.sql");
+    cr_assert_eq(src.items[0].up_name, src.items[0].up_path + strlen(tmp) + 1);
     cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_users.down.sql"));
     cr_assert_str_eq(src.items[0].title, "users");
     cr_assert_str_eq(src.items[1].up_path, in_tmp("0002_orders.up.sql"));
@@ -243,6 +248,22 @@ Test(source, keeps_paths_and_titles_in_one_block)
     cr_assert_null(src.items[1].down_path);
     rg_source_free(&src);
     cr_assert_null(src.names);
+    cr_assert_null(src.titles);
+}
+
+/* A directory given with a trailing slash: the paths do not double it, as before. */
+Test(source, paths_keep_a_single_slash)
+{
+    struct rg_source src;
+    char dir[sizeof(tmp) + 1];
+
+    snprintf(dir, sizeof(dir), "%s/", tmp);
+    write_file("0001_users.up.sql", "CREATE TABLE users();");
+    write_file("0001_users.down.sql", "DROP TABLE users;");
+    cr_assert_eq(rg_source_load(dir, &src, &(struct rg_err){0}), 0);
+    cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_users.up.sql"));
+    cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_users.down.sql"));
+    rg_source_free(&src);
 }
 
 Test(source, pairs_up_and_down_files)
