@@ -16,13 +16,14 @@ struct stat;
 enum style { STYLE_GOLANG, STYLE_FLYWAY, STYLE_REPEATABLE };
 
 /* One *.sql name from the directory, parsed. The name is owned by the names array. */
+/* Members largest first: a start holds one per file, 20,000 for a history of 10,000. */
 struct entry {
     const char *name;
-    enum style style;
-    int64_t version; /* 0 for a repeatable */
-    bool down;
     const char *title; /* points into name */
+    int64_t version;   /* 0 for a repeatable */
     size_t title_len;
+    enum style style;
+    bool down;
 };
 
 /* source.c */

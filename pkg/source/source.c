@@ -123,41 +123,62 @@ static void add_name(char ***list, size_t *n, size_t *cap, char *name)
     (*list)[(*n)++] = name;
 }
 
-/* The names gathered one after the other (each with its NUL) into one block: the n
- * pointers, then the names they point to, freed with one free. A directory of 20,000
- * files would otherwise cost 20,000 allocations and as many frees on every start. */
-static char **name_block(const char *buf, size_t len, size_t n)
-{
-    char **list = rg_malloc(n * sizeof(*list) + len);
-    char *text = (char *)(list + n);
+/* The *.sql names of a directory: names[i] points into text, where each name follows the
+ * listing's prefix (the directory's "dir/" for the migrations directory, nothing for
+ * data/), so that text holds every file's path as well: a load keeps it as its
+ * migrations' paths instead of copying them (rg_source.names). */
+struct listing {
+    char **names;
+    char *text;
+    size_t n;
+};
 
-    if (len)
-        memcpy(text, buf, len);
-    for (size_t i = 0; i < n; i++) {
-        list[i] = text;
-        text += strlen(text) + 1;
-    }
-    return list;
+static void listing_free(struct listing *l)
+{
+    free(l->names);
+    free(l->text);
+    *l = (struct listing){0};
 }
 
-/* The *.sql names in dir (one block, name_block), sorted (when sorted) so that errors come
- * out the same whatever order readdir gives, and the near misses among the other names
- * into src, always sorted. Dotfiles are skipped: among them are the ..data links of a
- * ConfigMap volume. For data/ (data set): a missing directory is an empty one, and
- * subdirectories are skipped (stat follows links, as ConfigMap volumes link every file);
- * no directory is a near miss. */
-static int list_dir(const char *dir, bool data, bool sorted, char ***names, size_t *count,
-                    struct rg_source *src, struct rg_err *err)
+/* The n names in buf (len bytes, each with its NUL) into l, each after prefix (plen bytes):
+ * one block of text and one of pointers. A directory of 20,000 files would otherwise cost
+ * 20,000 allocations and as many frees on every start. */
+static void listing_make(const char *buf, size_t len, size_t n, const char *prefix, size_t plen,
+                         struct listing *l)
+{
+    char *text = rg_malloc(len + n * plen + 1);
+
+    l->names = rg_malloc((n ? n : 1) * sizeof(*l->names));
+    l->text = text;
+    l->n = n;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = strlen(buf) + 1;
+
+        memcpy(text, prefix, plen);
+        memcpy(text + plen, buf, m);
+        l->names[i] = text + plen;
+        text += plen + m;
+        buf += m;
+    }
+}
+
+/* The *.sql names in dir into l (after prefix, plen bytes: struct listing), sorted (when
+ * sorted) so that errors come out the same whatever order readdir gives, and the near
+ * misses among the other names into src, always sorted. Dotfiles are skipped: among them are the
+ * ..data links of a ConfigMap volume. For data/ (data set): a missing directory is an empty one,
+ * and subdirectories are skipped (stat follows links, as ConfigMap volumes link every file); no
+ * directory is a near miss. */
+static int list_dir(const char *dir, bool data, bool sorted, const char *prefix, size_t plen,
+                    struct listing *l, struct rg_source *src, struct rg_err *err)
 {
     const char *what = data ? "data migrations directory" : "migrations directory";
     DIR *d = NULL;
-    char *buf = NULL, **list = NULL;
+    char *buf = NULL;
     size_t n = 0, len = 0, cap = 0, near_from = src->nnear_misses, near_cap = src->nnear_misses;
     struct stat st;
     int rc = -1;
 
-    *names = NULL;
-    *count = 0;
+    *l = (struct listing){0};
     d = opendir(dir);
     /* A dangling data link is not an absent data/: its migrations would be skipped
      * without a word. */
@@ -202,14 +223,12 @@ static int list_dir(const char *dir, bool data, bool sorted, char ***names, size
         len += nlen + 1;
         n++;
     }
-    list = name_block(buf, len, n);
+    listing_make(buf, len, n, prefix, plen, l);
     if (sorted)
-        rg_source_sort(list, n, sizeof(*list), cmp_names);
+        rg_source_sort(l->names, n, sizeof(*l->names), cmp_names);
     if (src->nnear_misses - near_from > 1)
         qsort(src->near_misses + near_from, src->nnear_misses - near_from,
               sizeof(*src->near_misses), cmp_names);
-    *names = list;
-    *count = n;
     rc = 0;
 out:
     free(buf);
@@ -240,34 +259,29 @@ static void free_directives(const struct rg_directives *d)
 
 static void migration_free(struct rg_migration *m)
 {
-    /* title and down_path live in up_path's allocation (load_migration). */
-    free(m->up_path);
+    /* Its paths and title are the source's names and titles blocks (load_migration). */
     free(m->up_sql);
     free(m->down_sql);
     free_directives(m->directives);
     free_directives(m->down_directives);
 }
 
-/* One version from its up entry and its optional down entry: its names, in one allocation
- * ("dir/up\0dir/down\0title\0"), as a start holds them for every file. The up file's
- * checksum comes next (sums()); the rest waits for rg_source_prepare. */
-static void load_migration(const char *dir, const struct entry *up, const struct entry *down,
-                           struct rg_migration *out)
+/* One version from its up entry and its optional down entry, whose names follow the
+ * directory's prefix (plen bytes) in the listing's text (struct listing): its paths are
+ * there already. Its title is written at p, in the source's titles block; returns the end
+ * of what it wrote. The up file's checksum comes next (sums()); the rest waits for
+ * rg_source_prepare. */
+static char *load_migration(size_t plen, const struct entry *up, const struct entry *down, char *p,
+                            struct rg_migration *out)
 {
-    size_t dlen = strlen(dir), ulen = strlen(up->name), wlen = down ? strlen(down->name) : 0;
-    char *p = rg_malloc(dlen + ulen + 2 + (down ? dlen + wlen + 2 : 0) + up->title_len + 1);
-
     out->version = up->version;
-    out->up_path = p;
-    p = join_into(p, dir, dlen, up->name, ulen);
-    out->up_name = p - ulen - 1;
-    if (down) {
-        out->down_path = p;
-        p = join_into(p, dir, dlen, down->name, wlen);
-    }
+    out->up_path = up->name - plen;
+    out->up_name = up->name;
+    out->down_path = down ? down->name - plen : NULL;
     memcpy(p, up->title, up->title_len);
     p[up->title_len] = '\0';
     out->title = p;
+    return p + up->title_len + 1;
 }
 
 /* Every up file's checksum, what every run compares with the history: the index's where
@@ -350,10 +364,10 @@ static int cmp_scripts(const void *a, const void *b)
 
 /* Pairs the sorted entries into migrations: one up file per version, at most one down file
  * with the same title, no down file alone, one naming style per version. */
-static int build(const char *dir, const struct entry *const *ents, size_t n, struct rg_source *src,
-                 struct rg_err *err)
+static int build(const char *dir, size_t plen, const struct entry *const *ents, size_t n,
+                 struct rg_source *src, struct rg_err *err)
 {
-    char *a = NULL, *b = NULL, *c = NULL;
+    char *a = NULL, *b = NULL, *c = NULL, *p = src->titles;
     int rc = -1;
 
     for (size_t i = 0; i < n;) {
@@ -406,7 +420,7 @@ static int build(const char *dir, const struct entry *const *ents, size_t n, str
                 goto out;
             }
         }
-        load_migration(dir, up, down, &src->items[src->n++]);
+        p = load_migration(plen, up, down, p, &src->items[src->n++]);
         i = j;
     }
     rc = 0;
@@ -437,48 +451,48 @@ static int load_repeatables(const char *dir, const struct entry *reps, size_t n,
 /* The .sql files of dir/data, named by file name, in list_dir's byte-wise order. */
 static int load_data(const char *dir, struct rg_source *src, struct rg_err *err)
 {
-    char *data_dir = NULL, **names = NULL;
-    size_t n = 0;
+    struct listing l = {0};
+    char *data_dir = NULL;
     int rc = -1;
 
     data_dir = rg_source_join_path(dir, "data");
-    if (list_dir(data_dir, true, true, &names, &n, src, err) != 0)
+    if (list_dir(data_dir, true, true, "", 0, &l, src, err) != 0)
         goto out;
-    src->data = rg_calloc(n, sizeof(*src->data));
-    for (size_t i = 0; i < n; i++) {
-        if (rg_source_check_data_name(data_dir, names[i], err) != 0)
+    src->data = rg_calloc(l.n, sizeof(*src->data));
+    for (size_t i = 0; i < l.n; i++) {
+        if (rg_source_check_data_name(data_dir, l.names[i], err) != 0)
             goto out;
-        if (load_script(data_dir, names[i], names[i], strlen(names[i]), &src->data[src->ndata],
-                        err) != 0)
+        if (load_script(data_dir, l.names[i], l.names[i], strlen(l.names[i]),
+                        &src->data[src->ndata], err) != 0)
             goto out;
         src->ndata++;
     }
     rc = 0;
 out:
-    free(names);
+    listing_free(&l);
     free(data_dir);
     return rc;
 }
 
-/* The *.sql names (one block, name_block) and near misses (into src) as list_dir gives
+/* The *.sql names (into l, after prefix) and near misses (into src) as list_dir gives
  * them, from dir's index when it vouches for the directory's names (rg_source_sum_names):
  * listing 20,000 names is a fifth of a start over a long history. The up files' stats
- * start at once (*early), to overlap the rest of the load. *names NULL when the directory
+ * start at once (*early), to overlap the rest of the load. l->names NULL when the directory
  * must be listed; a damaged index costs speed, never correctness. */
-static void names_from_index(const char *dir, int dfd, char ***names, size_t *count,
-                             struct sum_stats **early, struct rg_source *src)
+static void names_from_index(const char *dir, int dfd, const char *prefix, size_t plen,
+                             struct listing *l, struct sum_stats **early, struct rg_source *src)
 {
     struct rg_err why = {0};
     struct stat st;
     struct sum_want *want = NULL;
     char *buf = NULL, **near = NULL;
-    size_t len = 0, nwant = 0, nnear = 0, near_cap = src->nnear_misses;
+    size_t len = 0, count = 0, nwant = 0, nnear = 0, near_cap = src->nnear_misses;
 
-    *names = NULL;
-    *count = 0;
+    *l = (struct listing){0};
     if (dfd < 0 || fstat(dfd, &st) != 0)
         return; /* list_dir names the directory's error */
-    if (rg_source_sum_names(dir, &st, &buf, &len, count, &want, &nwant, &near, &nnear, &why) != 0) {
+    if (rg_source_sum_names(dir, &st, &buf, &len, &count, &want, &nwant, &near, &nnear, &why) !=
+        0) {
         /* Its entries may still serve each file (sums): that part judges them. */
         RG_WARN("checksum index not used for the names: the directory is listed instead; run "
                 "rollgate sum again" RG_F "error=%s",
@@ -486,9 +500,9 @@ static void names_from_index(const char *dir, int dfd, char ***names, size_t *co
         return;
     }
     if (buf) {
-        *names = name_block(buf, len, *count);
+        listing_make(buf, len, count, prefix, plen, l);
         /* The up files' names come first, in the index's order. */
-        *early = rg_source_sum_stats_start(dfd, (const char *const *)*names, want, nwant);
+        *early = rg_source_sum_stats_start(dfd, (const char *const *)l->names, want, nwant);
         want = NULL;
     }
     for (size_t i = 0; i < nnear; i++)
@@ -508,18 +522,21 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     struct entry *ents = NULL, *reps = NULL, e;
     const struct entry **order = NULL;
     struct sum_stats *early = NULL;
-    char **names = NULL;
+    struct listing l = {0};
+    char **names, *prefix = rg_source_join_path(dir, "");
     const char *bad = NULL;
-    size_t n = 0, nents = 0, nreps = 0, nups = 0;
+    size_t n, nents = 0, nreps = 0, nups = 0, room = 0, plen = strlen(prefix);
     int rc = -1, dfd = use != USE_NOTHING ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 
     *src = (struct rg_source){0};
     if (use == USE_NAMES)
-        names_from_index(dir, dfd, &names, &n, &early, &s);
+        names_from_index(dir, dfd, prefix, plen, &l, &early, &s);
     /* In readdir's order: the entries are sorted by version below, and of the names that
      * fail, the first by name is reported, as if they had been sorted. */
-    if (!names && list_dir(dir, false, false, &names, &n, &s, err) != 0)
+    if (!l.names && list_dir(dir, false, false, prefix, plen, &l, &s, err) != 0)
         goto out;
+    names = l.names;
+    n = l.n;
     ents = rg_calloc(n, sizeof(*ents));
     reps = rg_calloc(n, sizeof(*reps));
     for (size_t i = 0; i < n; i++) {
@@ -532,11 +549,13 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
             }
             continue;
         }
-        if (e.style == STYLE_REPEATABLE)
+        if (e.style == STYLE_REPEATABLE) {
             reps[nreps++] = e;
-        else
-            ents[nents++] = e;
-        nups += e.style != STYLE_REPEATABLE && !e.down;
+            continue;
+        }
+        ents[nents++] = e;
+        nups += !e.down;
+        room += e.down ? 0 : e.title_len + 1;
     }
     if (bad)
         goto out;
@@ -545,7 +564,12 @@ static int load(const char *dir, enum use use, struct rg_source *src, struct rg_
     /* Every migration has its own up entry (build refuses the rest), so there are at most
      * nups: not one per entry, which would double the largest allocation of a start. */
     s.items = rg_calloc(nups, sizeof(*s.items));
-    if (build(dir, order, nents, &s, err) != 0)
+    s.titles = rg_malloc(room ? room : 1);
+    /* The listing's text holds the migrations' paths: the source keeps it. The stats
+     * (early) still look at the names, until they are freed below. */
+    s.names = l.text;
+    l.text = NULL;
+    if (build(dir, plen, order, nents, &s, err) != 0)
         goto out;
     /* Paired: the entries go before the checksums are taken, which hold the most memory
      * of a start. */
@@ -578,7 +602,8 @@ out:
     free(order);
     free(ents);
     free(reps);
-    free(names);
+    listing_free(&l);
+    free(prefix);
     return rc;
 }
 
@@ -651,30 +676,29 @@ int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src, stru
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err)
 {
     struct rg_source s = {0};
-    char **names = NULL;
-    size_t n = 0;
+    struct listing l = {0};
     int rc = -1;
 
     *version = 0;
     *name = NULL;
     /* Names only: the files' contents do not matter for the next number, and a template
      * written by `new` a moment ago holds no statement yet. */
-    if (list_dir(dir, false, true, &names, &n, &s, err) != 0)
+    if (list_dir(dir, false, true, "", 0, &l, &s, err) != 0)
         goto out;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < l.n; i++) {
         struct entry e;
-        if (rg_source_parse_name(dir, names[i], &e, err) != 0)
+        if (rg_source_parse_name(dir, l.names[i], &e, err) != 0)
             goto out;
         if (e.style != STYLE_REPEATABLE && e.version > *version) {
             *version = e.version;
             free(*name);
-            *name = rg_strdup(names[i]);
+            *name = rg_strdup(l.names[i]);
         }
     }
     rc = 0;
 out:
     rg_source_free(&s);
-    free(names);
+    listing_free(&l);
     return rc;
 }
 
@@ -694,6 +718,8 @@ void rg_source_free(struct rg_source *src)
     for (size_t i = 0; i < src->nnear_misses; i++)
         free(src->near_misses[i]);
     free(src->near_misses);
+    free(src->names);
+    free(src->titles);
     free(src->dir);
     *src = (struct rg_source){0};
 }

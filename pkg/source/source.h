@@ -41,22 +41,15 @@ extern const struct rg_directives rg_source_no_directives;
 
 struct rg_migration {
     int64_t version; /* > 0 */
-    /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql; it and
-     * down_path live in up_path's allocation (one per migration, freed with it) */
-    char *title;
-    char *up_path;       /* path of the up file, as opened */
-    const char *up_name; /* its base name, for messages: points into up_path */
-    char checksum[65];   /* hex SHA-256 of the up file's bytes */
-    /* The checksum is rollgate.sum's, trusted because the file's size and modification
-     * time are still those recorded with it; rg_source_prepare checks it on reading. */
-    bool checksum_from_index;
-    char *down_path; /* NULL when there is no down file */
-    /* rollgate:phase=post in the up file's header (read with the checksum, or rollgate.sum's
-     * record of it): a post-deploy migration, applied by migrate --phase post|all only. */
-    bool post;
+    /* "create_users" from 0001_create_users.up.sql or V1__create_users.sql. It, up_path and
+     * down_path live in the source's blocks (rg_source.titles, rg_source.names), not in
+     * allocations of their own: a start holds them for every file. */
+    const char *title;
+    const char *up_path;   /* path of the up file, as opened */
+    const char *up_name;   /* its base name, for messages: points into up_path */
+    const char *down_path; /* NULL when there is no down file */
     /* What follows is read by rg_source_prepare, for the steps that will run (prepared
      * says which parts); NULL and zero until then. */
-    unsigned prepared;
     char *up_sql; /* NUL-terminated contents without a leading UTF-8 byte order mark;
                      a BEGIN/COMMIT wrapper blanked (sql.h) */
     size_t up_len;
@@ -68,6 +61,15 @@ struct rg_migration {
     /* The down file's own header: a rollback of CREATE INDEX CONCURRENTLY needs
      * no-transaction too. NULL when there is no down file or it is not prepared. */
     const struct rg_directives *down_directives;
+    unsigned prepared;
+    /* The bytes last, so that they pack: a start holds one rg_migration per file. */
+    char checksum[65]; /* hex SHA-256 of the up file's bytes */
+    /* The checksum is rollgate.sum's, trusted because the file's size and modification
+     * time are still those recorded with it; rg_source_prepare checks it on reading. */
+    bool checksum_from_index;
+    /* rollgate:phase=post in the up file's header (read with the checksum, or rollgate.sum's
+     * record of it): a post-deploy migration, applied by migrate --phase post|all only. */
+    bool post;
 };
 
 /* A script known by name rather than version: R__title.sql (run again when its checksum
@@ -84,6 +86,12 @@ struct rg_script {
 
 struct rg_source {
     char *dir;
+    /* The migrations' paths (up_path, down_path) and titles, each one after the other:
+     * one allocation each for a whole history instead of one per migration. The paths are
+     * the directory's listing itself, each name after dir's path, so it may hold names
+     * that are no migration's (R__ files). NULL for a source built by hand. */
+    char *names;
+    char *titles;
     struct rg_migration *items; /* sorted by version, ascending, no duplicates */
     size_t n;
     struct rg_script *repeatable; /* R__title.sql, sorted by name (strcmp) */

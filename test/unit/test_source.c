@@ -208,6 +208,64 @@ Test(source, names_two_up_files_for_one_version_in_name_order)
     cr_assert(strstr(err.msg, want), "%s", err.msg);
 }
 
+/* The blocks' contract: every migration's paths sit in src.names (the directory's
+ * listing, each name after the directory's path) and its title in src.titles, two
+ * allocations that rg_source_free releases (ASan reports a leak or a double free). */
+static bool within(const char *block, size_t size, const char *p)
+{
+    return p && p >= block && p + strlen(p) < block + size;
+}
+
+Test(source, keeps_paths_and_titles_in_two_blocks)
+{
+    struct rg_source src;
+    size_t paths = 0, titles = 0;
+
+    write_file("0001_users.up.sql", "CREATE TABLE users();");
+    write_file("0001_users.down.sql", "DROP TABLE users;");
+    write_file("0002_orders.up.sql", "CREATE TABLE orders();");
+    cr_assert_eq(rg_source_load(tmp, &src, &(struct rg_err){0}), 0);
+    cr_assert_not_null(src.names);
+    cr_assert_not_null(src.titles);
+    /* Each block holds its strings one after the other, each with its NUL. */
+    for (size_t i = 0; i < src.n; i++) {
+        paths += strlen(src.items[i].up_path) + 1 +
+                 (src.items[i].down_path ? strlen(src.items[i].down_path) + 1 : 0);
+        titles += strlen(src.items[i].title) + 1;
+    }
+    cr_assert(within(src.names, paths, src.items[0].up_path));
+    cr_assert(within(src.names, paths, src.items[0].down_path));
+    cr_assert(within(src.names, paths, src.items[1].up_path));
+    cr_assert(within(src.titles, titles, src.items[0].title));
+    cr_assert(within(src.titles, titles, src.items[1].title));
+    cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_users.up.sql"));
+    cr_assert_str_eq(src.items[0].up_name, "0001_users.up.sql");
+    cr_assert_eq(src.items[0].up_name, src.items[0].up_path + strlen(tmp) + 1);
+    cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_users.down.sql"));
+    cr_assert_str_eq(src.items[0].title, "users");
+    cr_assert_str_eq(src.items[1].up_path, in_tmp("0002_orders.up.sql"));
+    cr_assert_str_eq(src.items[1].title, "orders");
+    cr_assert_null(src.items[1].down_path);
+    rg_source_free(&src);
+    cr_assert_null(src.names);
+    cr_assert_null(src.titles);
+}
+
+/* A directory given with a trailing slash: the paths do not double it, as before. */
+Test(source, paths_keep_a_single_slash)
+{
+    struct rg_source src;
+    char dir[sizeof(tmp) + 1];
+
+    snprintf(dir, sizeof(dir), "%s/", tmp);
+    write_file("0001_users.up.sql", "CREATE TABLE users();");
+    write_file("0001_users.down.sql", "DROP TABLE users;");
+    cr_assert_eq(rg_source_load(dir, &src, &(struct rg_err){0}), 0);
+    cr_assert_str_eq(src.items[0].up_path, in_tmp("0001_users.up.sql"));
+    cr_assert_str_eq(src.items[0].down_path, in_tmp("0001_users.down.sql"));
+    rg_source_free(&src);
+}
+
 Test(source, pairs_up_and_down_files)
 {
     struct rg_source src;
