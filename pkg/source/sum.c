@@ -574,7 +574,7 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
 {
     char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *line = NULL, *prev = NULL;
     size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, up = 0;
-    struct rg_migration **byname = NULL;
+    struct rg_migration **byname = NULL, **early_item = NULL;
     struct late late = {0};
     char *iobuf = NULL;
     bool cut = false, other, others = false, dir_seen = false;
@@ -612,9 +612,11 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
      * index's own checksum is validate's to check: a start trusts an entry only while its
      * file's size and time match, whatever the rest of the index says. */
     byname = items_by_name(items, n);
-    /* Their results are taken as the entries come. */
+    /* The early stats' results are taken once the index is read (early_item: the
+     * migration each of them serves), so that the stat threads work on while this one
+     * parses, and it then joins them for what is left. */
     if (early)
-        stats_finish(early);
+        early_item = rg_calloc(early->n + 1, sizeof(*early_item));
     for (;;) {
         struct sum_entry e;
         char *swap;
@@ -656,8 +658,7 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
              * index could have been written again since). */
             if (early && up < early->n && strcmp(early->names[up], e.name) == 0 &&
                 same_want(&early->want[up], &want)) {
-                byname[k]->checksum_from_index = early->fresh[up];
-                *trusted += early->fresh[up];
+                early_item[up] = byname[k];
             } else {
                 add_late(&late, byname[k], want);
             }
@@ -677,6 +678,15 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
                    lineno);
         goto out;
     }
+    if (early) {
+        stats_finish(early);
+        for (size_t i = 0; i < early->n; i++) {
+            if (!early_item[i])
+                continue;
+            early_item[i]->checksum_from_index = early->fresh[i];
+            *trusted += early->fresh[i];
+        }
+    }
     *trusted += judge_late(dfd, &late);
     rc = 0;
 out:
@@ -690,6 +700,7 @@ out:
         fclose(f);
     free(iobuf);
     late_free(&late);
+    free(early_item);
     free(byname);
     free(line);
     free(prev);
