@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/follow.h"
+#include "engine/run.h"
 #include "source/sql.h"
 #include "mem/mem.h"
 #include "log/log.h"
@@ -176,25 +177,11 @@ static int64_t pick(int64_t directive, int64_t fallback)
 }
 
 /* A step's timeouts: its file's directives, else the configuration's. */
-static void set_timeouts(struct rg_step *s, const struct rg_migrate_opts *opts)
+void rg_engine_set_timeouts(struct rg_step *s, const struct rg_migrate_opts *opts)
 {
     s->lock_timeout_ms = pick(s->directives->lock_timeout_ms, opts->lock_timeout_ms);
     s->statement_timeout_ms = pick(s->directives->statement_timeout_ms, opts->statement_timeout_ms);
 }
-
-/* One run's steps, built before anything changes so that a missing piece (a down
- * migration) stops the run while the database is untouched. */
-struct run {
-    const struct rg_store *store;
-    const struct rg_migrate_opts *opts;
-    struct rg_step *steps;
-    void **owned; /* down SQL read from the history and its directives, freed with the run */
-    size_t n, cap, nowned;
-    bool lint; /* lint the up files plan_up reads (opts->lint, for a run that applies) */
-    /* false: the steps are only counted (a follower's look), so no file or stored down SQL
-     * is read and the steps carry no SQL. */
-    bool files;
-};
 
 /* Room for more steps: exactly what is asked, as a run of 10,000 migrations grown by
  * doubling would leave copies of its steps behind in the heap. */
@@ -221,7 +208,7 @@ static struct rg_step *add_step(struct run *r, enum rg_action action, enum rg_ki
     return s;
 }
 
-static void free_run(struct run *r)
+void rg_engine_run_free(struct run *r)
 {
     for (size_t i = 0; i < r->nowned; i++)
         free(r->owned[i]);
@@ -258,8 +245,8 @@ static bool applies(const struct run *r, const struct rg_plan *plan, size_t i)
  * With r->lint, each up file read now is linted from the statements its read split, before
  * anything runs or any lock is asked for; every file's findings are logged before an error
  * not allowed (lint_enforce) refuses the run. */
-static int plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
-                   struct rg_err *err)
+int rg_engine_plan_up(struct run *r, struct rg_source *src, const struct rg_plan *plan,
+                      struct rg_err *err)
 {
     int rounds = r->opts->phase == RG_PHASE_POST ? 2 : 1;
     size_t count = 0;
@@ -438,7 +425,7 @@ static int execute(struct run *r, bool aside, bool held, bool *stepped,
         enum rg_apply_outcome outcome;
         int64_t ms = 0;
 
-        set_timeouts(s, r->opts);
+        rg_engine_set_timeouts(s, r->opts);
         s->durable = i + 1 == r->n;
         s->try_fence = aside;
         RG_INFO("%s started" RG_F "version=%" PRId64 RG_F "title=%s", step_label(s), s->version,
@@ -497,7 +484,8 @@ static int record_baseline(const struct rg_store *store, struct rg_source *src, 
 }
 
 /* golang-migrate's schema_migrations, refused when dirty. */
-static int read_legacy(const struct rg_store *store, struct rg_legacy *legacy, struct rg_err *err)
+int rg_engine_read_legacy(const struct rg_store *store, struct rg_legacy *legacy,
+                          struct rg_err *err)
 {
     memset(legacy, 0, sizeof(*legacy));
     if (store->read_legacy(store->ctx, legacy, err) < 0)
@@ -521,7 +509,7 @@ static int adopt_legacy(const struct rg_store *store, struct rg_source *src,
     struct rg_legacy legacy;
     size_t count = 0;
 
-    if (read_legacy(store, &legacy, err) < 0)
+    if (rg_engine_read_legacy(store, &legacy, err) < 0)
         return -1;
     if (!legacy.found)
         return store->ensure_history(store->ctx, err);
@@ -572,7 +560,7 @@ struct pass {
 
 static void pass_free(struct pass *p)
 {
-    free_run(&p->r);
+    rg_engine_run_free(&p->r);
     rg_plan_free(&p->plan);
     rg_history_free(&p->h);
 }
@@ -583,7 +571,7 @@ static int plan_steps(const struct rg_store *store, struct rg_source *src,
                       const struct rg_migrate_opts *opts, bool files, struct pass *p,
                       struct rg_err *err)
 {
-    free_run(&p->r);
+    rg_engine_run_free(&p->r);
     memset(&p->r, 0, sizeof(p->r));
     p->r.store = store;
     p->r.opts = opts;
@@ -593,7 +581,7 @@ static int plan_steps(const struct rg_store *store, struct rg_source *src,
         return plan_down(&p->r, src, &p->plan, err) < 0 ? -1
                : files                                  ? load_stored_downs(&p->r, err)
                                                         : 0;
-    if (plan_up(&p->r, src, &p->plan, err) < 0)
+    if (rg_engine_plan_up(&p->r, src, &p->plan, err) < 0)
         return -1;
     /* Scripts are written for this image's schema: only a run that ends there runs them. */
     if (opts->target >= p->plan.latest)
@@ -1050,154 +1038,4 @@ int rg_engine_baseline(const struct rg_store *store, struct rg_source *src, int6
                        const char *applied_by, size_t *count, struct rg_err *err)
 {
     return record_baseline(store, src, version, applied_by, false, count, err);
-}
-
-static void free_locks(struct rg_trial_lock *locks, size_t n)
-{
-    for (size_t k = 0; k < n; k++) {
-        free(locks[k].relation);
-        free(locks[k].mode);
-    }
-    free(locks);
-}
-
-void rg_trial_free(struct rg_trial *t)
-{
-    if (!t)
-        return;
-    free_locks(t->held, t->nheld);
-    for (size_t i = 0; i < t->n; i++) {
-        struct rg_trial_stmt *st = &t->stmts[i];
-        free_locks(st->locks, st->nlocks);
-        for (size_t k = 0; k < st->nrewritten; k++)
-            free(st->rewritten[k]);
-        free(st->rewritten);
-    }
-    free(t->stmts);
-    memset(t, 0, sizeof(*t));
-}
-
-void rg_dry_run_free(struct rg_dry_run *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n; i++) {
-        rg_trial_free(&d->ms[i].trial);
-        rg_lint_free(&d->ms[i].lint);
-    }
-    free(d->ms);
-    memset(d, 0, sizeof(*d));
-}
-
-/* A no-transaction migration's statements, listed, not run. */
-static void list_statements(const struct rg_step *s, struct rg_trial *t)
-{
-    struct rg_sql_stmt *st = NULL;
-
-    t->n = rg_sql_statements(s->sql, strlen(s->sql), &st);
-    t->stmts = rg_calloc(t->n, sizeof(*t->stmts));
-    for (size_t i = 0; i < t->n; i++) {
-        t->stmts[i].start = st[i].start;
-        t->stmts[i].end = st[i].end;
-        t->stmts[i].line = st[i].line;
-        t->stmts[i].rows = -1;
-    }
-    free(st);
-}
-
-/* Tries each step in the store's one transaction, which trial_end rolls back whatever
- * happened. */
-static int try_steps(const struct rg_store *store, struct run *r, struct rg_dry_run *d,
-                     struct rg_err *err)
-{
-    bool open = false;
-    int ret = -1;
-
-    for (size_t i = 0; i < r->n; i++) {
-        struct rg_step *s = &r->steps[i];
-        struct rg_dry_migration *m = &d->ms[d->n++];
-
-        set_timeouts(s, r->opts);
-        m->version = s->version;
-        m->title = s->title;
-        m->path = s->path;
-        m->sql = s->sql;
-        m->no_transaction = s->directives->no_transaction;
-        m->lock_timeout_ms = s->lock_timeout_ms;
-        m->statement_timeout_ms = s->statement_timeout_ms;
-        rg_lint_sql(s->sql, strlen(s->sql), s->directives, &m->lint);
-        if (m->no_transaction) {
-            list_statements(s, &m->trial);
-            continue;
-        }
-        if (!open && store->trial_begin(store->ctx, err) < 0)
-            goto out;
-        open = true;
-        RG_INFO("trying migration" RG_F "version=%" PRId64 RG_F "title=%s", s->version, s->title);
-        if (store->trial_run(store->ctx, s, &m->trial, err) < 0)
-            goto out;
-    }
-    ret = 0;
-out:
-    if (open)
-        store->trial_end(store->ctx);
-    return ret;
-}
-
-/* Where migrate would first adopt golang-migrate's version, the plan starts from it
- * (adopting would write the history, which a plan never does). */
-static int plan_from_legacy(const struct rg_store *store, struct rg_plan *plan, struct rg_err *err)
-{
-    struct rg_legacy legacy;
-
-    if (read_legacy(store, &legacy, err) < 0)
-        return -1;
-    if (!legacy.found)
-        return 0;
-    RG_INFO("golang-migrate's schema_migrations is there and rollgate's history is not: "
-            "planning from its version, as migrate would adopt it" RG_F "version=%" PRId64,
-            legacy.version);
-    for (size_t k = 0; k < plan->n; k++) {
-        if (plan->items[k].version > legacy.version)
-            continue;
-        plan->items[k].state = RG_ITEM_APPLIED;
-        plan->pending--;
-    }
-    plan->current = legacy.version;
-    return 0;
-}
-
-int rg_engine_dry_run(const struct rg_store *store, struct rg_source *src,
-                      const struct rg_migrate_opts *opts, struct rg_dry_run *d, struct rg_err *err)
-{
-    struct rg_history h = {0};
-    struct rg_plan plan = {0};
-    struct run r = {.store = store, .opts = opts, .files = true};
-    int ret = -1;
-
-    memset(d, 0, sizeof(*d));
-    if (store->read_history(store->ctx, &h, err) < 0)
-        goto out;
-    rg_plan_build(&plan, src, &h);
-    if (!h.exists && plan_from_legacy(store, &plan, err) < 0)
-        goto out;
-    d->current = plan.current;
-    d->history_exists = h.exists;
-    if (opts->target < plan.current) {
-        rg_err_set(err, RG_EUSAGE,
-                   "--target %" PRId64 " is below the schema version %" PRId64
-                   ": plan tries pending up migrations only, not a rollback",
-                   opts->target, plan.current);
-        goto out;
-    }
-    if (rg_engine_check(&plan, opts, true, err) < 0 || plan_up(&r, src, &plan, err) < 0)
-        goto out;
-    d->ms = rg_calloc(r.n, sizeof(*d->ms));
-    d->tried = true;
-    ret = try_steps(store, &r, d, err);
-out:
-    free_run(&r);
-    rg_plan_free(&plan);
-    rg_history_free(&h);
-    return ret;
 }
