@@ -981,6 +981,20 @@ bool h_pool_has_backend(const char *pid)
     return listed(servers, n, pid);
 }
 
+const char *h_server_log(void)
+{
+    const char *path = getenv("RG_TEST_PG_LOG");
+    cr_assert(path && *path, "RG_TEST_PG_LOG is not set: run scripts/test.sh");
+    return path;
+}
+
+size_t h_server_log_size(void)
+{
+    struct stat st;
+    cr_assert_eq(stat(h_server_log(), &st), 0, "%s: cannot stat", h_server_log());
+    return (size_t)st.st_size;
+}
+
 char *h_sha256_file(const char *path)
 {
     size_t len = 0;

@@ -134,6 +134,11 @@ bool h_pool_has_backend(const char *pid);
 /* Hex SHA-256 of a file's bytes, computed by PostgreSQL, not by rollgate. */
 char *h_sha256_file(const char *path);
 
+/* The test server's log, which scripts/test.sh names in RG_TEST_PG_LOG (its line prefix
+ * carries the database's name), and its size now: where a test's own lines start. */
+const char *h_server_log(void);
+size_t h_server_log_size(void);
+
 /* The text at path ("{migrations,0,state}") in json, parsed by PostgreSQL's jsonb; NULL
  * when absent. Fails the test when json is not valid JSON. */
 char *h_json(const char *json, const char *path);

@@ -12,22 +12,6 @@
 
 TestSuite(apply, .init = h_setup, .fini = h_teardown);
 
-/* The test server's log, which scripts/test.sh names (its line prefix carries the
- * database's name). */
-static const char *server_log(void)
-{
-    const char *path = getenv("RG_TEST_PG_LOG");
-    cr_assert(path && *path, "RG_TEST_PG_LOG is not set: run scripts/test.sh");
-    return path;
-}
-
-static size_t log_size(void)
-{
-    struct stat st;
-    cr_assert_eq(stat(server_log(), &st), 0, "%s: cannot stat", server_log());
-    return (size_t)st.st_size;
-}
-
 static size_t occurrences(const char *text, const char *needle)
 {
     size_t n = 0;
@@ -42,7 +26,7 @@ static size_t occurrences(const char *text, const char *needle)
  * databases. Returns how many there were. */
 static size_t statements_since(size_t offset, const char *needle, char **out, size_t max)
 {
-    char *text = h_read_file(server_log());
+    char *text = h_read_file(h_server_log());
     const char *prefix = h_fmt(" %s LOG:  statement: ", h_db_name());
     size_t n = 0;
 
@@ -66,7 +50,7 @@ Test(apply, a_step_reads_its_history_row_with_one_query_and_resets_only_what_can
     h_migration(1, "a", "CREATE TABLE a (id int);\n", "DROP TABLE a;\n");
     h_migration(2, "b", "CREATE TABLE b (id int);\n", "DROP TABLE b;\n");
     h_query(h_fmt("ALTER DATABASE %s SET log_statement = 'all'", h_db_name()));
-    size_t offset = log_size();
+    size_t offset = h_server_log_size();
     char *steps[2];
 
     struct h_result r =

@@ -34,26 +34,10 @@ static void make_history(void)
     h_assert_exit(r, 0);
 }
 
-/* The test server's log, which scripts/test.sh names (its line prefix carries the
- * database's name). */
-static const char *server_log(void)
-{
-    const char *path = getenv("RG_TEST_PG_LOG");
-    cr_assert(path && *path, "RG_TEST_PG_LOG is not set: run scripts/test.sh");
-    return path;
-}
-
-static size_t log_size(void)
-{
-    struct stat st;
-    cr_assert_eq(stat(server_log(), &st), 0, "%s: cannot stat", server_log());
-    return (size_t)st.st_size;
-}
-
 /* The lines of the server's log written since offset that contain both needles, joined. */
 static char *log_lines_since(size_t offset, const char *a, const char *b, size_t *count)
 {
-    char *text = h_read_file(server_log());
+    char *text = h_read_file(h_server_log());
     char *out = h_fmt("%s", "");
 
     *count = 0;
@@ -226,7 +210,7 @@ Test(history, another_tools_schema_migrations_table_is_left_alone_with_a_warning
 Test(history, the_first_runs_on_an_empty_database_leave_no_error_in_the_servers_log)
 {
     h_migration(1, "users", "CREATE TABLE users (id int);\n", NULL);
-    size_t offset = log_size();
+    size_t offset = h_server_log_size();
 
     struct h_result status = h_run(H_ARGS("status"), MIGRATE_ENV_WITH("X=1"));
     struct h_result version = h_run(H_ARGS("version"), MIGRATE_ENV_WITH("X=1"));
@@ -247,7 +231,7 @@ Test(history, a_run_with_nothing_pending_sends_one_query_after_connecting)
     h_migration(1, "users", "CREATE TABLE users (id int);\n", NULL);
     make_history();
     h_query(h_fmt("ALTER DATABASE %s SET log_statement = 'all'", h_db_name()));
-    size_t offset = log_size();
+    size_t offset = h_server_log_size();
 
     struct h_result r = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
 
