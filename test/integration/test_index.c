@@ -210,3 +210,21 @@ Test(index, a_trusted_entry_keeps_the_files_phase)
     r = h_run(H_ARGS("validate"), ENV);
     h_assert_exit(r, 0);
 }
+
+/* rollgate sum where the directory cannot be written (an image layer mounted read-only):
+ * exit 4 naming the index file and the reason, and nothing left behind. The directory is
+ * bind-mounted read-only in a mount namespace of its own (unshare -m), since the tests run
+ * as root, who would write into a directory without write permission anyway. */
+Test(index, sum_into_a_read_only_directory_is_exit_4_naming_the_file)
+{
+    h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
+    const char *dir = h_mig_dir();
+    const char *script = h_fmt("mount --bind '%s' '%s' && mount -o remount,bind,ro '%s' && "
+                               "exec '%s' sum --dir '%s'",
+                               dir, dir, dir, getenv("RG_TEST_BIN"), dir);
+
+    struct h_result r = h_cmd(H_ARGS("unshare", "-m", "sh", "-c", script));
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.err, h_fmt("%s/rollgate.sum: cannot create: Read-only file system", dir));
+    cr_assert_neq(access(h_mig_path("rollgate.sum"), F_OK), 0, "an index was left behind");
+}
