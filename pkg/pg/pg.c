@@ -375,16 +375,19 @@ static int ask_digest(struct rg_pg *pg, struct rg_history_digest *d, struct rg_e
      * schema versions is, no sort) and only the three columns the sum needs are read:
      * half the server's time of an ORDER BY inside the aggregate over 10,000 rows. Were
      * the rows ever summed in another order, the digests would differ and the start take
-     * the full path; equal texts always mean the same rows. ::bytea takes the text's
-     * bytes as they are: the text is ASCII, the same in every server encoding. */
-    sql = rg_asprintf("DO $rg$DECLARE c refcursor := 'rollgate_digest'; BEGIN "
-                      "IF to_regclass('%s') IS NULL THEN OPEN c FOR SELECT WHERE false; "
-                      "ELSE OPEN c FOR SELECT count(*), coalesce(bool_and(state = 'applied'), "
-                      "true), encode(sha256(coalesce(string_agg(version || ' ' || checksum || "
-                      "E'\\n', ''), '')::bytea), 'hex') FROM (SELECT version, checksum, state "
-                      "FROM %s WHERE kind = 'schema' ORDER BY version) h; END IF; END$rg$;"
-                      "FETCH ALL FROM rollgate_digest",
-                      pg->table, pg->table);
+     * the full path; equal texts always mean the same rows. textsend hashes the text's
+     * bytes in the client encoding (UTF8, set on every connection), the same bytes as
+     * rg_source_digest's; a cast to bytea would parse backslashes in a checksum edited by
+     * hand as escapes and fail. */
+    sql = rg_asprintf(
+        "DO $rg$DECLARE c refcursor := 'rollgate_digest'; BEGIN "
+        "IF to_regclass('%s') IS NULL THEN OPEN c FOR SELECT WHERE false; "
+        "ELSE OPEN c FOR SELECT count(*), coalesce(bool_and(state = 'applied'), "
+        "true), encode(sha256(textsend(coalesce(string_agg(version || ' ' || checksum || "
+        "E'\\n', ''), ''))), 'hex') FROM (SELECT version, checksum, state "
+        "FROM %s WHERE kind = 'schema' ORDER BY version) h; END IF; END$rg$;"
+        "FETCH ALL FROM rollgate_digest",
+        pg->table, pg->table);
     res = rg_pg_exec(pg, sql, PGRES_TUPLES_OK, err);
     if (!res) {
         rg_err_prefix(err, "reading %s", pg->table);

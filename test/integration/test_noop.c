@@ -268,6 +268,25 @@ Test(noop, the_digest_tells_equal_contents_renumbered_apart)
     h_assert_has(r, r.err, "version 1 is pending but below the applied version 3");
 }
 
+/* A checksum edited by hand into something that is not hex (here with a backslash, which
+ * bytea's input syntax would take as an escape) is a checksum that differs like any other:
+ * the digest's text is hashed as its bytes, never parsed, and the start takes the full
+ * path, which compares the file with the SQL stored at apply time (the same tokens here:
+ * a warning, exit 0). */
+Test(noop, a_hand_edited_checksum_with_a_backslash_takes_the_full_path_not_a_database_error)
+{
+    h_migration(1, "a", "CREATE TABLE a (id int);\n", NULL);
+    struct h_result r = h_run(H_ARGS("migrate"), ENV);
+    h_assert_exit(r, 0);
+    h_query("UPDATE rollgate_migrations SET checksum = E'ab\\\\cd' WHERE version = 1");
+    cr_assert_str_eq(h_query("SELECT checksum FROM rollgate_migrations WHERE version = 1"),
+                     "ab\\cd");
+
+    r = h_run(H_ARGS("migrate"), ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "changed only in comments or white space");
+}
+
 Test(noop, the_digest_tells_a_changed_checksum_and_a_failed_row_apart)
 {
     applied_and_summed();
