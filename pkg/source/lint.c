@@ -603,76 +603,40 @@ static void ban_truncate_cascade(struct ctx *c, const PgQuery__Node *n)
 
 /* --- types --- */
 
-static void int_type(struct ctx *c, const PgQuery__TypeName *t)
+/* The type rules: the type names each reports, as the parser spells them, and whether
+ * only a type with a length counts (varchar(n) is a length to change later; plain varchar
+ * has none). char(n) and character(n) are bpchar to the parser; "char" (one byte) is
+ * another type. */
+static const struct type_rule {
+    enum rg_lint_rule rule;
+    bool needs_length;
+    const char *const names[7]; /* NULL-terminated */
+} type_rules[] = {
+    {RG_LINT_PREFER_BIGINT_OVER_INT, false, {"int4", "int", "integer", "serial", "serial4"}},
+    {RG_LINT_PREFER_BIGINT_OVER_SMALLINT, false, {"int2", "smallint", "smallserial", "serial2"}},
+    {RG_LINT_PREFER_IDENTITY,
+     false,
+     {"serial", "serial2", "serial4", "serial8", "bigserial", "smallserial"}},
+    {RG_LINT_PREFER_TIMESTAMPTZ, false, {"timestamp"}},
+    {RG_LINT_PREFER_TEXT_FIELD, true, {"varchar"}},
+    {RG_LINT_BAN_CHAR_FIELD, false, {"bpchar"}},
+};
+
+static void column_type(struct ctx *c, const PgQuery__TypeName *t)
 {
-    static const char *const ints[] = {"int4", "int", "integer", "serial", "serial4", NULL};
-    if (is_one_of(type_name(t), ints))
-        report(c, RG_LINT_PREFER_BIGINT_OVER_INT, t->location);
+    const char *name = type_name(t);
+
+    for (size_t i = 0; i < sizeof(type_rules) / sizeof(type_rules[0]); i++) {
+        const struct type_rule *r = &type_rules[i];
+        if (is_one_of(name, r->names) && (!r->needs_length || t->n_typmods > 0))
+            report(c, r->rule, t->location);
+    }
 }
 
-static void prefer_bigint_over_int(struct ctx *c, const PgQuery__Node *n)
+/* Every type rule, for each column a statement creates, adds or changes. */
+static void column_types(struct ctx *c, const PgQuery__Node *n)
 {
-    each_type(c, n, int_type);
-}
-
-static void smallint_type(struct ctx *c, const PgQuery__TypeName *t)
-{
-    static const char *const smallints[] = {"int2", "smallint", "smallserial", "serial2", NULL};
-    if (is_one_of(type_name(t), smallints))
-        report(c, RG_LINT_PREFER_BIGINT_OVER_SMALLINT, t->location);
-}
-
-static void prefer_bigint_over_smallint(struct ctx *c, const PgQuery__Node *n)
-{
-    each_type(c, n, smallint_type);
-}
-
-static void serial_type(struct ctx *c, const PgQuery__TypeName *t)
-{
-    static const char *const serials[] = {"serial",    "serial2",     "serial4", "serial8",
-                                          "bigserial", "smallserial", NULL};
-    if (is_one_of(type_name(t), serials))
-        report(c, RG_LINT_PREFER_IDENTITY, t->location);
-}
-
-static void prefer_identity(struct ctx *c, const PgQuery__Node *n)
-{
-    each_type(c, n, serial_type);
-}
-
-static void timestamp_type(struct ctx *c, const PgQuery__TypeName *t)
-{
-    if (strcmp(type_name(t), "timestamp") == 0)
-        report(c, RG_LINT_PREFER_TIMESTAMPTZ, t->location);
-}
-
-static void prefer_timestamptz(struct ctx *c, const PgQuery__Node *n)
-{
-    each_type(c, n, timestamp_type);
-}
-
-/* varchar(n): a length to change later. Plain varchar has none. */
-static void varchar_type(struct ctx *c, const PgQuery__TypeName *t)
-{
-    if (strcmp(type_name(t), "varchar") == 0 && t->n_typmods > 0)
-        report(c, RG_LINT_PREFER_TEXT_FIELD, t->location);
-}
-
-static void prefer_text_field(struct ctx *c, const PgQuery__Node *n)
-{
-    each_type(c, n, varchar_type);
-}
-
-/* char(n) and character(n) are bpchar to the parser; "char" (one byte) is another type. */
-static void char_type(struct ctx *c, const PgQuery__TypeName *t)
-{
-    if (strcmp(type_name(t), "bpchar") == 0)
-        report(c, RG_LINT_BAN_CHAR_FIELD, t->location);
-}
-
-static void ban_char_field(struct ctx *c, const PgQuery__Node *n)
-{
-    each_type(c, n, char_type);
+    each_type(c, n, column_type);
 }
 
 /* --- the file's context --- */
@@ -741,12 +705,7 @@ static const rule_fn checks[] = {
     ban_drop_database,
     ban_drop_not_null,
     ban_truncate_cascade,
-    prefer_bigint_over_int,
-    prefer_bigint_over_smallint,
-    prefer_identity,
-    prefer_timestamptz,
-    prefer_text_field,
-    ban_char_field,
+    column_types,
     prefer_robust_stmts,
     drop_in_pre_deploy,
     no_transaction_multiple_statements,
