@@ -39,9 +39,23 @@ static int get_count(const cJSON *obj, const char *key, const char *field, int64
     return 0;
 }
 
+/* What a Deployment (apps/v1) says of its rollout; counts absent from it read as 0, and
+ * desired (spec.replicas) as 1. */
+struct rollout {
+    int64_t generation;          /* metadata.generation */
+    int64_t observed_generation; /* status.observedGeneration */
+    int64_t desired;             /* spec.replicas */
+    int64_t replicas;            /* status.replicas: old and new pods */
+    int64_t updated;             /* status.updatedReplicas */
+    int64_t available;           /* status.availableReplicas */
+    /* The Progressing condition says ProgressDeadlineExceeded, with its message. */
+    bool deadline_exceeded;
+    char message[256];
+};
+
 /* The Progressing condition with reason ProgressDeadlineExceeded: the Deployment
  * controller has given up on this rollout, and waiting longer changes nothing. */
-static void read_conditions(const cJSON *status, struct rg_kube_rollout *r)
+static void read_conditions(const cJSON *status, struct rollout *r)
 {
     const cJSON *conds = cJSON_GetObjectItemCaseSensitive(status, "conditions");
     const cJSON *c;
@@ -60,7 +74,7 @@ static void read_conditions(const cJSON *status, struct rg_kube_rollout *r)
     }
 }
 
-static int rollout_from_json(const cJSON *json, struct rg_kube_rollout *r, struct rg_err *err)
+static int rollout_from_json(const cJSON *json, struct rollout *r, struct rg_err *err)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(json, "metadata");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(json, "spec");
@@ -85,8 +99,10 @@ static int rollout_from_json(const cJSON *json, struct rg_kube_rollout *r, struc
     return 0;
 }
 
-int rg_kube_deployment_get(struct rg_kube *k, const char *ns, const char *name,
-                           struct rg_kube_rollout *r, struct rg_err *err)
+/* GET of deployments/name. Errors as the client's calls, and RG_ECONFIG on 404 (the name is the
+ * configuration's). */
+static int deployment_get(struct rg_kube *k, const char *ns, const char *name, struct rollout *r,
+                          struct rg_err *err)
 {
     struct rg_kube_response resp = {0, NULL, 0};
     cJSON *json = NULL;
@@ -131,7 +147,10 @@ out:
     return rc;
 }
 
-bool rg_kube_rollout_complete(const struct rg_kube_rollout *r, char *missing, size_t n)
+/* kubectl rollout status's test: the controller has observed the latest generation, and
+ * every desired replica is updated and available with no old one left. When not, what is
+ * missing goes into missing (n bytes), for a message. */
+static bool rollout_complete(const struct rollout *r, char *missing, size_t n)
 {
     if (r->generation > r->observed_generation)
         snprintf(missing, n,
@@ -157,11 +176,11 @@ int rg_kube_rollout_wait(struct rg_kube *k, const char *ns, const char *name, in
     char missing[160] = "";
 
     for (int round = 0;; round++) {
-        struct rg_kube_rollout r;
+        struct rollout r;
 
-        if (rg_kube_deployment_get(k, ns, name, &r, err) != 0)
+        if (deployment_get(k, ns, name, &r, err) != 0)
             return -1;
-        if (rg_kube_rollout_complete(&r, missing, sizeof(missing))) {
+        if (rollout_complete(&r, missing, sizeof(missing))) {
             RG_INFO("rollout complete" RG_F "deployment=%s/%s" RG_F "replicas=%" PRId64, ns, name,
                     r.desired);
             return 0;

@@ -94,28 +94,6 @@ int rg_kube_lease_update(struct rg_kube *k, const char *ns, const char *name,
 int rg_kube_event(struct rg_kube *k, const char *ns, const char *pod, const char *type,
                   const char *reason, const char *message, struct rg_err *err) RG_WUR;
 
-/* What a Deployment (apps/v1) says of its rollout; counts absent from it read as 0, and
- * desired (spec.replicas) as 1. */
-struct rg_kube_rollout {
-    int64_t generation;          /* metadata.generation */
-    int64_t observed_generation; /* status.observedGeneration */
-    int64_t desired;             /* spec.replicas */
-    int64_t replicas;            /* status.replicas: old and new pods */
-    int64_t updated;             /* status.updatedReplicas */
-    int64_t available;           /* status.availableReplicas */
-    /* The Progressing condition says ProgressDeadlineExceeded, with its message. */
-    bool deadline_exceeded;
-    char message[256];
-};
-
-/* GET of deployments/name. Errors as above, and RG_ECONFIG on 404 (the name is the
- * configuration's). */
-int rg_kube_deployment_get(struct rg_kube *k, const char *ns, const char *name,
-                           struct rg_kube_rollout *r, struct rg_err *err) RG_WUR;
-/* kubectl rollout status's test: the controller has observed the latest generation, and
- * every desired replica is updated and available with no old one left. When not, what is
- * missing goes into missing (n bytes), for a message. */
-bool rg_kube_rollout_complete(const struct rg_kube_rollout *r, char *missing, size_t n);
 /* Polls the Deployment (0.5 s doubling to 5 s between GETs, on the client's cancellable
  * sleep) until its rollout is complete. Errors: RG_ELEASE at once when the Progressing
  * condition says ProgressDeadlineExceeded, or after limit_ms (0: no limit) naming what is

@@ -94,7 +94,6 @@ struct sum_index {
 int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool *present,
                        struct rg_err *err) RG_WUR;
 void rg_source_sum_free(struct sum_index *idx);
-const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const char *name);
 /* Whether the directory whose stat is dir_st still holds the names idx recorded: its
  * modification time is the one recorded (exactly, or to the second when dir_st has no
  * fraction of a second left) and earlier than the index file's own (in whole seconds when
@@ -134,9 +133,5 @@ void rg_source_sum_stats_free(struct sum_stats *s);
  * own checksum is not checked here: an entry is trusted only while its file matches it. */
 int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
                         struct sum_stats *early, size_t *trusted, struct rg_err *err) RG_WUR;
-/* Whether st (of the file e names) is still what e recorded: a regular file of the same
- * size and modification time, to the nanosecond, or to the second when st has no fraction
- * of a second left (an image layer's copy of the file). */
-bool rg_source_sum_fresh(const struct sum_entry *e, const struct stat *st);
 
 #endif

@@ -273,7 +273,8 @@ out:
     return rc;
 }
 
-const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const char *name)
+/* The entry of the up file name, or NULL: a binary search, the entries being in name order. */
+static const struct sum_entry *find_entry(const struct sum_index *idx, const char *name)
 {
     size_t lo = 0, hi = idx->n, len = strlen(name);
 
@@ -291,7 +292,10 @@ const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const ch
     return NULL;
 }
 
-bool rg_source_sum_fresh(const struct sum_entry *e, const struct stat *st)
+/* Whether st (of the file e names) is still what e recorded: a regular file of the same
+ * size and modification time, to the nanosecond, or to the second when st has no fraction
+ * of a second left (an image layer's copy of the file). */
+static bool entry_fresh(const struct sum_entry *e, const struct stat *st)
 {
     /* Image layers keep whole seconds (Docker and containerd truncate a file's time as
      * they write a layer): a file whose time lost its fraction on the way from the build,
@@ -325,7 +329,7 @@ static bool earlier(const struct timespec *a, const struct timespec *b)
 bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_st)
 {
     const struct timespec *d = &dir_st->st_mtim, *own = &idx->mtime;
-    /* Whole seconds, as image layers keep times (rg_source_sum_fresh). */
+    /* Whole seconds, as image layers keep times (entry_fresh). */
     bool whole = d->tv_nsec == 0 || own->tv_nsec == 0;
 
     if (!S_ISDIR(dir_st->st_mode) || d->tv_sec != idx->dir_sec ||
@@ -452,7 +456,7 @@ static void stat_some(struct sum_stats *s)
                                   .mtime_nsec = s->want[i].mtime_nsec};
             struct stat st;
 
-            s->fresh[i] = fstatat(s->dfd, s->names[i], &st, 0) == 0 && rg_source_sum_fresh(&e, &st);
+            s->fresh[i] = fstatat(s->dfd, s->names[i], &st, 0) == 0 && entry_fresh(&e, &st);
         }
         if (to >= s->n)
             return;
@@ -937,7 +941,7 @@ int rg_source_check_sum(const struct rg_source *src, struct rg_err *err)
     /* The index is optional: without one, runs read every file. */
     for (size_t i = 0; present && i < src->n; i++) {
         const struct rg_migration *m = &src->items[i];
-        const struct sum_entry *e = rg_source_sum_find(&idx, m->up_name);
+        const struct sum_entry *e = find_entry(&idx, m->up_name);
         struct stat st;
 
         if (!e) {
@@ -961,7 +965,7 @@ int rg_source_check_sum(const struct rg_source *src, struct rg_err *err)
                        m->up_path, path, e->post ? "post" : "pre", m->post ? "post" : "pre");
             goto out;
         }
-        stale += !(stat(m->up_path, &st) == 0 && rg_source_sum_fresh(e, &st));
+        stale += !(stat(m->up_path, &st) == 0 && entry_fresh(e, &st));
     }
     if (present && listed != idx.n) {
         rg_err_set(err, RG_EFILES,
