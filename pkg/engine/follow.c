@@ -16,9 +16,9 @@ static int64_t paced(int64_t pause_ms, int64_t first_ms, size_t first_left, int6
     if (left >= first_left || now_ms <= first_ms)
         return pause_ms;
     eta = (int64_t)((double)left * (double)(now_ms - first_ms) / (double)(first_left - left));
-    if (eta >= pause_ms)
-        return pause_ms;
-    return eta > MIN_PAUSE_MS ? eta : MIN_PAUSE_MS < pause_ms ? MIN_PAUSE_MS : pause_ms;
+    if (eta < MIN_PAUSE_MS)
+        eta = MIN_PAUSE_MS;
+    return eta < pause_ms ? eta : pause_ms;
 }
 
 int rg_engine_follow(struct rg_follow *f, enum rg_follow_end *end, struct rg_err *err)
