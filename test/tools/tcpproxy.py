@@ -118,6 +118,10 @@ class Conn:
                     dst.sendall(data)
                     self.stall()
                     continue
+            # Stalled before the chunk holding TEXT goes on, not after: else the server's
+            # answer to it could come back through the other pump first.
+            if from_client and m.startswith("stall-on:") and m[9:].encode() in data:
+                self.stall()
             try:
                 dst.sendall(data)
             except OSError:
@@ -125,8 +129,6 @@ class Conn:
                 return
             if from_client:
                 self.sent += len(data)
-                if m.startswith("stall-on:") and m[9:].encode() in data:
-                    self.stall()
 
 
 def serve(listener):
