@@ -101,17 +101,22 @@ void rg_source_sum_free(struct sum_index *idx);
  * to the present, which rollgate sum made later than the recorded one and no later than
  * the index's. */
 bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_st);
-/* What an index entry recorded of its file. */
+/* What an index entry recorded of its file: its size and time, which a stat compares,
+ * and, for the names a start took from the index (rg_source_sum_names), its checksum (in
+ * binary: 32 bytes instead of 64 per file, held through a start) and phase. */
 struct sum_want {
     int64_t size;
     int64_t mtime_sec;
     long mtime_nsec;
+    unsigned char sha256[32];
+    bool post;
 };
 
 /* When dir's index vouches for the directory whose stat is dir_st (rg_source_sum_vouches)
  * and matches its own checksum: the *.sql names it holds, *count of them one after the
  * other in *buf (*len bytes, each with its NUL; the up files' first, in the index's order,
- * with what their entries recorded in *want, *nwant of them), and its near misses as paths in *near
+ * with what their entries recorded, checksums and phases too, in *want, *nwant of them), and
+ * its near misses as paths in *near
  * (*nnear of them, each allocated). Else *buf NULL: list the directory. Errors (RG_EFILES)
  * as rg_source_sum_read's, for an index that would vouch. */
 int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, size_t *len,
@@ -127,10 +132,12 @@ struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
 void rg_source_sum_stats_free(struct sum_stats *s);
 /* The checksums of items (n of them) that dir's index lists with the size and modification
  * time their files (looked up in the directory dfd) still have, with checksum_from_index
- * set; *trusted counts them. What early (or NULL) found for the same names and entries
- * counts; the other files are looked at here, many on two threads. No index: 0, nothing
- * trusted. An index out of form: -1 (RG_EFILES, path:line), nothing trusted. The index's
- * own checksum is not checked here: an entry is trusted only while its file matches it. */
+ * set; *trusted counts them. With early (the stats of the names and entries
+ * rg_source_sum_names took from the index), the entries are early's and the index is not
+ * read again; items it does not name are read from their files. Without: the index is
+ * read and its files looked at here, many on two threads. No index: 0, nothing trusted.
+ * An index out of form: -1 (RG_EFILES, path:line), nothing trusted. The index's own
+ * checksum is not checked here: an entry is trusted only while its file matches it. */
 int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
                         struct sum_stats *early, size_t *trusted, struct rg_err *err) RG_WUR;
 

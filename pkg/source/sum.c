@@ -38,6 +38,28 @@ static bool is_hex64(const char *s)
     return ok;
 }
 
+/* 64 lowercase hex digits (is_hex64) into 32 bytes, and back into 64 digits and a NUL. */
+static void sha_from_hex(const char *hex, unsigned char *sha)
+{
+    for (int i = 0; i < 32; i++) {
+        unsigned hi = (unsigned char)hex[2 * i], lo = (unsigned char)hex[2 * i + 1];
+
+        sha[i] = (unsigned char)(((hi <= '9' ? hi - '0' : hi - 'a' + 10) << 4) |
+                                 (lo <= '9' ? lo - '0' : lo - 'a' + 10));
+    }
+}
+
+static void sha_to_hex(const unsigned char *sha, char *hex)
+{
+    static const char digit[] = "0123456789abcdef";
+
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digit[sha[i] >> 4];
+        hex[2 * i + 1] = digit[sha[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
 /* A decimal number of digits only at *p, at most max, *p moved past it. */
 static bool parse_number(const char **p, const char *end, int64_t max, int64_t *v)
 {
@@ -404,7 +426,11 @@ int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, 
     *want = rg_calloc(idx.n + 1, sizeof(**want));
     *nwant = idx.n;
     for (size_t i = 0; i < idx.n; i++) {
-        (*want)[i] = (struct sum_want){idx.e[i].size, idx.e[i].mtime_sec, idx.e[i].mtime_nsec};
+        (*want)[i] = (struct sum_want){.size = idx.e[i].size,
+                                       .mtime_sec = idx.e[i].mtime_sec,
+                                       .mtime_nsec = idx.e[i].mtime_nsec,
+                                       .post = idx.e[i].post};
+        sha_from_hex(idx.e[i].checksum, (*want)[i].sha256);
         memcpy(p, idx.e[i].name, idx.e[i].name_len + 1);
         p += idx.e[i].name_len + 1;
         (*count)++;
@@ -506,8 +532,8 @@ void rg_source_sum_stats_free(struct sum_stats *s)
     free(s);
 }
 
-/* Up files the index lists that the early stats did not look at: their migrations, names
- * and what their entries recorded, for stats of their own. */
+/* Up files the index lists, with their migrations, names and what their entries recorded,
+ * for stats of their own. */
 struct late {
     struct rg_migration **m;
     const char **names;
@@ -551,9 +577,27 @@ static void late_free(struct late *l)
     free(l->want);
 }
 
-static bool same_want(const struct sum_want *a, const struct sum_want *b)
+/* The entries early holds (the names a start took from the index, with their checksums
+ * and phases) for the items of the same names: both in name order, one merge pass, and
+ * the index is not read again. */
+static size_t take_early(struct sum_stats *early, struct rg_migration **byname, size_t n)
 {
-    return a->size == b->size && a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+    size_t k = 0, trusted = 0;
+
+    stats_finish(early);
+    for (size_t i = 0; i < early->n && k < n; i++) {
+        int c = 1;
+
+        while (k < n && (c = strcmp(byname[k]->up_name, early->names[i])) < 0)
+            k++;
+        if (k == n || c != 0 || !early->fresh[i])
+            continue;
+        sha_to_hex(early->want[i].sha256, byname[k]->checksum);
+        byname[k]->post = early->want[i].post;
+        byname[k]->checksum_from_index = true;
+        trusted++;
+    }
+    return trusted;
 }
 
 /* One line into *buf without its newline, or -1 at the end; a last line without its
@@ -573,14 +617,14 @@ static ssize_t next_line(FILE *f, char **buf, size_t *cap, bool *cut)
     return len;
 }
 
-int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
-                        struct sum_stats *early, size_t *trusted, struct rg_err *err)
+/* The index read line by line (no table of it in memory), merged with the items by name;
+ * the entries of items' files are stat'ed once it is read, many on two threads. */
+static int apply_read(const char *path, int dfd, struct rg_migration **byname, size_t n,
+                      size_t *trusted, struct rg_err *err)
 {
-    char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *line = NULL, *prev = NULL;
-    size_t cap = 0, prev_cap = 0, k = 0, lineno = 1, up = 0;
-    struct rg_migration **byname = NULL, **early_item = NULL;
+    char *line = NULL, *prev = NULL, *iobuf = NULL;
+    size_t cap = 0, prev_cap = 0, k = 0, lineno = 1;
     struct late late = {0};
-    char *iobuf = NULL;
     bool cut = false, other, others = false, dir_seen = false;
     int64_t sec;
     long nsec;
@@ -588,7 +632,6 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
     ssize_t len;
     int rc = -1, fd;
 
-    *trusted = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0 && errno == ENOENT) {
         rc = 0; /* no index is the ordinary case: every file is read */
@@ -612,15 +655,6 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
                    path);
         goto out;
     }
-    /* Both sides in name order: one merge pass, no table of the index in memory. The
-     * index's own checksum is validate's to check: a start trusts an entry only while its
-     * file's size and time match, whatever the rest of the index says. */
-    byname = items_by_name(items, n);
-    /* The early stats' results are taken once the index is read (early_item: the
-     * migration each of them serves), so that the stat threads work on while this one
-     * parses, and it then joins them for what is left. */
-    if (early)
-        early_item = rg_calloc(early->n + 1, sizeof(*early_item));
     for (;;) {
         struct sum_entry e;
         char *swap;
@@ -652,22 +686,15 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
         while (k < n && cmp_entry_names(&e, byname[k]->up_name, strlen(byname[k]->up_name)) > 0)
             k++;
         if (k < n && cmp_entry_names(&e, byname[k]->up_name, strlen(byname[k]->up_name)) == 0) {
-            struct sum_want want = {e.size, e.mtime_sec, e.mtime_nsec};
-
             /* Kept only if the file turns out fresh; else the file's own replace them. */
             memcpy(byname[k]->checksum, e.checksum, 64);
             byname[k]->checksum[64] = '\0';
             byname[k]->post = e.post;
-            /* The early stats count only for the name and entry they looked at (the
-             * index could have been written again since). */
-            if (early && up < early->n && strcmp(early->names[up], e.name) == 0 &&
-                same_want(&early->want[up], &want)) {
-                early_item[up] = byname[k];
-            } else {
-                add_late(&late, byname[k], want);
-            }
+            add_late(&late, byname[k],
+                     (struct sum_want){.size = e.size,
+                                       .mtime_sec = e.mtime_sec,
+                                       .mtime_nsec = e.mtime_nsec});
         }
-        up++;
         /* The name, moved to the start of its line, for the next line's order check. */
         memmove(line, e.name, e.name_len + 1);
         swap = prev, prev = line, line = swap;
@@ -682,32 +709,39 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
                    lineno);
         goto out;
     }
-    if (early) {
-        stats_finish(early);
-        for (size_t i = 0; i < early->n; i++) {
-            if (!early_item[i])
-                continue;
-            early_item[i]->checksum_from_index = early->fresh[i];
-            *trusted += early->fresh[i];
-        }
-    }
-    *trusted += judge_late(dfd, &late);
+    *trusted = judge_late(dfd, &late);
     rc = 0;
 out:
+    if (f)
+        fclose(f);
+    free(iobuf);
+    late_free(&late);
+    free(line);
+    free(prev);
+    return rc;
+}
+
+int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, size_t n,
+                        struct sum_stats *early, size_t *trusted, struct rg_err *err)
+{
+    struct rg_migration **byname = items_by_name(items, n);
+    char *path = NULL;
+    int rc = 0;
+
+    *trusted = 0;
+    if (early) {
+        *trusted = take_early(early, byname, n);
+    } else {
+        path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE);
+        rc = apply_read(path, dfd, byname, n, trusted, err);
+    }
     if (rc != 0) {
         /* An index out of form is not used at all, not even the entries before the fault. */
         for (size_t x = 0; x < n; x++)
             items[x].checksum_from_index = false;
         *trusted = 0;
     }
-    if (f)
-        fclose(f);
-    free(iobuf);
-    late_free(&late);
-    free(early_item);
     free(byname);
-    free(line);
-    free(prev);
     free(path);
     return rc;
 }

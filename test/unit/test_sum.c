@@ -219,6 +219,48 @@ Test(sum, a_load_takes_the_names_from_an_index_that_vouches_and_lists_otherwise)
     rg_source_free(&src);
 }
 
+/* A trusted listing takes each up file's checksum and phase from the same reading of the
+ * index that gave the names (the index is not read again), for enough files that the stats
+ * run on a second thread; a file edited in place since is read, as without an index. */
+Test(sum, a_trusted_listing_takes_checksums_and_phases_from_the_one_reading)
+{
+    struct rg_err err = {0};
+    struct rg_source src, files;
+    size_t count = 0;
+    char name[64], text[64];
+
+    for (int i = 1; i <= 600; i++) {
+        snprintf(name, sizeof(name), "%04d_t%d.up.sql", i, i);
+        snprintf(text, sizeof(text), "%sCREATE TABLE t%04d (id int);\n",
+                 i % 7 == 0 ? "-- rollgate:phase=post\n" : "", i);
+        write_file(name, text);
+    }
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    cr_assert_eq(count, 600);
+    /* Same size, a later time: the entry no longer holds. The name added with the
+     * directory's time put back shows that the names came from the index. */
+    struct timespec t = mtime_of(tmp);
+    write_file("0300_t300.up.sql", "CREATE TABLE x0300 (id int);\n");
+    write_file("0601_t601.up.sql", "CREATE TABLE t0601 (id int);\n");
+    set_mtime(tmp, t);
+
+    cr_assert_eq(rg_source_load(tmp, &src, &err), 0, "%s", err.msg);
+    cr_assert_eq(unlink(path_of("0601_t601.up.sql")), 0);
+    cr_assert_eq(rg_source_load_files(tmp, &files, &err), 0, "%s", err.msg);
+    cr_assert_eq(src.n, 600);
+    cr_assert_eq(files.n, 600);
+    for (size_t i = 0; i < src.n; i++) {
+        cr_assert_str_eq(src.items[i].checksum, files.items[i].checksum, "%s",
+                         src.items[i].up_name);
+        cr_assert_eq(src.items[i].post, files.items[i].post, "%s", src.items[i].up_name);
+        cr_assert_eq(src.items[i].post, (i + 1) % 7 == 0, "%s", src.items[i].up_name);
+        cr_assert_eq(src.items[i].checksum_from_index, i + 1 != 300, "%s",
+                     src.items[i].up_name);
+    }
+    rg_source_free(&files);
+    rg_source_free(&src);
+}
+
 /* An index cut short (being written, or copied in part) has no dir line: nothing of it is
  * trusted, and validate names it. */
 Test(sum, an_index_without_its_dir_line_is_not_used)
