@@ -4,15 +4,18 @@
 # bench/run.sh runs it (BENCH_ONLY=scale runs only this) with, in the environment:
 #   RG=static rollgate  DBMATE=dbmate  FLOOR=bench/floor.c built  ADMIN=superuser URL
 #   PORT=the server's port  WORK=a scratch directory
+#   RG_BUILT=the file scripts/build-static.sh wrote (RG is a copy of it: bench/run.sh says why)
+#   STATFLOOR=bench/statfloor.c built
 # It writes the section (markdown) to stdout, progress to stderr, and the raw figures to
-# $WORK/scale/. SCALE_NOOP_RUNS (30), SCALE_APPLY_RUNS (3, for 1,000) and SCALE_W3_PASSES (3)
+# $WORK/scale/. SCALE_NOOP_RUNS (30), SCALE_APPLY_RUNS (5, for 1,000) and SCALE_W3_PASSES (3)
 # set the repetitions; the 10,000 applies run once each.
 set -euo pipefail
 shopt -s inherit_errexit
 
-: "${RG:?}" "${DBMATE:?}" "${FLOOR:?}" "${ADMIN:?}" "${PORT:?}" "${WORK:?}"
+: "${RG:?}" "${RG_BUILT:?}" "${DBMATE:?}" "${FLOOR:?}" "${STATFLOOR:?}" "${ADMIN:?}" "${PORT:?}"
+: "${WORK:?}"
 noop_runs=${SCALE_NOOP_RUNS:-30}
-apply_runs=${SCALE_APPLY_RUNS:-3}
+apply_runs=${SCALE_APPLY_RUNS:-5}
 w3_passes=${SCALE_W3_PASSES:-3}
 out=$WORK/scale
 rm -rf "$out"
@@ -69,9 +72,14 @@ timed() {
     cmd=$*
     recreate "$db"
     local -a words
+    local s e
     read -ra words <<<"$cmd"
-    /usr/bin/time -f '%e %U %S %M' -o "$name.time" "${words[@]}" >"$name.out" 2>"$name.err" ||
+    s=$(date +%s%N)
+    /usr/bin/time -f '%U %S %M' -o "$name.rt" "${words[@]}" >"$name.out" 2>"$name.err" ||
         { say "$name failed: $(tail -n 3 "$name.err")"; return 1; }
+    e=$(date +%s%N)
+    # Wall time to the millisecond (time's %e has hundredths of a second).
+    echo "$(calc "$((e - s)) / 1000000000" 3) $(cat "$name.rt")" >"$name.time"
 }
 wall() { cut -d' ' -f1 "$1.time"; }
 rss() { cut -d' ' -f4 "$1.time"; }
@@ -83,15 +91,23 @@ timed floor10k floor10k "$(ps floor10k floor10000.sql)"
 timed rg10k noop10k "$(rg noop10k rg10000)"
 timed dm10k dmnoop10k "$(dm dmnoop10k dm10000)"
 
-# (g2) 1,000 migrations, database recreated before each run.
+# (g2) 1,000 migrations, database recreated before each run. The three take turns (floor,
+# rollgate, dbmate, then again), so that a burst of other work on the machine falls on each of
+# them alike rather than on one's runs in a row; "TOOL RUN ms" lines into apply1k.txt.
 load_mark "(g2)"
-say "(g2) 1,000 migrations, $apply_runs runs each"
-prep="psql -qX $ADMIN -c 'DROP DATABASE IF EXISTS apply1k' -c 'CREATE DATABASE apply1k'"
-hyperfine -N --runs "$apply_runs" --style basic --prepare "$prep" --export-json apply1k.json \
-    -n floor "$(ps apply1k floor1000.sql)" \
-    -n rollgate "$(rg apply1k rg1000)" \
-    -n dbmate "$(dm apply1k dm1000)" >&2
-timed rg1k apply1k "$(rg apply1k rg1000)"
+say "(g2) 1,000 migrations, $apply_runs runs each, taking turns"
+for r in $(seq 1 "$apply_runs"); do
+    for tool in floor rollgate dbmate; do
+        case $tool in
+        floor) cmd=$(ps apply1k floor1000.sql) ;;
+        rollgate) cmd=$(rg apply1k rg1000) ;;
+        dbmate) cmd=$(dm apply1k dm1000) ;;
+        esac
+        timed "a1k_${tool}_$r" apply1k "$cmd"
+        echo "$tool $r $(calc "$(wall "a1k_${tool}_$r") * 1000" 0)" >>apply1k.txt
+    done
+done
+cp a1k_rollgate_1.time rg1k.time
 
 # (g3) No-op starts over 10, 1,000 and 10,000 applied.
 load_mark "(g3)"
@@ -127,6 +143,11 @@ rss_10=$(peak "$(rg noop10 rg10)")
 rss_10k=$(peak "$(rg noop10k rg10000)")
 rss_sum10k=$(peak "$(rg noop10k rgsum10000)")
 rss_dm10k=$(peak "$(dm dmnoop10k dm10000)")
+rss_version=$(peak "$RG --version")
+rss_version_built=$(peak "$RG_BUILT --version")
+# The per-file stats alone, as many runs as the no-op starts: what a start over 10,000
+# with the index cannot do without.
+for _ in $(seq 1 "$noop_runs"); do "$STATFLOOR" "$out/rgsum10000" >>statfloor.txt; done
 
 # (g4) W3: N racers without a Lease vs W1, one run, on 500 migrations, each pass on a fresh
 # database; wall time until the last exits. rollgate and dbmate.
@@ -188,9 +209,11 @@ s10k=$(med noop.json "rollgate+sum 10k")
 d1k=$(med noop.json "dbmate 1k")
 d10k=$(med noop.json "dbmate 10k")
 fl=$(med noop.json floor)
-a1f=$(med apply1k.json floor 0)
-a1r=$(med apply1k.json rollgate 0)
-a1d=$(med apply1k.json dbmate 0)
+a1med() { awk -v t="$1" '$1 == t { print $3 }' apply1k.txt | median_of; }
+a1f=$(a1med floor)
+a1r=$(a1med rollgate)
+a1d=$(a1med dbmate)
+sfl=$(median_of <statfloor.txt)
 a10f=$(calc "$(wall floor10k) * 1000" 0)
 a10r=$(calc "$(wall rg10k) * 1000" 0)
 a10d=$(calc "$(wall dm10k) * 1000" 0)
@@ -228,11 +251,20 @@ Without the index a start still reads the 10,000 up files for their checksums; w
 reads \`rollgate.sum\` and stats each file (see README "Performance"). Either way the
 history's schema rows are summed up by the database (one row over the wire, not 10,000).
 
+The stats alone, one \`fstatat\` per up file on two threads as a start runs them
+(\`bench/statfloor.c\`, $noop_runs runs, median): **$sfl ms** for the 10,000, before any other
+work of the start or of the server's backend, which share the same two cores. The no-op over
+10 plus these stats is $(calc "($s10 + $sfl) / $s10")× the no-op over 10.
+
+Peak RSS of \`rollgate --version\` (the binary's own pages, nothing loaded): $(mib "$rss_version")
+MiB for the copy measured here; $(mib "$rss_version_built") MiB for the file as \`strip\` wrote it
+(\`bench/run.sh\` says why the two differ; the bytes are the same).
+
 ### Applying (fresh database each run)
 
 | migrations | psql floor | rollgate | dbmate | rollgate / floor |
 |---|---|---|---|---|
-| 1,000 ($apply_runs runs, medians) | $a1f ms | $a1r ms | $a1d ms | **$r_a1×** |
+| 1,000 ($apply_runs runs each, taking turns; medians) | $a1f ms | $a1r ms | $a1d ms | **$r_a1×** |
 | 10,000 (once each) | $a10f ms | $a10r ms | $a10d ms | **$r_a10×** |
 
 The psql floor is one \`psql -f\` session running each migration in its own transaction with
@@ -262,7 +294,8 @@ $(w3col rollgate 8 8 | tr '\n' ' ').
 | peak RSS applying ≤ 10 MiB | $(mib "$rss_apply") MiB | $(check "$rss_apply <= 10240") |
 | W3 ≤ 1.2× W1, all exit 0, each migration once | $r_w3×, $(w3col rollgate 8 5 | sort -u | tr '\n' ' ')of 8 exit 0 | $(check "$r_w3 <= 1.2") |
 
-Raw figures: \`bench/work/scale/\` (hyperfine exports \`noop.json\`, \`apply1k.json\`; \`*.time\`:
-wall, user, system seconds and peak RSS KiB of the single runs; \`w3.txt\`: tool, racers, pass,
-ms, runs that exited 0, versions/rows, tables, "migration started" lines).
+Raw figures: \`bench/work/scale/\` (hyperfine's export \`noop.json\`; \`apply1k.txt\`: tool, run,
+ms of the 1,000 applies; \`*.time\`: wall, user, system seconds and peak RSS KiB of the single
+runs; \`statfloor.txt\`: ms of each run of the stats; \`w3.txt\`: tool, racers, pass, ms, runs
+that exited 0, versions/rows, tables, "migration started" lines).
 EOF
