@@ -691,9 +691,8 @@ static int apply_read(const char *path, int dfd, struct rg_migration **byname, s
             byname[k]->checksum[64] = '\0';
             byname[k]->post = e.post;
             add_late(&late, byname[k],
-                     (struct sum_want){.size = e.size,
-                                       .mtime_sec = e.mtime_sec,
-                                       .mtime_nsec = e.mtime_nsec});
+                     (struct sum_want){
+                         .size = e.size, .mtime_sec = e.mtime_sec, .mtime_nsec = e.mtime_nsec});
         }
         /* The name, moved to the start of its line, for the next line's order check. */
         memmove(line, e.name, e.name_len + 1);

@@ -254,8 +254,7 @@ Test(sum, a_trusted_listing_takes_checksums_and_phases_from_the_one_reading)
                          src.items[i].up_name);
         cr_assert_eq(src.items[i].post, files.items[i].post, "%s", src.items[i].up_name);
         cr_assert_eq(src.items[i].post, (i + 1) % 7 == 0, "%s", src.items[i].up_name);
-        cr_assert_eq(src.items[i].checksum_from_index, i + 1 != 300, "%s",
-                     src.items[i].up_name);
+        cr_assert_eq(src.items[i].checksum_from_index, i + 1 != 300, "%s", src.items[i].up_name);
     }
     rg_source_free(&files);
     rg_source_free(&src);
