@@ -1123,3 +1123,14 @@ bool h_connection_arrived(int fd)
     cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "accept: %s", strerror(errno));
     return false;
 }
+
+void h_applied_and_summed(void)
+{
+    h_migration(1, "a", "CREATE TABLE a (id int);\n", "DROP TABLE a;\n");
+    h_migration(2, "b", "CREATE TABLE b (id int);\n", "DROP TABLE b;\n");
+    h_migration(3, "c", "CREATE TABLE c (id int);\n", "DROP TABLE c;\n");
+    struct h_result r = h_run(H_ARGS("migrate"), H_ENV(h_env_url(), h_env_dir()));
+    h_assert_exit(r, 0);
+    r = h_run(H_ARGS("sum"), H_ENV(h_env_dir()));
+    h_assert_exit(r, 0);
+}

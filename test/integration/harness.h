@@ -65,6 +65,9 @@ void h_write_file(const char *path, const char *content);
 /* Writes NNNN_title.up.sql (and .down.sql unless down is NULL) into the migrations
  * directory, with the version printed as %04lld. Returns the up file's path. */
 char *h_migration(long long version, const char *title, const char *up, const char *down);
+/* Migrations 1 to 3 (a, b, c: CREATE TABLE, with down files) and any the test wrote before
+ * applied, then rollgate.sum written: where the tests of the checksum index start. */
+void h_applied_and_summed(void);
 /* A file's contents (NUL-terminated); fails the test when it cannot be read. */
 char *h_read_file(const char *path);
 

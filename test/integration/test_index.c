@@ -15,18 +15,6 @@ TestSuite(index, .init = h_setup, .fini = h_teardown);
 #define ENV H_ENV(h_env_url(), h_env_dir())
 
 /* Three applied migrations and their index. */
-static void applied_and_summed(void)
-{
-    h_migration(1, "a", "CREATE TABLE a (id int);\n", "DROP TABLE a;\n");
-    h_migration(2, "b", "CREATE TABLE b (id int);\n", "DROP TABLE b;\n");
-    h_migration(3, "c", "CREATE TABLE c (id int);\n", "DROP TABLE c;\n");
-    struct h_result r = h_run(H_ARGS("migrate"), ENV);
-    h_assert_exit(r, 0);
-    r = h_run(H_ARGS("sum"), H_ENV(h_env_dir()));
-    h_assert_exit(r, 0);
-    h_assert_has(r, r.termlog, "for 3 up files");
-}
-
 /* Rewrites path with content of the same length and puts its times back, as a copy that
  * keeps times would leave a file edited after `rollgate sum`. */
 static void rewrite_keeping_size_and_time(const char *path, const char *content)
@@ -41,7 +29,7 @@ static void rewrite_keeping_size_and_time(const char *path, const char *content)
 
 Test(index, sum_writes_one_line_per_up_file_under_its_checksum_line)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     char *text = h_read_file(h_mig_path("rollgate.sum"));
     cr_assert_eq(strncmp(text, "rollgate-sum 2 ", 15), 0, "%s", text);
     cr_assert(strstr(text, " 0001_a.up.sql\n") && strstr(text, " 0003_c.up.sql\n"), "%s", text);
@@ -62,7 +50,7 @@ Test(index, sum_writes_one_line_per_up_file_under_its_checksum_line)
  * was written where the image was built. */
 Test(index, files_whose_times_lost_their_fraction_still_match_the_index)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     for (int v = 1; v <= 3; v++) {
         char *path = h_mig_path(h_fmt("%04d_%c.up.sql", v, 'a' + v - 1));
         struct stat st;
@@ -80,7 +68,7 @@ Test(index, files_whose_times_lost_their_fraction_still_match_the_index)
 
 Test(index, a_file_edited_after_sum_is_read_and_its_drift_found)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     h_write_file(h_mig_path("0002_b.up.sql"), "CREATE TABLE b (id bigint);\n");
 
     struct h_result r = h_run(H_ARGS("migrate"), ENV);
@@ -98,7 +86,7 @@ Test(index, a_file_edited_after_sum_is_read_and_its_drift_found)
  * size and its time put back is trusted by a run; validate reads it and refuses it. */
 Test(index, a_file_changed_keeping_size_and_time_is_found_by_validate)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     rewrite_keeping_size_and_time(h_mig_path("0002_b.up.sql"), "CREATE TABLE x (id int);\n");
 
     struct h_result r = h_run(H_ARGS("migrate"), ENV);
@@ -110,7 +98,7 @@ Test(index, a_file_changed_keeping_size_and_time_is_found_by_validate)
 
 Test(index, without_the_index_the_same_change_is_drift)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     cr_assert_eq(unlink(h_mig_path("rollgate.sum")), 0);
     rewrite_keeping_size_and_time(h_mig_path("0002_b.up.sql"), "CREATE TABLE x (id int);\n");
 
@@ -123,7 +111,7 @@ Test(index, without_the_index_the_same_change_is_drift)
 
 Test(index, a_pending_file_that_disagrees_with_the_index_is_not_run)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
     struct h_result r = h_run(H_ARGS("sum"), H_ENV(h_env_dir()));
     h_assert_exit(r, 0);
@@ -139,7 +127,7 @@ Test(index, a_pending_file_that_disagrees_with_the_index_is_not_run)
 
 Test(index, a_file_added_after_sum_is_read_and_applied_and_validate_wants_a_new_index)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
 
     struct h_result r = h_run(H_ARGS("migrate"), ENV);
@@ -155,7 +143,7 @@ Test(index, a_file_added_after_sum_is_read_and_applied_and_validate_wants_a_new_
 
 Test(index, a_damaged_index_is_not_used_by_runs_and_refused_by_validate)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     char *text = h_read_file(h_mig_path("rollgate.sum"));
     h_write_file(h_mig_path("rollgate.sum"), h_fmt("%sgarbage\n", text));
     rewrite_keeping_size_and_time(h_mig_path("0002_b.up.sql"), "CREATE TABLE x (id int);\n");
@@ -177,7 +165,7 @@ Test(index, a_damaged_index_is_not_used_by_runs_and_refused_by_validate)
 
 Test(index, a_changed_history_row_is_found_though_nothing_is_pending)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     /* Another SQL than the file's, not only another checksum: a row that differs only in
      * its checksum, with the file's very tokens stored, is a change of comments (a warning). */
     h_query("UPDATE rollgate_migrations SET checksum = repeat('0', 64), "

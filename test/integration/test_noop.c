@@ -21,17 +21,6 @@ TestSuite(noop, .init = h_setup, .fini = h_teardown);
 #define ENV H_ENV(h_env_url(), h_env_dir())
 
 /* Three applied migrations and their index. */
-static void applied_and_summed(void)
-{
-    h_migration(1, "a", "CREATE TABLE a (id int);\n", "DROP TABLE a;\n");
-    h_migration(2, "b", "CREATE TABLE b (id int);\n", "DROP TABLE b;\n");
-    h_migration(3, "c", "CREATE TABLE c (id int);\n", "DROP TABLE c;\n");
-    struct h_result r = h_run(H_ARGS("migrate"), ENV);
-    h_assert_exit(r, 0);
-    r = h_run(H_ARGS("sum"), H_ENV(h_env_dir()));
-    h_assert_exit(r, 0);
-}
-
 static struct timespec mtime_of(const char *path)
 {
     struct stat st;
@@ -55,7 +44,7 @@ static void put_back_mtime(const char *path, struct timespec t)
 
 Test(noop, sum_makes_the_index_later_than_the_directory_in_whole_seconds)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     struct timespec dir = mtime_of(h_mig_dir()), idx = mtime_of(h_mig_path("rollgate.sum"));
     cr_assert_lt(dir.tv_sec, idx.tv_sec, "directory %lld, index %lld", (long long)dir.tv_sec,
                  (long long)idx.tv_sec);
@@ -69,7 +58,7 @@ Test(noop, sum_makes_the_index_later_than_the_directory_in_whole_seconds)
  * from the recorded one, which is why rollgate sum waits for the next second. */
 Test(noop, a_file_added_right_after_sum_is_applied_even_with_whole_second_times)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
     drop_fraction(h_mig_dir());
     drop_fraction(h_mig_path("rollgate.sum"));
@@ -82,7 +71,7 @@ Test(noop, a_file_added_right_after_sum_is_applied_even_with_whole_second_times)
 
 Test(noop, a_file_added_a_second_later_is_applied)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     sleep(1);
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
 
@@ -96,7 +85,7 @@ Test(noop, a_file_added_a_second_later_is_applied)
 Test(noop, a_removed_file_is_seen)
 {
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
-    applied_and_summed();
+    h_applied_and_summed();
     cr_assert(h_table_exists("d"));
     cr_assert_eq(unlink(h_mig_path("0004_d.up.sql")), 0);
 
@@ -110,7 +99,7 @@ Test(noop, a_removed_file_is_seen)
 
 Test(noop, a_renamed_file_is_seen)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
     struct h_result r = h_run(H_ARGS("sum"), H_ENV(h_env_dir()));
     h_assert_exit(r, 0);
@@ -126,7 +115,7 @@ Test(noop, a_renamed_file_is_seen)
  * it: the directory's time is new, so it is listed, and the file added with it is seen. */
 Test(noop, a_directory_written_again_after_sum_is_listed)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     char *index = h_read_file(h_mig_path("rollgate.sum"));
     cr_assert_eq(unlink(h_mig_path("rollgate.sum")), 0);
     h_migration(4, "d", "CREATE TABLE d (id int);\n", NULL);
@@ -143,7 +132,7 @@ Test(noop, a_directory_written_again_after_sum_is_listed)
  * refuses it. */
 Test(noop, a_copy_that_keeps_times_is_trusted_and_validate_still_lists)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     char *copy = h_tmp_path("copy");
     struct h_result r = h_cmd(H_ARGS("cp", "-a", h_mig_dir(), copy));
     h_assert_exit(r, 0);
@@ -169,7 +158,7 @@ Test(noop, a_copy_that_keeps_times_is_trusted_and_validate_still_lists)
  * file's content trusted. */
 Test(noop, a_file_edited_in_place_is_drift_with_a_trusted_listing)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     struct timespec t = mtime_of(h_mig_dir());
     h_write_file(h_mig_path("0002_b.up.sql"), "CREATE TABLE b (id bigint);\n");
     cr_assert_eq(mtime_of(h_mig_dir()).tv_nsec, t.tv_nsec);
@@ -185,7 +174,7 @@ Test(noop, a_data_script_added_after_sum_runs)
 {
     cr_assert_eq(mkdir(h_mig_path("data"), 0755), 0);
     h_write_file(h_mig_path("data/0001_a.sql"), "CREATE TABLE IF NOT EXISTS seen (n text);\n");
-    applied_and_summed();
+    h_applied_and_summed();
     struct timespec t = mtime_of(h_mig_dir());
     h_write_file(h_mig_path("data/0002_b.sql"), "INSERT INTO seen VALUES ('b');\n");
     cr_assert_eq(mtime_of(h_mig_dir()).tv_nsec, t.tv_nsec);
@@ -198,7 +187,7 @@ Test(noop, a_data_script_added_after_sum_runs)
 Test(noop, repeatables_and_down_files_come_with_a_trusted_listing)
 {
     h_write_file(h_mig_path("R__view.sql"), "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;\n");
-    applied_and_summed();
+    h_applied_and_summed();
     char *text = h_read_file(h_mig_path("rollgate.sum"));
     cr_assert(strstr(text, "\n+ R__view.sql\n") != NULL, "%s", text);
 
@@ -211,7 +200,7 @@ Test(noop, repeatables_and_down_files_come_with_a_trusted_listing)
 
 Test(noop, validate_refuses_an_index_whose_names_differ)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     cr_assert_eq(unlink(h_mig_path("0001_a.down.sql")), 0);
 
     struct h_result r = h_run(H_ARGS("validate"), ENV);
@@ -289,7 +278,7 @@ Test(noop, a_hand_edited_checksum_with_a_backslash_takes_the_full_path_not_a_dat
 
 Test(noop, the_digest_tells_a_changed_checksum_and_a_failed_row_apart)
 {
-    applied_and_summed();
+    h_applied_and_summed();
     h_query("UPDATE rollgate_migrations SET checksum = repeat('0', 64), "
             "up_sql = 'CREATE TABLE c (id bigint);' WHERE version = 3");
     struct h_result r = h_run(H_ARGS("migrate"), ENV);
