@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -196,6 +197,54 @@ Test(racers, a_follower_whose_leader_died_takes_the_work_over_after_the_stall)
     cr_assert(lint && first && lint < first, "linted before applying\n%s", h_describe(&fr));
     h_assert_has(fr, fr.err, "applied 20 migrations");
     assert_each_applied_once(20);
+}
+
+/* The claim of a run without a Lease held in pg_locks by the session of run IDENTITY: its
+ * transaction holding the fence while the run reads and lints its files. */
+#define CLAIM_HELD(identity)                                                                       \
+    "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE "        \
+    "l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND "                \
+    "a.application_name = 'rollgate/" identity "' AND a.state = 'idle in transaction')"
+
+/* A racer killed while it holds the claim (reading and linting its files, one of them long
+ * to parse): its transaction ends with its connection, and the run that followed it takes
+ * the work over after lease.duration. The claimant is stopped as soon as its claim shows, so
+ * that the follower starts while the claim is held, then killed. */
+Test(racers, a_claimant_killed_while_it_holds_the_claim_is_taken_over_after_the_stall)
+{
+    struct h_proc *claimant, *follower;
+    struct h_result cr, fr;
+    char *big = malloc(1000000);
+    size_t len;
+
+    cr_assert_not_null(big);
+    add_migrations(20);
+    /* One statement of 100,000 OR terms: seconds of parsing and linting, milliseconds to run. */
+    len = (size_t)snprintf(big, 64, "INSERT INTO applied_log SELECT 21 WHERE 1 = 1");
+    for (int i = 0; i < 100000; i++) {
+        memcpy(big + len, " OR 0 = 1", 9);
+        len += 9;
+    }
+    memcpy(big + len, ";\n", 3);
+    h_migration(21, "long_to_parse", big, NULL);
+    free(big);
+
+    claimant = h_start(H_ARGS("migrate"), RACER_ENV("C", "3s"));
+    cr_assert(h_wait_until(CLAIM_HELD("C"), claimant, 60000), "the first run never claimed");
+    cr_assert_eq(kill(h_proc_pid(claimant), SIGSTOP), 0);
+    cr_assert_str_eq(h_query(CLAIM_HELD("C")), "t", "the claim ended before the run was stopped");
+    follower = h_start(H_ARGS("migrate"), RACER_ENV("F", "3s"));
+    cr_assert(h_proc_wait_stderr(follower, "holds the migration lock; following it", 60000),
+              "the second run did not follow the claimant");
+    cr_assert_eq(kill(h_proc_pid(claimant), SIGKILL), 0);
+    cr = h_wait(claimant);
+    cr_assert_eq(cr.signo, SIGKILL);
+
+    fr = h_wait(follower);
+    h_assert_exit(fr, 0);
+    h_assert_has(fr, fr.err, "showed no progress");
+    h_assert_has(fr, fr.err, "applied 21 migrations");
+    assert_each_applied_once(21);
 }
 
 /* The claim through the store: held, it is a transaction holding the fence and nothing
