@@ -147,9 +147,16 @@ static bool clock_pause(void *ctx, int64_t ms)
     return rg_signals_pause(ms);
 }
 
+static bool clock_stopped(void *ctx)
+{
+    (void)ctx;
+    return rg_cancel_fired(stopped);
+}
+
 void rg_signals_clock(struct rg_clock *clock)
 {
     clock->ctx = NULL;
     clock->now_ms = clock_now;
     clock->pause = clock_pause;
+    clock->stopped = clock_stopped;
 }

@@ -240,6 +240,15 @@ static bool applies(const struct run *r, const struct rg_plan *plan, size_t i)
            in_phase(r->opts->phase, it, (int)(i / plan->n));
 }
 
+/* Whether the run was stopped (a signal, its timeout): asked between files and between
+ * steps, where nothing is half done, so that a run with thousands of files to read and lint
+ * ends within its deadline rather than after them. A run without a clock (a dry run) is
+ * never stopped here. */
+static bool stopped(const struct rg_migrate_opts *opts)
+{
+    return opts->clock && opts->clock->stopped && opts->clock->stopped(opts->clock->ctx);
+}
+
 /* Up steps in version order (by phase: in_phase), each file read (rg_source_prepare) as
  * its step is built: only the migrations this run applies are read past their checksum.
  * With r->lint, each up file read now is linted from the statements its read split, before
@@ -268,6 +277,13 @@ int rg_engine_plan_up(struct run *r, struct rg_source *src, const struct rg_plan
             continue;
         /* The down file too: it is stored with the row, for a later image's rollback. */
         if (r->files) {
+            if (stopped(r->opts)) {
+                rg_err_set(err, RG_ESIGNAL,
+                           "stopped while reading the migration files, before %s; nothing was "
+                           "applied",
+                           m->up_path);
+                goto out;
+            }
             if (rg_source_prepare_lint(src, it->version, RG_SOURCE_UP | RG_SOURCE_DOWN,
                                        r->lint ? &l : NULL, &linted, err) < 0)
                 goto out;
@@ -425,6 +441,13 @@ static int execute(struct run *r, bool aside, bool held, bool *stepped,
         enum rg_apply_outcome outcome;
         int64_t ms = 0;
 
+        if (stopped(r->opts)) {
+            rg_err_set(err, RG_ESIGNAL,
+                       "stopped before %s %" PRId64 " %s started; what ran before it is done, "
+                       "nothing is half applied",
+                       step_label(s), s->version, s->title);
+            return -1;
+        }
         rg_engine_set_timeouts(s, r->opts);
         s->durable = i + 1 == r->n;
         s->try_fence = aside;

@@ -200,6 +200,8 @@ struct rg_clock {
     /* The run's one cancellable sleep: false when the run was stopped (a signal, its
      * timeout) before ms passed. */
     bool (*pause)(void *ctx, int64_t ms);
+    /* Whether the run was stopped, without waiting; NULL: never. */
+    bool (*stopped)(void *ctx);
 };
 
 /* Coordination between runs beyond the database fence: the Kubernetes Lease in a cluster,

@@ -234,7 +234,8 @@ static int acquire(void *ctx, int (*work_left)(void *arg, size_t *left, struct r
                    void *arg, enum rg_lock_outcome *outcome, struct rg_err *err)
 {
     struct rg_leader *l = ctx;
-    const struct rg_clock clock = {l, lease_now, lease_pause};
+    /* The follower's wait asks only for time and pauses. */
+    const struct rg_clock clock = {l, lease_now, lease_pause, NULL};
     struct following fw = {l, now(l), 0, false};
     struct rg_follow f = {&clock, work_left, arg, look, &fw, SIZE_MAX, 0};
 

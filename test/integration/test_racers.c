@@ -206,6 +206,24 @@ Test(racers, a_follower_whose_leader_died_takes_the_work_over_after_the_stall)
     "l.locktype = 'advisory' AND l.granted AND a.datname = current_database() AND "                \
     "a.application_name = 'rollgate/" identity "' AND a.state = 'idle in transaction')"
 
+/* Migration version: one statement of 100,000 OR terms, which takes seconds to parse and
+ * lint and milliseconds to run, recording its run as add_migrations' files do. */
+static void add_long_to_parse(int version)
+{
+    char *big = malloc(1000000);
+    size_t len;
+
+    cr_assert_not_null(big);
+    len = (size_t)snprintf(big, 64, "INSERT INTO applied_log SELECT %d WHERE 1 = 1", version);
+    for (int i = 0; i < 100000; i++) {
+        memcpy(big + len, " OR 0 = 1", 9);
+        len += 9;
+    }
+    memcpy(big + len, ";\n", 3);
+    h_migration(version, "long_to_parse", big, NULL);
+    free(big);
+}
+
 /* A racer killed while it holds the claim (reading and linting its files, one of them long
  * to parse): its transaction ends with its connection, and the run that followed it takes
  * the work over after lease.duration. The claimant is stopped as soon as its claim shows, so
@@ -214,20 +232,9 @@ Test(racers, a_claimant_killed_while_it_holds_the_claim_is_taken_over_after_the_
 {
     struct h_proc *claimant, *follower;
     struct h_result cr, fr;
-    char *big = malloc(1000000);
-    size_t len;
 
-    cr_assert_not_null(big);
     add_migrations(20);
-    /* One statement of 100,000 OR terms: seconds of parsing and linting, milliseconds to run. */
-    len = (size_t)snprintf(big, 64, "INSERT INTO applied_log SELECT 21 WHERE 1 = 1");
-    for (int i = 0; i < 100000; i++) {
-        memcpy(big + len, " OR 0 = 1", 9);
-        len += 9;
-    }
-    memcpy(big + len, ";\n", 3);
-    h_migration(21, "long_to_parse", big, NULL);
-    free(big);
+    add_long_to_parse(21);
 
     claimant = h_start(H_ARGS("migrate"), RACER_ENV("C", "3s"));
     cr_assert(h_wait_until(CLAIM_HELD("C"), claimant, 60000), "the first run never claimed");
@@ -245,6 +252,30 @@ Test(racers, a_claimant_killed_while_it_holds_the_claim_is_taken_over_after_the_
     h_assert_has(fr, fr.err, "showed no progress");
     h_assert_has(fr, fr.err, "applied 21 migrations");
     assert_each_applied_once(21);
+}
+
+/* SIGTERM while the claimant reads and lints its files (the first long to parse): the run
+ * stops before reading the next one, so no migration starts, and it gives the claim up. */
+Test(racers, sigterm_while_the_claimant_reads_its_files_stops_before_any_migration_starts)
+{
+    struct h_proc *claimant;
+    struct h_result r;
+
+    add_long_to_parse(1);
+    h_migration(2, "after", "INSERT INTO applied_log VALUES (2);\n", NULL);
+    claimant = h_start(H_ARGS("migrate"), RACER_ENV("C", "3s"));
+    cr_assert(h_wait_until(CLAIM_HELD("C"), claimant, 60000), "the run never claimed");
+    cr_assert_eq(kill(h_proc_pid(claimant), SIGTERM), 0);
+    r = h_wait(claimant);
+    h_assert_exit(r, 143);
+    h_assert_has(r, r.err, "stopped while reading the migration files, before");
+    h_assert_has(r, r.err, "0002_after.up.sql");
+    cr_assert_null(strstr(r.err, "migration started"), "a migration started\n%s", h_describe(&r));
+    cr_assert_eq(h_count_rows("applied_log"), 0);
+    cr_assert_eq(h_query_int("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                             "database = (SELECT oid FROM pg_database WHERE datname = "
+                             "current_database())"),
+                 0, "the claim was kept");
 }
 
 /* The claim through the store: held, it is a transaction holding the fence and nothing

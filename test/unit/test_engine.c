@@ -366,6 +366,7 @@ struct fake_time {
     int pauses, apply_at;
     bool one_each; /* the other run applies the next file at every pause */
     bool stop;
+    size_t stop_after_steps; /* the run is stopped once the store has run this many steps */
     int64_t slept[MAX];
 };
 
@@ -400,8 +401,15 @@ static bool fake_pause(void *ctx, int64_t ms)
     return true;
 }
 
+static bool fake_stopped(void *ctx)
+{
+    struct fake_time *t = ctx;
+
+    return t->stop || (t->stop_after_steps && fk.nsteps >= t->stop_after_steps);
+}
+
 static struct fake_time ft;
-static struct rg_clock fclock = {&ft, fake_now, fake_pause};
+static struct rg_clock fclock = {&ft, fake_now, fake_pause, fake_stopped};
 
 static void setup(void)
 {
@@ -869,6 +877,42 @@ Test(engine, a_follower_stopped_by_a_signal_fails_and_applies_nothing)
     cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
     cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
     cr_assert_eq(fk.nsteps, 0);
+}
+
+/* A signal between two steps: the next does not start (the store is never asked to run
+ * it), and the run says what stands. */
+Test(engine, a_signal_between_steps_stops_the_run_before_the_next_migration_starts)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    add_file(3, "c");
+    ft.stop_after_steps = 1;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "before migration 2"), "%s", err.msg);
+    cr_assert_eq(fk.nsteps, 1);
+    cr_assert_eq(fk.runs, 1, "the store was asked to run the next step");
+}
+
+/* A signal while the claimant reads its files: no file past it is read, no step runs, and
+ * the claim is given up. */
+Test(engine, a_signal_while_the_files_are_read_stops_the_run_before_any_step)
+{
+    struct rg_migrate_opts o = opts();
+    struct rg_migrate_result res;
+    struct rg_err err = {0};
+    add_file(1, "a");
+    add_file(2, "b");
+    ft.stop = true;
+    cr_assert_eq(rg_engine_migrate(&store, NULL, &src, &o, &res, &err), -1);
+    cr_assert_eq(err.code, RG_ESIGNAL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "while reading the migration files, before dir/f.up.sql"), "%s",
+              err.msg);
+    cr_assert_eq(fk.runs, 0);
+    cr_assert_not(fk.claim_open, "the claim was kept");
 }
 
 Test(engine, drift_refuses_before_applying_anything_and_names_both_checksums)
