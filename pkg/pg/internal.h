@@ -159,8 +159,10 @@ struct rg_pg_watch;
 struct rg_pg_watch *rg_pg_watch_new(struct rg_pg *pg, struct rg_pg *on, const struct rg_step *s);
 /* Stops watching and closes the monitor's connection; NULL is fine. */
 void rg_pg_watch_free(struct rg_pg_watch *w);
-/* The attempt at the step now starting (from 0) and its lock_timeout, for the reports. */
-void rg_pg_watch_attempt(struct rg_pg_watch *w, int64_t attempt, int64_t lock_timeout_ms);
+/* The attempt at the step now starting (from 0) and its lock_timeout, for the reports;
+ * cap_ms is the step's whole lock_timeout, which its last attempts wait (see watch.c). */
+void rg_pg_watch_attempt(struct rg_pg_watch *w, int64_t attempt, int64_t lock_timeout_ms,
+                         int64_t cap_ms);
 /* Who blocked the step's statement when last seen waiting on a lock, as one line for a
  * message; "" when no wait lasted long enough to look. */
 const char *rg_pg_watch_blocker(const struct rg_pg_watch *w);

@@ -575,8 +575,10 @@ static void lock_gave_up(const struct rg_step *s, const struct rg_pg_watch *w, i
                "ms at the last)%s: %s; %s",
                s->path, tries, tries == 1 ? "y" : "ies", lock_timeout_ms, why,
                *blocker ? blocker
-                        : "the blocker was not looked up (no wait lasted over a second; a "
-                          "longer database.lockTimeout lets rollgate name it)",
+                        : "the blocker was not looked up (no look caught the wait: the "
+                          "monitor looks a second into each statement, or halfway into a last "
+                          "attempt shorter than that; a longer database.lockTimeout lets "
+                          "rollgate name it)",
                last);
 }
 
@@ -623,7 +625,7 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         if (!s->directives->no_transaction)
             one.lock_timeout_ms =
                 rg_pg_lock_timeout_at(attempt, pg->opts.lock_retries, s->lock_timeout_ms);
-        rg_pg_watch_attempt(watch, attempt, one.lock_timeout_ms);
+        rg_pg_watch_attempt(watch, attempt, one.lock_timeout_ms, s->lock_timeout_ms);
         rc = s->directives->no_transaction
                  ? run_without_transaction(on, &one, &q, key, outcome, start, &how, err)
                  : run_in_transaction(pg, &one, &q, key, outcome, &how, err);

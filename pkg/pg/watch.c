@@ -18,7 +18,10 @@
 #include "mem/mem.h"
 #include "pg/internal.h"
 
-/* A lock wait shorter than this is not worth a look: most end by themselves. */
+/* A lock wait shorter than this is not worth a look: most end by themselves. An attempt
+ * that waits the step's whole lock_timeout, when that is shorter, is looked at halfway
+ * through instead: it is the wait that ends the run with exit 12, which must name the
+ * blocker. */
 #define LOOK_AFTER_MS 1000
 /* Then it is looked at this often, and each look has this long before it is cancelled. */
 #define LOOK_EVERY_MS 1000
@@ -35,7 +38,8 @@ struct rg_pg_watch {
     bool mon_failed; /* could not connect: no more looks for this step */
     const struct rg_step *s;
     int64_t attempt, lock_timeout_ms;
-    int64_t started_ms; /* the statement running now was sent then */
+    int64_t look_after_ms; /* from each statement's start: LOOK_AFTER_MS or less */
+    int64_t started_ms;    /* the statement running now was sent then */
     int64_t next_look_ms, next_progress_ms;
     int64_t reports;      /* progress reports of this step */
     int64_t reported_pid; /* the blocker this statement's wait was last reported for */
@@ -49,6 +53,7 @@ struct rg_pg_watch *rg_pg_watch_new(struct rg_pg *pg, struct rg_pg *on, const st
     w->pg = pg;
     w->on = on;
     w->s = s;
+    w->look_after_ms = LOOK_AFTER_MS;
     on->watch = w;
     rg_pg_watch_started(w);
     return w;
@@ -63,10 +68,15 @@ void rg_pg_watch_free(struct rg_pg_watch *w)
     free(w);
 }
 
-void rg_pg_watch_attempt(struct rg_pg_watch *w, int64_t attempt, int64_t lock_timeout_ms)
+void rg_pg_watch_attempt(struct rg_pg_watch *w, int64_t attempt, int64_t lock_timeout_ms,
+                         int64_t cap_ms)
 {
     w->attempt = attempt;
     w->lock_timeout_ms = lock_timeout_ms;
+    w->look_after_ms =
+        lock_timeout_ms > 0 && lock_timeout_ms == cap_ms && lock_timeout_ms < LOOK_AFTER_MS
+            ? lock_timeout_ms / 2
+            : LOOK_AFTER_MS;
 }
 
 const char *rg_pg_watch_blocker(const struct rg_pg_watch *w)
@@ -77,7 +87,7 @@ const char *rg_pg_watch_blocker(const struct rg_pg_watch *w)
 void rg_pg_watch_started(struct rg_pg_watch *w)
 {
     w->started_ms = rg_now_ms();
-    w->next_look_ms = w->started_ms + LOOK_AFTER_MS;
+    w->next_look_ms = w->started_ms + w->look_after_ms;
     w->next_progress_ms =
         w->pg->opts.progress_interval_ms ? w->started_ms + w->pg->opts.progress_interval_ms : 0;
     w->reported_pid = 0;
