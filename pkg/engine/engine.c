@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/follow.h"
 #include "engine/run.h"
 #include "source/sql.h"
 #include "mem/mem.h"
@@ -432,8 +431,8 @@ static const char *step_label(const struct rg_step *s)
  * with *stepped set, so that it follows instead of trying every step. A run that has held
  * the fence carries on past a step done meanwhile: the run that did it may have stepped
  * aside at that very hold, and if both followed nobody would be left applying. */
-static int execute(struct run *r, bool aside, bool held, bool *stepped,
-                   struct rg_migrate_result *res, struct rg_err *err)
+int rg_engine_execute(struct run *r, bool aside, bool held, bool *stepped,
+                      struct rg_migrate_result *res, struct rg_err *err)
 {
     *stepped = false;
     for (size_t i = 0; i < r->n; i++) {
@@ -573,15 +572,7 @@ static int read_plan(const struct rg_store *store, const struct rg_source *src,
     }
 }
 
-/* A run's view of the database and the steps it would take from there. */
-struct pass {
-    struct rg_history h;
-    struct rg_plan plan;
-    struct run r;
-    bool up;
-};
-
-static void pass_free(struct pass *p)
+void rg_engine_pass_free(struct pass *p)
 {
     rg_engine_run_free(&p->r);
     rg_plan_free(&p->plan);
@@ -590,9 +581,9 @@ static void pass_free(struct pass *p)
 
 /* The steps from the pass's plan, made again; with files false only counted (struct
  * run). */
-static int plan_steps(const struct rg_store *store, struct rg_source *src,
-                      const struct rg_migrate_opts *opts, bool files, struct pass *p,
-                      struct rg_err *err)
+int rg_engine_plan_steps(const struct rg_store *store, struct rg_source *src,
+                         const struct rg_migrate_opts *opts, bool files, struct pass *p,
+                         struct rg_err *err)
 {
     rg_engine_run_free(&p->r);
     memset(&p->r, 0, sizeof(p->r));
@@ -614,9 +605,9 @@ static int plan_steps(const struct rg_store *store, struct rg_source *src,
 
 /* Plans every step, changing nothing, from the history read just now (first, which the
  * pass takes over) or, with first NULL, read here; with files false only counts them. */
-static int prepare(const struct rg_store *store, struct rg_source *src,
-                   const struct rg_migrate_opts *opts, struct rg_history *first, bool files,
-                   struct pass *p, struct rg_err *err)
+int rg_engine_prepare(const struct rg_store *store, struct rg_source *src,
+                      const struct rg_migrate_opts *opts, struct rg_history *first, bool files,
+                      struct pass *p, struct rg_err *err)
 {
     memset(p, 0, sizeof(*p));
     if (first) {
@@ -630,218 +621,7 @@ static int prepare(const struct rg_store *store, struct rg_source *src,
     p->up = opts->target >= p->plan.current;
     if (rg_engine_check(&p->plan, opts, p->up, err) < 0)
         return -1;
-    return plan_steps(store, src, opts, files, p, err);
-}
-
-/* A run waiting while another does the work. A look at the database (work_left) is most
- * often the history's digest alone, one row however long the history: the schema rows
- * added since the last full count are steps done, so the count left is known without
- * reading the history and planning again. The full look (count) is made first, when the
- * digest shows the history at or past the end of the counted work, when rows went away or
- * are not all applied (a running or failed mark, which the full look waits on or refuses),
- * and on each look once only repeatable steps are left (they add no schema row); so
- * "nothing left" is only ever said by a full look. */
-struct waiting {
-    const struct rg_store *store;
-    struct rg_source *src;
-    const struct rg_migrate_opts *opts;
-    bool counted;                  /* the fields below hold a count */
-    bool up;                       /* of an up run: rows only grow as it goes */
-    size_t schema;                 /* schema steps left at the count */
-    size_t others;                 /* repeatable steps left at the count */
-    int64_t rows;                  /* the history's schema rows at the count */
-    struct rg_history_digest seen; /* at the previous look ("" sha256 before the first) */
-    size_t left;                   /* said by the previous look */
-    /* The last full look when it found nothing left: the run's view of the work done,
-     * taken over by the run at the end instead of reading the history once more. */
-    struct pass last;
-    bool last_done;
-    /* The digest of the history once every file of src is applied, for a run to the latest
-     * version without repeatable scripts ("" otherwise; made at the first glance, so a run
-     * that never waits does not hash its files' list): seen, the work is done, with no full
-     * look (current) and the schema at this image's latest version. */
-    bool final_made;
-    char final[65];
-    bool current;
-};
-
-/* Takes the count from a pass: schema and repeatable steps (data scripts do not count:
- * the leader's run has just run them). */
-static void count(struct waiting *w, const struct pass *p)
-{
-    w->schema = w->others = 0;
-    for (size_t i = 0; i < p->r.n; i++) {
-        w->schema += p->r.steps[i].kind == RG_KIND_SCHEMA;
-        w->others += p->r.steps[i].kind == RG_KIND_REPEATABLE;
-    }
-    w->rows = (int64_t)p->h.n;
-    w->up = p->up;
-    w->counted = true;
-    w->left = w->schema + w->others;
-    memset(&w->seen, 0, sizeof(w->seen));
-}
-
-/* The digest's answer, when it can give one (*known): steps left now. */
-static int glance(struct waiting *w, bool *known, size_t *left, struct rg_err *err)
-{
-    struct rg_history_digest d = {0};
-    bool same;
-    int64_t done;
-
-    *known = false;
-    if (!w->counted || !w->up || !w->schema || !w->store->digest_history)
-        return 0;
-    if (w->store->digest_history(w->store->ctx, &d, err) < 0)
-        return -1;
-    same = d.exists == w->seen.exists && d.all_applied == w->seen.all_applied &&
-           d.rows == w->seen.rows && strcmp(d.sha256, w->seen.sha256) == 0;
-    w->seen = d;
-    if (!w->final_made && w->opts->target >= w->src->items[w->src->n - 1].version &&
-        !w->src->nrepeatable)
-        rg_source_digest(w->src, w->final);
-    w->final_made = true;
-    if (*w->final && d.exists && d.all_applied && d.rows == (int64_t)w->src->n &&
-        strcmp(d.sha256, w->final) == 0) {
-        *known = w->current = true;
-        *left = 0;
-        return 0;
-    }
-    done = d.rows - w->rows;
-    if (!d.exists || !d.all_applied || done < 0 || (uint64_t)done >= w->schema)
-        return 0;
-    *known = true;
-    *left = same ? w->left : w->schema - (size_t)done + w->others;
-    return 0;
-}
-
-/* For a run waiting on the leader: how many schema or repeatable steps remain. */
-static int work_left(void *arg, size_t *left, struct rg_err *err)
-{
-    struct waiting *w = arg;
-    bool known = false;
-
-    if (glance(w, &known, left, err) < 0)
-        return -1;
-    if (!known) {
-        pass_free(&w->last);
-        if (prepare(w->store, w->src, w->opts, NULL, false, &w->last, err) < 0)
-            return -1;
-        count(w, &w->last);
-        *left = w->left;
-        w->last_done = *left == 0;
-        return 0;
-    }
-    w->left = *left;
-    return 0;
-}
-
-/* The run's result once another run did the work: from the digest that showed every file
- * applied (p stays the up run's pass it was), the full look that found nothing left, or,
- * if the lock said so without either, a count made now. */
-static int view_after(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
-                      struct rg_err *err)
-{
-    res->elsewhere = true;
-    if (w->current) {
-        res->to = w->src->items[w->src->n - 1].version;
-        return 0;
-    }
-    pass_free(p);
-    if (w->last_done) {
-        *p = w->last;
-        memset(&w->last, 0, sizeof(w->last));
-        w->last_done = false;
-    } else if (prepare(w->store, w->src, w->opts, NULL, false, p, err) < 0) {
-        return -1;
-    }
-    res->to = p->plan.current;
-    return 0;
-}
-
-/* A racer without a lock, following: how long the work has shown no progress. */
-struct racing {
-    const struct rg_migrate_opts *opts;
-    int64_t progress_at;
-    int64_t pause_ms;
-};
-
-/* Polls fast while the other run makes progress, backing off while it shows none, and
- * stops following once none for follow_stall_ms: the other run may have died, and the
- * work must not be stranded. */
-static int racing_look(void *ctx, struct rg_follow *f, bool stalled, int64_t *pause_ms, bool *stop,
-                       struct rg_err *err)
-{
-    struct racing *rs = ctx;
-    const struct rg_clock *clock = rs->opts->clock;
-    int64_t t = clock->now_ms(clock->ctx);
-
-    (void)f;
-    (void)err;
-    if (!stalled) {
-        rs->progress_at = t;
-        rs->pause_ms = rs->opts->follow_poll_ms;
-    } else if (rs->pause_ms < rs->opts->follow_stall_ms / 4) {
-        rs->pause_ms *= 2;
-    }
-    *stop = t - rs->progress_at >= rs->opts->follow_stall_ms;
-    *pause_ms = rs->pause_ms;
-    return 0;
-}
-
-/* A racer without a lock that met another run at the fence: waits on the database like a
- * Lease follower until the work is done (*done), or until it stalls. */
-static int follow(struct waiting *w, bool *done, struct rg_err *err)
-{
-    const struct rg_clock *clock = w->opts->clock;
-    struct racing rs = {w->opts, clock->now_ms(clock->ctx), w->opts->follow_poll_ms};
-    struct rg_follow f = {clock, work_left, w, racing_look, &rs, SIZE_MAX, 0};
-    enum rg_follow_end end;
-
-    if (rg_engine_follow(&f, &end, err) < 0)
-        return -1;
-    *done = end == RG_FOLLOW_DONE;
-    if (!*done)
-        RG_WARN("the other run's migrations showed no progress for a while; trying again "
-                "to apply them" RG_F "stalled_ms=%" PRId64,
-                w->opts->follow_stall_ms);
-    return 0;
-}
-
-/* Runs without a lock. Claims the fence first, before reading and linting its files, unless
- * the history has moved since this run read it (another run is applying): of runs started
- * together one gets it and the others follow it at once, having read only names and
- * checksums. The claimant then tries its steps, stepping aside to follow at the first one
- * another run holds. After a stall a follower tries again, its files read and linted then,
- * waiting at the fence this time. */
-static int race(struct waiting *w, struct pass *p, struct rg_migrate_result *res,
-                struct rg_err *err)
-{
-    const struct rg_store *store = w->store;
-    bool claim = p->r.n && store->claim, held = true, stepped = false, done = false;
-    int rc;
-
-    if (claim && store->claim(store->ctx, (int64_t)p->h.n, &held, err) < 0)
-        return -1;
-    if (held) {
-        /* The files read and linted now (plan_up), before any step runs. */
-        rc = plan_steps(store, w->src, w->opts, true, p, err);
-        if (claim)
-            store->unclaim(store->ctx);
-        if (rc < 0 || execute(&p->r, true, claim, &stepped, res, err) < 0)
-            return -1;
-        if (!stepped)
-            return 0;
-    } else {
-        RG_INFO("another run holds the migration lock; following it");
-    }
-    if (follow(w, &done, err) < 0)
-        return -1;
-    if (done)
-        return view_after(w, p, res, err);
-    pass_free(p);
-    if (prepare(store, w->src, w->opts, NULL, true, p, err) < 0)
-        return -1;
-    return execute(&p->r, false, false, &stepped, res, err);
+    return rg_engine_plan_steps(store, src, opts, files, p, err);
 }
 
 /* Leads: plans again (the database may have moved while this run waited), runs, and
@@ -853,10 +633,10 @@ static int lead(const struct rg_lock *lock, const struct rg_store *store, struct
     bool lost = false, stepped;
     int rc;
 
-    pass_free(p);
-    rc = prepare(store, src, opts, NULL, true, p, err);
+    rg_engine_pass_free(p);
+    rc = rg_engine_prepare(store, src, opts, NULL, true, p, err);
     if (rc == 0)
-        rc = execute(&p->r, false, false, &stepped, res, err);
+        rc = rg_engine_execute(&p->r, false, false, &stepped, res, err);
     lock->release(lock->ctx, rc == 0, &lost);
     if (lost && rc == 0) {
         /* Every step had committed before the loss was noticed: the work is done. */
@@ -937,8 +717,8 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     if (!h.exists && adopt_legacy(store, src, opts, res, err) < 0)
         goto out;
     /* With a lock every run reads (and lints) its files before asking for it; without one,
-     * a racer does only once it has claimed the fence (race). */
-    if (prepare(store, src, opts, h.exists ? &h : NULL, lock != NULL, &p, err) < 0)
+     * a racer does only once it has claimed the fence (rg_engine_race). */
+    if (rg_engine_prepare(store, src, opts, h.exists ? &h : NULL, lock != NULL, &p, err) < 0)
         goto out;
     res->from = res->to = p.plan.current;
     res->unknown = p.plan.unknown;
@@ -950,16 +730,16 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
                 "image_latest=%" PRId64 RG_F "unknown=%zu",
                 p.plan.current, p.plan.latest, p.plan.unknown);
     /* What a wait (a Lease follower's, or a racer's that steps aside) counts down from. */
-    count(&w, &p);
-    if (p.r.n && lock && lock->acquire(lock->ctx, work_left, &w, &outcome, err) < 0)
+    rg_engine_count(&w, &p);
+    if (p.r.n && lock && lock->acquire(lock->ctx, rg_engine_work_left, &w, &outcome, err) < 0)
         goto out;
     if (outcome == RG_LOCK_DONE_ELSEWHERE) {
-        if (view_after(&w, &p, res, err) < 0)
+        if (rg_engine_view_after(&w, &p, res, err) < 0)
             goto out;
     } else if (p.r.n && lock) {
         if (lead(lock, store, src, opts, &p, res, err) < 0)
             goto out;
-    } else if (race(&w, &p, res, err) < 0) {
+    } else if (rg_engine_race(&w, &p, res, err) < 0) {
         goto out;
     }
     if (!p.up) {
@@ -971,8 +751,8 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     }
     ret = 0;
 out:
-    pass_free(&w.last);
-    pass_free(&p);
+    rg_engine_pass_free(&w.last);
+    rg_engine_pass_free(&p);
     rg_history_free(&h);
     return ret;
 }
