@@ -97,39 +97,6 @@ static void post_event(void *ctx, const char *type, const char *reason, const ch
                 err.msg);
 }
 
-/* No KUBERNETES_SERVICE_HOST: the kubeconfig's current context into ko, whose strings then
- * point into kc. why: what needs the API ("lease.mode kubernetes"), for messages. */
-static int from_kubeconfig(const struct rg_config *cfg, const char *why, struct rg_kubeconfig *kc,
-                           struct rg_kube_opts *ko, struct rg_err *err)
-{
-    const char *path = cfg->env.kubeconfig;
-
-    if (!path) {
-        rg_err_set(err, RG_ECONFIG,
-                   "%s outside a cluster needs a kubeconfig: set KUBECONFIG "
-                   "(or HOME for ~/.kube/config)",
-                   why);
-        return -1;
-    }
-    if (rg_config_read_kubeconfig(path, kc, err) < 0) {
-        rg_err_prefix(err, "%s outside a cluster (no KUBERNETES_SERVICE_HOST)", why);
-        return -1;
-    }
-    RG_INFO("not in a cluster: using the kubeconfig" RG_F "kubeconfig=%s" RG_F "context=%s", path,
-            kc->context);
-    ko->server = kc->server;
-    ko->namespace_ = *kc->namespace_ ? kc->namespace_ : "default";
-    ko->ca_file = kc->ca_file;
-    ko->ca_pem = kc->ca_pem;
-    ko->token = kc->token;
-    ko->token_file = kc->token_file;
-    ko->cert_file = kc->cert_file;
-    ko->cert_pem = kc->cert_pem;
-    ko->key_file = kc->key_file;
-    ko->key_pem = kc->key_pem;
-    return 0;
-}
-
 /* A client for the API; budget_ms bounds each call (0: a renewal's budget). */
 static int open_kube(const struct rg_config *cfg, const char *why, struct rg_kube **out,
                      int64_t budget_ms, struct rg_err *err)
@@ -146,7 +113,7 @@ static int open_kube(const struct rg_config *cfg, const char *why, struct rg_kub
     };
     int rc;
 
-    if (!ko.host && from_kubeconfig(cfg, why, &kc, &ko, err) < 0)
+    if (!ko.host && rg_kube_kubeconfig_load(cfg->env.kubeconfig, why, &kc, &ko, err) < 0)
         return -1;
     rc = rg_kube_new(out, &ko, err);
     /* The client keeps copies; the kubeconfig's secrets are wiped here. */

@@ -9,6 +9,9 @@
 #include <stdint.h>
 
 #include "err/err.h"
+/* Outside a cluster the options come from a kubeconfig that pkg/config reads (plain
+ * strings: pkg/kube never sees YAML); rg_kube_kubeconfig_load points them at its strings. */
+#include "config/kubeconfig.h"
 /* The Lease calls below serve pkg/lease's API port, so they speak its record type, as
  * pkg/pg serves the engine's store port (engine/ports.h). */
 #include "lease/lease.h"
@@ -25,7 +28,7 @@ struct rg_kube_opts {
     const char *port;
     const char *sa_dir; /* NULL: RG_KUBE_SA_DIR */
     /* Outside a cluster (host NULL): the values of a kubeconfig's current context, as
-     * plain strings (pkg/config's rg_config_read_kubeconfig reads them). server is an
+     * plain strings (rg_kube_kubeconfig_load sets them). server is an
      * https:// URL; the CA is ca_pem or ca_file; the credentials are a bearer token (token,
      * or token_file, read again before every request) and/or a client certificate
      * (cert_pem or cert_file, with key_pem or key_file). namespace_ NULL or "": unknown. */
@@ -43,6 +46,20 @@ struct rg_kube_opts {
     int64_t retry_budget_ms;    /* retries of one call (connection errors, 429, 5xx); 0: the
                                    default */
 };
+
+/* Outside a cluster (no KUBERNETES_SERVICE_HOST): reads the kubeconfig at path into *kc
+ * (rg_config_read_kubeconfig: its current context) and points ko's server, CA, credentials
+ * and namespace_ (the context's, else "default", as kubectl) at kc's strings, leaving ko's
+ * other fields alone; logs the kubeconfig and context used, never a secret. kc must outlive
+ * ko's use: free it (rg_config_kubeconfig_free, which wipes the secrets) once rg_kube_new has
+ * taken its copies. why says what needs the API ("lease.mode kubernetes"), for messages.
+ * kc need not be initialised; on error it holds nothing to free. Errors are RG_ECONFIG:
+ * "<why> outside a cluster needs a kubeconfig: set KUBECONFIG (or HOME for
+ * ~/.kube/config)" when path is NULL, else rg_config_read_kubeconfig's message (the file,
+ * and the context, cluster or user at fault; never a secret) behind "<why> outside a
+ * cluster (no KUBERNETES_SERVICE_HOST): ". */
+int rg_kube_kubeconfig_load(const char *path, const char *why, struct rg_kubeconfig *kc,
+                            struct rg_kube_opts *ko, struct rg_err *err) RG_WUR;
 
 #define RG_KUBE_REQUEST_TIMEOUT_MS 5000
 #define RG_KUBE_RETRY_BUDGET_MS 30000

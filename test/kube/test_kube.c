@@ -292,28 +292,32 @@ Test(kube, event_is_created_on_the_pod)
     rg_kube_free(k);
 }
 
-/* A client from a kubeconfig's values, as cmd/rollgate builds it outside a cluster. */
-static struct rg_kube *kubeconfig_client(const struct rg_kubeconfig *kc)
+/* The options from the kubeconfig at path, as cmd/rollgate takes them outside a cluster;
+ * they point into *kc. */
+static struct rg_kube_opts kubeconfig_opts(const char *path, struct rg_kubeconfig *kc)
 {
-    struct rg_kube_opts opts = {
-        .server = kc->server,
-        .namespace_ = kc->namespace_,
-        .ca_file = kc->ca_file,
-        .ca_pem = kc->ca_pem,
-        .token = kc->token,
-        .token_file = kc->token_file,
-        .cert_file = kc->cert_file,
-        .cert_pem = kc->cert_pem,
-        .key_file = kc->key_file,
-        .key_pem = kc->key_pem,
-        .request_timeout_ms = TIMEOUT_MS,
-        .retry_budget_ms = BUDGET_MS,
-    };
+    struct rg_kube_opts opts = {.request_timeout_ms = TIMEOUT_MS, .retry_budget_ms = BUDGET_MS};
+    struct rg_err err = {RG_OK, ""};
+
+    cr_assert_eq(rg_kube_kubeconfig_load(path, "the test", kc, &opts, &err), 0, "%s", err.msg);
+    return opts;
+}
+
+static struct rg_kube *opts_client(const struct rg_kube_opts *opts)
+{
     struct rg_kube *k = NULL;
     struct rg_err err = {RG_OK, ""};
 
-    cr_assert_eq(rg_kube_new(&k, &opts, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_kube_new(&k, opts, &err), 0, "%s", err.msg);
     return k;
+}
+
+/* A client from the kubeconfig at path, as cmd/rollgate builds it outside a cluster. */
+static struct rg_kube *kubeconfig_client(const char *path, struct rg_kubeconfig *kc)
+{
+    struct rg_kube_opts opts = kubeconfig_opts(path, kc);
+
+    return opts_client(&opts);
 }
 
 /* Create, get, update and release a Lease in KF_NS through k. */
@@ -346,10 +350,9 @@ Test(kube, kubeconfig_with_a_client_certificate_file_manages_leases)
     struct rg_err err = {RG_OK, ""};
     struct rg_kube *k;
 
-    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    k = kubeconfig_client(path, &kc);
     cr_assert_not_null(kc.cert_file);
     cr_assert_null(kc.token);
-    k = kubeconfig_client(&kc);
     cr_assert_str_eq(rg_kube_namespace(k), KF_NS);
     assert_lease_round_trip(k, "kc-cert");
     /* The admin certificate (system:masters) is what was sent: the service account would
@@ -366,19 +369,16 @@ Test(kube, kubeconfig_pem_data_is_used_as_curl_blobs)
     char *ca = kf_file("ca.crt"), *crt = kf_file("admin.crt"), *key = kf_file("admin.key"),
          *path = kf_file("admin.kubeconfig");
     struct rg_kubeconfig kc;
-    struct rg_err err = {RG_OK, ""};
+    struct rg_kube_opts opts = kubeconfig_opts(path, &kc);
     struct rg_kube *k;
 
-    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
-    /* The data forms, decoded, as rg_config_read_kubeconfig hands them over. */
-    kc.ca_pem = rg_strdup(kf_read(ca));
-    kc.cert_pem = rg_strdup(kf_read(crt));
-    kc.key_pem = rg_strdup(kf_read(key));
-    free(kc.ca_file);
-    free(kc.cert_file);
-    free(kc.key_file);
-    kc.ca_file = kc.cert_file = kc.key_file = NULL;
-    k = kubeconfig_client(&kc);
+    /* The data forms instead of the files, decoded, as rg_config_read_kubeconfig hands
+     * them over. */
+    opts.ca_pem = kf_read(ca);
+    opts.cert_pem = kf_read(crt);
+    opts.key_pem = kf_read(key);
+    opts.ca_file = opts.cert_file = opts.key_file = NULL;
+    k = opts_client(&opts);
     assert_lease_round_trip(k, "kc-blob");
     rg_kube_free(k);
     rg_config_kubeconfig_free(&kc);
@@ -424,9 +424,8 @@ Test(kube, kubeconfig_with_a_token_manages_leases_as_the_service_account)
     struct rg_err err = {RG_OK, ""};
     struct rg_kube *k;
 
-    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    k = kubeconfig_client(path, &kc);
     cr_assert_null(kc.cert_file);
-    k = kubeconfig_client(&kc);
     assert_lease_round_trip(k, "kc-token");
     /* The token is the service account's: denied where it has no Role. */
     cr_assert_eq(rg_kube_lease_get(k, "kube-system", "rollgate", &rec, &err), -1);
@@ -444,12 +443,10 @@ Test(kube, kubeconfig_token_file_is_used)
     char *sa_token = fx_sa_file("token"), *line = rg_asprintf("tokenFile: %s", sa_token),
          *path = token_kubeconfig(line);
     struct rg_kubeconfig kc;
-    struct rg_err err = {RG_OK, ""};
     struct rg_kube *k;
 
-    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
+    k = kubeconfig_client(path, &kc);
     cr_assert_str_eq(kc.token_file, sa_token);
-    k = kubeconfig_client(&kc);
     assert_lease_round_trip(k, "kc-tokenfile");
     rg_kube_free(k);
     rg_config_kubeconfig_free(&kc);
@@ -465,8 +462,7 @@ Test(kube, kubeconfig_token_refused_says_so_without_showing_it)
     struct rg_err err = {RG_OK, ""};
     struct rg_kube *k;
 
-    cr_assert_eq(rg_config_read_kubeconfig(path, &kc, &err), 0, "%s", err.msg);
-    k = kubeconfig_client(&kc);
+    k = kubeconfig_client(path, &kc);
     cr_assert_eq(rg_kube_lease_get(k, KF_NS, "rollgate", &rec, &err), -1);
     cr_assert_eq(err.code, RG_EAPIDENIED, "%d %s", err.code, err.msg);
     cr_assert_not_null(strstr(err.msg, "the kubeconfig's token was refused"), "%s", err.msg);
