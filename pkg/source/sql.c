@@ -144,6 +144,15 @@ static enum rg_sql_kind kind_of(const struct split *sp, size_t start, size_t sto
     PgQuery__ParseResult *tree;
     const PgQuery__Node *node;
 
+    static const int data[] = {
+        PG_QUERY__TOKEN__INSERT,   PG_QUERY__TOKEN__UPDATE, PG_QUERY__TOKEN__DELETE_P,
+        PG_QUERY__TOKEN__MERGE,    PG_QUERY__TOKEN__SELECT, PG_QUERY__TOKEN__VALUES,
+        PG_QUERY__TOKEN__TABLE,    PG_QUERY__TOKEN__WITH,   PG_QUERY__TOKEN__WITH_LA,
+        PG_QUERY__TOKEN__ASCII_40,
+    };
+    for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
+        if (token == data[i])
+            return RG_SQL_DATA;
     for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++)
         candidate = candidate || token == tokens[i];
     if (!candidate)

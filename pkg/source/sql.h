@@ -25,6 +25,9 @@ enum rg_sql_kind {
     RG_SQL_VACUUM,
     RG_SQL_COPY_STDIN,
     RG_SQL_COPY_STDOUT,
+    /* Starts with INSERT, UPDATE, DELETE, MERGE, SELECT, VALUES, TABLE, WITH or "(": data,
+     * which no lint rule looks into (known from its first token; not parsed again). */
+    RG_SQL_DATA,
 };
 
 struct rg_sql_stmt {

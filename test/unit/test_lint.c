@@ -149,8 +149,23 @@ RULE(drop_in_pre_deploy, RG_LINT_DROP_IN_PRE_DEPLOY,
        "-- rollgate:phase=post\nALTER TABLE t DROP COLUMN a;", "DROP INDEX i;"))
 RULE(no_transaction_multiple_statements, RG_LINT_NO_TRANSACTION_MULTIPLE_STATEMENTS,
      L(NT "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);\n"
-          "CREATE INDEX CONCURRENTLY IF NOT EXISTS j ON t (b);"),
+          "CREATE INDEX CONCURRENTLY IF NOT EXISTS j ON t (b);",
+       NT "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);\nINSERT INTO t VALUES (1);"),
      L(NT "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);", "SELECT 1;\nSELECT 2;"))
+
+/* Data statements are not parsed again, so nothing inside them is looked at (no rule is
+ * about data); the DDL around them still is. */
+Test(lint, data_statements_are_not_looked_into_and_the_ddl_around_them_is)
+{
+    struct rg_lint l = lint("INSERT INTO t SELECT 1 FROM (SELECT 1) s;\n"
+                            "WITH x AS (SELECT 1) UPDATE t SET a = 1 FROM x;\n"
+                            "CREATE INDEX i ON t (a);\n");
+
+    cr_assert_eq(l.n, 1);
+    cr_assert_eq(l.items[0].rule, RG_LINT_REQUIRE_CONCURRENT_INDEX_CREATION);
+    cr_assert_eq(l.items[0].stmt, 2);
+    rg_lint_free(&l);
+}
 
 Test(lint, finding_names_line_column_and_statement)
 {

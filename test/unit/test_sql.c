@@ -225,6 +225,26 @@ Test(sql_statements, create_rule_with_two_actions_is_one_statement)
     free(st);
 }
 
+/* A statement's first token says it is data, without parsing it again; what else starts
+ * a statement keeps its kind. */
+Test(sql, data_statements_are_known_by_their_first_token)
+{
+    char sql[] = "INSERT INTO t VALUES (1);\nUPDATE t SET a = 1;\nDELETE FROM t;\n"
+                 "MERGE INTO t USING u ON t.a = u.a WHEN MATCHED THEN DELETE;\nSELECT 1;\n"
+                 "VALUES (1);\nTABLE t;\nWITH x AS (SELECT 1) SELECT * FROM x;\n(SELECT 1);\n"
+                 "-- a comment first\nINSERT INTO t VALUES (2);\n"
+                 "CREATE TABLE u (a int);\nCOPY t FROM STDIN;\n";
+    struct rg_sql_stmt *st = NULL;
+    size_t n = rg_sql_statements(sql, strlen(sql), &st);
+
+    cr_assert_eq(n, 12);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(st[i].kind, RG_SQL_DATA, "statement %zu", i + 1);
+    cr_assert_eq(st[10].kind, RG_SQL_OTHER);
+    cr_assert_eq(st[11].kind, RG_SQL_COPY_STDIN);
+    free(st);
+}
+
 Test(sql, identifiers_named_begin_and_atomic_do_not_hide_a_commit)
 {
     char sql[] = "CREATE TABLE begin (atomic int);\nSELECT begin atomic FROM begin;\nCOMMIT;\n"
