@@ -249,8 +249,12 @@ static char *locked_head(struct rg_pg *pg, const struct rg_step *s, const struct
                                     "LOOP; %s",
                                     read, take, judge)
                       : rg_asprintf("%s %s %s", take, read, judge);
+    /* A file's BEGIN ... COMMIT wrapper was blanked out: its isolation level is this
+     * transaction's, as it was where the file ran as written (golang-migrate, psql). */
+    const char *modes = s->directives->begin_modes;
     char *head = rg_asprintf(
-        "BEGIN;%s%sDO $rg$DECLARE s text; BEGIN %s%s END$rg$;", rg_pg_dead_client_check(pg, true),
+        "BEGIN%s%s;%s%sDO $rg$DECLARE s text; BEGIN %s%s END$rg$;", *modes ? " " : "", modes,
+        rg_pg_dead_client_check(pg, true),
         s->try_fence ? "" : "SET LOCAL lock_timeout = 0;SET LOCAL statement_timeout = 0;", body,
         started && !s->try_fence
             ? " PERFORM set_config('rollgate.started', clock_timestamp()::text, true);"

@@ -433,7 +433,8 @@ int rg_source_read_sql(const char *path, char **sql, size_t *len, char *checksum
         n -= 3;
     }
     if (check_utf8(path, buf, n, err) != 0 || parse_directives(path, buf, n, false, d, err) != 0 ||
-        rg_sql_unwrap_split(buf, n, !d->no_transaction, path, &split, &nsplit, err) != 0)
+        rg_sql_unwrap_split(buf, n, !d->no_transaction, path, &split, &nsplit, d->begin_modes,
+                            err) != 0)
         goto out;
     *sql = buf;
     *len = n;

@@ -9,6 +9,7 @@
 
 #include "err/err.h"
 #include "source/lint.h"
+#include "source/sql.h"
 
 /* A migration file larger than this is refused: it is almost certainly a data dump put in
  * the wrong place, and reading it whole would break the small memory footprint. */
@@ -28,6 +29,10 @@ struct rg_directives {
      * RG_SOURCE_MAX_FILE bytes, SQL from the history at most PostgreSQL's 1 GB, and every
      * step and prepared migration carries these, so size_t would double them. */
     uint32_t allow_line[RG_LINT_NRULES];
+    /* The isolation level of the file's BEGIN; ... COMMIT; wrapper ("ISOLATION LEVEL
+     * SERIALIZABLE"), which the transaction rollgate opens for the file takes in its place;
+     * "" for none (rg_sql_unwrap_split). */
+    char begin_modes[RG_SQL_MODES_MAX];
 };
 
 /* A file without directives: all zero, shared by every such prepared file. */

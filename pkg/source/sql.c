@@ -604,27 +604,81 @@ int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path, 
 {
     struct rg_sql_stmt *stmts = NULL;
     size_t n;
-    int rc = rg_sql_unwrap_split(sql, len, in_transaction, path, &stmts, &n, err);
+    char modes[RG_SQL_MODES_MAX];
+    int rc = rg_sql_unwrap_split(sql, len, in_transaction, path, &stmts, &n, modes, err);
 
     free(stmts);
     return rc;
 }
 
+/* What a wrapper's BEGIN (sql[st->start, st->end)) asks of its transaction, from the
+ * parser's tree: its isolation level as SQL into modes (RG_SQL_MODES_MAX bytes, "" for the
+ * server's default), written in the grammar's own words so that nothing of the file's
+ * text is passed on; and whether it is READ ONLY. READ WRITE and [NOT] DEFERRABLE change
+ * nothing for a transaction that writes (DEFERRABLE acts only on a read-only one). */
+static void begin_modes(const struct split *sp, const struct stmt *st, char *modes, bool *read_only)
+{
+    static const char *const levels[][2] = {
+        {"read uncommitted", "ISOLATION LEVEL READ UNCOMMITTED"},
+        {"read committed", "ISOLATION LEVEL READ COMMITTED"},
+        {"repeatable read", "ISOLATION LEVEL REPEATABLE READ"},
+        {"serializable", "ISOLATION LEVEL SERIALIZABLE"},
+    };
+    struct range r = range_of(sp, st->pub.start, st->pub.end);
+    PgQueryProtobufParseResult res = pg_query_parse_protobuf(r.text);
+    PgQuery__ParseResult *tree = NULL;
+    const PgQuery__TransactionStmt *t = NULL;
+
+    modes[0] = '\0';
+    *read_only = false;
+    if (!res.error) {
+        tree = unpacked(pg_query__parse_result__unpack(NULL, res.parse_tree.len,
+                                                       (const uint8_t *)res.parse_tree.data));
+        if (tree->n_stmts == 1 && tree->stmts[0]->stmt &&
+            tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_TRANSACTION_STMT)
+            t = tree->stmts[0]->stmt->transaction_stmt;
+    }
+    for (size_t i = 0; t && i < t->n_options; i++) {
+        const PgQuery__DefElem *d = t->options[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM
+                                        ? t->options[i]->def_elem
+                                        : NULL;
+        const PgQuery__AConst *c = d && d->arg && d->arg->node_case == PG_QUERY__NODE__NODE_A_CONST
+                                       ? d->arg->a_const
+                                       : NULL;
+
+        if (c && strcmp(d->defname, "transaction_isolation") == 0 &&
+            c->val_case == PG_QUERY__A__CONST__VAL_SVAL) {
+            for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++)
+                if (strcmp(c->sval->sval, levels[k][0]) == 0)
+                    snprintf(modes, RG_SQL_MODES_MAX, "%s", levels[k][1]);
+        } else if (c && strcmp(d->defname, "transaction_read_only") == 0) {
+            *read_only = c->val_case == PG_QUERY__A__CONST__VAL_IVAL && c->ival->ival != 0;
+        }
+    }
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(res);
+    free(r.text);
+}
+
 int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *path,
-                        struct rg_sql_stmt **stmts, size_t *n, struct rg_err *err)
+                        struct rg_sql_stmt **stmts, size_t *n, char *modes, struct rg_err *err)
 {
     struct split sp;
     const struct stmt *bad;
-    bool wrapped;
+    bool wrapped, read_only = false;
     int rc = -1;
 
     *stmts = NULL;
     *n = 0;
+    modes[0] = '\0';
 
     split(sql, len, &sp);
     wrapped = in_transaction && sp.n >= 2 && sp.items[0].pub.kind == RG_SQL_BEGIN &&
               sp.items[sp.n - 1].pub.kind == RG_SQL_COMMIT;
     bad = refused(&sp, in_transaction, wrapped);
+    if (wrapped)
+        begin_modes(&sp, &sp.items[0], modes, &read_only);
     if (sp.n == 0 || (wrapped && sp.n == 2)) {
         rg_err_set(err, RG_EFILES,
                    "%s: holds no SQL statement%s, only comments or white space: write the "
@@ -644,6 +698,12 @@ int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *
         rg_err_set(err, RG_EFILES,
                    "%s:%zu: %s: rollgate reads no COPY output: a migration cannot return data",
                    path, bad->pub.line, name_of(bad));
+    } else if (read_only) {
+        rg_err_set(err, RG_EFILES,
+                   "%s:%zu: BEGIN READ ONLY: the transaction that runs a migration also writes "
+                   "its history row, so it cannot be read-only: drop READ ONLY from the "
+                   "wrapper",
+                   path, sp.items[0].pub.line);
     } else if (bad) {
         rg_err_set(err, RG_EFILES,
                    "%s:%zu: %s: rollgate runs each migration in a transaction of its own, so a "

@@ -59,11 +59,21 @@ size_t rg_sql_statements(const char *sql, size_t len, struct rg_sql_stmt **out);
  *    all. SAVEPOINT, RELEASE and ROLLBACK TO are fine. */
 int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path,
                   struct rg_err *err) RG_WUR;
+/* A wrapper's BEGIN's isolation level as SQL: "ISOLATION LEVEL READ UNCOMMITTED" at the
+ * longest. */
+#define RG_SQL_MODES_MAX 40
+
 /* rg_sql_unwrap, and on success the statements of sql as it leaves it (a blanked wrapper's
  * left out) into *stmts and *n, as rg_sql_statements would give them: the lint reads them
- * instead of splitting the file again. */
+ * instead of splitting the file again; and into modes (RG_SQL_MODES_MAX bytes) the
+ * isolation level the blanked wrapper's BEGIN set ("ISOLATION LEVEL SERIALIZABLE"), for the
+ * transaction rollgate opens instead, or "" when it set none or there is no wrapper. A
+ * wrapper that begins READ ONLY is refused (the history row is written in the same
+ * transaction); READ WRITE and [NOT] DEFERRABLE change nothing for a transaction that
+ * writes. */
 int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *path,
-                        struct rg_sql_stmt **stmts, size_t *n, struct rg_err *err) RG_WUR;
+                        struct rg_sql_stmt **stmts, size_t *n, char *modes,
+                        struct rg_err *err) RG_WUR;
 
 /* The index a CREATE [UNIQUE] INDEX CONCURRENTLY statement builds, as PostgreSQL's parser
  * reads it: an interrupted or failed concurrent build leaves an invalid index of that name

@@ -88,6 +88,37 @@ Test(safety, run_timeout_cancels_the_running_migration_and_exits_8)
                      "1");
 }
 
+/* A wrapper's isolation level is the migration's (as where the file ran as written); a
+ * read-only wrapper is refused before anything runs. */
+Test(safety, a_wrappers_isolation_level_is_the_migrations_and_read_only_is_refused)
+{
+    h_query("CREATE TABLE seen (version int, isolation text)");
+    h_migration(1, "serializable",
+                "BEGIN ISOLATION LEVEL SERIALIZABLE;\nINSERT INTO seen VALUES (1, "
+                "current_setting('transaction_isolation'));\nCOMMIT;\n",
+                NULL);
+    h_migration(2, "plain",
+                "BEGIN;\nINSERT INTO seen VALUES (2, current_setting('transaction_isolation'));\n"
+                "COMMIT;\n",
+                NULL);
+    h_migration(3, "repeatable",
+                "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ WRITE;\nINSERT INTO "
+                "seen VALUES (3, current_setting('transaction_isolation'));\nCOMMIT;\n",
+                NULL);
+
+    struct h_result r = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+    h_assert_exit(r, 0);
+    cr_assert_str_eq(h_query("SELECT string_agg(version || ' ' || isolation, ',' ORDER BY "
+                             "version) FROM seen"),
+                     "1 serializable,2 read committed,3 repeatable read");
+
+    h_migration(4, "read_only", "BEGIN READ ONLY;\nSELECT 1;\nCOMMIT;\n", NULL);
+    r = h_run(H_ARGS("migrate"), MIGRATE_ENV_WITH("X=1"));
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.termlog, "0004_read_only.up.sql:1: BEGIN READ ONLY");
+    cr_assert_eq(h_query_int("SELECT count(*) FROM public.rollgate_migrations"), 3);
+}
+
 Test(safety, a_file_wrapped_in_its_own_begin_commit_applies_as_one_migration)
 {
     h_migration(1, "wrapped",

@@ -245,6 +245,40 @@ Test(sql, data_statements_are_known_by_their_first_token)
     free(st);
 }
 
+/* The wrapper's BEGIN gives its isolation level, in the grammar's words, whatever the
+ * file's spelling; READ WRITE and DEFERRABLE change nothing; READ ONLY is refused. */
+Test(sql, a_wrappers_isolation_level_is_handed_back_and_read_only_refused)
+{
+    static const char *const files[][2] = {
+        {"BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;\n",
+         "ISOLATION LEVEL SERIALIZABLE"},
+        {"start transaction isolation level repeatable read, read write;\nSELECT 1;\nend;\n",
+         "ISOLATION LEVEL REPEATABLE READ"},
+        {"BEGIN TRANSACTION DEFERRABLE;\nSELECT 1;\nCOMMIT;\n", ""},
+        {"BEGIN;\nSELECT 1;\nCOMMIT;\n", ""},
+        {"SELECT 1;\n", ""},
+    };
+
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *sql = strdup(files[f][0]), modes[RG_SQL_MODES_MAX] = "x";
+        struct rg_sql_stmt *st = NULL;
+        struct rg_err err = {0};
+        size_t n = 0;
+
+        cr_assert_eq(rg_sql_unwrap_split(sql, strlen(sql), true, "m/x.sql", &st, &n, modes, &err),
+                     0, "%s", err.msg);
+        cr_assert_str_eq(modes, files[f][1], "file %zu", f);
+        free(st);
+        free(sql);
+    }
+
+    char ro[] = "-- first\nBEGIN READ ONLY;\nSELECT 1;\nCOMMIT;\n";
+    struct rg_err err = {0};
+    cr_assert_eq(unwrap(ro, &err), -1);
+    cr_assert_eq(err.code, RG_EFILES);
+    cr_assert(strstr(err.msg, "m/0001_x.up.sql:2: BEGIN READ ONLY"), "%s", err.msg);
+}
+
 Test(sql, identifiers_named_begin_and_atomic_do_not_hide_a_commit)
 {
     char sql[] = "CREATE TABLE begin (atomic int);\nSELECT begin atomic FROM begin;\nCOMMIT;\n"
@@ -605,8 +639,10 @@ Test(sql, unwrap_split_gives_the_statements_of_the_unwrapped_sql)
         struct rg_err err = {0};
         size_t n = 0, m;
 
-        cr_assert_eq(rg_sql_unwrap_split(sql, strlen(sql), true, "m/x.sql", &got, &n, &err), 0,
-                     "%s", err.msg);
+        char modes[RG_SQL_MODES_MAX];
+
+        cr_assert_eq(rg_sql_unwrap_split(sql, strlen(sql), true, "m/x.sql", &got, &n, modes, &err),
+                     0, "%s", err.msg);
         m = rg_sql_statements(sql, strlen(sql), &want);
         cr_assert_eq(n, m, "file %zu: %zu statements handed back, %zu split again", f, n, m);
         for (size_t i = 0; i < n; i++) {
