@@ -3,7 +3,8 @@
  * in order, not overlapping, inside the input, each starting at its line; and unwrapping
  * either refuses the file with RG_EFILES, or changes nothing but the blanks of a wrapper:
  * a first statement that is a BEGIN and a last that is a COMMIT, every other byte as it
- * was, and no transaction control, VACUUM or COPY FROM STDIN / TO STDOUT left in it.
+ * was, and no transaction control, VACUUM or COPY FROM STDIN / TO STDOUT left in it; the
+ * isolation level handed back is one of the grammar's four, and none without a wrapper.
  * Built with -DRG_FUZZ=ON by clang; scripts/fuzz.sh runs it for a bounded time. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,17 +43,30 @@ static bool is_utf8(const unsigned char *s, size_t n)
     return true;
 }
 
+/* What rg_sql_unwrap_split may hand back as a wrapper's isolation level. */
+static bool known_modes(const char *m)
+{
+    static const char *const ok[] = {
+        "", "ISOLATION LEVEL READ UNCOMMITTED", "ISOLATION LEVEL READ COMMITTED",
+        "ISOLATION LEVEL REPEATABLE READ", "ISOLATION LEVEL SERIALIZABLE"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(m, ok[i]) == 0)
+            return true;
+    return false;
+}
+
 static bool refused_in_transaction(enum rg_sql_kind k)
 {
-    return k != RG_SQL_OTHER && k != RG_SQL_UNPARSED;
+    return k != RG_SQL_OTHER && k != RG_SQL_UNPARSED && k != RG_SQL_DATA;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *sql = malloc(size + 1), *copy = malloc(size + 1);
-    struct rg_sql_stmt *st = NULL;
+    struct rg_sql_stmt *st = NULL, *kept = NULL;
     struct rg_err err = {0};
-    size_t n, len, line = 1, at = 0;
+    char modes[RG_SQL_MODES_MAX];
+    size_t n, nkept = 0, len, line = 1, at = 0;
     bool utf8;
 
     if (!sql || !copy)
@@ -78,11 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (utf8 && strchr(" \t\n\r\f", sql[st[i].start]))
             fail("statement starts with white space", i);
     }
-    if (rg_sql_unwrap(copy, size, true, "fuzz.sql", &err) != 0) {
+    if (rg_sql_unwrap_split(copy, size, true, "fuzz.sql", &kept, &nkept, modes, &err) != 0) {
         if (err.code != RG_EFILES)
             fail("a refusal with another code than RG_EFILES", 0);
     } else {
         bool wrapped = n >= 2 && st[0].kind == RG_SQL_BEGIN && st[n - 1].kind == RG_SQL_COMMIT;
+        if (!known_modes(modes) || (!wrapped && modes[0]))
+            fail("an isolation level not the grammar's, or one without a wrapper", 0);
         for (size_t i = 0; i < n; i++) {
             bool wrapper = wrapped && (i == 0 || i == n - 1);
             if (!wrapper && refused_in_transaction(st[i].kind))
@@ -98,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     free(st);
+    free(kept);
     free(sql);
     free(copy);
     return 0;
