@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -396,16 +397,21 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* In a forked child: stdin, stdout and stderr from these descriptors, the working directory
- * (NULL: unchanged), default signals and no other descriptors, then file run with argv
- * (envp NULL: this process's environment, file looked up in PATH). Only async-signal-safe
- * calls. Never returns. */
-static void child_exec(int in, int out, int err, const char *dir, const char *file,
+/* In a child forked by the test's process (parent): killed when that process ends, so
+ * that a test that fails part way (an assertion while a run it started is stopped or
+ * waiting) leaves nothing running; stdin, stdout and stderr from these descriptors, the
+ * working directory (NULL: unchanged), default signals and no other descriptors, then file
+ * run with argv (envp NULL: this process's environment, file looked up in PATH). Only
+ * async-signal-safe calls. Never returns. */
+static void child_exec(pid_t parent, int in, int out, int err, const char *dir, const char *file,
                        const char *const *argv, const char *const *envp)
 {
     static const char msg[] = "harness: exec failed\n";
     sigset_t none;
 
+    /* The parent may have ended before the call: then it is too late to be told. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127);
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (dir && chdir(dir) != 0))
         _exit(127);
     sigemptyset(&none);
@@ -483,10 +489,10 @@ struct h_proc *h_start(const char *const *argv, const char *const *env)
     cr_assert(devnull >= 0, "open /dev/null: %s", strerror(errno));
 
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t self = getpid(), pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0)
-        child_exec(devnull, out[1], err[1], tmp_dir, bin, args, all);
+        child_exec(self, devnull, out[1], err[1], tmp_dir, bin, args, all);
     close(out[1]);
     close(err[1]);
     close(devnull);
@@ -680,10 +686,10 @@ struct h_result h_cmd(const char *const *argv)
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     cr_assert(devnull >= 0, "open /dev/null: %s", strerror(errno));
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t self = getpid(), pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0)
-        child_exec(devnull, out[1], err[1], tmp_dir, argv[0], argv, NULL);
+        child_exec(self, devnull, out[1], err[1], tmp_dir, argv[0], argv, NULL);
     close(out[1]);
     close(err[1]);
     close(devnull);
@@ -733,11 +739,11 @@ pid_t h_tool_start(const char *const *argv, const char *out, const char *port_fi
     int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     cr_assert(fd >= 0, "open %s: %s", out, strerror(errno));
     fflush(NULL);
-    pid_t pid = fork();
+    pid_t self = getpid(), pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         int devnull = open("/dev/null", O_RDONLY);
-        child_exec(devnull, fd, fd, NULL, argv[0], argv, NULL);
+        child_exec(self, devnull, fd, fd, NULL, argv[0], argv, NULL);
     }
     close(fd);
     int64_t deadline = now_ms() + 120 * 1000;
