@@ -45,6 +45,10 @@ char *rg_source_expected_up(const struct entry *e);
 bool rg_source_near_miss(const char *name, bool data);
 
 /* read.c: reading a file */
+/* A SHA-256 as the 64 lowercase hex digits of a checksum (and a NUL), and back: 64 such
+ * digits (is_hex64 in sum.c checked them) into 32 bytes. */
+void rg_source_sha_to_hex(const unsigned char md[32], char out[65]);
+void rg_source_sha_from_hex(const char hex[64], unsigned char md[32]);
 /* The checksum (char[65]) of the file's bytes, read as rg_source_read_sql reads them and
  * not kept, and whether its header says rollgate:phase=post. Errors (RG_EFILES,
  * RG_EINTERNAL) name path (path:line for a bad phase). */

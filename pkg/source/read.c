@@ -32,15 +32,25 @@ enum { NO_TRANSACTION, LOCK_TIMEOUT, STATEMENT_TIMEOUT, PHASE, ALLOW, NKEYS };
 #define UTF8_BOM "\xEF\xBB\xBF"
 /* parse_directive's index of "phase", the one directive rg_source_load reads. */
 
-static void to_hex(const unsigned char md[SHA256_DIGEST_LENGTH], char out[65])
+void rg_source_sha_to_hex(const unsigned char md[32], char out[65])
 {
     static const char hex[] = "0123456789abcdef";
 
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    for (int i = 0; i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 0xf];
     }
     out[64] = '\0';
+}
+
+void rg_source_sha_from_hex(const char hex[64], unsigned char md[32])
+{
+    for (int i = 0; i < 32; i++) {
+        unsigned hi = (unsigned char)hex[2 * i], lo = (unsigned char)hex[2 * i + 1];
+
+        md[i] = (unsigned char)(((hi <= '9' ? hi - '0' : hi - 'a' + 10) << 4) |
+                                (lo <= '9' ? lo - '0' : lo - 'a' + 10));
+    }
 }
 
 /* The void signatures leave no error to return; an empty checksum would read as drift
@@ -61,7 +71,7 @@ void rg_source_checksum(const void *buf, size_t len, char out[65])
     must(SHA256_Init(&ctx));
     must(SHA256_Update(&ctx, buf, len));
     must(SHA256_Final(md, &ctx));
-    to_hex(md, out);
+    rg_source_sha_to_hex(md, out);
 }
 
 void rg_source_digest(const struct rg_source *src, char out[65])
@@ -96,7 +106,7 @@ void rg_source_digest(const struct rg_source *src, char out[65])
     }
     must(SHA256_Update(&ctx, buf, used));
     must(SHA256_Final(md, &ctx));
-    to_hex(md, out);
+    rg_source_sha_to_hex(md, out);
 }
 
 /* libpq takes the SQL as a C string: everything after a NUL would be silently lost. */

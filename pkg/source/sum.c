@@ -38,28 +38,6 @@ static bool is_hex64(const char *s)
     return ok;
 }
 
-/* 64 lowercase hex digits (is_hex64) into 32 bytes, and back into 64 digits and a NUL. */
-static void sha_from_hex(const char *hex, unsigned char *sha)
-{
-    for (int i = 0; i < 32; i++) {
-        unsigned hi = (unsigned char)hex[2 * i], lo = (unsigned char)hex[2 * i + 1];
-
-        sha[i] = (unsigned char)(((hi <= '9' ? hi - '0' : hi - 'a' + 10) << 4) |
-                                 (lo <= '9' ? lo - '0' : lo - 'a' + 10));
-    }
-}
-
-static void sha_to_hex(const unsigned char *sha, char *hex)
-{
-    static const char digit[] = "0123456789abcdef";
-
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digit[sha[i] >> 4];
-        hex[2 * i + 1] = digit[sha[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 /* A decimal number of digits only at *p, at most max, *p moved past it. */
 static bool parse_number(const char **p, const char *end, int64_t max, int64_t *v)
 {
@@ -430,7 +408,7 @@ int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, 
                                        .mtime_sec = idx.e[i].mtime_sec,
                                        .mtime_nsec = idx.e[i].mtime_nsec,
                                        .post = idx.e[i].post};
-        sha_from_hex(idx.e[i].checksum, (*want)[i].sha256);
+        rg_source_sha_from_hex(idx.e[i].checksum, (*want)[i].sha256);
         memcpy(p, idx.e[i].name, idx.e[i].name_len + 1);
         p += idx.e[i].name_len + 1;
         (*count)++;
@@ -592,7 +570,7 @@ static size_t take_early(struct sum_stats *early, struct rg_migration **byname, 
             k++;
         if (k == n || c != 0 || !early->fresh[i])
             continue;
-        sha_to_hex(early->want[i].sha256, byname[k]->checksum);
+        rg_source_sha_to_hex(early->want[i].sha256, byname[k]->checksum);
         byname[k]->post = early->want[i].post;
         byname[k]->checksum_from_index = true;
         trusted++;
