@@ -1,7 +1,9 @@
-/* What names.c, read.c and source.c share; nothing outside pkg/source includes it. */
+/* What pkg/source's files share; nothing outside pkg/source includes it. */
 #ifndef RG_SOURCE_INTERNAL_H
 #define RG_SOURCE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,13 +128,30 @@ struct sum_want {
 int rg_source_sum_names(const char *dir, const struct stat *dir_st, char **buf, size_t *len,
                         size_t *count, struct sum_want **want, size_t *nwant, char ***near,
                         size_t *nnear, struct rg_err *err) RG_WUR;
+/* stats.c: the up files' stats against their entries. */
+/* Whether st (of a file an entry names) is still what the entry recorded (w's size and
+ * time): a regular file of the same size and modification time, to the nanosecond, or to
+ * the second when st has no fraction of a second left (an image layer's copy of the file). */
+bool rg_source_sum_fresh(const struct sum_want *w, const struct stat *st);
 /* Stats of n up files (names, in the directory dfd) against what their entries recorded
  * (want, taken over), started on a thread of their own (from 512 files on) so that they
- * overlap the rest of a load, which joins in when it needs their results. */
-struct sum_stats;
+ * overlap the rest of a load, which joins in when it needs their results. Once finished,
+ * fresh[i] says whether names[i] is still what want[i] recorded. */
+struct sum_stats {
+    int dfd;
+    const char *const *names; /* borrowed */
+    struct sum_want *want;
+    unsigned char *fresh; /* per name, once finished */
+    size_t n;
+    atomic_size_t next; /* the first name no thread has taken yet */
+    pthread_t helper;
+    bool threaded, finished;
+};
 struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
                                             struct sum_want *want, size_t n);
-/* Waits for them (looking at what is left meanwhile); accepts NULL. */
+/* Waits for them, looking at what is left meanwhile; again does nothing. */
+void rg_source_sum_stats_finish(struct sum_stats *s);
+/* Finishes them and frees s and its want; accepts NULL. */
 void rg_source_sum_stats_free(struct sum_stats *s);
 /* The checksums of items (n of them) that dir's index lists with the size and modification
  * time their files (looked up in the directory dfd) still have, with checksum_from_index

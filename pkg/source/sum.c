@@ -6,8 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,18 +290,6 @@ static const struct sum_entry *find_entry(const struct sum_index *idx, const cha
     return NULL;
 }
 
-/* Whether st (of the file e names) is still what e recorded: a regular file of the same
- * size and modification time, to the nanosecond, or to the second when st has no fraction
- * of a second left (an image layer's copy of the file). */
-static bool entry_fresh(const struct sum_entry *e, const struct stat *st)
-{
-    /* Image layers keep whole seconds (Docker and containerd truncate a file's time as
-     * they write a layer): a file whose time lost its fraction on the way from the build,
-     * where rollgate sum ran, to the pod is still the file that was summed. */
-    return S_ISREG(st->st_mode) && st->st_size == e->size && st->st_mtim.tv_sec == e->mtime_sec &&
-           (st->st_mtim.tv_nsec == e->mtime_nsec || st->st_mtim.tv_nsec == 0);
-}
-
 static int cmp_items_by_name(const void *a, const void *b)
 {
     return strcmp((*(struct rg_migration *const *)a)->up_name,
@@ -329,7 +315,7 @@ static bool earlier(const struct timespec *a, const struct timespec *b)
 bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_st)
 {
     const struct timespec *d = &dir_st->st_mtim, *own = &idx->mtime;
-    /* Whole seconds, as image layers keep times (entry_fresh). */
+    /* Whole seconds, as image layers keep times (rg_source_sum_fresh). */
     bool whole = d->tv_nsec == 0 || own->tv_nsec == 0;
 
     if (!S_ISDIR(dir_st->st_mode) || d->tv_sec != idx->dir_sec ||
@@ -431,85 +417,6 @@ out:
     return rc;
 }
 
-struct sum_stats {
-    int dfd;
-    const char *const *names; /* borrowed */
-    struct sum_want *want;
-    unsigned char *fresh; /* per name, once finished */
-    size_t n;
-    atomic_size_t next; /* the first name no thread has taken yet */
-    pthread_t helper;
-    bool threaded, finished;
-};
-
-/* Names are taken a few at a time, by whichever thread is free: the helper from the
- * start, the loading thread once it has nothing else to do. */
-#define STAT_CHUNK 64
-/* Below this many files a second thread costs more than it saves. */
-#define STAT_THREAD_MIN 512
-
-static void stat_some(struct sum_stats *s)
-{
-    for (;;) {
-        size_t from = atomic_fetch_add(&s->next, STAT_CHUNK);
-        size_t to = from + STAT_CHUNK < s->n ? from + STAT_CHUNK : s->n;
-
-        for (size_t i = from; i < to; i++) {
-            struct sum_entry e = {.size = s->want[i].size,
-                                  .mtime_sec = s->want[i].mtime_sec,
-                                  .mtime_nsec = s->want[i].mtime_nsec};
-            struct stat st;
-
-            s->fresh[i] = fstatat(s->dfd, s->names[i], &st, 0) == 0 && entry_fresh(&e, &st);
-        }
-        if (to >= s->n)
-            return;
-    }
-}
-
-static void *stat_helper(void *arg)
-{
-    stat_some(arg);
-    return NULL;
-}
-
-struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
-                                            struct sum_want *want, size_t n)
-{
-    struct sum_stats *s = rg_calloc(1, sizeof(*s));
-
-    s->dfd = dfd;
-    s->names = names;
-    s->want = want;
-    s->fresh = rg_calloc(n ? n : 1, 1);
-    s->n = n;
-    atomic_init(&s->next, 0);
-    /* Without a thread to be had, the loading thread looks at them all when it finishes. */
-    if (n >= STAT_THREAD_MIN)
-        s->threaded = pthread_create(&s->helper, NULL, stat_helper, s) == 0;
-    return s;
-}
-
-static void stats_finish(struct sum_stats *s)
-{
-    if (s->finished)
-        return;
-    stat_some(s);
-    if (s->threaded)
-        pthread_join(s->helper, NULL);
-    s->finished = true;
-}
-
-void rg_source_sum_stats_free(struct sum_stats *s)
-{
-    if (!s)
-        return;
-    stats_finish(s);
-    free(s->want);
-    free(s->fresh);
-    free(s);
-}
-
 /* Up files the index lists, with their migrations, names and what their entries recorded,
  * for stats of their own. */
 struct late {
@@ -538,7 +445,7 @@ static size_t judge_late(int dfd, struct late *l)
     struct sum_stats *now = rg_source_sum_stats_start(dfd, l->names, l->want, l->n);
     size_t trusted = 0;
 
-    stats_finish(now);
+    rg_source_sum_stats_finish(now);
     for (size_t i = 0; i < l->n; i++) {
         l->m[i]->checksum_from_index = now->fresh[i];
         trusted += now->fresh[i];
@@ -562,7 +469,7 @@ static size_t take_early(struct sum_stats *early, struct rg_migration **byname, 
 {
     size_t k = 0, trusted = 0;
 
-    stats_finish(early);
+    rg_source_sum_stats_finish(early);
     for (size_t i = 0; i < early->n && k < n; i++) {
         int c = 1;
 
@@ -976,7 +883,11 @@ int rg_source_check_sum(const struct rg_source *src, struct rg_err *err)
                        m->up_path, path, e->post ? "post" : "pre", m->post ? "post" : "pre");
             goto out;
         }
-        stale += !(stat(m->up_path, &st) == 0 && entry_fresh(e, &st));
+        stale += !(stat(m->up_path, &st) == 0 &&
+                   rg_source_sum_fresh(&(struct sum_want){.size = e->size,
+                                                          .mtime_sec = e->mtime_sec,
+                                                          .mtime_nsec = e->mtime_nsec},
+                                       &st));
     }
     if (present && listed != idx.n) {
         rg_err_set(err, RG_EFILES,
