@@ -26,10 +26,22 @@
 #define HEAD ((size_t)32)
 
 /* A statement found, with the token it starts with: that names it in messages (END is a
- * COMMIT) and tells whether its kind needs the parse tree at all. */
+ * COMMIT) and tells whether its kind needs the parse tree at all. A BEGIN's isolation
+ * level (an index into levels, below; -1 for none) and READ ONLY come from the same tree,
+ * for a wrapper (rg_sql_unwrap_split). */
 struct stmt {
     struct rg_sql_stmt pub;
     int token;
+    signed char isolation;
+    bool read_only;
+};
+
+/* The isolation levels a BEGIN may set, as the parser's tree spells them and as SQL. */
+static const char *const levels[][2] = {
+    {"read uncommitted", "ISOLATION LEVEL READ UNCOMMITTED"},
+    {"read committed", "ISOLATION LEVEL READ COMMITTED"},
+    {"repeatable read", "ISOLATION LEVEL REPEATABLE READ"},
+    {"serializable", "ISOLATION LEVEL SERIALIZABLE"},
 };
 
 struct split {
@@ -127,16 +139,47 @@ static bool first_token(const struct split *sp, size_t from, size_t to, size_t *
     }
 }
 
-/* The kind of one statement, sql[start, stop), from its parse tree. Only statements that
- * start with one of these tokens can be of a kind that matters, so no other is parsed
- * again. */
-static enum rg_sql_kind kind_of(const struct split *sp, size_t start, size_t stop, int token)
+/* What a BEGIN asks of its transaction, from its parse tree, into st: its isolation level
+ * (levels) and whether it is READ ONLY. READ WRITE and [NOT] DEFERRABLE change nothing for a
+ * transaction that writes (DEFERRABLE acts only on a read-only one). */
+static void begin_modes(const PgQuery__TransactionStmt *t, struct stmt *st)
+{
+    for (size_t i = 0; i < t->n_options; i++) {
+        const PgQuery__DefElem *d = t->options[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM
+                                        ? t->options[i]->def_elem
+                                        : NULL;
+        const PgQuery__AConst *c = d && d->arg && d->arg->node_case == PG_QUERY__NODE__NODE_A_CONST
+                                       ? d->arg->a_const
+                                       : NULL;
+
+        if (c && strcmp(d->defname, "transaction_isolation") == 0 &&
+            c->val_case == PG_QUERY__A__CONST__VAL_SVAL) {
+            for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++)
+                if (strcmp(c->sval->sval, levels[k][0]) == 0)
+                    st->isolation = (signed char)k;
+        } else if (c && strcmp(d->defname, "transaction_read_only") == 0) {
+            st->read_only = c->val_case == PG_QUERY__A__CONST__VAL_IVAL && c->ival->ival != 0;
+        }
+    }
+}
+
+/* The kind of one statement st, sql[st->pub.start, stop), from its parse tree (and a
+ * BEGIN's modes into st). Only statements that start with one of these tokens can be of a
+ * kind that matters, so no other is parsed again. */
+static enum rg_sql_kind kind_of(const struct split *sp, size_t stop, struct stmt *st)
 {
     static const int tokens[] = {
         PG_QUERY__TOKEN__BEGIN_P, PG_QUERY__TOKEN__START,    PG_QUERY__TOKEN__COMMIT,
         PG_QUERY__TOKEN__END_P,   PG_QUERY__TOKEN__ROLLBACK, PG_QUERY__TOKEN__ABORT_P,
         PG_QUERY__TOKEN__PREPARE, PG_QUERY__TOKEN__VACUUM,   PG_QUERY__TOKEN__COPY,
     };
+    static const int data[] = {
+        PG_QUERY__TOKEN__INSERT,   PG_QUERY__TOKEN__UPDATE, PG_QUERY__TOKEN__DELETE_P,
+        PG_QUERY__TOKEN__MERGE,    PG_QUERY__TOKEN__SELECT, PG_QUERY__TOKEN__VALUES,
+        PG_QUERY__TOKEN__TABLE,    PG_QUERY__TOKEN__WITH,   PG_QUERY__TOKEN__WITH_LA,
+        PG_QUERY__TOKEN__ASCII_40,
+    };
+    int token = st->token;
     enum rg_sql_kind kind = RG_SQL_OTHER;
     bool candidate = false;
     struct range r;
@@ -144,12 +187,6 @@ static enum rg_sql_kind kind_of(const struct split *sp, size_t start, size_t sto
     PgQuery__ParseResult *tree;
     const PgQuery__Node *node;
 
-    static const int data[] = {
-        PG_QUERY__TOKEN__INSERT,   PG_QUERY__TOKEN__UPDATE, PG_QUERY__TOKEN__DELETE_P,
-        PG_QUERY__TOKEN__MERGE,    PG_QUERY__TOKEN__SELECT, PG_QUERY__TOKEN__VALUES,
-        PG_QUERY__TOKEN__TABLE,    PG_QUERY__TOKEN__WITH,   PG_QUERY__TOKEN__WITH_LA,
-        PG_QUERY__TOKEN__ASCII_40,
-    };
     for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
         if (token == data[i])
             return RG_SQL_DATA;
@@ -157,7 +194,7 @@ static enum rg_sql_kind kind_of(const struct split *sp, size_t start, size_t sto
         candidate = candidate || token == tokens[i];
     if (!candidate)
         return RG_SQL_OTHER;
-    r = range_of(sp, start, stop);
+    r = range_of(sp, st->pub.start, stop);
     res = pg_query_parse_protobuf(r.text);
     if (res.error) {
         kind = RG_SQL_UNPARSED;
@@ -171,6 +208,7 @@ static enum rg_sql_kind kind_of(const struct split *sp, size_t start, size_t sto
         case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN:
         case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START:
             kind = RG_SQL_BEGIN;
+            begin_modes(node->transaction_stmt, st);
             break;
         case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT:
             kind = RG_SQL_COMMIT;
@@ -220,8 +258,9 @@ static void add(struct split *sp, size_t from, size_t stop, bool parsed)
         return;
     st.pub.start = at;
     st.pub.end = stop < sp->len && sp->sql[stop] == ';' ? stop + 1 : stop;
-    st.pub.kind = parsed ? kind_of(sp, at, stop, token) : RG_SQL_UNPARSED;
     st.token = token;
+    st.isolation = -1;
+    st.pub.kind = parsed ? kind_of(sp, stop, &st) : RG_SQL_UNPARSED;
     for (; sp->line_at < at; sp->line_at++)
         sp->line += sp->sql[sp->line_at] == '\n';
     st.pub.line = sp->line;
@@ -611,62 +650,12 @@ int rg_sql_unwrap(char *sql, size_t len, bool in_transaction, const char *path, 
     return rc;
 }
 
-/* What a wrapper's BEGIN (sql[st->start, st->end)) asks of its transaction, from the
- * parser's tree: its isolation level as SQL into modes (RG_SQL_MODES_MAX bytes, "" for the
- * server's default), written in the grammar's own words so that nothing of the file's
- * text is passed on; and whether it is READ ONLY. READ WRITE and [NOT] DEFERRABLE change
- * nothing for a transaction that writes (DEFERRABLE acts only on a read-only one). */
-static void begin_modes(const struct split *sp, const struct stmt *st, char *modes, bool *read_only)
-{
-    static const char *const levels[][2] = {
-        {"read uncommitted", "ISOLATION LEVEL READ UNCOMMITTED"},
-        {"read committed", "ISOLATION LEVEL READ COMMITTED"},
-        {"repeatable read", "ISOLATION LEVEL REPEATABLE READ"},
-        {"serializable", "ISOLATION LEVEL SERIALIZABLE"},
-    };
-    struct range r = range_of(sp, st->pub.start, st->pub.end);
-    PgQueryProtobufParseResult res = pg_query_parse_protobuf(r.text);
-    PgQuery__ParseResult *tree = NULL;
-    const PgQuery__TransactionStmt *t = NULL;
-
-    modes[0] = '\0';
-    *read_only = false;
-    if (!res.error) {
-        tree = unpacked(pg_query__parse_result__unpack(NULL, res.parse_tree.len,
-                                                       (const uint8_t *)res.parse_tree.data));
-        if (tree->n_stmts == 1 && tree->stmts[0]->stmt &&
-            tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_TRANSACTION_STMT)
-            t = tree->stmts[0]->stmt->transaction_stmt;
-    }
-    for (size_t i = 0; t && i < t->n_options; i++) {
-        const PgQuery__DefElem *d = t->options[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM
-                                        ? t->options[i]->def_elem
-                                        : NULL;
-        const PgQuery__AConst *c = d && d->arg && d->arg->node_case == PG_QUERY__NODE__NODE_A_CONST
-                                       ? d->arg->a_const
-                                       : NULL;
-
-        if (c && strcmp(d->defname, "transaction_isolation") == 0 &&
-            c->val_case == PG_QUERY__A__CONST__VAL_SVAL) {
-            for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++)
-                if (strcmp(c->sval->sval, levels[k][0]) == 0)
-                    snprintf(modes, RG_SQL_MODES_MAX, "%s", levels[k][1]);
-        } else if (c && strcmp(d->defname, "transaction_read_only") == 0) {
-            *read_only = c->val_case == PG_QUERY__A__CONST__VAL_IVAL && c->ival->ival != 0;
-        }
-    }
-    if (tree)
-        pg_query__parse_result__free_unpacked(tree, NULL);
-    pg_query_free_protobuf_parse_result(res);
-    free(r.text);
-}
-
 int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *path,
                         struct rg_sql_stmt **stmts, size_t *n, char *modes, struct rg_err *err)
 {
     struct split sp;
     const struct stmt *bad;
-    bool wrapped, read_only = false;
+    bool wrapped;
     int rc = -1;
 
     *stmts = NULL;
@@ -677,8 +666,8 @@ int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *
     wrapped = in_transaction && sp.n >= 2 && sp.items[0].pub.kind == RG_SQL_BEGIN &&
               sp.items[sp.n - 1].pub.kind == RG_SQL_COMMIT;
     bad = refused(&sp, in_transaction, wrapped);
-    if (wrapped)
-        begin_modes(&sp, &sp.items[0], modes, &read_only);
+    if (wrapped && sp.items[0].isolation >= 0)
+        snprintf(modes, RG_SQL_MODES_MAX, "%s", levels[sp.items[0].isolation][1]);
     if (sp.n == 0 || (wrapped && sp.n == 2)) {
         rg_err_set(err, RG_EFILES,
                    "%s: holds no SQL statement%s, only comments or white space: write the "
@@ -698,7 +687,7 @@ int rg_sql_unwrap_split(char *sql, size_t len, bool in_transaction, const char *
         rg_err_set(err, RG_EFILES,
                    "%s:%zu: %s: rollgate reads no COPY output: a migration cannot return data",
                    path, bad->pub.line, name_of(bad));
-    } else if (read_only) {
+    } else if (wrapped && sp.items[0].read_only) {
         rg_err_set(err, RG_EFILES,
                    "%s:%zu: BEGIN READ ONLY: the transaction that runs a migration also writes "
                    "its history row, so it cannot be read-only: drop READ ONLY from the "
