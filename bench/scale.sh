@@ -107,7 +107,6 @@ for r in $(seq 1 "$apply_runs"); do
         echo "$tool $r $(calc "$(wall "a1k_${tool}_$r") * 1000" 0)" >>apply1k.txt
     done
 done
-cp a1k_rollgate_1.time rg1k.time
 
 # (g3) No-op starts over 10, 1,000 and 10,000 applied.
 load_mark "(g3)"
@@ -225,7 +224,7 @@ r_s10k=$(calc "$s10k / $s10")
 r_a1=$(calc "$a1r / $a1f")
 r_a10=$(calc "$a10r / $a10f")
 r_w3=$(calc "$w3r / $w1r")
-rss_apply=$(($(rss rg10k) > $(rss rg1k) ? $(rss rg10k) : $(rss rg1k)))
+rss_apply=$(($(rss rg10k) > $(rss a1k_rollgate_1) ? $(rss rg10k) : $(rss a1k_rollgate_1)))
 
 cat <<EOF
 ## (g) History length, applying at scale, racers without a Lease (issue #15)
