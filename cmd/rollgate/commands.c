@@ -108,7 +108,7 @@ static int session_open(struct session *s, const struct rg_config *cfg, bool dig
 
     memset(s, 0, sizeof(*s));
     s->pg = new_store(cfg);
-    job = rg_source_load_start(cfg->migrations.dir, cancel_store, s->pg);
+    job = rg_source_load_start(cfg->migrations.dir, digest_ahead, cancel_store, s->pg);
     connected = rg_pg_connect(s->pg, &conn_err);
     if (connected == 0 && digest_ahead)
         rg_pg_digest_ahead(s->pg);
@@ -199,7 +199,7 @@ int rg_cmd_migrate(const struct rg_cli *cli, const struct rg_config *cfg, char *
         goto out;
     }
     RG_INFO("migrate started" RG_F "dir=%s" RG_F "files=%zu" RG_F "identity=%s" RG_F "phase=%s",
-            cfg->migrations.dir, s.src.n, cfg->lease.identity,
+            cfg->migrations.dir, rg_source_count(&s.src), cfg->lease.identity,
             rg_config_phase_name(cfg->migrations.phase));
     if (rg_cluster_open(&s.cluster, cfg, s.pg, err) < 0)
         goto out;

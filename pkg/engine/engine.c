@@ -681,13 +681,13 @@ static int current_at_once(const struct rg_store *store, const struct rg_source 
 
     *current = false;
     if (!store->digest_history || src->nrepeatable || src->ndata ||
-        (src->n && opts->target < src->items[src->n - 1].version))
+        (rg_source_count(src) && opts->target < rg_source_latest(src)))
         return 0;
     if (store->digest_history(store->ctx, &d, err) < 0)
         return -1;
     rg_source_digest(src, mine);
-    *current =
-        d.exists && d.all_applied && d.rows == (int64_t)src->n && strcmp(d.sha256, mine) == 0;
+    *current = d.exists && d.all_applied && d.rows == (int64_t)rg_source_count(src) &&
+               strcmp(d.sha256, mine) == 0;
     return 0;
 }
 
@@ -706,10 +706,13 @@ int rg_engine_migrate(const struct rg_store *store, const struct rg_lock *lock,
     if (current_at_once(store, src, opts, &current, err) < 0)
         goto out;
     if (current) {
-        res->from = res->to = src->n ? src->items[src->n - 1].version : 0;
+        res->from = res->to = rg_source_latest(src);
         ret = 0;
         goto out;
     }
+    /* A start that only glanced at its files (rg_source_load_start) needs them now. */
+    if (rg_source_complete(src, err) < 0)
+        goto out;
     /* The one read of the history when something differs: it is planned from as it is,
      * unless the table had to be made first. */
     if (store->read_history(store->ctx, &h, err) < 0)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "err/err.h"
@@ -27,6 +28,10 @@ struct entry {
     enum style style;
     bool down;
 };
+
+/* glance.c: into *src (left empty otherwise) dir's glance, when rollgate.sum's digest
+ * line stands for its up files (rg_source_load_start); why not is logged at debug level. */
+bool rg_source_glance(const char *dir, struct rg_source *src);
 
 /* source.c */
 /* dir/name, allocated (rg_malloc family). */
@@ -51,6 +56,13 @@ bool rg_source_near_miss(const char *name, bool data);
  * digits (is_hex64 in sum.c checked them) into 32 bytes. */
 void rg_source_sha_to_hex(const unsigned char md[32], char out[65]);
 void rg_source_sha_from_hex(const char hex[64], unsigned char md[32]);
+/* fd's bytes from offset from to end, read 64 KiB at a time: each line (without its
+ * newline; from must start one) handed to line(arg, line, eol), and their checksum
+ * (char[65]) into out. False when they cannot all be read (the file was cut meanwhile),
+ * or a line does not end before end or is over 64 KiB; line's answer is not looked at. */
+bool rg_source_read_lines(int fd, off_t from, off_t end,
+                          void (*line)(void *arg, const char *p, const char *eol), void *arg,
+                          char out[65]);
 /* The checksum (char[65]) of the file's bytes, read as rg_source_read_sql reads them and
  * not kept, and whether its header says rollgate:phase=post. Errors (RG_EFILES,
  * RG_EINTERNAL) name path (path:line for a bad phase). */
@@ -70,7 +82,12 @@ void rg_source_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, 
 /* rg_source_load without the index: every up file is read for its checksum. */
 int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
 
-/* sum.c: the checksum index. One entry: pointers into the index's text. */
+/* sum.c: the checksum index, whose first line is SUM_MAGIC and its checksum. */
+#define SUM_MAGIC "rollgate-sum 3 "
+/* 10,000 entries take about 1.4 MB; a file far larger is not an index. */
+#define SUM_MAX_FILE (64L * 1024 * 1024)
+
+/* One entry: pointers into the index's text. */
 struct sum_entry {
     const char *name; /* the up file's base name; NUL-terminated in the index's text */
     size_t name_len;
@@ -81,8 +98,19 @@ struct sum_entry {
     bool post; /* the file's rollgate:phase=post */
 };
 
+/* The second line, "digest MIGRATIONS LATEST SHA256", written for a directory of up and
+ * down files only: rg_source_digest's text summed over its up files, how many, and the
+ * highest version. */
+struct sum_digest {
+    size_t n;
+    int64_t latest;
+    char sha256[65];
+};
+
 struct sum_index {
     char *buf;
+    bool has_digest;
+    struct sum_digest digest;
     struct sum_entry *e; /* the up files, in name order (byte-wise) */
     size_t n;
     const char **other; /* every other name a listing keeps (down files, R__ scripts, near
@@ -100,6 +128,11 @@ struct sum_index {
 int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool *present,
                        struct rg_err *err) RG_WUR;
 void rg_source_sum_free(struct sum_index *idx);
+/* An entry line's part after its checksum and space ("SIZE SECONDS.NANOSECONDS PHASE
+ * NAME", from p to end, without its newline) into *e, but for its checksum, and the digest
+ * line into *d; false when out of form. */
+bool rg_source_sum_parse_file(const char *p, const char *end, struct sum_entry *e);
+bool rg_source_sum_parse_digest_line(const char *p, const char *end, struct sum_digest *d);
 /* Whether the directory whose stat is dir_st still holds the names idx recorded: its
  * modification time is the one recorded (exactly, or to the second when dir_st has no
  * fraction of a second left) and earlier than the index file's own (in whole seconds when
@@ -107,6 +140,10 @@ void rg_source_sum_free(struct sum_index *idx);
  * to the present, which rollgate sum made later than the recorded one and no later than
  * the index's. */
 bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_st);
+/* Whether the index open as fd, whose stat is st, can vouch for dir_st's directory, from
+ * its last line and its time alone (read from the end of the file): most starts whose
+ * directory changed learn it without reading the index whole. */
+bool rg_source_sum_tail_vouches(int fd, const struct stat *st, const struct stat *dir_st);
 /* What an index entry recorded of its file: its size and time, which a stat compares,
  * and, for the names a start took from the index (rg_source_sum_names), its checksum (in
  * binary: 32 bytes instead of 64 per file, held through a start) and phase. */
@@ -153,6 +190,10 @@ struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
 void rg_source_sum_stats_finish(struct sum_stats *s);
 /* Finishes them and frees s and its want; accepts NULL. */
 void rg_source_sum_stats_free(struct sum_stats *s);
+/* The stat of the up file an index entry line names (line to eol, without its newline),
+ * in the directory dfd: *fresh when the file is still what the line recorded; false when
+ * the line is not an entry. */
+bool rg_source_sum_stat_line(int dfd, const char *line, const char *eol, bool *fresh);
 /* The checksums of items (n of them) that dir's index lists with the size and modification
  * time their files (looked up in the directory dfd) still have, with checksum_from_index
  * set; *trusted counts them. With early (the stats of the names and entries

@@ -625,7 +625,7 @@ int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *
 /* A load on a thread of its own, so that it overlaps the connection. */
 struct rg_source_job {
     pthread_t thread;
-    bool threaded;
+    bool threaded, glance;
     char *dir;
     void (*failed)(void *);
     void *arg;
@@ -638,17 +638,23 @@ static void *load_job(void *arg)
 {
     struct rg_source_job *job = arg;
 
+    if (job->glance && rg_source_glance(job->dir, &job->src)) {
+        job->rc = 0;
+        return NULL;
+    }
     job->rc = rg_source_load(job->dir, &job->src, &job->err);
     if (job->rc != 0 && job->failed)
         job->failed(job->arg);
     return NULL;
 }
 
-struct rg_source_job *rg_source_load_start(const char *dir, void (*failed)(void *), void *arg)
+struct rg_source_job *rg_source_load_start(const char *dir, bool glance, void (*failed)(void *),
+                                           void *arg)
 {
     struct rg_source_job *job = rg_calloc(1, sizeof(*job));
 
     job->dir = rg_strdup(dir);
+    job->glance = glance;
     job->failed = failed;
     job->arg = arg;
     job->threaded = pthread_create(&job->thread, NULL, load_job, job) == 0;
@@ -671,6 +677,33 @@ int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src, stru
     free(job->dir);
     free(job);
     return rc;
+}
+
+int rg_source_complete(struct rg_source *src, struct rg_err *err)
+{
+    char *dir;
+    int rc;
+
+    if (!src->glance.taken)
+        return 0;
+    dir = src->dir;
+    src->dir = NULL;
+    rg_source_free(src);
+    rc = rg_source_load(dir, src, err);
+    free(dir);
+    return rc;
+}
+
+size_t rg_source_count(const struct rg_source *src)
+{
+    return src->glance.taken ? src->glance.n : src->n;
+}
+
+int64_t rg_source_latest(const struct rg_source *src)
+{
+    if (src->glance.taken)
+        return src->glance.latest;
+    return src->n ? src->items[src->n - 1].version : 0;
 }
 
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err)

@@ -107,6 +107,15 @@ struct rg_source {
                            migrations (0001_x.UP.SQL, 0001_x.up.sq): dir's, then data/'s,
                            each in name order */
     size_t nnear_misses;
+    /* A glance (rg_source_load_start's): the up files as rollgate.sum's digest line sums
+     * them, n of them up to latest, and nothing else loaded (items NULL, n 0) until
+     * rg_source_complete. */
+    struct rg_source_glance {
+        bool taken;
+        size_t n;
+        int64_t latest;
+        char digest[65];
+    } glance;
 };
 
 /* Loads what every run needs of the migrations in dir, and no more, so that a start with
@@ -154,9 +163,21 @@ int rg_source_load_listed(const char *dir, struct rg_source *src, struct rg_err 
  * what rg_source_load would have (*src, or -1 and *err). When the load fails, failed(arg)
  * is called at once from the loading thread (failed may be NULL): it may cut short what
  * the caller does meanwhile, such as a connection that retries. A process that cannot
- * start a thread loads in start. Each start is finished exactly once. */
+ * start a thread loads in start. Each start is finished exactly once.
+ * With glance, for a start that compares the files' digest first (migrate to the latest
+ * version): when dir's rollgate.sum vouches for the names, every up file still has the
+ * size and time recorded, and the index has a digest line (written for a directory of up
+ * and down files only; data/ empty or absent), the source is only that glance
+ * (src->glance), and nothing else is read; rg_source_complete loads the rest. */
 struct rg_source_job;
-struct rg_source_job *rg_source_load_start(const char *dir, void (*failed)(void *), void *arg);
+struct rg_source_job *rg_source_load_start(const char *dir, bool glance, void (*failed)(void *),
+                                           void *arg);
+/* Loads in full a source that is a glance (rg_source_load, logging what it logs); does
+ * nothing to any other. On error *src is left empty. */
+int rg_source_complete(struct rg_source *src, struct rg_err *err) RG_WUR;
+/* The number of migrations and the highest version (0 when none), of a glance too. */
+size_t rg_source_count(const struct rg_source *src);
+int64_t rg_source_latest(const struct rg_source *src);
 int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src,
                           struct rg_err *err) RG_WUR;
 
@@ -166,7 +187,9 @@ int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src,
 int rg_source_newest(const char *dir, int64_t *version, char **name, struct rg_err *err) RG_WUR;
 
 /* `rollgate sum`: writes dir's checksum index (RG_SOURCE_SUM_FILE): under a first line
- * holding the SHA-256 of the lines below it, one line per up file in name order
+ * holding the SHA-256 of the lines below it, for a directory without R__ scripts and near
+ * misses a digest line ("digest N LATEST SHA256": rg_source_digest of the up files, how many,
+ * the highest version), then one line per up file in name order
  * ("CHECKSUM SIZE SECONDS.NANOSECONDS PHASE NAME": the file's SHA-256, size, modification
  * time and rollgate:phase), then "+ NAME" for every other name a load keeps (down files,
  * R__ scripts, near misses) in name order, then "dir SECONDS.NANOSECONDS", dir's
@@ -221,9 +244,9 @@ int rg_source_directives(const char *path, const char *sql, size_t len, struct r
                          struct rg_err *err) RG_WUR;
 
 /* Hex SHA-256 of the lines "VERSION CHECKSUM\n" of src's migrations in version order (the
- * version in decimal, the checksum as loaded): what the store's digest_history computes
- * over the history's schema rows, so that equal digests mean the same migrations with the
- * same checksums. Aborts as rg_source_checksum does. */
+ * version in decimal, the checksum as loaded; a glance's is rollgate sum's): what the
+ * store's digest_history computes over the history's schema rows, so that equal digests
+ * mean the same migrations with the same checksums. Aborts as rg_source_checksum does. */
 void rg_source_digest(const struct rg_source *src, char out[65]);
 
 /* Hex SHA-256 of buf into out[65]. Aborts if OpenSSL cannot digest at all (no memory). */

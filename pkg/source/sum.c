@@ -17,9 +17,6 @@
 #include "log/log.h"
 #include "mem/mem.h"
 
-#define SUM_MAGIC "rollgate-sum 2 "
-/* 10,000 entries take about 1.4 MB; a file far larger is not an index. */
-#define SUM_MAX_FILE (64L * 1024 * 1024)
 #define SUM_READ_BUF (64 * 1024)
 
 /* Without a branch per character, so that the compiler can check many at once: every
@@ -57,16 +54,19 @@ static bool parse_number(const char **p, const char *end, int64_t max, int64_t *
 /* One line "CHECKSUM SIZE SECONDS.NANOSECONDS PHASE NAME" (without its newline) into e. The
  * phase (pre or post) is the file's rollgate:phase, read with its checksum: a start that
  * trusts the entry does not open the file, and needs the phase to plan a rollout. */
-static bool parse_line(char *line, const char *end, struct sum_entry *e)
+static bool parse_line(const char *line, const char *end, struct sum_entry *e)
 {
-    const char *p = line;
+    if (end - line < 65 || !is_hex64(line) || line[64] != ' ')
+        return false;
+    e->checksum = line;
+    return rg_source_sum_parse_file(line + 65, end, e);
+}
+
+bool rg_source_sum_parse_file(const char *p, const char *end, struct sum_entry *e)
+{
     const char *frac;
     int64_t nsec = 0;
 
-    if (end - p < 65 || !is_hex64(p) || p[64] != ' ')
-        return false;
-    e->checksum = p;
-    p += 65;
     if (!parse_number(&p, end, INT64_MAX, &e->size) || p == end || *p++ != ' ' ||
         !parse_number(&p, end, INT64_MAX, &e->mtime_sec) || p == end || *p++ != '.')
         return false;
@@ -94,6 +94,23 @@ static int cmp_entry_names(const struct sum_entry *a, const char *name, size_t l
     if (c)
         return c;
     return a->name_len < len ? -1 : a->name_len > len ? 1 : 0;
+}
+
+bool rg_source_sum_parse_digest_line(const char *p, const char *end, struct sum_digest *d)
+{
+    int64_t n = 0;
+
+    if (end - p < 7 || memcmp(p, "digest ", 7) != 0)
+        return false;
+    p += 7;
+    if (!parse_number(&p, end, INT64_MAX, &n) || p == end || *p++ != ' ' ||
+        !parse_number(&p, end, INT64_MAX, &d->latest) || p == end || *p++ != ' ' || end - p != 64 ||
+        !is_hex64(p))
+        return false;
+    d->n = (size_t)n;
+    memcpy(d->sha256, p, 64);
+    d->sha256[64] = '\0';
+    return true;
 }
 
 void rg_source_sum_free(struct sum_index *idx)
@@ -174,7 +191,7 @@ int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool 
                        struct rg_err *err)
 {
     struct sum_index x = {0};
-    char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *p, *end, *last, sum[65];
+    char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *p, *body, *end, *last, sum[65];
     size_t len = 0, cap = 0, other_cap = 0, line = 1;
     bool has_dir;
     int rc = -1;
@@ -200,7 +217,22 @@ int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool 
                    path);
         goto out;
     }
-    p++;
+    body = ++p;
+    /* The digest line, when there is one, is the second. */
+    if ((size_t)(end - p) > 7 && memcmp(p, "digest ", 7) == 0) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+
+        line++;
+        p = eol ? eol + 1 : end;
+        if (!eol || !rg_source_sum_parse_digest_line(body, eol, &x.digest)) {
+            rg_err_set(err, RG_EFILES,
+                       "%s:2: not a rollgate.sum digest line (digest MIGRATIONS LATEST "
+                       "SHA256); run rollgate sum again",
+                       path);
+            goto out;
+        }
+        x.has_digest = true;
+    }
     /* The directory's time is the last line, written last: an index cut short (being
      * written, or copied in part) has none, and its names are never taken for a listing. */
     last = end > p && end[-1] == '\n' ? end - 1 : end;
@@ -208,7 +240,7 @@ int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool 
         last--;
     has_dir = end > p && end[-1] == '\n' && parse_dir_line(last, end - 1, &x.dir_sec, &x.dir_nsec);
     if (check) {
-        rg_source_checksum(p, (size_t)(end - p), sum);
+        rg_source_checksum(body, (size_t)(end - body), sum);
         if (memcmp(x.buf + strlen(SUM_MAGIC), sum, 64) != 0) {
             rg_err_set(err, RG_EFILES,
                        "%s:1: the index does not match its own checksum (edited by hand, or a "
@@ -324,33 +356,31 @@ bool rg_source_sum_vouches(const struct sum_index *idx, const struct stat *dir_s
     return whole ? d->tv_sec < own->tv_sec : earlier(d, own);
 }
 
-/* Whether the index's last line and times can vouch for dir_st's directory, from that
- * line alone (read from the end of the file): most starts whose directory changed learn
- * it without reading the index twice. */
+bool rg_source_sum_tail_vouches(int fd, const struct stat *st, const struct stat *dir_st)
+{
+    struct sum_index head = {.mtime = st->st_mtim};
+    char tail[64], *line;
+
+    if (!S_ISREG(st->st_mode) || st->st_size <= (off_t)sizeof(tail) ||
+        pread(fd, tail, sizeof(tail), st->st_size - (off_t)sizeof(tail)) != (ssize_t)sizeof(tail) ||
+        tail[sizeof(tail) - 1] != '\n')
+        return false;
+    tail[sizeof(tail) - 1] = '\0';
+    line = strrchr(tail, '\n');
+    return line &&
+           parse_dir_line(line + 1, tail + sizeof(tail) - 1, &head.dir_sec, &head.dir_nsec) &&
+           rg_source_sum_vouches(&head, dir_st);
+}
+
+/* rg_source_sum_tail_vouches for the index at path. */
 static bool may_vouch(const char *path, const struct stat *dir_st)
 {
-    struct sum_index head = {0};
-    char tail[64];
     struct stat st;
-    ssize_t got;
-    char *line;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    bool ok = false;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && rg_source_sum_tail_vouches(fd, &st, dir_st);
 
-    if (fd < 0)
-        return false;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)sizeof(tail)) {
-        got = pread(fd, tail, sizeof(tail), st.st_size - (off_t)sizeof(tail));
-        if (got == (ssize_t)sizeof(tail) && tail[sizeof(tail) - 1] == '\n') {
-            tail[sizeof(tail) - 1] = '\0';
-            line = strrchr(tail, '\n');
-            head.mtime = st.st_mtim;
-            ok = line &&
-                 parse_dir_line(line + 1, tail + sizeof(tail) - 1, &head.dir_sec, &head.dir_nsec) &&
-                 rg_source_sum_vouches(&head, dir_st);
-        }
-    }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     return ok;
 }
 
@@ -549,6 +579,15 @@ static int apply_read(const char *path, int dfd, struct rg_migration **byname, s
         if (len < 0)
             break;
         lineno++;
+        if (lineno == 2 && len > 7 && memcmp(line, "digest ", 7) == 0) {
+            struct sum_digest d;
+
+            if (cut || !rg_source_sum_parse_digest_line(line, line + len, &d)) {
+                rg_err_set(err, RG_EFILES, "%s:2: not a rollgate.sum digest line", path);
+                goto out;
+            }
+            continue;
+        }
         /* The other names and the directory's time, after the up files: only the
          * form matters here, as nothing of them is taken. */
         other = !cut && len > 2 && line[0] == '+' && line[1] == ' ';
@@ -631,8 +670,9 @@ int rg_source_sum_apply(const char *dir, int dfd, struct rg_migration *items, si
 }
 
 /* stat, the checksum, stat again: an entry must describe one version of the file, so a
- * file written meanwhile is refused rather than recorded with a time it does not match. */
-static int sum_one(const struct rg_migration *m, FILE *out, struct rg_err *err)
+ * file written meanwhile is refused rather than recorded with a time it does not match.
+ * m keeps the checksum written, which the digest line sums. */
+static int sum_one(struct rg_migration *m, FILE *out, struct rg_err *err)
 {
     struct stat a, b;
     char sum[65];
@@ -650,6 +690,7 @@ static int sum_one(const struct rg_migration *m, FILE *out, struct rg_err *err)
                    m->up_path);
         return -1;
     }
+    memcpy(m->checksum, sum, sizeof(sum));
     fprintf(out, "%s %lld %lld.%09ld %s %s\n", sum, (long long)a.st_size,
             (long long)a.st_mtim.tv_sec, (long)a.st_mtim.tv_nsec, post ? "post" : "pre",
             m->up_name);
@@ -775,6 +816,7 @@ int rg_source_sum_write(const char *dir, size_t *count, struct rg_err *err)
 {
     struct rg_source src = {0};
     char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE), *body = NULL, *text = NULL, sum[65];
+    char *head = NULL, *rest = NULL;
     const char **others = NULL;
     size_t len = 0, nothers = 0;
     struct stat before, after;
@@ -810,8 +852,19 @@ int rg_source_sum_write(const char *dir, size_t *count, struct rg_err *err)
         goto out;
     }
     out = NULL;
-    rg_source_checksum(body, len, sum);
-    text = rg_asprintf(SUM_MAGIC "%s\n%s", sum, body);
+    /* What a start whose files are all as summed compares with the history's digest,
+     * instead of loading them: only for a directory of up and down files, as a start with
+     * scripts to run (or near misses to warn about) loads them anyway. */
+    if (src.nrepeatable == 0 && src.nnear_misses == 0) {
+        char digest[65];
+
+        rg_source_digest(&src, digest);
+        head = rg_asprintf("digest %zu %lld %s\n", src.n,
+                           (long long)(src.n ? src.items[src.n - 1].version : 0), digest);
+    }
+    rest = rg_asprintf("%s%s", head ? head : "", body);
+    rg_source_checksum(rest, strlen(rest), sum);
+    text = rg_asprintf(SUM_MAGIC "%s\n%s", sum, rest);
     if (fstat(dfd, &after) != 0 || !same_time(&before, &after)) {
         rg_err_set(err, RG_EFILES,
                    "%s: the directory changed while rollgate sum read it; run it again", dir);
@@ -839,10 +892,25 @@ out:
         close(dfd);
     free(others);
     free(text);
+    free(rest);
+    free(head);
     free(body);
     free(path);
     rg_source_free(&src);
     return rc;
+}
+
+/* Whether idx has the digest line rollgate sum writes for src (read whole), and only then. */
+static bool digest_line_right(const struct rg_source *src, const struct sum_index *idx)
+{
+    char mine[65];
+
+    if (src->nrepeatable || src->nnear_misses || !idx->has_digest)
+        return !idx->has_digest && (src->nrepeatable || src->nnear_misses);
+    rg_source_digest(src, mine);
+    return idx->digest.n == src->n &&
+           idx->digest.latest == (src->n ? src->items[src->n - 1].version : 0) &&
+           strcmp(idx->digest.sha256, mine) == 0;
 }
 
 int rg_source_check_sum(const struct rg_source *src, struct rg_err *err)
@@ -909,6 +977,16 @@ int rg_source_check_sum(const struct rg_source *src, struct rg_err *err)
             rg_err_set(err, RG_EFILES,
                        "%s: lists %s, which is not in the directory; run rollgate sum again", path,
                        idx.other[i]);
+        goto out;
+    }
+    /* A start that trusts the index may take its digest line for the up files. */
+    if (present && !digest_line_right(src, &idx)) {
+        rg_err_set(err, RG_EFILES, "%s:2: %s; run rollgate sum again", path,
+                   !idx.has_digest ? "no digest line, though the directory has only up and "
+                                     "down files"
+                   : src->nrepeatable || src->nnear_misses
+                       ? "a digest line, though the directory has scripts or near misses"
+                       : "the digest line does not match the up files");
         goto out;
     }
     if (stale)

@@ -31,7 +31,14 @@ Test(index, sum_writes_one_line_per_up_file_under_its_checksum_line)
 {
     h_applied_and_summed();
     char *text = h_read_file(h_mig_path("rollgate.sum"));
-    cr_assert_eq(strncmp(text, "rollgate-sum 2 ", 15), 0, "%s", text);
+    cr_assert_eq(strncmp(text, "rollgate-sum 3 ", 15), 0, "%s", text);
+    /* The second line sums the up files as the history's digest does (rg_source_digest). */
+    h_write_file(h_tmp_path("digest"),
+                 h_fmt("1 %s\n2 %s\n3 %s\n", h_sha256_file(h_mig_path("0001_a.up.sql")),
+                       h_sha256_file(h_mig_path("0002_b.up.sql")),
+                       h_sha256_file(h_mig_path("0003_c.up.sql"))));
+    cr_assert(strstr(text, h_fmt("\ndigest 3 3 %s\n", h_sha256_file(h_tmp_path("digest")))), "%s",
+              text);
     cr_assert(strstr(text, " 0001_a.up.sql\n") && strstr(text, " 0003_c.up.sql\n"), "%s", text);
     /* Down files are named, not summed: a start that trusts the index needs their names. */
     cr_assert(strstr(text, "\n+ 0001_a.down.sql\n") != NULL, "%s", text);
@@ -151,7 +158,7 @@ Test(index, a_damaged_index_is_not_used_by_runs_and_refused_by_validate)
     struct h_result r = h_run(H_ARGS("migrate"), ENV);
     h_assert_exit(r, 5);
     h_assert_has(r, r.err, "checksum index not used");
-    h_assert_has(r, r.err, "rollgate.sum:9: not a rollgate.sum entry");
+    h_assert_has(r, r.err, "rollgate.sum:10: not a rollgate.sum entry");
     h_assert_has(r, r.err, "0002_b.up.sql: checksum drift: version 2");
 
     /* Well formed, but not what sum wrote: the checksum line says so. */

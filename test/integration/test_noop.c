@@ -351,3 +351,141 @@ Test(noop, the_stores_digest_is_the_files_and_tells_swapped_versions_apart)
     h_query("UPDATE rollgate_migrations SET state = 'running' WHERE version = 2");
     cr_assert_not(digests_equal());
 }
+
+/* The glance (README "Performance"): a start with nothing pending over a directory as
+ * rollgate sum left it compares the index's digest line with the history's digest and loads
+ * no migration; it says so at debug level, and why not when it cannot. */
+#define DEBUG_ENV H_ENV(h_env_url(), h_env_dir(), "ROLLGATE_LOG_LEVEL=debug")
+#define GLANCED "its digest line stands for them"
+#define NOT_GLANCED "rollgate sum's digest line not used"
+
+Test(noop, a_start_takes_the_digest_line_and_loads_in_full_when_the_history_differs)
+{
+    h_applied_and_summed();
+    struct h_result r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, GLANCED "\",\"dir\":");
+    h_assert_has(r, r.err, "\"files\":3");
+    h_assert_has(r, r.termlog, "no migration to apply, schema at version 3");
+
+    /* Undone by hand: the digests differ, so the files are loaded and version 3 applied. */
+    h_query("DELETE FROM rollgate_migrations WHERE version = 3");
+    h_query("DROP TABLE c");
+    r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, GLANCED);
+    h_assert_has(r, r.termlog, "applied 1 migration");
+    cr_assert(h_table_exists("c"));
+
+    /* A failed row stops the run as it would without the index. */
+    h_query("UPDATE rollgate_migrations SET state = 'failed' WHERE version = 2");
+    r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 5);
+    h_assert_has(r, r.err, GLANCED);
+    h_assert_lacks(r, r.termlog, "no migration to apply");
+
+    /* Only a run to the latest version compares digests first. */
+    h_query("UPDATE rollgate_migrations SET state = 'applied' WHERE version = 2");
+    r = h_run(H_ARGS("migrate", "--target", "2"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_lacks(r, r.err, GLANCED);
+    cr_assert_not(h_table_exists("c"));
+}
+
+Test(noop, an_up_file_written_again_after_sum_is_read_not_glanced_at)
+{
+    h_applied_and_summed();
+    struct timespec t = mtime_of(h_mig_dir());
+    /* The same bytes, a new modification time. */
+    h_write_file(h_mig_path("0002_b.up.sql"), "CREATE TABLE b (id int);\n");
+    cr_assert_eq(mtime_of(h_mig_dir()).tv_nsec, t.tv_nsec);
+
+    struct h_result r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, NOT_GLANCED);
+    h_assert_has(r, r.err, "some up files changed since rollgate sum");
+    h_assert_has(r, r.err, "\"read\":1,\"from_index\":2");
+    h_assert_has(r, r.termlog, "no migration to apply, schema at version 3");
+}
+
+Test(noop, a_data_directory_with_files_is_loaded_not_glanced_at)
+{
+    h_applied_and_summed();
+    struct timespec t = mtime_of(h_mig_dir());
+    cr_assert_eq(mkdir(h_mig_path("data"), 0755), 0);
+    h_write_file(h_mig_path("data/.keep"), "");
+    put_back_mtime(h_mig_dir(), t);
+
+    /* Dotfiles only: nothing a load would run. */
+    struct h_result r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, GLANCED);
+
+    h_write_file(h_mig_path("data/0001_seen.sql"), "CREATE TABLE seen (n int);\n");
+    r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "data/ has files");
+    cr_assert(h_table_exists("seen"));
+}
+
+Test(noop, scripts_and_near_misses_leave_the_index_without_a_digest_line)
+{
+    h_write_file(h_mig_path("R__view.sql"), "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;\n");
+    h_applied_and_summed();
+    cr_assert_null(strstr(h_read_file(h_mig_path("rollgate.sum")), "\ndigest "));
+    struct h_result r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "no digest line (the directory has scripts or near misses)");
+    h_assert_has(r, r.termlog, "no migration to apply, schema at version 3; ran 0 scripts");
+
+    cr_assert_eq(unlink(h_mig_path("R__view.sql")), 0);
+    h_write_file(h_mig_path("0004_d.UP.SQL"), "CREATE TABLE d (id int);\n");
+    r = h_run(H_ARGS("sum"), H_ENV(h_env_dir()));
+    h_assert_exit(r, 0);
+    cr_assert_null(strstr(h_read_file(h_mig_path("rollgate.sum")), "\ndigest "));
+    r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "file not loaded: its name looks like a migration file's");
+    h_assert_lacks(r, r.err, GLANCED);
+}
+
+/* An index edited where it lies (the directory's time unchanged) is not glanced at, and a
+ * digest line that is not the files' is refused by validate, even with the index's own
+ * checksum made to match. */
+Test(noop, a_digest_line_edited_by_hand_is_not_taken_and_validate_refuses_it)
+{
+    h_applied_and_summed();
+    char *text = h_read_file(h_mig_path("rollgate.sum"));
+    char *digest = strstr(text, "\ndigest 3 3 ") + strlen("\ndigest 3 3 ");
+    digest[0] = digest[0] == '0' ? '1' : '0';
+    h_write_file(h_mig_path("rollgate.sum"), text);
+
+    struct h_result r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "the index does not match its own checksum");
+    h_assert_has(r, r.termlog, "no migration to apply, schema at version 3");
+
+    /* The lines after the first, summed as rollgate sum sums them. */
+    char *rest = strchr(text, '\n') + 1;
+    h_write_file(h_tmp_path("rest"), rest);
+    h_write_file(h_mig_path("rollgate.sum"),
+                 h_fmt("rollgate-sum 3 %s\n%s", h_sha256_file(h_tmp_path("rest")), rest));
+    r = h_run(H_ARGS("validate"), ENV);
+    h_assert_exit(r, 4);
+    h_assert_has(r, r.err, "rollgate.sum:2: the digest line does not match the up files");
+}
+
+/* An index of an older rollgate is not used: a warning, and every file is read. */
+Test(noop, an_index_of_the_format_before_the_digest_line_is_not_used)
+{
+    h_applied_and_summed();
+    char *text = h_read_file(h_mig_path("rollgate.sum"));
+    text[strlen("rollgate-sum ")] = '2';
+    h_write_file(h_mig_path("rollgate.sum"), text);
+
+    struct h_result r = h_run(H_ARGS("migrate"), DEBUG_ENV);
+    h_assert_exit(r, 0);
+    h_assert_has(r, r.err, "not an index of this rollgate's form");
+    h_assert_has(r, r.err, "checksum index not used");
+    h_assert_has(r, r.termlog, "no migration to apply, schema at version 3");
+}

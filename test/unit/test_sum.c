@@ -345,3 +345,186 @@ Test(sum, a_directory_dated_in_the_future_is_not_waited_for, .timeout = 60)
     cr_assert_eq(src.n, 3);
     rg_source_free(&src);
 }
+
+/* Up and down files only, many (their entries span several of rg_source_read_lines's
+ * reads), some post-deploy. */
+static void many_files(int n)
+{
+    char name[64], text[64];
+
+    for (int i = 1; i <= n; i++) {
+        snprintf(name, sizeof(name), "%04d_t%d.up.sql", i, i);
+        snprintf(text, sizeof(text), "%sCREATE TABLE t%04d (id int);\n",
+                 i % 7 == 0 ? "-- rollgate:phase=post\n" : "", i);
+        write_file(name, text);
+        snprintf(name, sizeof(name), "%04d_t%d.down.sql", i, i);
+        write_file(name, "SELECT 1;\n");
+    }
+}
+
+static bool glance(struct rg_source *src)
+{
+    struct rg_err err = {0};
+    struct rg_source_job *job = rg_source_load_start(tmp, true, NULL, NULL);
+
+    cr_assert_eq(rg_source_load_finish(job, src, &err), 0, "%s", err.msg);
+    return src->glance.taken;
+}
+
+Test(sum, the_digest_line_is_the_files_digest_and_a_glance_completes_into_the_full_load)
+{
+    struct rg_err err = {0};
+    struct rg_source src, files;
+    char mine[65], theirs[65];
+    size_t count = 0;
+
+    many_files(600);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    cr_assert_eq(rg_source_load_files(tmp, &files, &err), 0, "%s", err.msg);
+    rg_source_digest(&files, mine);
+    cr_assert_not_null(strstr(read_text("rollgate.sum"), "\ndigest 600 600 "));
+
+    cr_assert(glance(&src));
+    cr_assert_eq(src.n, 0, "a glance loads no migration");
+    cr_assert_eq(rg_source_count(&src), 600);
+    cr_assert_eq(rg_source_latest(&src), 600);
+    rg_source_digest(&src, theirs);
+    cr_assert_str_eq(theirs, mine);
+
+    cr_assert_eq(rg_source_complete(&src, &err), 0, "%s", err.msg);
+    cr_assert_not(src.glance.taken);
+    cr_assert_eq(src.n, 600);
+    cr_assert_eq(rg_source_latest(&src), 600);
+    cr_assert(src.items[0].checksum_from_index);
+    cr_assert(src.items[6].post);
+    rg_source_digest(&src, theirs);
+    cr_assert_str_eq(theirs, mine);
+    rg_source_free(&src);
+
+    /* Not asked for: the full load. */
+    struct rg_source_job *job = rg_source_load_start(tmp, false, NULL, NULL);
+    cr_assert_eq(rg_source_load_finish(job, &src, &err), 0, "%s", err.msg);
+    cr_assert_not(src.glance.taken);
+    cr_assert_eq(src.n, 600);
+    rg_source_free(&src);
+    rg_source_free(&files);
+}
+
+/* What keeps the digest line from standing for the files: each is a full load. */
+Test(sum, no_glance_where_the_digest_line_may_not_stand_for_the_files)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    many_files(40);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    struct timespec dir = mtime_of(tmp), file = mtime_of(path_of("0007_t7.up.sql"));
+    cr_assert(glance(&src));
+    rg_source_free(&src);
+
+    /* An up file with another time. */
+    set_mtime(path_of("0007_t7.up.sql"), (struct timespec){file.tv_sec - 10, 0});
+    cr_assert_not(glance(&src));
+    cr_assert_eq(src.n, 40);
+    rg_source_free(&src);
+    set_mtime(path_of("0007_t7.up.sql"), file);
+
+    /* A data/ with a file in it. */
+    cr_assert_eq(mkdir(path_of("data"), 0755), 0);
+    write_file("data/a.sql", "SELECT 1;\n");
+    set_mtime(tmp, dir);
+    cr_assert_not(glance(&src));
+    cr_assert_eq(src.ndata, 1);
+    rg_source_free(&src);
+    cr_assert_eq(unlink(path_of("data/a.sql")), 0);
+    cr_assert_eq(rmdir(path_of("data")), 0);
+    set_mtime(tmp, dir);
+    cr_assert(glance(&src));
+    rg_source_free(&src);
+
+    /* A directory whose time moved. */
+    set_mtime(tmp, (struct timespec){dir.tv_sec + 1, dir.tv_nsec});
+    cr_assert_not(glance(&src));
+    rg_source_free(&src);
+    set_mtime(tmp, dir);
+
+    /* An entry changed in the index itself. */
+    char *text = read_text("rollgate.sum"), *line = strstr(text, " pre 0002_t2.up.sql");
+    while (line[-1] != '\n')
+        line--;
+    cr_assert_eq(strncmp(line + 65, "29 ", 3), 0, "%.80s", line);
+    line[65] = '3';
+    write_file("rollgate.sum", text);
+    set_mtime(tmp, dir);
+    cr_assert_not(glance(&src));
+    cr_assert_eq(src.n, 40);
+    rg_source_free(&src);
+}
+
+Test(sum, no_digest_line_for_a_directory_with_scripts_or_near_misses)
+{
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+
+    three_files();
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    cr_assert_null(strstr(read_text("rollgate.sum"), "\ndigest "));
+    cr_assert_not(glance(&src));
+    cr_assert_eq(src.nrepeatable, 1);
+    rg_source_free(&src);
+}
+
+/* The lines of a file as the glance reads them: every line handed over whatever the reads'
+ * bounds, the checksum of all the bytes, and no answer for a file cut in a line or a line
+ * longer than the reading buffer. */
+static size_t lines_seen;
+
+static void count_line(void *arg, const char *p, const char *eol)
+{
+    (void)arg;
+    cr_assert(eol >= p && *eol == '\n');
+    lines_seen++;
+}
+
+static bool read_lines_of(const char *name, char sum[65])
+{
+    int fd = open(path_of(name), O_RDONLY);
+    struct stat st;
+
+    cr_assert(fd >= 0 && fstat(fd, &st) == 0);
+    lines_seen = 0;
+    bool ok = rg_source_read_lines(fd, 0, st.st_size, count_line, NULL, sum);
+    close(fd);
+    return ok;
+}
+
+Test(sum, read_lines_hands_over_whole_lines_and_their_checksum)
+{
+    static char big[70 * 1024 + 2];
+    char sum[65], want[65];
+    FILE *f = fopen(path_of("lines"), "w");
+
+    cr_assert_not_null(f);
+    for (int i = 0; i < 5000; i++)
+        fprintf(f, "line %d of some length to cross the reads\n", i);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert(read_lines_of("lines", sum));
+    cr_assert_eq(lines_seen, 5000);
+
+    FILE *g = fopen(path_of("lines"), "r");
+    static char all[512 * 1024];
+    size_t n = fread(all, 1, sizeof(all), g);
+    fclose(g);
+    rg_source_checksum(all, n, want);
+    cr_assert_str_eq(sum, want);
+
+    write_file("cut", "one\ntwo");
+    cr_assert_not(read_lines_of("cut", sum));
+
+    memset(big, 'x', sizeof(big) - 2);
+    big[sizeof(big) - 2] = '\n';
+    write_file("long", big);
+    cr_assert_not(read_lines_of("long", sum));
+}

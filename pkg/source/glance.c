@@ -1,0 +1,145 @@
+/* A start's look at its up files through rollgate.sum alone, for the start with nothing to
+ * do: when the index vouches for the directory's names (rg_source_sum_vouches), every up
+ * file is still what its entry recorded, and the index has a digest line (a directory of up
+ * and down files only) and matches its own checksum, that line is what the files' digest
+ * would be, and a start compares it with the history's without building a record of any
+ * migration. The entries are parsed as their files are looked at, on two threads while
+ * the index's checksum is checked. Anything else, or a history that differs, loads the
+ * directory in full (rg_source_complete): a glance spares work, it decides nothing that a
+ * full load would decide otherwise. */
+#include "source/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log/log.h"
+#include "mem/mem.h"
+
+/* Whether dir (open as dfd) has no data/ a load would look into: none at all, or one
+ * holding dotfiles only. Anything else (files, a dangling link, a file named data) is the
+ * full load's to judge. */
+static bool no_data(int dfd)
+{
+    int fd = openat(dfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct dirent *de;
+    struct stat st;
+    bool none = true;
+    DIR *d;
+
+    if (fd < 0)
+        return errno == ENOENT && fstatat(dfd, "data", &st, AT_SYMLINK_NOFOLLOW) != 0;
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return false;
+    }
+    while (none && (de = readdir(d)))
+        none = de->d_name[0] == '.';
+    closedir(d);
+    return none;
+}
+
+/* What the lines after the first tell, as they are read. */
+struct reading {
+    int dfd;
+    size_t line;
+    bool digest, entries_done, bad;
+    struct sum_digest d;
+    size_t entries, fresh;
+};
+
+static void take_line(void *arg, const char *p, const char *eol)
+{
+    struct reading *r = arg;
+    bool fresh = false;
+
+    if (r->bad || r->entries_done)
+        return;
+    if (r->line++ == 0) {
+        r->digest = rg_source_sum_parse_digest_line(p, eol, &r->d);
+        r->bad = !r->digest;
+    } else if ((eol - p > 2 && p[0] == '+' && p[1] == ' ') ||
+               (eol - p > 4 && memcmp(p, "dir ", 4) == 0)) {
+        r->entries_done = true; /* the rest is only summed */
+    } else if (rg_source_sum_stat_line(r->dfd, p, eol, &fresh)) {
+        r->entries++;
+        r->fresh += fresh;
+    } else {
+        r->bad = true;
+    }
+}
+
+/* The index open as fd (st its stat) against the directory dfd (dir_st its stat): NULL
+ * when its digest line (into *d) stands for the up files, else why not. The up files are
+ * looked at as their lines are read, one pass over the index on this thread. */
+static const char *judge(int dfd, const struct stat *dir_st, int fd, const struct stat *st,
+                         struct sum_digest *d)
+{
+    size_t magic = strlen(SUM_MAGIC);
+    struct reading r = {.dfd = dfd};
+    /* The first line (the magic and the checksum of the lines after it) and the second. */
+    char head[256], sum[65];
+    ssize_t got = pread(fd, head, sizeof(head), 0);
+    const char *eol;
+
+    if (!rg_source_sum_tail_vouches(fd, st, dir_st))
+        return "no dir line, or the directory changed since rollgate sum";
+    if (got < (ssize_t)(magic + 65) || memcmp(head, SUM_MAGIC, magic) != 0 ||
+        head[magic + 64] != '\n')
+        return "not an index of this rollgate's form";
+    eol = memchr(head + magic + 65, '\n', (size_t)got - (magic + 65));
+    if (!eol || !rg_source_sum_parse_digest_line(head + magic + 65, eol, &r.d))
+        return "no digest line (the directory has scripts or near misses)";
+    if (!no_data(dfd))
+        return "data/ has files";
+    if (!rg_source_read_lines(fd, (off_t)(magic + 65), st->st_size, take_line, &r, sum) ||
+        memcmp(head + magic, sum, 64) != 0 || r.bad)
+        return "the index does not match its own checksum";
+    if (r.entries != r.d.n)
+        return "the digest line does not count the entries";
+    if (r.fresh != r.entries)
+        return "some up files changed since rollgate sum";
+    *d = r.d;
+    return NULL;
+}
+
+bool rg_source_glance(const char *dir, struct rg_source *src)
+{
+    char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE);
+    const char *why = "the directory cannot be opened";
+    struct sum_digest d = {0};
+    struct stat dir_st, st;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+
+    *src = (struct rg_source){0};
+    if (dfd >= 0 && fstat(dfd, &dir_st) == 0) {
+        /* Opened as sum.c opens it: a FIFO named rollgate.sum cannot hang a start. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        why = fd < 0 || fstat(fd, &st) != 0 ? "no index"
+              : st.st_size > SUM_MAX_FILE   ? "an index over 64 MiB"
+                                            : judge(dfd, &dir_st, fd, &st, &d);
+    }
+    if (!why) {
+        src->dir = rg_strdup(dir);
+        src->glance = (struct rg_source_glance){.taken = true, .n = d.n, .latest = d.latest};
+        memcpy(src->glance.digest, d.sha256, sizeof(d.sha256));
+        RG_DEBUG("up files as rollgate sum left them: its digest line stands for them" RG_F
+                 "dir=%s" RG_F "files=%zu",
+                 dir, d.n);
+    } else {
+        RG_DEBUG("up files loaded: rollgate sum's digest line not used" RG_F "dir=%s" RG_F
+                 "reason=%s",
+                 dir, why);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    free(path);
+    return !why;
+}
