@@ -94,7 +94,7 @@ floor=$work/floor
 statfloor=$work/statfloor
 # shellcheck disable=SC2046 # pkg-config's output is meant to be split into words
 [ "$only" = lease ] || gcc -O2 -o "$floor" bench/floor.c $(pkg-config --cflags --libs libpq)
-[ "$only" = lease ] || gcc -O2 -pthread -o "$statfloor" bench/statfloor.c
+[ "$only" = lease ] || gcc -O2 -o "$statfloor" bench/statfloor.c
 
 # 3. The server, stopped however the script ends; so are the API server of (d) and (e) and any
 # racer of (d) an interruption left running.

@@ -1,38 +1,25 @@
 /* The "stat floor" of a no-op start with rollgate.sum: the one check per up file that such a
  * start keeps so that a file edited in place is still found (an fstatat for its size and
- * modification time), alone, on two threads as the start runs it. Prints the milliseconds
- * the stats took (the listing before them is not counted).
+ * modification time), alone, on one thread as the start runs them (pkg/source/glance.c).
+ * Prints the milliseconds the stats took (the listing before them is not counted).
  *   statfloor DIR   exits 1 when DIR cannot be listed. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-static char **names;
-static size_t n;
-static int dfd;
-
-/* Every other name, from the first or the second. */
-static void *stat_half(void *first)
-{
-    struct stat st;
-
-    for (size_t i = (size_t)first; i < n; i += 2)
-        fstatat(dfd, names[i], &st, 0);
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
     struct timespec a, b;
     struct dirent *de;
-    size_t cap = 0;
-    pthread_t helper;
+    struct stat st;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int dfd;
     DIR *d;
 
     if (argc != 2) {
@@ -57,12 +44,8 @@ int main(int argc, char **argv)
         names[n++] = strdup(de->d_name);
     }
     clock_gettime(CLOCK_MONOTONIC, &a);
-    if (pthread_create(&helper, NULL, stat_half, (void *)1) != 0) {
-        perror("pthread_create");
-        return 1;
-    }
-    stat_half((void *)0);
-    pthread_join(helper, NULL);
+    for (size_t i = 0; i < n; i++)
+        fstatat(dfd, names[i], &st, 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
     printf("%.2f\n", (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6);
     return 0;
