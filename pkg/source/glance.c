@@ -87,11 +87,13 @@ static const char *judge(int dfd, const struct stat *dir_st, int fd, const struc
     struct reading r = {.dfd = dfd};
     /* The first line (the magic and the checksum of the lines after it) and the second. */
     char head[256], sum[65];
-    ssize_t got = pread(fd, head, sizeof(head), 0);
     const char *eol;
+    ssize_t got;
 
+    /* First: it also makes sure the index is a regular file. */
     if (!rg_source_sum_tail_vouches(fd, st, dir_st))
         return "no dir line, or the directory changed since rollgate sum";
+    got = pread(fd, head, sizeof(head), 0);
     if (got < (ssize_t)(magic + 65) || memcmp(head, SUM_MAGIC, magic) != 0 ||
         head[magic + 64] != '\n')
         return "not an index of this rollgate's form";
