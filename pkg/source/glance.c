@@ -3,10 +3,11 @@
  * file is still what its entry recorded, and the index has a digest line (a directory of up
  * and down files only) and matches its own checksum, that line is what the files' digest
  * would be, and a start compares it with the history's without building a record of any
- * migration. The index is read once and each entry's file looked at as its line comes, on
- * the loading thread alone: with a second thread (measured on the bench's two cores, which
- * the database shares) the start took longer, the helper taking the CPU the server's digest
- * needed; and a pod's CPU limit is often under one core. Anything else, or a history that
+ * migration. The entries are read a block at a time and each entry's file looked at as its
+ * line comes, by the loading thread and by the thread that waits for the load, once it has
+ * nothing else to do (rg_source_load_finish): no helper of its own, which on the bench's two
+ * cores, shared with the database, took the CPU the server's digest needed (the start took
+ * longer), and a pod's CPU limit is often under one core. Anything else, or a history that
  * differs, loads the
  * directory in full (rg_source_complete): a glance spares work, it decides nothing that a
  * full load would decide otherwise. */
@@ -47,48 +48,19 @@ static bool no_data(int dfd)
     return none;
 }
 
-/* What the lines after the first tell, as they are read. */
-struct reading {
-    int dfd;
-    size_t line;
-    bool digest, entries_done, bad;
-    struct sum_digest d;
-    size_t entries, fresh;
-};
-
-static void take_line(void *arg, const char *p, const char *eol)
-{
-    struct reading *r = arg;
-    bool fresh = false;
-
-    if (r->bad || r->entries_done)
-        return;
-    if (r->line++ == 0) {
-        r->digest = rg_source_sum_parse_digest_line(p, eol, &r->d);
-        r->bad = !r->digest;
-    } else if ((eol - p > 2 && p[0] == '+' && p[1] == ' ') ||
-               (eol - p > 4 && memcmp(p, "dir ", 4) == 0)) {
-        r->entries_done = true; /* the rest is only summed */
-    } else if (rg_source_sum_stat_line(r->dfd, p, eol, &fresh)) {
-        r->entries++;
-        r->fresh += fresh;
-    } else {
-        r->bad = true;
-    }
-}
-
 /* The index open as fd (st its stat) against the directory dfd (dir_st its stat): NULL
- * when its digest line (into *d) stands for the up files, else why not. The up files are
- * looked at as their lines are read, one pass over the index on this thread. */
+ * when its digest line (into *d) stands for the up files, else why not. The up files' stats
+ * are offered to help while this thread checks the index's own checksum, then joined. */
 static const char *judge(int dfd, const struct stat *dir_st, int fd, const struct stat *st,
-                         struct sum_digest *d)
+                         struct rg_source_help *help, struct sum_digest *d)
 {
-    size_t magic = strlen(SUM_MAGIC);
-    struct reading r = {.dfd = dfd};
+    size_t magic = strlen(SUM_MAGIC), entries, fresh;
     /* The first line (the magic and the checksum of the lines after it) and the second. */
     char head[256], sum[65];
+    struct line_pool pool;
     const char *eol;
     ssize_t got;
+    bool read;
 
     /* First: it also makes sure the index is a regular file. */
     if (!rg_source_sum_tail_vouches(fd, st, dir_st))
@@ -98,22 +70,27 @@ static const char *judge(int dfd, const struct stat *dir_st, int fd, const struc
         head[magic + 64] != '\n')
         return "not an index of this rollgate's form";
     eol = memchr(head + magic + 65, '\n', (size_t)got - (magic + 65));
-    if (!eol || !rg_source_sum_parse_digest_line(head + magic + 65, eol, &r.d))
+    if (!eol || !rg_source_sum_parse_digest_line(head + magic + 65, eol, d))
         return "no digest line (the directory has scripts or near misses)";
     if (!no_data(dfd))
         return "data/ has files";
-    if (!rg_source_read_lines(fd, (off_t)(magic + 65), st->st_size, take_line, &r, sum) ||
-        memcmp(head + magic, sum, 64) != 0 || r.bad)
+    rg_source_sum_lines_init(&pool, dfd, fd, eol + 1 - head, st->st_size);
+    rg_source_help_offer(help, &pool);
+    read = rg_source_checksum_fd(fd, (off_t)(magic + 65), st->st_size, sum);
+    rg_source_sum_lines_work(&pool);
+    rg_source_help_withdraw(help);
+    entries = atomic_load(&pool.entries);
+    fresh = atomic_load(&pool.fresh);
+    if (!read || atomic_load(&pool.bad) || memcmp(head + magic, sum, 64) != 0)
         return "the index does not match its own checksum";
-    if (r.entries != r.d.n)
+    if (entries != d->n)
         return "the digest line does not count the entries";
-    if (r.fresh != r.entries)
+    if (fresh != entries)
         return "some up files changed since rollgate sum";
-    *d = r.d;
     return NULL;
 }
 
-bool rg_source_glance(const char *dir, struct rg_source *src)
+bool rg_source_glance(const char *dir, struct rg_source *src, struct rg_source_help *help)
 {
     char *path = rg_source_join_path(dir, RG_SOURCE_SUM_FILE);
     const char *why = "the directory cannot be opened";
@@ -127,7 +104,7 @@ bool rg_source_glance(const char *dir, struct rg_source *src)
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         why = fd < 0 || fstat(fd, &st) != 0 ? "no index"
               : st.st_size > SUM_MAX_FILE   ? "an index over 64 MiB"
-                                            : judge(dfd, &dir_st, fd, &st, &d);
+                                            : judge(dfd, &dir_st, fd, &st, help, &d);
     }
     if (!why) {
         src->dir = rg_strdup(dir);

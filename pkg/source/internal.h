@@ -30,8 +30,10 @@ struct entry {
 };
 
 /* glance.c: into *src (left empty otherwise) dir's glance, when rollgate.sum's digest
- * line stands for its up files (rg_source_load_start); why not is logged at debug level. */
-bool rg_source_glance(const char *dir, struct rg_source *src);
+ * line stands for its up files (rg_source_load_start), its stats offered to help (which
+ * may be NULL); why not is logged at debug level. */
+struct rg_source_help;
+bool rg_source_glance(const char *dir, struct rg_source *src, struct rg_source_help *help);
 
 /* source.c */
 /* dir/name, allocated (rg_malloc family). */
@@ -56,13 +58,9 @@ bool rg_source_near_miss(const char *name, bool data);
  * digits (is_hex64 in sum.c checked them) into 32 bytes. */
 void rg_source_sha_to_hex(const unsigned char md[32], char out[65]);
 void rg_source_sha_from_hex(const char hex[64], unsigned char md[32]);
-/* fd's bytes from offset from to end, read 64 KiB at a time: each line (without its
- * newline; from must start one) handed to line(arg, line, eol), and their checksum
- * (char[65]) into out. False when they cannot all be read (the file was cut meanwhile),
- * or a line does not end before end or is over 64 KiB; line's answer is not looked at. */
-bool rg_source_read_lines(int fd, off_t from, off_t end,
-                          void (*line)(void *arg, const char *p, const char *eol), void *arg,
-                          char out[65]);
+/* The checksum (char[65]) of fd's bytes from offset from to end, read 64 KiB at a time;
+ * false when they cannot all be read (the file was cut meanwhile). */
+bool rg_source_checksum_fd(int fd, off_t from, off_t end, char out[65]);
 /* The checksum (char[65]) of the file's bytes, read as rg_source_read_sql reads them and
  * not kept, and whether its header says rollgate:phase=post. Errors (RG_EFILES,
  * RG_EINTERNAL) name path (path:line for a bad phase). */
@@ -190,10 +188,40 @@ struct sum_stats *rg_source_sum_stats_start(int dfd, const char *const *names,
 void rg_source_sum_stats_finish(struct sum_stats *s);
 /* Finishes them and frees s and its want; accepts NULL. */
 void rg_source_sum_stats_free(struct sum_stats *s);
-/* The stat of the up file an index entry line names (line to eol, without its newline),
- * in the directory dfd: *fresh when the file is still what the line recorded; false when
- * the line is not an entry. */
-bool rg_source_sum_stat_line(int dfd, const char *line, const char *eol, bool *fresh);
+/* The stats of the up files whose entries are the lines of the index open as fd, from
+ * offset from to end (whole lines, up to the "+ NAME" lines and the dir line, which end
+ * them), in the directory dfd: a pool of blocks of the index that any number of threads
+ * work on at once (rg_source_sum_lines_work returns when no block is left), each block
+ * read and parsed as its files are looked at, no copy of the index held. Once every
+ * thread is out: bad when a line could not be read or was out of form, entries the entry
+ * lines, fresh those whose files are still what they recorded. */
+struct line_pool {
+    int dfd, fd;
+    off_t from, end;
+    atomic_size_t next;   /* the first block no thread has taken yet */
+    atomic_size_t others; /* the first block known to hold a line past the entries */
+    atomic_size_t entries, fresh;
+    atomic_bool bad;
+};
+void rg_source_sum_lines_init(struct line_pool *p, int dfd, int fd, off_t from, off_t end);
+void rg_source_sum_lines_work(struct line_pool *p);
+/* Where the thread that waits for a load (rg_source_load_finish) helps with its stats: the
+ * loading thread offers its pool, and withdraws it (waiting for the helper to be out)
+ * before it judges the results; the waiting thread helps with a pool on offer, or returns
+ * once the load has finished without one. offer and withdraw accept NULL (no one waits). */
+struct rg_source_help {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct line_pool *pool;
+    unsigned in; /* helpers at work on pool */
+    bool finished;
+};
+void rg_source_help_init(struct rg_source_help *h);
+void rg_source_help_destroy(struct rg_source_help *h);
+void rg_source_help_offer(struct rg_source_help *h, struct line_pool *p);
+void rg_source_help_withdraw(struct rg_source_help *h);
+void rg_source_help_finished(struct rg_source_help *h);
+void rg_source_help_out(struct rg_source_help *h);
 /* The checksums of items (n of them) that dir's index lists with the size and modification
  * time their files (looked up in the directory dfd) still have, with checksum_from_index
  * set; *trusted counts them. With early (the stats of the names and entries

@@ -64,41 +64,26 @@ static void must(int ok)
     }
 }
 
-bool rg_source_read_lines(int fd, off_t from, off_t end,
-                          void (*line)(void *arg, const char *p, const char *eol), void *arg,
-                          char out[65])
+bool rg_source_checksum_fd(int fd, off_t from, off_t end, char out[65])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    char buf[64 * 1024];
-    size_t have = 0; /* the start of a line read before, not yet ended */
+    unsigned char md[SHA256_DIGEST_LENGTH], buf[64 * 1024];
     SHA256_CTX ctx;
 
     must(SHA256_Init(&ctx));
     while (from < end) {
-        size_t room = sizeof(buf) - have;
-        ssize_t got =
-            pread(fd, buf + have, end - from < (off_t)room ? (size_t)(end - from) : room, from);
-        const char *p = buf, *stop, *eol;
+        size_t want = end - from < (off_t)sizeof(buf) ? (size_t)(end - from) : sizeof(buf);
+        ssize_t got = pread(fd, buf, want, from);
 
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
             return false;
-        must(SHA256_Update(&ctx, buf + have, (size_t)got));
+        must(SHA256_Update(&ctx, buf, (size_t)got));
         from += got;
-        stop = buf + have + got;
-        while ((eol = memchr(p, '\n', (size_t)(stop - p)))) {
-            line(arg, p, eol);
-            p = eol + 1;
-        }
-        have = (size_t)(stop - p);
-        if (have == sizeof(buf))
-            return false;
-        memmove(buf, p, have);
     }
     must(SHA256_Final(md, &ctx));
     rg_source_sha_to_hex(md, out);
-    return have == 0;
+    return true;
 }
 
 void rg_source_checksum(const void *buf, size_t len, char out[65])

@@ -625,7 +625,8 @@ int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *
 /* A load on a thread of its own, so that it overlaps the connection. */
 struct rg_source_job {
     pthread_t thread;
-    bool threaded, glance;
+    bool threaded, glance, helped;
+    struct rg_source_help help; /* where finish helps with a glance's stats */
     char *dir;
     void (*failed)(void *);
     void *arg;
@@ -638,13 +639,13 @@ static void *load_job(void *arg)
 {
     struct rg_source_job *job = arg;
 
-    if (job->glance && rg_source_glance(job->dir, &job->src)) {
+    if (job->glance && rg_source_glance(job->dir, &job->src, job->helped ? &job->help : NULL))
         job->rc = 0;
-        return NULL;
-    }
-    job->rc = rg_source_load(job->dir, &job->src, &job->err);
+    else
+        job->rc = rg_source_load(job->dir, &job->src, &job->err);
     if (job->rc != 0 && job->failed)
         job->failed(job->arg);
+    rg_source_help_finished(&job->help);
     return NULL;
 }
 
@@ -657,10 +658,16 @@ struct rg_source_job *rg_source_load_start(const char *dir, bool glance, void (*
     job->glance = glance;
     job->failed = failed;
     job->arg = arg;
+    rg_source_help_init(&job->help);
+    /* Read by the thread: set before it starts, and for a load made here, where no one
+     * waits to help, before it is called. */
+    job->helped = true;
     job->threaded = pthread_create(&job->thread, NULL, load_job, job) == 0;
     /* No thread to be had: loaded here, as without one. */
-    if (!job->threaded)
+    if (!job->threaded) {
+        job->helped = false;
         load_job(job);
+    }
     return job;
 }
 
@@ -668,8 +675,11 @@ int rg_source_load_finish(struct rg_source_job *job, struct rg_source *src, stru
 {
     int rc;
 
-    if (job->threaded)
+    if (job->threaded) {
+        rg_source_help_out(&job->help);
         pthread_join(job->thread, NULL);
+    }
+    rg_source_help_destroy(&job->help);
     rc = job->rc;
     *src = job->src;
     if (rc != 0)

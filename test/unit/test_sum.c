@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,33 +477,11 @@ Test(sum, no_digest_line_for_a_directory_with_scripts_or_near_misses)
     rg_source_free(&src);
 }
 
-/* The lines of a file as the glance reads them: every line handed over whatever the reads'
- * bounds, the checksum of all the bytes, and no answer for a file cut in a line or a line
- * longer than the reading buffer. */
-static size_t lines_seen;
-
-static void count_line(void *arg, const char *p, const char *eol)
+/* The index's own checksum as the glance takes it, read from the file: the bytes' checksum,
+ * and no answer for a file shorter than it should be. */
+Test(sum, checksum_fd_sums_the_range_and_refuses_a_cut_file)
 {
-    (void)arg;
-    cr_assert(eol >= p && *eol == '\n');
-    lines_seen++;
-}
-
-static bool read_lines_of(const char *name, char sum[65])
-{
-    int fd = open(path_of(name), O_RDONLY);
-    struct stat st;
-
-    cr_assert(fd >= 0 && fstat(fd, &st) == 0);
-    lines_seen = 0;
-    bool ok = rg_source_read_lines(fd, 0, st.st_size, count_line, NULL, sum);
-    close(fd);
-    return ok;
-}
-
-Test(sum, read_lines_hands_over_whole_lines_and_their_checksum)
-{
-    static char big[70 * 1024 + 2];
+    static char all[512 * 1024];
     char sum[65], want[65];
     FILE *f = fopen(path_of("lines"), "w");
 
@@ -510,21 +489,54 @@ Test(sum, read_lines_hands_over_whole_lines_and_their_checksum)
     for (int i = 0; i < 5000; i++)
         fprintf(f, "line %d of some length to cross the reads\n", i);
     cr_assert_eq(fclose(f), 0);
-    cr_assert(read_lines_of("lines", sum));
-    cr_assert_eq(lines_seen, 5000);
+    int fd = open(path_of("lines"), O_RDONLY);
+    struct stat st;
+    cr_assert(fd >= 0 && fstat(fd, &st) == 0);
+    cr_assert_eq(pread(fd, all, sizeof(all), 0), st.st_size);
 
-    FILE *g = fopen(path_of("lines"), "r");
-    static char all[512 * 1024];
-    size_t n = fread(all, 1, sizeof(all), g);
-    fclose(g);
-    rg_source_checksum(all, n, want);
+    cr_assert(rg_source_checksum_fd(fd, 10, st.st_size, sum));
+    rg_source_checksum(all + 10, (size_t)st.st_size - 10, want);
     cr_assert_str_eq(sum, want);
+    cr_assert_not(rg_source_checksum_fd(fd, 0, st.st_size + 1, sum));
+    close(fd);
+}
 
-    write_file("cut", "one\ntwo");
-    cr_assert_not(read_lines_of("cut", sum));
+/* The entries' pool worked on by several threads at once (the loading thread and the one
+ * that waits for it): every entry counted once, the index's other lines not at all. */
+static void *work(void *pool)
+{
+    rg_source_sum_lines_work(pool);
+    return NULL;
+}
 
-    memset(big, 'x', sizeof(big) - 2);
-    big[sizeof(big) - 2] = '\n';
-    write_file("long", big);
-    cr_assert_not(read_lines_of("long", sum));
+Test(sum, the_entries_pool_counts_each_entry_once_whatever_the_threads)
+{
+    struct rg_err err = {0};
+    struct line_pool pool;
+    pthread_t t[3];
+    size_t count = 0;
+
+    many_files(2000);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    set_mtime(path_of("0999_t999.up.sql"), (struct timespec){1, 0});
+    int dfd = open(tmp, O_RDONLY | O_DIRECTORY), fd = open(path_of("rollgate.sum"), O_RDONLY);
+    struct stat st;
+    cr_assert(dfd >= 0 && fd >= 0 && fstat(fd, &st) == 0);
+    /* Past the first two lines. */
+    char head[512];
+    cr_assert(pread(fd, head, sizeof(head), 0) > 0);
+    char *second = strchr(head, '\n') + 1, *entries = strchr(second, '\n') + 1;
+
+    for (int threads = 1; threads <= 3; threads++) {
+        rg_source_sum_lines_init(&pool, dfd, fd, entries - head, st.st_size);
+        for (int k = 0; k < threads; k++)
+            cr_assert_eq(pthread_create(&t[k], NULL, work, &pool), 0);
+        for (int k = 0; k < threads; k++)
+            pthread_join(t[k], NULL);
+        cr_assert_not(atomic_load(&pool.bad));
+        cr_assert_eq(atomic_load(&pool.entries), 2000, "%d threads", threads);
+        cr_assert_eq(atomic_load(&pool.fresh), 1999, "%d threads", threads);
+    }
+    close(fd);
+    close(dfd);
 }
