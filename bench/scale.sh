@@ -149,12 +149,14 @@ rss_version_built=$(peak "$RG_BUILT --version")
 # that load on the machine falls on both alike (hyperfine above runs each command's runs in
 # a row): "HISTORY RUN ms" lines into ratio.txt, wall time from the shell's clock around
 # each run.
+u10=$(url noop10)
+u10k=$(url noop10k)
 for r in $(seq 1 "$ratio_runs"); do
     for n in 10 10000; do
-        db=noop10
-        [ "$n" = 10 ] || db=noop10k
+        u=$u10
+        [ "$n" = 10 ] || u=$u10k
         s=$EPOCHREALTIME
-        "$RG" --database-url "$(url "$db")" migrate --dir "$out/rgsum$n" >/dev/null 2>&1
+        "$RG" --database-url "$u" migrate --dir "$out/rgsum$n" >/dev/null 2>&1
         e=$EPOCHREALTIME
         echo "$n $r $(calc "($e - $s) * 1000" 2)" >>ratio.txt
     done
