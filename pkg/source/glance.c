@@ -3,14 +3,14 @@
  * file is still what its entry recorded, and the index has a digest line (a directory of up
  * and down files only) and matches its own checksum, that line is what the files' digest
  * would be, and a start compares it with the history's without building a record of any
- * migration. The entries are read a block at a time and each entry's file looked at as its
- * line comes, by the loading thread and by the thread that waits for the load, once it has
- * nothing else to do (rg_source_load_finish): no helper of its own, which on the bench's two
- * cores, shared with the database, took the CPU the server's digest needed (the start took
- * longer), and a pod's CPU limit is often under one core. Anything else, or a history that
- * differs, loads the
- * directory in full (rg_source_complete): a glance spares work, it decides nothing that a
- * full load would decide otherwise. */
+ * migration. Anything else, or a history that differs, loads the directory in full
+ * (rg_source_complete): a glance spares work, it decides nothing that a full load would
+ * decide otherwise.
+ * The entries are read a block at a time and each entry's file looked at as its line comes,
+ * by the loading thread and by the thread that waits for the load once it has nothing else
+ * to do (rg_source_load_finish). No helper thread of its own: on the bench's two cores,
+ * shared with the database, one took the CPU the server's digest needed and the start took
+ * longer; and a pod's CPU limit is often under one core. */
 #include "source/internal.h"
 
 #include <dirent.h>

@@ -159,10 +159,10 @@ void rg_source_free(struct rg_source *src);
 int rg_source_load_listed(const char *dir, struct rg_source *src, struct rg_err *err) RG_WUR;
 
 /* rg_source_load on a thread of its own, so that a start reads the files while it
- * connects: start, do something else, then finish, which waits for the load and gives
- * what rg_source_load would have (*src, or -1 and *err). When the load fails, failed(arg)
- * is called at once from the loading thread (failed may be NULL): it may cut short what
- * the caller does meanwhile, such as a connection that retries. A process that cannot
+ * connects: start, do something else, then finish, which waits for the load (helping with a
+ * glance's stats) and gives what rg_source_load would have (*src, or -1 and *err). When the load
+ * fails, failed(arg) is called at once from the loading thread (failed may be NULL): it may cut
+ * short what the caller does meanwhile, such as a connection that retries. A process that cannot
  * start a thread loads in start. Each start is finished exactly once.
  * With glance, for a start that compares the files' digest first (migrate to the latest
  * version): when dir's rollgate.sum vouches for the names, every up file still has the
