@@ -29,6 +29,16 @@ API_BINARIES=(kube-apiserver kubectl)
 NODE_BINARIES=(kubelet kube-controller-manager kube-scheduler)
 node=false
 [ "${1:-}" = --node ] && node=true
+# The source tree and Go's cache while building; removed once the binaries are cached.
+BUILD_DIR=$CACHE_ROOT/build
+# Debian's reflect2 1.0.2 (golang-github-modern-go-reflect2-dev), put over the vendored 1.0.1.
+REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+
+log() { echo "kube-apiserver.sh: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
 
 # True when the API server and kubectl in the cache run and report the version we build.
 api_ok() {
