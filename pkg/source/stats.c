@@ -1,7 +1,9 @@
 /* The up files' stats against what rollgate.sum recorded of them (size and modification
- * time): one fstatat per file, on a second thread from 512 files on, so that a start's other
- * work overlaps them. The only per-file check of a start that trusts the index, and most of
- * its time over a long history. */
+ * time): one fstatat per file, the only per-file check of a start that trusts the index, and
+ * most of its time over a long history. Two ways of sharing them between threads: for a
+ * load, names from the index on a second thread from 512 files on, so that the load's other
+ * work overlaps them (sum_stats); for a glance, blocks of the index's entry lines, which the
+ * loading thread and the thread that waits for it work on (line_pool, rg_source_help). */
 #include "source/internal.h"
 
 #include <errno.h>
