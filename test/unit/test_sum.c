@@ -540,3 +540,45 @@ Test(sum, the_entries_pool_counts_each_entry_once_whatever_the_threads)
     close(fd);
     close(dfd);
 }
+
+/* An index that matches its own checksum but holds an entry line longer than any a file
+ * name allows (over a block's slack, across a block's end): out of form, so no glance, and
+ * nothing read past what was read. */
+Test(sum, an_entry_line_longer_than_a_name_allows_is_no_glance)
+{
+    static char text[96 * 1024], rest[96 * 1024];
+    struct rg_err err = {0};
+    struct rg_source src;
+    size_t count = 0;
+    char sum[65];
+
+    many_files(300);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    struct timespec dir = mtime_of(tmp);
+    FILE *f = fopen(path_of("rollgate.sum"), "r");
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    /* After the digest line and 250 entries (past the first 32 KiB block), a line of 5,000
+     * bytes shaped like an entry. */
+    char *at = strchr(strchr(text, '\n') + 1, '\n') + 1;
+    for (int i = 0; i < 250; i++)
+        at = strchr(at, '\n') + 1;
+    size_t head = (size_t)(at - text);
+    char longname[5001];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    int len = snprintf(rest, sizeof(rest), "%.*s%064d 1 1.000000000 pre %s\n%s",
+                       (int)(head - (strchr(text, '\n') + 1 - text)), strchr(text, '\n') + 1, 0,
+                       longname, at);
+    cr_assert(len > 0 && (size_t)len < sizeof(rest));
+    rg_source_checksum(rest, (size_t)len, sum);
+    f = fopen(path_of("rollgate.sum"), "w");
+    fprintf(f, "rollgate-sum 3 %s\n%s", sum, rest);
+    cr_assert_eq(fclose(f), 0);
+    set_mtime(tmp, dir);
+
+    cr_assert_not(glance(&src));
+    cr_assert_eq(src.n, 300);
+    rg_source_free(&src);
+}
