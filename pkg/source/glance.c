@@ -81,8 +81,10 @@ static const char *judge(int dfd, const struct stat *dir_st, int fd, const struc
     rg_source_help_withdraw(help);
     entries = atomic_load(&pool.entries);
     fresh = atomic_load(&pool.fresh);
-    if (!read || atomic_load(&pool.bad) || memcmp(head + magic, sum, 64) != 0)
+    if (!read || memcmp(head + magic, sum, 64) != 0)
         return "the index does not match its own checksum";
+    if (atomic_load(&pool.bad))
+        return "an entry line out of form, or the index cut while it was read";
     if (entries != d->n)
         return "the digest line does not count the entries";
     if (fresh != entries)
@@ -100,8 +102,7 @@ bool rg_source_glance(const char *dir, struct rg_source *src, struct rg_source_h
 
     *src = (struct rg_source){0};
     if (dfd >= 0 && fstat(dfd, &dir_st) == 0) {
-        /* Opened as sum.c opens it: a FIFO named rollgate.sum cannot hang a start. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        fd = rg_source_sum_open(path);
         why = fd < 0 || fstat(fd, &st) != 0 ? "no index"
               : st.st_size > SUM_MAX_FILE   ? "an index over 64 MiB"
                                             : judge(dfd, &dir_st, fd, &st, help, &d);

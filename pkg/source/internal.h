@@ -30,8 +30,8 @@ struct entry {
 };
 
 /* glance.c: into *src (left empty otherwise) dir's glance, when rollgate.sum's digest
- * line stands for its up files (rg_source_load_start), its stats offered to help (which
- * may be NULL); why not is logged at debug level. */
+ * line stands for its up files (rg_source_load_start), its stats offered to help; why not
+ * is logged at debug level. */
 struct rg_source_help;
 bool rg_source_glance(const char *dir, struct rg_source *src, struct rg_source_help *help);
 
@@ -84,6 +84,10 @@ int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *
 #define SUM_MAGIC "rollgate-sum 3 "
 /* 10,000 entries take about 1.4 MB; a file far larger is not an index. */
 #define SUM_MAX_FILE (64L * 1024 * 1024)
+
+/* The index at path opened for reading as rg_file_read opens a file (O_NONBLOCK: a FIFO
+ * named rollgate.sum cannot hang a start; readers then take regular files only). */
+int rg_source_sum_open(const char *path);
 
 /* One entry: pointers into the index's text. */
 struct sum_entry {
@@ -208,7 +212,7 @@ void rg_source_sum_lines_work(struct line_pool *p);
 /* Where the thread that waits for a load (rg_source_load_finish) helps with its stats: the
  * loading thread offers its pool, and withdraws it (waiting for the helper to be out)
  * before it judges the results; the waiting thread helps with a pool on offer, or returns
- * once the load has finished without one. offer and withdraw accept NULL (no one waits). */
+ * once the load has finished without one. */
 struct rg_source_help {
     pthread_mutex_t mu;
     pthread_cond_t cv;

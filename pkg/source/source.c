@@ -625,7 +625,7 @@ int rg_source_load_files(const char *dir, struct rg_source *src, struct rg_err *
 /* A load on a thread of its own, so that it overlaps the connection. */
 struct rg_source_job {
     pthread_t thread;
-    bool threaded, glance, helped;
+    bool threaded, glance;
     struct rg_source_help help; /* where finish helps with a glance's stats */
     char *dir;
     void (*failed)(void *);
@@ -639,7 +639,7 @@ static void *load_job(void *arg)
 {
     struct rg_source_job *job = arg;
 
-    if (job->glance && rg_source_glance(job->dir, &job->src, job->helped ? &job->help : NULL))
+    if (job->glance && rg_source_glance(job->dir, &job->src, &job->help))
         job->rc = 0;
     else
         job->rc = rg_source_load(job->dir, &job->src, &job->err);
@@ -659,15 +659,11 @@ struct rg_source_job *rg_source_load_start(const char *dir, bool glance, void (*
     job->failed = failed;
     job->arg = arg;
     rg_source_help_init(&job->help);
-    /* Read by the thread: set before it starts, and for a load made here, where no one
-     * waits to help, before it is called. */
-    job->helped = true;
     job->threaded = pthread_create(&job->thread, NULL, load_job, job) == 0;
-    /* No thread to be had: loaded here, as without one. */
-    if (!job->threaded) {
-        job->helped = false;
+    /* No thread to be had: loaded here, as without one (a pool offered then finds no
+     * helper, and its withdrawal nobody to wait for). */
+    if (!job->threaded)
         load_job(job);
-    }
     return job;
 }
 

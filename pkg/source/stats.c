@@ -227,8 +227,6 @@ void rg_source_help_destroy(struct rg_source_help *h)
 
 void rg_source_help_offer(struct rg_source_help *h, struct line_pool *p)
 {
-    if (!h)
-        return;
     pthread_mutex_lock(&h->mu);
     h->pool = p;
     pthread_cond_broadcast(&h->cv);
@@ -237,8 +235,6 @@ void rg_source_help_offer(struct rg_source_help *h, struct line_pool *p)
 
 void rg_source_help_withdraw(struct rg_source_help *h)
 {
-    if (!h)
-        return;
     pthread_mutex_lock(&h->mu);
     h->pool = NULL;
     while (h->in)

@@ -141,11 +141,16 @@ static bool parse_dir_line(const char *p, const char *end, int64_t *sec, long *n
     return true;
 }
 
-/* The index, opened as rg_file_read opens a file (a regular file only, so that a FIFO
- * named rollgate.sum cannot hang a start), read whole with its modification time. */
+int rg_source_sum_open(const char *path)
+{
+    return open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+}
+
+/* The index (rg_source_sum_open; a regular file only), read whole with its modification
+ * time. */
 static int read_index(const char *path, struct sum_index *x, size_t *len, struct rg_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), rc = -1;
+    int fd = rg_source_sum_open(path), rc = -1;
     struct stat st;
 
     if (fd < 0) {
@@ -376,7 +381,7 @@ bool rg_source_sum_tail_vouches(int fd, const struct stat *st, const struct stat
 static bool may_vouch(const char *path, const struct stat *dir_st)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int fd = rg_source_sum_open(path);
     bool ok = fd >= 0 && fstat(fd, &st) == 0 && rg_source_sum_tail_vouches(fd, &st, dir_st);
 
     if (fd >= 0)
@@ -547,7 +552,7 @@ static int apply_read(const char *path, int dfd, struct rg_migration **byname, s
     ssize_t len;
     int rc = -1, fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    fd = rg_source_sum_open(path);
     if (fd < 0 && errno == ENOENT) {
         rc = 0; /* no index is the ordinary case: every file is read */
         goto out;
@@ -859,8 +864,8 @@ int rg_source_sum_write(const char *dir, size_t *count, struct rg_err *err)
         char digest[65];
 
         rg_source_digest(&src, digest);
-        head = rg_asprintf("digest %zu %lld %s\n", src.n,
-                           (long long)(src.n ? src.items[src.n - 1].version : 0), digest);
+        head =
+            rg_asprintf("digest %zu %lld %s\n", src.n, (long long)rg_source_latest(&src), digest);
     }
     rest = rg_asprintf("%s%s", head ? head : "", body);
     rg_source_checksum(rest, strlen(rest), sum);
@@ -908,8 +913,7 @@ static bool digest_line_right(const struct rg_source *src, const struct sum_inde
     if (src->nrepeatable || src->nnear_misses || !idx->has_digest)
         return !idx->has_digest && (src->nrepeatable || src->nnear_misses);
     rg_source_digest(src, mine);
-    return idx->digest.n == src->n &&
-           idx->digest.latest == (src->n ? src->items[src->n - 1].version : 0) &&
+    return idx->digest.n == src->n && idx->digest.latest == rg_source_latest(src) &&
            strcmp(idx->digest.sha256, mine) == 0;
 }
 

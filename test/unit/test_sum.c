@@ -541,6 +541,31 @@ Test(sum, the_entries_pool_counts_each_entry_once_whatever_the_threads)
     close(dfd);
 }
 
+/* An index cut while its blocks are read (rollgate sum writing it again in place): the
+ * pool says so, whichever block comes up short. */
+Test(sum, the_entries_pool_says_when_the_index_is_shorter_than_its_stat)
+{
+    struct rg_err err = {0};
+    struct line_pool pool;
+    size_t count = 0;
+
+    many_files(600);
+    cr_assert_eq(rg_source_sum_write(tmp, &count, &err), 0, "%s", err.msg);
+    int dfd = open(tmp, O_RDONLY | O_DIRECTORY), fd = open(path_of("rollgate.sum"), O_RDONLY);
+    struct stat st;
+    cr_assert(dfd >= 0 && fd >= 0 && fstat(fd, &st) == 0);
+    char head[512];
+    cr_assert(pread(fd, head, sizeof(head), 0) > 0);
+    char *entries = strchr(strchr(head, '\n') + 1, '\n') + 1;
+    /* The first block (32 KiB and its slack) is whole; the second comes up short. */
+    rg_source_sum_lines_init(&pool, dfd, fd, entries - head, st.st_size);
+    cr_assert_eq(truncate(path_of("rollgate.sum"), 40000), 0);
+    rg_source_sum_lines_work(&pool);
+    cr_assert(atomic_load(&pool.bad));
+    close(fd);
+    close(dfd);
+}
+
 /* An index that matches its own checksum but holds an entry line longer than any a file
  * name allows (over a block's slack, across a block's end): out of form, so no glance, and
  * nothing read past what was read. */
