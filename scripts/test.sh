@@ -44,6 +44,11 @@ finish() {
     if [ -n "$kubedir" ]; then
         "$root/scripts/kube-test-cluster.sh" stop "$kubedir" >&2
     fi
+    # The failed checks again at the very end, where a reader of the output's tail sees them.
+    if [ -s "$logs/failures" ]; then
+        echo "== what failed" >&2
+        head -n 60 "$logs/failures" >&2
+    fi
     rm -rf "$logs"
     # A step that failed before any test could count it (deps, build, PostgreSQL) is a failure.
     if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
@@ -217,6 +222,15 @@ collect() {
     echo "==== group $name ====" >&2
     cat "$logs/$name.log" >&2
     echo "==== group $name: $p passed, $f failed, wall time $s s" >&2
+    # Criterion's failed assertions and tests, the other tests' FAIL lines and a stopped group,
+    # each after the name of the program ("== NAME") that printed it.
+    if [ "$f" -ne 0 ]; then
+        sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | awk -v g="$name" '
+            /^== / { prog = $2; next }
+            /^\[(FAIL|----)\] *[^ ]/ || /CRASH|^FAIL |stopped early|did not start/ {
+                print g "/" prog ": " $0
+            }' >>"$logs/failures" || true
+    fi
     passed=$((passed + p))
     failed=$((failed + f))
     timings+=("$(printf '%-12s %5s s  %s passed, %s failed' "$name" "$s" "$p" "$f")")
