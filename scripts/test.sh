@@ -227,7 +227,7 @@ collect() {
     if [ "$f" -ne 0 ]; then
         sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | awk -v g="$name" '
             /^== / { prog = $2; next }
-            /^\[(FAIL|----)\] *[^ ]/ || /CRASH|^FAIL |stopped early|did not start/ {
+            /^\[(FAIL|----)\] *[^ ]/ && !/Criterion v/ || /CRASH|^FAIL |stopped early|did not start/ {
                 print g "/" prog ": " $0
             }' >>"$logs/failures" || true
     fi
