@@ -668,6 +668,12 @@ int rg_pg_run_step(void *ctx, const struct rg_step *s, enum rg_apply_outcome *ou
         rg_pg_nap(pg, pause);
     }
 out:
+    /* A stop names the file it cut short (run_without_transaction says what a no-transaction
+     * one left). */
+    if (rc < 0 && err->code == RG_ESIGNAL && !s->directives->no_transaction)
+        rg_err_set(err, RG_ESIGNAL,
+                   "%s: stopped before it committed; rolled back, nothing of it is applied",
+                   s->path);
     rg_pg_watch_free(watch);
     literals_free(&q);
     free(key);

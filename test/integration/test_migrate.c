@@ -312,6 +312,7 @@ Test(migrate, sigterm_cancels_the_running_migration_rolls_back_and_exits_143)
     struct h_result r = h_wait(p);
 
     h_assert_exit(r, 143);
+    h_assert_has(r, r.termlog, "0002_sleepy.up.sql: stopped before it committed; rolled back");
     cr_assert_not(h_table_exists("during_sleep"), "the interrupted migration was not rolled back");
     cr_assert(h_table_exists("before_sleep"));
     cr_assert_str_eq(h_query("SELECT string_agg(version::text, ',' ORDER BY version) "
