@@ -129,6 +129,11 @@ struct sum_index {
  * or out of order, no dir line at the end. */
 int rg_source_sum_read(const char *dir, bool check, struct sum_index *idx, bool *present,
                        struct rg_err *err) RG_WUR;
+/* The entry of the up file name, or NULL: a binary search, the entries being in name order. */
+const struct sum_entry *rg_source_sum_find(const struct sum_index *idx, const char *name);
+/* Pointers to items (n of them) in the index's order: by up file name, byte-wise; freed by
+ * the caller. */
+struct rg_migration **rg_source_sum_by_name(struct rg_migration *items, size_t n);
 void rg_source_sum_free(struct sum_index *idx);
 /* An entry line's part after its checksum and space ("SIZE SECONDS.NANOSECONDS PHASE
  * NAME", from p to end, without its newline) into *e, but for its checksum, and the digest
