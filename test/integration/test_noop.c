@@ -489,3 +489,23 @@ Test(noop, an_index_of_the_format_before_the_digest_line_is_not_used)
     h_assert_has(r, r.err, "checksum index not used");
     h_assert_has(r, r.termlog, "no migration to apply, schema at version 3");
 }
+
+/* The glance is taken while the connection is tried: a database that is down ends the run
+ * as it would without an index (exit 7 naming the database), the glance's thread joined
+ * first (session_open) and nothing of it left behind (LeakSanitizer checks each run). */
+Test(noop, a_glance_taken_while_the_database_is_down_ends_as_without_the_index)
+{
+    h_applied_and_summed();
+    int port = h_free_port();
+    char *url =
+        h_fmt("ROLLGATE_DATABASE_URL=postgresql://postgres@127.0.0.1:%d/x?sslmode=disable", port);
+
+    struct h_result r = h_run(H_ARGS("migrate"), H_ENV(url, h_env_dir(), "ROLLGATE_LOG_LEVEL=debug",
+                                                       "ROLLGATE_DATABASE_CONNECT_RETRY=1s",
+                                                       "ROLLGATE_DATABASE_CONNECT_TIMEOUT=1s"));
+    h_assert_exit(r, 7);
+    h_assert_has(r, r.termlog, "could not connect to the database");
+    h_assert_has(r, r.termlog, h_fmt("port %d failed", port));
+    h_assert_has(r, r.err, GLANCED);
+    h_assert_lacks(r, r.err, "digest line not used");
+}
