@@ -47,6 +47,8 @@ finish() {
     # The failed checks again at the very end, where a reader of the output's tail sees them.
     if [ -s "$logs/failures" ]; then
         echo "== what failed" >&2
+        grep -v -F '[----]' "$logs/failures" >&2
+        echo "== and the first lines of what they printed" >&2
         head -n 60 "$logs/failures" >&2
     fi
     rm -rf "$logs"
