@@ -67,12 +67,15 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A log without Criterion's colour codes.
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
+
 # Adds a run's counts to this group's totals (g_passed, g_failed): Criterion's "Synthesis"
 # line, or the last "N passed, N failed" line of the other tests. A run that died before
 # printing either counts as one failure. Returns non-zero when the run failed.
 count() {
     local log=$1 status=$2 line p f
-    line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep 'Synthesis: Tested:' | tail -n 1 || true)
+    line=$(plain "$log" | grep 'Synthesis: Tested:' | tail -n 1 || true)
     if [ -n "$line" ]; then
         p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
         f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
@@ -227,7 +230,7 @@ collect() {
     # Criterion's failed assertions and tests, the other tests' FAIL lines and a stopped group,
     # each after the name of the program ("== NAME") that printed it.
     if [ "$f" -ne 0 ]; then
-        sed 's/\x1b\[[0-9;]*m//g' "$logs/$name.log" | awk -v g="$name" '
+        plain "$logs/$name.log" | awk -v g="$name" '
             /^== / { prog = $2; next }
             /^\[(FAIL|----)\] *[^ ]/ && !/Criterion v/ || /CRASH|^FAIL |stopped early|did not start/ {
                 print g "/" prog ": " $0

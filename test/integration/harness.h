@@ -68,6 +68,12 @@ char *h_migration(long long version, const char *title, const char *up, const ch
 /* Migrations 1 to 3 (a, b, c: CREATE TABLE, with down files) and any the test wrote before
  * applied, then rollgate.sum written: where the tests of the checksum index start. */
 void h_applied_and_summed(void);
+/* A statement for a migration file that waits until the test inserts a row into a table
+ * named gate (at most 4 minutes, so that a broken test cannot hang for ever); while it
+ * waits, its query text in pg_stat_activity contains "FROM gate". */
+#define H_GATE_WAIT_SQL                                                                            \
+    "DO $$BEGIN FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT 1 FROM gate); "                     \
+    "PERFORM pg_sleep(0.1); END LOOP; END$$;\n"
 /* A file's contents (NUL-terminated); fails the test when it cannot be read. */
 char *h_read_file(const char *path);
 

@@ -155,13 +155,10 @@ Test(history, a_running_mark_left_by_a_killed_run_is_judged_failed_then_repair_c
     h_query("CREATE TABLE t (x int)");
     h_query("CREATE TABLE gate (open boolean)");
     make_history();
-    /* The run is killed while its first statement waits for the gate (bounded, so a broken
-     * test cannot hang for ever): never before the mark, never once the index is built,
-     * however slowly the machine runs. */
+    /* The run is killed while its first statement waits for the gate: never before the
+     * mark, never once the index is built, however slowly the machine runs. */
     h_migration(1, "index",
-                "-- rollgate:no-transaction\n"
-                "DO $$BEGIN FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT 1 FROM gate); "
-                "PERFORM pg_sleep(0.1); END LOOP; END$$;\n"
+                "-- rollgate:no-transaction\n" H_GATE_WAIT_SQL
                 "CREATE INDEX CONCURRENTLY t_x ON t (x);\n",
                 NULL);
     /* Both runs have the same identity (the host name), as a pod restarted in place does:

@@ -912,9 +912,7 @@ static void gated_no_transaction_migration(void)
     h_query("CREATE TABLE run_log (v int)");
     h_migration(1, "gated_index",
                 "-- rollgate:no-transaction\n"
-                "INSERT INTO run_log VALUES (1);\n"
-                "DO $$BEGIN FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT 1 FROM gate); "
-                "PERFORM pg_sleep(0.1); END LOOP; END$$;\n"
+                "INSERT INTO run_log VALUES (1);\n" H_GATE_WAIT_SQL
                 "CREATE INDEX CONCURRENTLY idx_t ON t (x);\n",
                 NULL);
 }
